@@ -1,0 +1,1 @@
+"""Causal value graphs: data, discovery, the study's protocol, stability, comparison."""

@@ -1,0 +1,47 @@
+"""The human side: PVQ-40 answers (smacof's PVQ40 data) to Schwartz value scores and a graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import MechValueError
+from ..inventory import SCHWARTZ_VALUES
+from .discovery import learn_graph
+from .graph import ValueGraph
+
+CODES = {
+    "sd": "Self-Direction", "st": "Stimulation", "he": "Hedonism", "ac": "Achievement",
+    "po": "Power", "se": "Security", "co": "Conformity", "tr": "Tradition",
+    "be": "Benevolence", "un": "Universalism",
+}  # fmt: skip
+
+
+def pvq40_value_scores(path: str | Path) -> pd.DataFrame:
+    """Per-person importance of the 10 values: 7 - mean of that value's items.
+
+    Answers run 1 ("very much like me") .. 6 ("not like me at all"), so 7 - x makes higher
+    mean more important. Empty cells and the off-scale 0s are treated as missing.
+    """
+    try:
+        raw = pd.read_csv(path)
+    except OSError as e:
+        raise MechValueError(f"{path}: cannot read PVQ-40 answers ({e})") from None
+    items = [c for c in raw.columns if c[:2] in CODES and c[2:].isdigit()]
+    if len(items) != 40:
+        raise MechValueError(f"{path}: expected 40 PVQ item columns like 'sd1', found {len(items)}")
+    x = raw[items].apply(pd.to_numeric, errors="coerce")
+    x = x.where((x >= 1) & (x <= 6))
+    scores = pd.DataFrame({v: 7 - x[[c for c in items if CODES[c[:2]] == v]].mean(axis=1) for v in SCHWARTZ_VALUES})
+    return scores.dropna()
+
+
+def human_graph(path: str | Path, alpha: float = 0.05, method: str = "pc") -> ValueGraph:
+    return learn_graph(pvq40_value_scores(path), method, alpha)
+
+
+def correlation_file(path: str | Path) -> tuple[np.ndarray, list[str]]:
+    df = pd.read_csv(path, index_col=0)
+    return df.to_numpy(dtype=float), [str(c) for c in df.columns]

