@@ -35,6 +35,59 @@ def cmd_measure(a: argparse.Namespace) -> None:
     print(f"wrote {out / 'values.csv'} ({len(wide)} rows x {wide.shape[1] - 2} values) and items.csv")
 
 
+def _study_prompts(a: argparse.Namespace, tokenizer, fmt: str, span_text: str):
+    """Prompts for the inventory x roles design (one per item and role, no-role first)."""
+    from . import inventory as inv
+    from .prompts import render_text
+    from .roles import generate_roles
+
+    items = inv.select(inv.load_inventory(a.inventory), _csv_list(a.questionnaire))
+    roles = [None, *generate_roles(a.roles, a.seed)]
+    return [render_text(q, r, fmt, tokenizer) for r in roles for q in items["question"]]
+
+
+def cmd_cache(a: argparse.Namespace) -> None:
+    import json
+
+    from .cache import CachePrompt, cache_activations, verify
+    from .models import load_model
+    from .prompts import TEMPLATES, tokenize
+
+    if a.verify:
+        res = verify(a.verify)
+        print(json.dumps(res, indent=1))
+        if not res["ok"]:
+            raise MechValueError(f"{a.verify}: " + "; ".join(res["problems"]))
+        return
+    if not a.out or not a.hooks:
+        raise MechValueError("--hooks and --out are needed (or --verify FILE)")
+    model, info = load_model(a.model, a.device)
+    positions, span_text = a.positions, " your values"
+    if positions.startswith("span:"):
+        positions, span_text = "span", positions[5:].strip('"')
+    if a.prompts:
+        try:
+            texts = [t for t in Path(a.prompts).read_text().splitlines() if t.strip()]
+        except OSError as e:
+            raise MechValueError(f"{a.prompts}: cannot read prompts ({e})") from None
+    else:
+        texts = _study_prompts(a, model.tokenizer, info.prompt_format, span_text)
+    bos = info.prompt_format in TEMPLATES or (a.prompts is not None and not info.chat)
+    prompts = []
+    for i, t in enumerate(texts):
+        try:
+            r = tokenize(t, model.tokenizer, bos, span_text)
+            prompts.append(CachePrompt(r.tokens, r.span))
+        except ValueError:
+            if positions == "span":
+                raise MechValueError(f"prompt {i + 1} does not contain {span_text!r}") from None
+            ids = model.tokenizer(t, add_special_tokens=False)["input_ids"]
+            prompts.append(CachePrompt(([model.tokenizer.bos_token_id] if bos else []) + ids))
+    hooks = _csv_list(a.hooks)
+    cache_activations(model, prompts, hooks, a.out, positions, a.batch_size, a.dtype, a.compression, a.model)
+    print(json.dumps(verify(a.out), indent=1))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mechvalue", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -55,6 +108,23 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--device", default="cpu")
     m.add_argument("--out", required=True)
     m.set_defaults(fn=cmd_measure)
+
+    c = sub.add_parser("cache", help="cache activations at hook points to HDF5")
+    c.add_argument("--model", default="smollm2-135m-instruct")
+    c.add_argument("--hooks", default=None, help="comma-separated hook names")
+    c.add_argument("--positions", default="all", help="all, last, or span:TEXT")
+    c.add_argument("--prompts", default=None, help="text file, one prompt per line")
+    c.add_argument("--inventory", default=None)
+    c.add_argument("--questionnaire", default=None)
+    c.add_argument("--roles", type=int, default=5)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--batch-size", type=int, default=16)
+    c.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
+    c.add_argument("--compression", default=None, help="e.g. gzip")
+    c.add_argument("--device", default="cpu")
+    c.add_argument("--out", default=None)
+    c.add_argument("--verify", default=None, metavar="FILE.h5")
+    c.set_defaults(fn=cmd_cache)
 
     from . import cli_graph, cli_reproduce
 
