@@ -88,6 +88,20 @@ def cmd_cache(a: argparse.Namespace) -> None:
     print(json.dumps(verify(a.out), indent=1))
 
 
+def cmd_sae_train(a: argparse.Namespace) -> None:
+    from .models import cache_dir, load_model
+    from .sae import TrainConfig
+    from .sae_recipe import sae_recipe
+
+    model, info = load_model(a.model, a.device)
+    out = Path(a.out) if a.out else cache_dir() / "saes" / f"{a.model}-L{a.layer}"
+    cfg = TrainConfig(d_sae=a.d_sae, activation=a.activation, k=a.k, epochs=a.epochs, seed=a.seed)
+    m = sae_recipe(model, info, out, a.layer, a.roles, train=cfg, inventory=a.inventory,
+                   questionnaire=_csv_list(a.questionnaire), seed=a.seed)
+    print(m)
+    print(f"SAE saved to {out / 'sae'}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mechvalue", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -125,6 +139,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", default=None)
     c.add_argument("--verify", default=None, metavar="FILE.h5")
     c.set_defaults(fn=cmd_cache)
+
+    t = sub.add_parser("sae-train", help="train an SAE on the model's own activations (recipe)")
+    t.add_argument("--model", default="smollm2-135m-instruct")
+    t.add_argument("--layer", type=int, default=15)
+    t.add_argument("--d-sae", type=int, default=2048)
+    t.add_argument("--activation", choices=["topk", "relu"], default="topk")
+    t.add_argument("--k", type=int, default=32)
+    t.add_argument("--epochs", type=int, default=4)
+    t.add_argument("--roles", type=int, default=8)
+    t.add_argument("--inventory", default=None)
+    t.add_argument("--questionnaire", default=None)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="cpu")
+    t.add_argument("--out", default=None)
+    t.set_defaults(fn=cmd_sae_train)
 
     from . import cli_graph, cli_reproduce
 
