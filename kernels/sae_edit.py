@@ -29,7 +29,13 @@ RELU, JUMPRELU = 0, 1
 def _configs():
     return [
         triton.Config({"BLOCK_M": m, "BLOCK_S": s, "BLOCK_K": k}, num_warps=w)
-        for m, s, k, w in [(16, 64, 64, 4), (16, 128, 64, 4), (32, 64, 64, 4), (64, 64, 32, 4), (16, 32, 128, 2)]
+        for m, s, k, w in [
+            (16, 64, 64, 4),
+            (16, 128, 64, 4),
+            (32, 64, 64, 4),
+            (64, 64, 32, 4),
+            (16, 32, 128, 2),
+        ]
     ]
 
 
@@ -57,10 +63,14 @@ def _sae_edit_kernel(
         for k0 in range(0, D, BLOCK_K):
             cols = k0 + ks
             c_ok = cols < D
-            xv = tl.load(x_ptr + rows[:, None] * D + cols[None, :], mask=row_ok[:, None] & c_ok[None, :], other=0.0)
+            xv = tl.load(
+                x_ptr + rows[:, None] * D + cols[None, :], mask=row_ok[:, None] & c_ok[None, :], other=0.0
+            )
             bd = tl.load(b_dec_ptr + cols, mask=c_ok, other=0.0)
             xc = (xv.to(tl.float32) - bd.to(tl.float32)[None, :]).to(xv.dtype)
-            we = tl.load(w_enc_ptr + cols[:, None] * S + feats[None, :], mask=c_ok[:, None] & f_ok[None, :], other=0.0)
+            we = tl.load(
+                w_enc_ptr + cols[:, None] * S + feats[None, :], mask=c_ok[:, None] & f_ok[None, :], other=0.0
+            )
             pre += tl.dot(xc, we)
         pre += tl.load(b_enc_ptr + feats, mask=f_ok, other=0.0).to(tl.float32)[None, :]
         # activation, then the edit; only the difference f' - f is decoded
@@ -77,7 +87,9 @@ def _sae_edit_kernel(
         for k0 in range(0, D, BLOCK_K):
             cols = k0 + ks
             c_ok = cols < D
-            wd = tl.load(w_dec_ptr + feats[:, None] * D + cols[None, :], mask=f_ok[:, None] & c_ok[None, :], other=0.0)
+            wd = tl.load(
+                w_dec_ptr + feats[:, None] * D + cols[None, :], mask=f_ok[:, None] & c_ok[None, :], other=0.0
+            )
             o_ptr = out_ptr + rows[:, None] * D + cols[None, :]
             om = row_ok[:, None] & c_ok[None, :]
             o = tl.load(o_ptr, mask=om, other=0.0).to(tl.float32) + tl.dot(delta, wd)
@@ -102,7 +114,9 @@ def sae_edit_triton(
     if x.dtype == torch.bfloat16 and not x.is_cuda:
         # Triton's CPU interpreter mis-reads bfloat16 buffers (numpy has no bfloat16): run the
         # kernel on float32 copies there; on GPU bfloat16 goes through the kernel as is.
-        up = [t.float() if t is not None else None for t in (x, W_enc, b_enc, W_dec, b_dec, threshold, mul, add)]
+        up = [
+            t.float() if t is not None else None for t in (x, W_enc, b_enc, W_dec, b_dec, threshold, mul, add)
+        ]
         return sae_edit_triton(*up, block=block).to(torch.bfloat16)
     x = x.contiguous()
     M, D = x.shape

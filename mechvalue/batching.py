@@ -20,9 +20,7 @@ def left_pad(
     return tokens.to(device), mask.to(device)
 
 
-def span_mask(
-    spans: list[tuple[int, int]], lengths: list[int], width: int
-) -> Bool[Tensor, "batch pos"]:
+def span_mask(spans: list[tuple[int, int]], lengths: list[int], width: int) -> Bool[Tensor, "batch pos"]:
     """Mark each row's [start, end) span, given unpadded lengths, in a left-padded batch."""
     mask = torch.zeros((len(spans), width), dtype=torch.bool)
     for i, ((a, b), n) in enumerate(zip(spans, lengths)):

@@ -213,7 +213,9 @@ class ActivationStore:
             t = t.view(torch.bfloat16)
         return t.float().to(device)
 
-    def rows(self, hook: str, start: int = 0, stop: int | None = None, device="cpu") -> Float[Tensor, "rows d"]:
+    def rows(
+        self, hook: str, start: int = 0, stop: int | None = None, device="cpu"
+    ) -> Float[Tensor, "rows d"]:
         return self._decode(self.f[hook][start : self.n if stop is None else stop], device)
 
     def for_prompt(self, prompt_id: int, hook: str, device="cpu") -> Float[Tensor, "rows d"]:

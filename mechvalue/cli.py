@@ -23,7 +23,9 @@ def cmd_measure(a: argparse.Namespace) -> None:
     from .roles import generate_roles, load_players
 
     torch.manual_seed(a.seed)
-    items = inv.select(inv.load_inventory(a.inventory), _csv_list(a.questionnaire), _csv_list(a.values), a.min_items)
+    items = inv.select(
+        inv.load_inventory(a.inventory), _csv_list(a.questionnaire), _csv_list(a.values), a.min_items
+    )
     roles = load_players(a.players)[: a.roles] if a.players else generate_roles(a.roles, a.seed)
     model, info = load_model(a.model, a.device)
     fmt = a.prompt_format or info.prompt_format
@@ -96,8 +98,17 @@ def cmd_sae_train(a: argparse.Namespace) -> None:
     model, info = load_model(a.model, a.device)
     out = Path(a.out) if a.out else cache_dir() / "saes" / f"{a.model}-L{a.layer}"
     cfg = TrainConfig(d_sae=a.d_sae, activation=a.activation, k=a.k, epochs=a.epochs, seed=a.seed)
-    m = sae_recipe(model, info, out, a.layer, a.roles, train=cfg, inventory=a.inventory,
-                   questionnaire=_csv_list(a.questionnaire), seed=a.seed)
+    m = sae_recipe(
+        model,
+        info,
+        out,
+        a.layer,
+        a.roles,
+        train=cfg,
+        inventory=a.inventory,
+        questionnaire=_csv_list(a.questionnaire),
+        seed=a.seed,
+    )
     print(m)
     print(f"SAE saved to {out / 'sae'}")
 

@@ -23,7 +23,9 @@ def cmd_table1(a: argparse.Namespace) -> None:
     res = table1(load_table(a.train), load_table(a.test), _list(a.features), _list(a.exclude_values))
     out = Path(a.out)
     write_csv(res["cells"], out / "table1.csv")
-    write_json({"mean_similarity": res["mean_similarity"], "noise_ratio": res["noise_ratio"]}, out / "table1.json")
+    write_json(
+        {"mean_similarity": res["mean_similarity"], "noise_ratio": res["noise_ratio"]}, out / "table1.json"
+    )
     print({k: round(v, 2) for k, v in res["mean_similarity"].items()})
 
 

@@ -106,13 +106,17 @@ def table2(test: pd.DataFrame, learned: ValueGraph, reference: ValueGraph, role:
         for gname, g in (("learned", learned), ("reference", reference)):
             t = change_shares(ch, g)
             out["per_value"][f"{half}_{gname}"] = t.to_dict()
-            out[half][gname] = {k: float(np.nanmean(t.loc[k].to_numpy(float))) for k in ("expected", "unexpected")}
+            out[half][gname] = {
+                k: float(np.nanmean(t.loc[k].to_numpy(float))) for k in ("expected", "unexpected")
+            }
     return out
 
 
 def _gap(changes: pd.DataFrame, g: ValueGraph) -> float:
     t = change_shares(changes, g)
-    return float(np.nanmean(t.loc["expected"].to_numpy(float)) - np.nanmean(t.loc["unexpected"].to_numpy(float)))
+    return float(
+        np.nanmean(t.loc["expected"].to_numpy(float)) - np.nanmean(t.loc["unexpected"].to_numpy(float))
+    )
 
 
 def table2_improved(test: pd.DataFrame, graph: ValueGraph, features: list | None = None,

@@ -67,7 +67,11 @@ def greedy_generate(
                 if not done[i]:
                     out[i].append(int(nxt[i]))
             done |= torch.tensor([int(t) in stop_ids for t in nxt], device=done.device)
-            if bool(done.all()) or len(out[0]) >= max_new_tokens and all(len(o) >= max_new_tokens for o in out):
+            if (
+                bool(done.all())
+                or len(out[0]) >= max_new_tokens
+                and all(len(o) >= max_new_tokens for o in out)
+            ):
                 break
             new_mask = torch.full((b, 1), steer_generated, dtype=torch.bool, device=tokens.device)
             ones = torch.ones((b, 1), dtype=attn.dtype, device=tokens.device)
@@ -97,9 +101,7 @@ def last_logits(
         return model(tokens, attention_mask=attn)[:, -1, :]
 
 
-def prefix_last_logits(
-    model, prefix: list[int], suffixes: list[list[int]]
-) -> Int[Tensor, "batch vocab"]:
+def prefix_last_logits(model, prefix: list[int], suffixes: list[list[int]]) -> Int[Tensor, "batch vocab"]:
     """Next-token logits after prefix + each suffix, running the shared prefix once.
 
     The prefix's KV cache is computed for batch 1 and broadcast; suffixes are right-padded,

@@ -51,9 +51,7 @@ def load_inventory(path: str | Path | None = None) -> pd.DataFrame:
         raise MechValueError(f"{path}: missing column(s) {', '.join(missing)}; need {COLUMNS}")
     for i, row in enumerate(df.itertuples(index=False), start=2):
         if str(row.agreement).strip() not in ("1", "-1", "1.0", "-1.0", "+1"):
-            raise MechValueError(
-                f"{path}: row {i}, column 'agreement': {row.agreement!r} is not +1 or -1"
-            )
+            raise MechValueError(f"{path}: row {i}, column 'agreement': {row.agreement!r} is not +1 or -1")
         for col in ("question", "value", "questionnaire"):
             if not str(getattr(row, col)).strip():
                 raise MechValueError(f"{path}: row {i}, column {col!r} is empty")

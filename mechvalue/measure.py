@@ -89,7 +89,9 @@ class Measurer:
             for q, v in zip(items["question"], items["value"])
         ]
 
-    def score_items(self, items: pd.DataFrame, role: Role | None, cond: Condition | None = None) -> pd.DataFrame:
+    def score_items(
+        self, items: pd.DataFrame, role: Role | None, cond: Condition | None = None
+    ) -> pd.DataFrame:
         """Per-item answers and scores for one role under one condition."""
         cond = cond or Condition()
         prompts = self._prompts(items, role, cond)

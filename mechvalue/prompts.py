@@ -50,11 +50,13 @@ def bio_hint(role: Role | None, hard: HardPrompt | None = None) -> str:
     lean = None
     if hard is not None:
         lean = "inclined" if hard.direction > 0 else "disinclined"
-        lean = f"You are {lean} to the the value of {hard.value}, which means \"{hard.definition}\""
+        lean = f'You are {lean} to the the value of {hard.value}, which means "{hard.definition}"'
     if role is None:
         return f"({lean})\n\n" if lean else ""
-    return f"(FYI, here is your trait. {role.trait}. {lean})\n\n" if lean else (
-        f"(FYI, here is your trait. {role.trait})\n\n"
+    return (
+        f"(FYI, here is your trait. {role.trait}. {lean})\n\n"
+        if lean
+        else (f"(FYI, here is your trait. {role.trait})\n\n")
     )
 
 

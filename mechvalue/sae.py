@@ -124,7 +124,9 @@ class TrainConfig:
     seed: int = 0
 
 
-def train_sae(store, hook: str, cfg: TrainConfig, device: str = "cpu", progress: bool = True) -> tuple[SAE, dict]:
+def train_sae(
+    store, hook: str, cfg: TrainConfig, device: str = "cpu", progress: bool = True
+) -> tuple[SAE, dict]:
     """Train on an `ActivationStore`'s rows for `hook`, streaming shuffled minibatches.
 
     Inputs are scaled so their mean squared norm is d_in (SAELens's convention). Dead
@@ -197,6 +199,8 @@ def spliced_loss(model, sae: SAE, prompts: list[list[int]]) -> dict:
     for p in prompts:
         t = torch.tensor([p], device=model.cfg.device)
         clean.append(float(model(t, return_type="loss")))
-        spliced.append(float(model.run_with_hooks(t, return_type="loss", fwd_hooks=[(sae.cfg.hook_name, splice)])))
+        spliced.append(
+            float(model.run_with_hooks(t, return_type="loss", fwd_hooks=[(sae.cfg.hook_name, splice)]))
+        )
     c, s = sum(clean) / len(clean), sum(spliced) / len(spliced)
     return {"loss_clean": c, "loss_spliced": s, "delta_loss": s - c}

@@ -66,7 +66,11 @@ class SAEEditHook:
             self.mul, self.add = mul[s.cpu()].to(dev, dt), add[s.cpu()].to(dev, dt)
         else:
             self.mul, self.add = mul.to(dev, dt), add.to(dev, dt)
-        self.backend = ("triton" if torch.cuda.is_available() and dev.type == "cuda" else "torch") if backend == "auto" else backend
+        self.backend = (
+            ("triton" if torch.cuda.is_available() and dev.type == "cuda" else "torch")
+            if backend == "auto"
+            else backend
+        )
         self.mask: Bool[Tensor, "batch pos"] | None = None
 
     def edit(self, x: Float[Tensor, "n d"]) -> Float[Tensor, "n d"]:

@@ -54,7 +54,9 @@ def test_last_position_and_half_storage(smollm2, tmp_path):
     model, _ = smollm2
     ps = _prompts(model.tokenizer, 4)
     for storage in ("float16", "bfloat16"):
-        path = cache_activations(model, ps, HOOKS[:1], tmp_path / f"{storage}.h5", "last", storage=storage, progress=False)
+        path = cache_activations(
+            model, ps, HOOKS[:1], tmp_path / f"{storage}.h5", "last", storage=storage, progress=False
+        )
         store = ActivationStore(path)
         _, ref = model.run_with_cache(torch.tensor([ps[2].tokens]), names_filter=HOOKS[:1])
         got = store.for_prompt(2, HOOKS[0])

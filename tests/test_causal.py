@@ -31,7 +31,11 @@ def test_greedy_reduction_depends_on_order():
     nodes = ["A", "B", "C"]
     cyc = [Edge("A", "B"), Edge("B", "A"), Edge("A", "C"), Edge("B", "C")]
     assert set(greedy_transitive_reduction(nodes, cyc)) == {Edge("A", "B"), Edge("B", "A"), Edge("B", "C")}
-    assert set(greedy_transitive_reduction(nodes, cyc[::-1])) == {Edge("A", "B"), Edge("B", "A"), Edge("A", "C")}
+    assert set(greedy_transitive_reduction(nodes, cyc[::-1])) == {
+        Edge("A", "B"),
+        Edge("B", "A"),
+        Edge("A", "C"),
+    }
     dag = [Edge("A", "B"), Edge("B", "C"), Edge("A", "C")]
     assert greedy_transitive_reduction(nodes, dag) == dag[:2]
 
@@ -96,7 +100,9 @@ def test_human_graph_from_pvq40():
 
 def test_bad_tables_are_named(tmp_path):
     p = tmp_path / "t.csv"
-    pd.DataFrame({"steer_dim": [None, None], "player_name": ["a", "b"], "X": [1, 1], "Y": [1, 2]}).to_csv(p, index=False)
+    pd.DataFrame({"steer_dim": [None, None], "player_name": ["a", "b"], "X": [1, 1], "Y": [1, 2]}).to_csv(
+        p, index=False
+    )
     with pytest.raises(MechValueError, match=r"constant column\(s\) \['X'\]"):
         value_matrix(load_table(p))
     pd.DataFrame({"steer_dim": [None], "player_name": ["a"], "Y": ["x"]}).to_csv(p, index=False)

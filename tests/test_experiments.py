@@ -11,7 +11,15 @@ from mechvalue.causal.graph import load_graph
 
 from .conftest import GEMMA_KEPT, RELEASE, need_shared
 
-EXCLUDED = ["Anxiety Disorder", "Achievement", "Empathy", "Organization", "Political", "Economic", "Social Complexity"]
+EXCLUDED = [
+    "Anxiety Disorder",
+    "Achievement",
+    "Empathy",
+    "Organization",
+    "Political",
+    "Economic",
+    "Social Complexity",
+]
 PAPER_T1 = {1025: .94, 1312: .66, 1341: .90, 1975: .89, 2965: .92, 4752: .90, 10096: .79, 10605: .86, 14049: .84, 14351: .84}  # fmt: skip
 POSITIVE = {"Positive coping": 1975, "Theoretical": 10096, "Uncertainty Avoidance": 1312, "Aesthetic": 1312,
             "Breadth of Interest": 10096, "Religious": 1312, "Social": 14049, "Understanding": 4752,

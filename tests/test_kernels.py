@@ -12,8 +12,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-
 from mechvalue.kernels import sae_edit_reference, sae_edit_triton  # noqa: E402
+
 from mechvalue.sae import SAE, SAEConfig  # noqa: E402
 from mechvalue.steering import SAEEditHook, SteeringSpec  # noqa: E402
 

@@ -30,9 +30,15 @@ def items():
 def test_batched_equals_one_at_a_time_and_prefix_cache(smollm2, items):
     model, info = smollm2
     roles = [None, *generate_roles(2, 0)]
-    single, _ = measure(Measurer(model, info.prompt_format, batch_size=1, prefix_cache=False), items, roles, progress=False)
-    batched, _ = measure(Measurer(model, info.prompt_format, batch_size=8, prefix_cache=False), items, roles, progress=False)
-    cached, wide = measure(Measurer(model, info.prompt_format, batch_size=8, prefix_cache=True), items, roles, progress=False)
+    single, _ = measure(
+        Measurer(model, info.prompt_format, batch_size=1, prefix_cache=False), items, roles, progress=False
+    )
+    batched, _ = measure(
+        Measurer(model, info.prompt_format, batch_size=8, prefix_cache=False), items, roles, progress=False
+    )
+    cached, wide = measure(
+        Measurer(model, info.prompt_format, batch_size=8, prefix_cache=True), items, roles, progress=False
+    )
     for other in (batched, cached):
         assert (single["p_yes"] - other["p_yes"]).abs().max() < 1e-4
         assert (single["score"] - other["score"]).abs().max() < 1e-4
@@ -43,7 +49,12 @@ def test_batched_equals_one_at_a_time_and_prefix_cache(smollm2, items):
 
 def test_generate_scorer_agrees_with_its_parse(smollm2, items):
     model, info = smollm2
-    long, wide = measure(Measurer(model, info.prompt_format, "generate", max_new_tokens=24), items.head(3), [None], progress=False)
+    long, wide = measure(
+        Measurer(model, info.prompt_format, "generate", max_new_tokens=24),
+        items.head(3),
+        [None],
+        progress=False,
+    )
     assert long["completion"].str.len().gt(0).all()
     assert [parse_answer(t) for t in long["completion"]] == list(long["answer"])
     lp, _ = measure(Measurer(model, info.prompt_format, "logprob"), items.head(3), [None], progress=False)

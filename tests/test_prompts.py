@@ -19,7 +19,7 @@ def test_llama_template_and_hard_prompt():
     hard = HardPrompt("Social", "caring for others", -1)
     text = render_text("Q?", None, "llama", hard=hard, answer_prefix="Answer:")
     assert text.startswith("<|start_header_id|>system<|end_header_id|>\nAnswer the Question")
-    assert "(You are disinclined to the the value of Social, which means \"caring for others\")" in text
+    assert '(You are disinclined to the the value of Social, which means "caring for others")' in text
     assert text.endswith("<|start_header_id|>assistant<|end_header_id|>\nAnswer:")
 
 

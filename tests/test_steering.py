@@ -18,7 +18,10 @@ def _sae(seed=0):
 
 
 def _prompts(model, info):
-    return [render(q, None, info.prompt_format, model.tokenizer) for q in ("Should I help others?", "Should I be rich?")]
+    return [
+        render(q, None, info.prompt_format, model.tokenizer)
+        for q in ("Should I help others?", "Should I be rich?")
+    ]
 
 
 def test_steered_generation_cached_equals_uncached(smollm2):
@@ -36,5 +39,7 @@ def test_zero_strength_changes_nothing_and_high_strength_does(smollm2):
     plain = generate_steered(model, ps, HOOK, SAEEditHook(_sae(), SteeringSpec([5], "add", 0.0)), "all", 16)
     base = generate_steered(model, ps, HOOK, StudyAddHook(_sae(), 5, 0.0), "span", 16)
     assert plain == base
-    strong = generate_steered(model, ps, HOOK, SAEEditHook(_sae(), SteeringSpec([5], "add", 300.0)), "all", 16)
+    strong = generate_steered(
+        model, ps, HOOK, SAEEditHook(_sae(), SteeringSpec([5], "add", 300.0)), "all", 16
+    )
     assert strong != plain

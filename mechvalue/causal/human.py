@@ -34,7 +34,9 @@ def pvq40_value_scores(path: str | Path) -> pd.DataFrame:
         raise MechValueError(f"{path}: expected 40 PVQ item columns like 'sd1', found {len(items)}")
     x = raw[items].apply(pd.to_numeric, errors="coerce")
     x = x.where((x >= 1) & (x <= 6))
-    scores = pd.DataFrame({v: 7 - x[[c for c in items if CODES[c[:2]] == v]].mean(axis=1) for v in SCHWARTZ_VALUES})
+    scores = pd.DataFrame(
+        {v: 7 - x[[c for c in items if CODES[c[:2]] == v]].mean(axis=1) for v in SCHWARTZ_VALUES}
+    )
     return scores.dropna()
 
 

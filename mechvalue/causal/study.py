@@ -17,7 +17,9 @@ def split_bidirectional(graph: ValueGraph) -> list[Edge]:
     """The study's step 2: undirected/bidirected -> two directed edges, deduplicated, in order."""
     out: list[Edge] = []
     for e in graph.edges:
-        pairs = [(e.source, e.target)] if e.kind == "directed" else [(e.source, e.target), (e.target, e.source)]
+        pairs = (
+            [(e.source, e.target)] if e.kind == "directed" else [(e.source, e.target), (e.target, e.source)]
+        )
         for s, t in pairs:
             if Edge(s, t) not in out:
                 out.append(Edge(s, t))
