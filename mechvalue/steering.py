@@ -110,19 +110,13 @@ class StudyAddHook:
 def generate_steered(model, prompts, hook_name: str, hook, where: str = "span", max_new_tokens: int = 40,
                      use_cache: bool = True) -> list[str]:  # fmt: skip
     """Greedy generation of rendered prompts with `hook` editing at `where`."""
-    from .batching import span_mask
     from .generation import greedy_generate
+    from .measure import Condition
 
     if where not in WHERE:
         raise ValueError(f"where must be one of {WHERE}")
     seqs = [p.tokens for p in prompts]
-    width = max(map(len, seqs))
-    if where in ("span",):
-        masks = span_mask([p.span for p in prompts], [len(s) for s in seqs], width)
-    elif where in ("prompt", "all"):
-        masks = span_mask([(0, len(s)) for s in seqs], [len(s) for s in seqs], width)
-    else:
-        masks = torch.zeros((len(seqs), width), dtype=torch.bool)
+    masks = Condition(where=where).prompt_masks(prompts, max(map(len, seqs)))
     new = greedy_generate(model, seqs, max_new_tokens, None, [(hook_name, hook)], masks,
                           steer_generated=where in ("generated", "all"), use_cache=use_cache)  # fmt: skip
     return model.tokenizer.batch_decode(new, skip_special_tokens=True)

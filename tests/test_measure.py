@@ -66,3 +66,26 @@ def test_wide_table_schema(smollm2, items):
     _, wide = measure(Measurer(model, info.prompt_format), items.head(2), [None], progress=False)
     assert list(wide.columns[:2]) == ["steer_dim", "player_name"]
     assert isinstance(wide, pd.DataFrame)
+
+
+def test_span_steering_through_shared_prefix_equals_full_pass(smollm2, items):
+    """Steering " your values" once in the shared prefix's KV cache == steering every full prompt."""
+    import torch
+
+    from mechvalue.measure import Condition
+    from mechvalue.sae import SAE, SAEConfig
+    from mechvalue.steering import SAEEditHook, SteeringSpec
+
+    model, info = smollm2
+    torch.manual_seed(0)
+    sae = SAE(SAEConfig(576, 64, "relu", hook_name="blocks.10.hook_resid_post"))
+    hook = SAEEditHook(sae, SteeringSpec([3], "add", 60.0))
+    cond = Condition("f3", [(sae.cfg.hook_name, hook)])
+    role = generate_roles(1, 3)[0]
+    fast = Measurer(model, info.prompt_format, batch_size=8).score_items(items, role, cond)
+    slow = Measurer(model, info.prompt_format, batch_size=8, prefix_cache=False).score_items(
+        items, role, cond
+    )
+    plain = Measurer(model, info.prompt_format, batch_size=8).score_items(items, role)
+    assert (fast["p_yes"] - slow["p_yes"]).abs().max() < 1e-4
+    assert (fast["p_yes"] - plain["p_yes"]).abs().max() > 1e-3  # the edit did something
