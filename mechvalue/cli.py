@@ -166,10 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default=None)
     t.set_defaults(fn=cmd_sae_train)
 
-    from . import cli_graph, cli_reproduce
+    from . import cli_graph, cli_reproduce, cli_run
 
     cli_graph.register(sub)
     cli_reproduce.register(sub)
+    cli_run.register(sub)
     return p
 
 

@@ -14,6 +14,12 @@ from .causal.data import steer_key, value_columns
 from .causal.graph import ValueGraph
 
 
+def _nanmean(a) -> float:
+    """Mean of the finite entries; NaN (without a warning) when there are none."""
+    a = np.asarray(a, float)
+    return float(np.nanmean(a)) if np.isfinite(a).any() else float("nan")
+
+
 def _score_grid(df: pd.DataFrame, value: str) -> pd.DataFrame:
     """Scores of one value: rows = steering condition key, columns = role ('' = no role)."""
     d = df.assign(_s=df["steer_dim"].map(steer_key), _p=df["player_name"].fillna(""))
@@ -107,33 +113,37 @@ def table2(test: pd.DataFrame, learned: ValueGraph, reference: ValueGraph, role:
             t = change_shares(ch, g)
             out["per_value"][f"{half}_{gname}"] = t.to_dict()
             out[half][gname] = {
-                k: float(np.nanmean(t.loc[k].to_numpy(float))) for k in ("expected", "unexpected")
+                k: float(_nanmean(t.loc[k].to_numpy(float))) for k in ("expected", "unexpected")
             }
     return out
 
 
+def _settle(changes: pd.DataFrame, tol: float) -> pd.DataFrame:
+    return changes.where(changes.abs() > tol, 0.0)
+
+
 def _gap(changes: pd.DataFrame, g: ValueGraph) -> float:
     t = change_shares(changes, g)
-    return float(
-        np.nanmean(t.loc["expected"].to_numpy(float)) - np.nanmean(t.loc["unexpected"].to_numpy(float))
-    )
+    return float(_nanmean(t.loc["expected"].to_numpy(float)) - _nanmean(t.loc["unexpected"].to_numpy(float)))
 
 
 def table2_improved(test: pd.DataFrame, graph: ValueGraph, features: list | None = None,
-                    n_boot: int = 200, n_null: int = 200, seed: int = 0) -> dict:  # fmt: skip
+                    n_boot: int = 200, n_null: int = 200, seed: int = 0, tol: float = 0.0) -> dict:  # fmt: skip
     """Table 2 done properly: SAE changes pooled over all roles; bootstrap CI over roles of the
     expected-minus-unexpected gap; p-value of that gap against random graphs with the same
-    edge count ("expected changes more often than unexpected", beyond what any graph gives)."""
+    edge count ("expected changes more often than unexpected", beyond what any graph gives).
+    `tol`: changes of at most this size count as unchanged (for continuous log-prob scores,
+    where every value moves a little under any edit)."""
     rng = np.random.default_rng(seed)
     roles = list(test["player_name"].dropna().unique())
-    per_role = {r: sae_changes(test, r, features).iloc[1:] for r in roles}
+    per_role = {r: _settle(sae_changes(test, r, features).iloc[1:], tol) for r in roles}
     pooled = pd.concat(per_role.values(), ignore_index=True)
-    prompt = prompt_changes(test)
+    prompt = _settle(prompt_changes(test), tol)
     res: dict = {}
     for half, ch, groups in (("sae", pooled, per_role), ("prompt", prompt, None)):
         t = change_shares(ch, graph)
-        exp = float(np.nanmean(t.loc["expected"].to_numpy(float)))
-        une = float(np.nanmean(t.loc["unexpected"].to_numpy(float)))
+        exp = float(_nanmean(t.loc["expected"].to_numpy(float)))
+        une = float(_nanmean(t.loc["unexpected"].to_numpy(float)))
         gap = exp - une
         boots = []
         for _ in range(n_boot):
@@ -147,10 +157,10 @@ def table2_improved(test: pd.DataFrame, graph: ValueGraph, features: list | None
         lo, hi = np.nanpercentile(boots, [2.5, 97.5])
         res[half] = {
             "expected": exp, "unexpected": une, "gap": gap, "gap_ci95": [float(lo), float(hi)],
-            "random_graph_gap_mean": float(np.nanmean(null)),
+            "random_graph_gap_mean": float(_nanmean(null)),
             "p_vs_random_graph": float((1 + (null >= gap).sum()) / (1 + n_null)),
             "p_gap_positive": float((1 + (np.array(boots) <= 0).sum()) / (1 + n_boot)),
-            "n_rows": int(len(ch)),
+            "n_rows": int(len(ch)), "tol": tol,
         }  # fmt: skip
     return res
 

@@ -105,19 +105,28 @@ class Measurer:
         """Per-item answers and scores for one role under one condition."""
         cond = cond or Condition()
         prompts = self._prompts(items, role, cond)
-        rows = []
-        for sl in chunks(len(prompts), self.batch_size):
-            batch = prompts[sl]
-            if self.scoring == "logprob":
-                rows += self._logprob(batch, cond)
-            else:
-                rows += self._generate(batch, cond)
+        rows = [None] * len(prompts)
+        for idx in self._batches(items, cond):
+            batch = [prompts[i] for i in idx]
+            res = self._logprob(batch, cond) if self.scoring == "logprob" else self._generate(batch, cond)
+            for i, r in zip(idx, res):
+                rows[i] = r
         out = items.reset_index(drop=True).copy()
         res = pd.DataFrame(rows)
         for c in res.columns:
             out[c] = res[c].values
         out["score"] = out["agreement"] * out["raw"]
         return out
+
+    def _batches(self, items: pd.DataFrame, cond: Condition) -> list[list[int]]:
+        """Item positions per batch; with hard prompts one value per batch, so that the whole
+        prompt up to the question is a prefix the batch shares."""
+        groups = [list(range(len(items)))]
+        if cond.hard:
+            groups = list(
+                pd.Series(range(len(items))).groupby(items["value"].to_numpy(), sort=False).apply(list)
+            )
+        return [g[sl] for g in groups for sl in chunks(len(g), self.batch_size)]
 
     def _logprob(self, batch: list[RenderedPrompt], cond: Condition) -> list[dict]:
         seqs = [p.tokens for p in batch]

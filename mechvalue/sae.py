@@ -186,10 +186,11 @@ def sae_metrics(sae: SAE, x: Float[Tensor, "n d_in"]) -> dict:
 
 @torch.no_grad()
 def spliced_loss(model, sae: SAE, prompts: list[list[int]]) -> dict:
-    """Next-token loss on held-out prompts, clean vs with the SAE's output replacing the hook."""
+    """Next-token loss on held-out prompts, clean vs with the SAE's output replacing the hook
+    (at every position but the first, the attention sink the SAE is not trained on)."""
 
     def splice(act, hook):
-        return sae.decode(sae.encode(act))
+        return torch.cat([act[:, :1], sae.decode(sae.encode(act[:, 1:]))], 1)
 
     clean, spliced = [], []
     for p in prompts:

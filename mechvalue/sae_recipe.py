@@ -3,6 +3,8 @@ generates itself (no corpus can be downloaded), train, measure, and save under t
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -22,6 +24,11 @@ def sae_recipe(model, info, out: Path, layer: int, roles: int = 8, gen_prompts: 
     train = train or TrainConfig(seed=seed)
     hook = f"blocks.{layer}.hook_resid_post"
     items = select(load_inventory(inventory), questionnaire)
+    settings = {"model": info.name, "layer": layer, "roles": roles, "gen_prompts": gen_prompts,
+                "gen_tokens": gen_tokens, "train": asdict(train), "items": list(items["question"]), "seed": seed}  # fmt: skip
+    done = out / "metrics.json"
+    if done.exists() and (out / "sae").exists() and json.loads(done.read_text()).get("settings") == settings:
+        return json.loads(done.read_text())  # trained before with the same settings
     people = [None, *generate_roles(roles, seed)]
     fmt = info.prompt_format
     rendered = [render(q, r, fmt, model.tokenizer) for r in people for q in items["question"]]
@@ -32,16 +39,19 @@ def sae_recipe(model, info, out: Path, layer: int, roles: int = 8, gen_prompts: 
     for i in range(0, len(seqs), 16):
         new += greedy_generate(model, seqs[i : i + 16], gen_tokens)
     selfgen = [s + n for s, n in zip(seqs, new)]
-    prompts = [CachePrompt(p.tokens) for p in rendered] + [CachePrompt(s) for s in selfgen]
+    # position 0 (<|im_start|> / BOS) is an attention sink with ~150x the usual norm: left out
+    seqs = [p.tokens for p in rendered] + selfgen
+    prompts = [CachePrompt(t, mask=[False] + [True] * (len(t) - 1)) for t in seqs]
     held = prompts[-8:]
     out.mkdir(parents=True, exist_ok=True)
     h5 = out / "activations.h5"
-    cache_activations(model, prompts[:-8], [hook], h5, "all", model_name=info.name)
+    cache_activations(model, prompts[:-8], [hook], h5, "mask", model_name=info.name)
     store = ActivationStore(h5)
     sae, log = train_sae(store, hook, train)
     x = store.rows(hook, 0, min(store.n, 20000))
     metrics = sae_metrics(sae, x) | spliced_loss(model, sae, [p.tokens for p in held]) | log
-    metrics |= {"rows": store.n, "layer": layer, "d_sae": train.d_sae, "activation": train.activation}
+    metrics |= {"rows": store.n, "layer": layer, "d_sae": train.d_sae, "activation": train.activation,
+                "settings": settings}  # fmt: skip
     store.close()
     sae.save(out / "sae")
     write_json(metrics, out / "metrics.json")

@@ -51,19 +51,27 @@ class SteeringSpec:
 class SAEEditHook:
     """Edits the residual stream where `mask` is True (the decoder sets `mask` per call)."""
 
-    def __init__(self, sae: SAE, spec: SteeringSpec, backend: str = "auto", typical: Tensor | None = None):
+    def __init__(self, sae: SAE, spec: SteeringSpec, backend: str = "auto", typical: Tensor | None = None,
+                 path: str = "auto"):  # fmt: skip
+        """`path`: "delta" (only the edited features, ReLU/JumpReLU), "full" (every feature),
+        or "auto" (delta where the activation allows it; TopK always runs the full SAE)."""
         self.sae, self.spec = sae, spec
         mul, add = spec.edit_vectors(sae, typical)
         dev, dt = sae.W_enc.device, sae.W_enc.dtype
-        s = torch.tensor(sorted(set(spec.features)), dtype=torch.long, device=dev)
-        self.delta = sae.cfg.activation in ("relu", "jumprelu")
-        if self.delta:  # the gathered sub-SAE, input scale folded in: cost independent of d_sae
+        self.fused = sae.cfg.activation in ("relu", "jumprelu")
+        if path == "delta" and not self.fused:
+            raise ValueError("the delta path needs a ReLU or JumpReLU SAE")
+        self.path = ("delta" if self.fused else "full") if path == "auto" else path
+        if self.fused:  # kernel operands, input scale folded in; the delta path gathers S only
+            s = torch.tensor(sorted(set(spec.features)), dtype=torch.long, device=dev)
+            keep = s if self.path == "delta" else slice(None)
             sc = sae.cfg.input_scale
-            self.W_enc, self.b_enc = sae.W_enc.detach()[:, s] * sc, sae.b_enc.detach()[s]
-            self.W_dec, self.thr = sae.W_dec.detach()[s] / sc, sae.threshold.detach()[s]
+            self.W_enc, self.b_enc = sae.W_enc.detach()[:, keep] * sc, sae.b_enc.detach()[keep]
+            self.W_dec, self.thr = sae.W_dec.detach()[keep] / sc, sae.threshold.detach()[keep]
             b_dec = sae.b_dec.detach() / sc
             self.b_dec = b_dec if sae.cfg.apply_b_dec_to_input else torch.zeros_like(b_dec)
-            self.mul, self.add = mul[s.cpu()].to(dev, dt), add[s.cpu()].to(dev, dt)
+            keep = keep.cpu() if isinstance(keep, Tensor) else keep
+            self.mul, self.add = mul[keep].to(dev, dt), add[keep].to(dev, dt)
         else:
             self.mul, self.add = mul.to(dev, dt), add.to(dev, dt)
         self.backend = (
@@ -75,7 +83,7 @@ class SAEEditHook:
 
     def edit(self, x: Float[Tensor, "n d"]) -> Float[Tensor, "n d"]:
         sae = self.sae
-        if not self.delta:
+        if not self.fused:
             f = sae.encode(x)
             return x + sae.decode(f * self.mul + self.add) - sae.decode(f)
         thr = self.thr if sae.cfg.activation == "jumprelu" else None

@@ -43,3 +43,21 @@ def test_zero_strength_changes_nothing_and_high_strength_does(smollm2):
         model, ps, HOOK, SAEEditHook(_sae(), SteeringSpec([5], "add", 300.0)), "all", 16
     )
     assert strong != plain
+
+
+def test_hook_paths_agree_with_an_independent_edit():
+    """delta path == full path == x + (f' - f) W_dec computed from the SAE's own encode/decode,
+    with a JumpReLU SAE whose input scale and b_dec are not trivial."""
+    torch.manual_seed(3)
+    sae = SAE(SAEConfig(64, 512, "jumprelu", input_scale=0.37))
+    with torch.no_grad():
+        sae.b_dec.normal_()
+        sae.threshold.uniform_(0.0, 0.2)
+    x = torch.randn(20, 64) * 3
+    spec = SteeringSpec([7, 100, 300], "clamp", [2.0, 0.0, 5.0])
+    mul, add = spec.edit_vectors(sae)
+    f = sae.encode(x).double()
+    want = x.double() + ((f * mul.double() + add.double()) - f) @ sae.W_dec.double() / 0.37
+    for path in ("delta", "full"):
+        got = SAEEditHook(sae, spec, path=path).edit(x)
+        assert (got.double() - want).abs().max() < 1e-4

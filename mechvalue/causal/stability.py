@@ -14,7 +14,12 @@ from .graph import Edge, ValueGraph
 
 def _one(args) -> list[tuple[str, str, str]]:
     x, method, alpha, context = args
-    g = learn_graph(x, method, alpha, context=context)
+    try:
+        g = learn_graph(x, method, alpha, context=context)
+    except ValueError as e:  # a resample with too few distinct rows: singular correlation
+        if "singular" in str(e):
+            return None
+        raise
     return [(e.source, e.target, e.kind) for e in g.edges]
 
 
@@ -30,7 +35,8 @@ def bootstrap_edges(
 ) -> pd.DataFrame:
     """Edge frequencies over `n_boot` resamples of the groups (roles), with replacement.
 
-    Returns one row per (source, target, kind) seen, with `freq` in [0, 1]. An undirected
+    Returns one row per (source, target, kind) seen, with `freq` in [0, 1] over the resamples
+    whose correlation matrix was not singular (their count: `attrs["failed_resamples"]`). An undirected
     edge is counted under its sorted node pair; `skeleton_freq` counts the pair of any kind.
     """
     rng = np.random.default_rng(seed)
@@ -47,6 +53,11 @@ def bootstrap_edges(
     else:
         with ProcessPoolExecutor(max_workers=workers) as ex:
             results = list(ex.map(_one, jobs))
+    failed = sum(r is None for r in results)
+    results = [r for r in results if r is not None]
+    n_ok = len(results)
+    if not n_ok:
+        raise ValueError(f"all {n_boot} bootstrap resamples had a singular correlation matrix: too few rows")
     edges, skel = Counter(), Counter()
     for res in results:
         for s, t, k in res:
@@ -56,10 +67,12 @@ def bootstrap_edges(
         for pair in {frozenset((s, t)) for s, t, _ in res}:
             skel[pair] += 1
     out = pd.DataFrame(
-        [(s, t, k, c / n_boot, skel[frozenset((s, t))] / n_boot) for (s, t, k), c in edges.items()],
+        [(s, t, k, c / n_ok, skel[frozenset((s, t))] / n_ok) for (s, t, k), c in edges.items()],
         columns=["source", "target", "kind", "freq", "skeleton_freq"],
     )
-    return out.sort_values(["skeleton_freq", "freq"], ascending=False).reset_index(drop=True)
+    out = out.sort_values(["skeleton_freq", "freq"], ascending=False).reset_index(drop=True)
+    out.attrs["failed_resamples"] = failed
+    return out
 
 
 def stable_graph(freqs: pd.DataFrame, nodes: list[str], threshold: float = 0.8) -> ValueGraph:

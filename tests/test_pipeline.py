@@ -1,0 +1,47 @@
+"""`mechvalue run --quick` end to end on SmolLM2: every stage, the report, resume, refusal."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mechvalue.cli import main
+from mechvalue.pipeline import STAGES
+
+
+@pytest.fixture(scope="module")
+def quick_run(smollm2, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert main(["run", "--quick", "--out", str(out)]) == 0
+    return out
+
+
+def test_quick_run_writes_every_stage_and_the_report(quick_run):
+    for s in STAGES:
+        assert (quick_run / s / "done.json").exists(), s
+    page = (quick_run / "report" / "report.html").read_text()
+    for section in ("Value profile", "Value graph", "features behind each value", "Steered generations",
+                    "Table 1", "Table 2", "Settings and timings"):  # fmt: skip
+        assert section in page
+    assert page.count("data:image/png;base64,") >= 4 and "src=\"http" not in page
+    values = json.loads((quick_run / "graph" / "summary.json").read_text())
+    assert values["rows"] == 15 and 0 <= values["compare"]["random_graph"]["p_shd"] <= 1
+    gens = json.loads((quick_run / "generations" / "generations.json").read_text())["examples"]
+    assert any(g["steered"] != g["unsteered"] for g in gens)
+
+
+def test_rerun_resumes_and_redone_stages_match(quick_run):
+    before = (quick_run / "tables" / "tables.json").read_text()
+    for s in ("graph", "tables", "report"):
+        (quick_run / s / "done.json").unlink()
+    r = subprocess.run([sys.executable, "-m", "mechvalue.cli", "run", "--quick", "--out", str(quick_run)],
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "measure ..." not in r.stdout and "tables ..." in r.stdout
+    assert (quick_run / "tables" / "tables.json").read_text() == before
+
+
+def test_other_settings_on_the_same_folder_are_refused(quick_run, capsys):
+    assert main(["run", "--quick", "--roles", "5", "--out", str(quick_run)]) == 2
+    assert "roles" in capsys.readouterr().err
