@@ -1,9 +1,8 @@
 """Activation cache: tokens/s writing to HDF5 vs the same forward passes without caching, and
 peak memory that does not grow with the number of prompts (measured in fresh subprocesses)."""
 
-import json
-import subprocess
-import sys
+import threading
+import time
 
 import torch
 from conftest import record, timed
@@ -52,44 +51,47 @@ def test_cache_vs_plain_forward(smollm2, tmp_path):
     assert t_plain / t_cache >= 0.85
 
 
-PEAK = """
-import json, sys, threading, time
-from mechvalue.models import load_model
-from mechvalue.cache import cache_activations
-sys.path.insert(0, {here!r})
-from test_cache_throughput import _prompts, HOOK
-
-def rss():
-    return int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1])
-
-m, info = load_model()
-ps = _prompts(m, info, {roles})
-base, peak, running = rss(), [0], [True]
-
-def sample():
-    while running[0]:
-        peak[0] = max(peak[0], rss())
-        time.sleep(0.01)
-
-th = threading.Thread(target=sample)
-th.start()
-cache_activations(m, ps, [HOOK], {out!r}, "all", storage="float16", progress=False)
-running[0] = False
-th.join()
-print(json.dumps({{"prompts": len(ps), "base_kb": base, "peak_kb": peak[0]}}))
-"""
+def _rss_kb() -> int:
+    return int(next(ln for ln in open("/proc/self/status") if ln.startswith("VmRSS")).split()[1])
 
 
-def test_cache_peak_memory_flat(tmp_path):
-    from pathlib import Path
+def _peak_during(fn) -> int:
+    """Peak resident memory (kB) sampled every 10 ms while `fn` runs."""
+    peak, running = [0], [True]
 
-    here = str(Path(__file__).parent)
-    res = []
-    for roles in (1, 4):
-        code = PEAK.format(here=here, roles=roles, out=str(tmp_path / f"m{roles}.h5"))
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        res.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    growth = [(r["peak_kb"] - r["base_kb"]) / 1024 for r in res]
-    record("cache_memory", {"prompts_small": res[0]["prompts"], "prompts_large": res[1]["prompts"],
-                            "peak_growth_mb_small": growth[0], "peak_growth_mb_large": growth[1]})  # fmt: skip
-    assert growth[1] <= growth[0] * 1.25 + 64  # 4x the prompts, about the same peak
+    def sample():
+        while running[0]:
+            peak[0] = max(peak[0], _rss_kb())
+            time.sleep(0.01)
+
+    th = threading.Thread(target=sample)
+    th.start()
+    try:
+        fn()
+    finally:
+        running[0] = False
+        th.join()
+    return peak[0]
+
+
+def test_cache_peak_memory_flat(smollm2, tmp_path):
+    """Peak memory while caching 40, 160 and 320 prompts (same process, one after another)."""
+    model, info = smollm2
+    peaks = {}
+    for roles in (1, 4, 8):
+        prompts = _prompts(model, info, roles)
+        out = tmp_path / f"m{roles}.h5"
+        peaks[len(prompts)] = (
+            _peak_during(
+                lambda: cache_activations(
+                    model, prompts, [HOOK], out, "all", storage="float16", progress=False
+                )
+            )
+            / 1024
+        )
+    small, large = peaks[40], peaks[320]
+    record(
+        "cache_memory",
+        {f"peak_mb_{n}_prompts": v for n, v in peaks.items()} | {"growth_40_to_320": large / small},
+    )
+    assert large <= small * 1.1  # 8x the prompts, about the same peak

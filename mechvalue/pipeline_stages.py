@@ -50,8 +50,8 @@ def sae(run: Run) -> dict:
         model, info = run.model
         kw = dict(cfg.sae_train)
         train = TrainConfig(seed=cfg.seed, **{k: kw.pop(k) for k in ("d_sae", "epochs", "k") if k in kw})
-        tag = "quick" if cfg.quick else "default"
-        folder = cache_dir() / "saes" / f"{cfg.model.replace('/', '_')}-L{cfg.layer}-{tag}"
+        tag = "-quick" if cfg.quick else ""  # the default is `mechvalue sae-train`'s folder
+        folder = cache_dir() / "saes" / f"{cfg.model.replace('/', '_')}-L{cfg.layer}{tag}"
         q = [cfg.questionnaire] if cfg.questionnaire else None
         metrics = sae_recipe(
             model,

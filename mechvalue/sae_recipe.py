@@ -27,8 +27,10 @@ def sae_recipe(model, info, out: Path, layer: int, roles: int = 8, gen_prompts: 
     settings = {"model": info.name, "layer": layer, "roles": roles, "gen_prompts": gen_prompts,
                 "gen_tokens": gen_tokens, "train": asdict(train), "items": list(items["question"]), "seed": seed}  # fmt: skip
     done = out / "metrics.json"
-    if done.exists() and (out / "sae").exists() and json.loads(done.read_text()).get("settings") == settings:
-        return json.loads(done.read_text())  # trained before with the same settings
+    if done.exists():
+        if (out / "sae").exists() and json.loads(done.read_text()).get("settings") == settings:
+            return json.loads(done.read_text())  # trained before with the same settings
+        (out / "activations.h5").unlink(missing_ok=True)  # another recipe's cache: start afresh
     people = [None, *generate_roles(roles, seed)]
     fmt = info.prompt_format
     rendered = [render(q, r, fmt, model.tokenizer) for r in people for q in items["question"]]

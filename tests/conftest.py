@@ -9,7 +9,7 @@ import pytest
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RELEASE = SHARED / "paper_release"
-GEMMA_KEPT = [14351, 1025, 2965, 10096, 1341, 1975, 10605, 14049, 1312, 4752]
+from mechvalue.paper import KEPT_FEATURES as GEMMA_KEPT  # noqa: E402,F401
 
 
 def need_shared(*parts: str) -> Path:

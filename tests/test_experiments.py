@@ -8,25 +8,14 @@ import pytest
 from mechvalue import experiments as ex
 from mechvalue.causal.data import load_table
 from mechvalue.causal.graph import load_graph
+from mechvalue.paper import KEPT_FEATURES as GEMMA_KEPT
+from mechvalue.paper import PIE_NEGATIVE as NEGATIVE
+from mechvalue.paper import PIE_POSITIVE as POSITIVE
+from mechvalue.paper import TABLE1_EXCLUDED as EXCLUDED
 
-from .conftest import GEMMA_KEPT, RELEASE, need_shared
+from .conftest import RELEASE, need_shared
 
-EXCLUDED = [
-    "Anxiety Disorder",
-    "Achievement",
-    "Empathy",
-    "Organization",
-    "Political",
-    "Economic",
-    "Social Complexity",
-]
 PAPER_T1 = {1025: .94, 1312: .66, 1341: .90, 1975: .89, 2965: .92, 4752: .90, 10096: .79, 10605: .86, 14049: .84, 14351: .84}  # fmt: skip
-POSITIVE = {"Positive coping": 1975, "Theoretical": 10096, "Uncertainty Avoidance": 1312, "Aesthetic": 1312,
-            "Breadth of Interest": 10096, "Religious": 1312, "Social": 14049, "Understanding": 4752,
-            "Resilience": 1341, "Social Cynicism": 14049}  # fmt: skip
-NEGATIVE = {"Aesthetic": 10605, "Resilience": 4752, "Social Cynicism": 4752, "Positive coping": 10096,
-            "Religious": 1341, "Breadth of Interest": 14049, "Understanding": 1975, "Theoretical": 1975,
-            "Uncertainty Avoidance": 4752, "Social": 1975}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ def test_quick_run_writes_every_stage_and_the_report(quick_run):
     for section in ("Value profile", "Value graph", "features behind each value", "Steered generations",
                     "Table 1", "Table 2", "Settings and timings"):  # fmt: skip
         assert section in page
-    assert page.count("data:image/png;base64,") >= 4 and "src=\"http" not in page
+    assert page.count("data:image/png;base64,") >= 4 and 'src="http' not in page
     values = json.loads((quick_run / "graph" / "summary.json").read_text())
     assert values["rows"] == 15 and 0 <= values["compare"]["random_graph"]["p_shd"] <= 1
     gens = json.loads((quick_run / "generations" / "generations.json").read_text())["examples"]
