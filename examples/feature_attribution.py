@@ -12,8 +12,6 @@ from _common import model_and_sae
 
 from mechvalue import inventory as inv
 from mechvalue.attribution import attribution_agreement, gradient_attribution, interventional
-from mechvalue.cache import ActivationStore
-from mechvalue.features import typical_activation
 from mechvalue.measure import Measurer
 from mechvalue.roles import generate_roles
 from mechvalue.steer_grid import GridSpec, run_grid
@@ -25,10 +23,7 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=3)
     ap.add_argument("--out", default="runs/feature_attribution")
     a = ap.parse_args()
-    model, info, sae, folder = model_and_sae()
-    store = ActivationStore(folder / "activations.h5")
-    typical = typical_activation(sae, store.rows(sae.cfg.hook_name, 0, 20000))
-    store.close()
+    model, info, sae, typical = model_and_sae()
     items = inv.load_inventory()
     roles = [None, *generate_roles(a.roles, 0)]
     m = Measurer(model, info.prompt_format)

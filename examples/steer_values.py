@@ -12,8 +12,6 @@ import torch
 from _common import model_and_sae
 
 from mechvalue import inventory as inv
-from mechvalue.cache import ActivationStore
-from mechvalue.features import typical_activation
 from mechvalue.measure import Condition, Measurer, measure
 from mechvalue.prompts import render
 from mechvalue.steering import SAEEditHook, SteeringSpec, generate_steered
@@ -24,10 +22,7 @@ def main() -> None:
     ap.add_argument("--feature", type=int, default=None)
     ap.add_argument("--strength", type=float, default=6.0)
     a = ap.parse_args()
-    model, info, sae, folder = model_and_sae()
-    store = ActivationStore(folder / "activations.h5")
-    typical = typical_activation(sae, store.rows(sae.cfg.hook_name, 0, 20000))
-    store.close()
+    model, info, sae, typical = model_and_sae()
     items = inv.load_inventory()
     p0 = render(items["question"][0], None, info.prompt_format, model.tokenizer)
     if a.feature is None:

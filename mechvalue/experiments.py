@@ -154,12 +154,14 @@ def table2_improved(test: pd.DataFrame, graph: ValueGraph, features: list | None
                 sample = ch.iloc[rng.integers(0, len(ch), len(ch))]
             boots.append(_gap(sample, graph))
         null = np.array([_gap(ch, random_graph_like(graph, rng)) for _ in range(n_null)])
-        lo, hi = np.nanpercentile(boots, [2.5, 97.5])
+        boots = np.array(boots)
+        lo, hi = np.nanpercentile(boots, [2.5, 97.5]) if np.isfinite(boots).any() else (np.nan, np.nan)
+        defined = np.isfinite(gap)  # no value ever changed: no gap, no p-values
         res[half] = {
             "expected": exp, "unexpected": une, "gap": gap, "gap_ci95": [float(lo), float(hi)],
             "random_graph_gap_mean": float(_nanmean(null)),
-            "p_vs_random_graph": float((1 + (null >= gap).sum()) / (1 + n_null)),
-            "p_gap_positive": float((1 + (np.array(boots) <= 0).sum()) / (1 + n_boot)),
+            "p_vs_random_graph": float((1 + (null >= gap).sum()) / (1 + n_null)) if defined else float("nan"),
+            "p_gap_positive": float((1 + (boots <= 0).sum()) / (1 + n_boot)) if defined else float("nan"),
             "n_rows": int(len(ch)), "tol": tol,
         }  # fmt: skip
     return res

@@ -120,13 +120,15 @@ def features(run: Run) -> dict:
     grad = gradient_attribution(run.measurer(), sae, items, roles[:4])
     grad_typ = grad.mul(typical.numpy(), axis=0)  # per typical unit of steering
     k = run.cfg.features
-    chosen = {f: "span" for f in span_candidates(span, (k + 1) // 2)}
-    for f in grad_typ.abs().max(axis=1).sort_values(ascending=False).index:
-        if len(chosen) >= k:
-            break
-        chosen.setdefault(int(f), "attribution")
+    chosen = {f: "span" for f in span_candidates(span, max(1, k // 3))}
+    for why, score in (("correlation", corr.abs()), ("attribution", grad_typ.abs())):
+        quota = len(chosen) + (max(1, k // 3) if why == "correlation" else k)
+        for f in score.max(axis=1).sort_values(ascending=False).index:
+            if len(chosen) >= min(quota, k):
+                break
+            chosen.setdefault(int(f), why)
     d = run.dir("features")
-    write_csv(corr.assign(feature=corr.index).loc[list(chosen)], d / "correlation.csv")
+    write_csv(corr.assign(feature=corr.index), d / "correlation.csv")
     write_csv(grad_typ.assign(feature=grad_typ.index).loc[list(chosen)], d / "gradient_attribution.csv")
     torch.save(typical, d / "typical.pt")
     write_json({"features": [{"feature": f, "reason": why, "typical": float(typical[f]),

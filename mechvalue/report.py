@@ -17,7 +17,7 @@ h1{font-size:1.6em}h2{border-bottom:2px solid #4a6d8c;padding-bottom:.2em;margin
 table{border-collapse:collapse;margin:.6em 0;font-size:.85em}td,th{border:1px solid #ccc;padding:.25em .55em;text-align:right}
 th{background:#eef3f8}td:first-child,th:first-child{text-align:left}.row{display:flex;gap:1em;flex-wrap:wrap}
 .row figure{flex:1;min-width:320px;margin:0}img{max-width:100%}figcaption{font-size:.85em;color:#555}
-.note{color:#555;font-size:.9em}.gen td{text-align:left;vertical-align:top;max-width:420px;white-space:pre-wrap}
+.note{color:#555;font-size:.9em}.gen td{text-align:left;vertical-align:top;max-width:420px;white-space:pre-wrap;overflow-wrap:anywhere}
 code{background:#f3f3f3;padding:0 .25em}
 """
 
@@ -63,13 +63,16 @@ def write_report(run) -> Path:
     prof = values.set_index(values["player_name"].fillna("(no role)")).drop(
         columns=["steer_dim", "player_name"]
     )
-    heatmap(prof, d / "profile.png", "value scores: agreement x (p(yes) - p(no)), mean per value")
+    pl = float(prof.abs().max().max()) or 1.0
+    heatmap(prof, d / "profile.png", "value scores: agreement x (p(yes) - p(no)), mean per value", -pl, pl)
     eff = pd.read_csv(out / "tables" / "interventional.csv")
     emat = eff.pivot_table(index="feature", columns="value", values="effect", sort=False)
     lim = float(emat.abs().max().max()) or 1.0
     heatmap(emat, d / "effects.png", "interventional effect per typical unit of steering", -lim, lim)
     grad = pd.read_csv(out / "features" / "gradient_attribution.csv").set_index("feature")[emat.columns]
     corr = pd.read_csv(out / "features" / "correlation.csv").set_index("feature")[emat.columns]
+    top_corr = pd.DataFrame({v: [f"{f} ({corr.loc[f, v]:+.2f})" for f in corr[v].abs().nlargest(3).index]
+                             for v in corr.columns}, index=["1st", "2nd", "3rd"]).T  # fmt: skip
     agree = attribution_agreement(grad.loc[emat.index], emat)
     cmp = graph["compare"]
     obs = cmp["observed"]
@@ -102,7 +105,10 @@ def write_report(run) -> Path:
         f"{html.escape(str(conf['settings']['questionnaire'] or 'shipped MVI10'))}; SAE at "
         f"<code>blocks.{conf['settings']['layer']}.hook_resid_post</code>; seed {conf['settings']['seed']}.</p>",
         "<h2>1. Value profile across roles</h2>",
-        _img(d / "profile.png", "rows: roles, columns: values; blue = endorsed, red = rejected"),
+        _img(
+            d / "profile.png",
+            "rows: roles, columns: values; blue = endorsed, red = rejected (colour scale: the largest |score|)",
+        ),
         "<h2>2. Value graph: learned vs reference</h2>",
         '<div class="row">'
         + _img(
@@ -140,9 +146,11 @@ def write_report(run) -> Path:
             d / "effects.png",
             "change of each value score per typical unit of 'add' steering at ' your values' (mean over roles)",
         ),
-        f"<p>Attribution patching (one backward pass) vs measured interventional effects: r = {agree:.3f}.</p>",
+        f"<p>Attribution patching (one backward pass, the derivative at strength 0) vs the effects measured "
+        f"at strength {conf['settings']['strength']:g}: r = {agree:.3f} (a linear estimate; far from 0 it need not hold).</p>",
         "<h3>Gradient attribution (per typical unit)</h3>" + _table(grad, 4),
-        "<h3>Correlation across roles (answer-position activation vs value score)</h3>" + _table(corr, 2),
+        "<h3>Features most correlated with each value across roles (answer-position activation vs score)</h3>"
+        + _table(top_corr),
         "<h2>4. Steered generations</h2>",
         f"<p class=note>greedy, every position steered, add {gens['strength']:g} x typical activation.</p>",
         f'<table class="gen"><tr><th>feature</th><th>question</th><th>unsteered</th><th>steered</th></tr>{gen_rows}</table>',
@@ -150,6 +158,9 @@ def write_report(run) -> Path:
         _table(pd.DataFrame({"mean similarity": tabs["table1"]["mean_similarity"]})),
         "<h2>6. Table 2: side effects against the graphs</h2>",
         "<h3>The study's statistic (one role for the SAE half)</h3>" + _table(t2df),
+        "<p class=note>The study counts any change; with continuous log-prob scores every value moves a "
+        "little under any edit, so its shares saturate near 1. The all-roles table below counts changes "
+        f"larger than {tabs['table2_learned']['sae']['tol']:g}.</p>",
         "<h3>All roles, bootstrap CI of the expected - unexpected gap, p-values</h3>" + _table(imp),
         "<h3>Side effects of each feature on graph descendants of its target value</h3>" + _table(side),
         (
