@@ -163,6 +163,9 @@ def write_report(run) -> Path:
         f"larger than {tabs['table2_learned']['sae']['tol']:g}.</p>",
         "<h3>All roles, bootstrap CI of the expected - unexpected gap, p-values</h3>" + _table(imp),
         "<h3>Side effects of each feature on graph descendants of its target value</h3>" + _table(side),
+        "<h3>Targeted value's direction: its strongest SAE feature vs the hard prompt 'inclined to V' (%)</h3>"
+        if pies
+        else "",
         (
             _kv(
                 {f"SAE {k}": v for k, v in pies["sae"].items()}
