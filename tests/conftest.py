@@ -1,11 +1,20 @@
-"""Shared fixtures: the study's data in ../shared, and the real SmolLM2 model."""
+"""Shared fixtures: the study's data in ../shared, and the real SmolLM2 model.
+
+Without a GPU, Triton kernels run interpreted: TRITON_INTERPRET must be set before any test
+module imports the kernels (triton reads it when a kernel is defined), so it is set here.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RELEASE = SHARED / "paper_release"

@@ -1,17 +1,13 @@
-"""Kernels vs references. Run with TRITON_INTERPRET=1 (set here) on CPU.
+"""Kernels vs references (interpreted on CPU: TRITON_INTERPRET=1 is set in conftest.py).
 
 Tolerances: float32 1e-4 absolute (accumulation order differs), float16 2e-2, bfloat16 5e-2
 relative to the output scale.
 """
 
-import os
-
-os.environ.setdefault("TRITON_INTERPRET", "1")
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mechvalue.kernels import sae_edit_reference, sae_edit_triton  # noqa: E402
 
 from mechvalue.sae import SAE, SAEConfig  # noqa: E402
