@@ -75,7 +75,18 @@ class SAE(nn.Module):
 
 
 def load_sae(path: str | Path, device: str = "cpu") -> SAE:
-    """Our own format (mechvalue_sae.json) or a SAELens folder (cfg.json + safetensors)."""
+    """Our own format (mechvalue_sae.json), a SAELens folder (cfg.json + safetensors), or, on a
+    machine that can reach the hub, a SAELens pretrained release as "release:sae_id"."""
+    if not Path(path).exists() and ":" in str(path):
+        release, sae_id = str(path).split(":", 1)
+        from sae_lens import SAE as LensSAE
+
+        try:
+            return from_saelens(LensSAE.from_pretrained(release, sae_id, device=device))
+        except Exception as e:  # offline, or an unknown release / id
+            raise MechValueError(
+                f"SAELens release {release!r} / {sae_id!r} not loadable here ({str(e).splitlines()[0][:160]})"
+            ) from None
     path = Path(path)
     if (path / "mechvalue_sae.json").exists():
         from safetensors.torch import load_file
