@@ -15,7 +15,7 @@ def _features(s: str | None) -> list[str] | None:
 def cmd_graph(a: argparse.Namespace) -> None:
     from .causal.data import load_table, select_rows, value_matrix
     from .causal.discovery import learn_graph
-    from .causal.stability import bootstrap_edges, edges_recurring
+    from .causal.stability import bootstrap_edges, edges_recurring, stable_graph
     from .causal.study import study_graph
     from .io import write_csv, write_json
     from .plots import draw_graph
@@ -44,6 +44,9 @@ def cmd_graph(a: argparse.Namespace) -> None:
         freqs = {frozenset((r.source, r.target)): r.skeleton_freq for r in f.itertuples()}
         summary["edges_recurring_80pct"] = edges_recurring(graph, f, 0.8)
         summary["bootstrap"] = a.bootstrap
+        stable = stable_graph(f, list(x.columns), a.stable_at)
+        stable.save(out / "stable_graph.json")
+        summary[f"stable_edges_{a.stable_at:g}"] = len(stable.edges)
     draw_graph(graph, out / "graph.png", f"{Path(a.table).name}: {len(graph.edges)} edges", freqs)
     write_json(summary, out / "summary.json")
     print(summary)
@@ -65,11 +68,20 @@ def cmd_compare(a: argparse.Namespace) -> None:
 
 
 def cmd_human(a: argparse.Namespace) -> None:
-    from .causal.human import human_graph
+    from .causal.discovery import fisherz_from_correlation
+    from .causal.human import correlation_file, human_graph
     from .io import write_json
     from .plots import draw_graph
 
-    g = human_graph(a.pvq40, a.alpha)
+    if (a.pvq40 is None) == (a.corr is None):
+        raise MechValueError("give either --pvq40 (raw answers) or --corr with --n (a correlation matrix)")
+    if a.corr is not None:
+        if a.n is None:
+            raise MechValueError("--corr needs --n, the sample size behind the correlations")
+        corr, names = correlation_file(a.corr)
+        g = fisherz_from_correlation(corr, a.n, names, a.alpha)
+    else:
+        g = human_graph(a.pvq40, a.alpha)
     out = Path(a.out)
     g.save(out / "graph.json")
     draw_graph(g, out / "graph.png", f"human PVQ-40: {len(g.edges)} edges")
@@ -86,6 +98,7 @@ def register(sub) -> None:
     g.add_argument("--alpha", type=float, default=0.05)
     g.add_argument("--protocol", choices=["study", "default"], default="default")
     g.add_argument("--bootstrap", type=int, default=0)
+    g.add_argument("--stable-at", type=float, default=0.8, help="edge frequency for stable_graph.json")
     g.add_argument("--workers", type=int, default=None)
     g.add_argument("--drop-constant", action="store_true")
     g.add_argument("--seed", type=int, default=0)
@@ -100,8 +113,12 @@ def register(sub) -> None:
     c.add_argument("--out", required=True)
     c.set_defaults(fn=cmd_compare)
 
-    h = sub.add_parser("human-graph", help="learn the human graph from PVQ-40 answers")
-    h.add_argument("--pvq40", required=True)
+    h = sub.add_parser(
+        "human-graph", help="learn the human graph from PVQ-40 answers or a correlation matrix"
+    )
+    h.add_argument("--pvq40", default=None, help="raw PVQ-40 answers (one row per person)")
+    h.add_argument("--corr", default=None, help="CSV correlation matrix over the values (index = columns)")
+    h.add_argument("--n", type=int, default=None, help="sample size behind --corr")
     h.add_argument("--alpha", type=float, default=0.05)
     h.add_argument("--out", required=True)
     h.set_defaults(fn=cmd_human)

@@ -7,20 +7,12 @@ forward call first tells the installed steering hooks which positions it covers.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache as KVCache
 
 from .batching import left_pad
-
-
-class PositionAware(Protocol):
-    """A hook that edits only where `mask` is True; the decoder sets `mask` before each call."""
-
-    mask: Bool[Tensor, "batch pos"] | None
 
 
 def greedy_generate(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -26,15 +25,6 @@ SCHWARTZ_VALUES = (
 def default_inventory_path() -> Path:
     """The small original inventory shipped with mechvalue (10 Schwartz values, 4 items each)."""
     return Path(str(resources.files("mechvalue.data") / "mechvalue_values.csv"))
-
-
-@dataclass(frozen=True)
-class Item:
-    questionnaire: str
-    item: str
-    value: str
-    agreement: int  # +1: answering yes expresses the value; -1: answering no does
-    question: str
 
 
 def load_inventory(path: str | Path | None = None) -> pd.DataFrame:

@@ -20,8 +20,6 @@ from .generation import greedy_generate, last_logits, prefix_last_logits
 from .prompts import HardPrompt, RenderedPrompt, render
 from .roles import Role
 
-ANSWER_WORDS = {"yes": ("yes", "sure"), "no": ("no",)}
-
 
 def parse_answer(text: str) -> str:
     """The study's rule: the text or the part after the last "\\nanswer:" starts with

@@ -10,8 +10,9 @@ from mechvalue.causal.discovery import fisherz_from_correlation, learn_graph
 from mechvalue.causal.graph import Edge, ValueGraph, load_graph
 from mechvalue.causal.human import human_graph, pvq40_value_scores
 from mechvalue.causal.simulate import random_dag, recovery_curve, sample
-from mechvalue.causal.stability import bootstrap_edges, edges_recurring
+from mechvalue.causal.stability import bootstrap_edges, edges_recurring, stable_graph
 from mechvalue.causal.study import greedy_transitive_reduction, study_graph
+from mechvalue.cli import main
 from mechvalue.errors import MechValueError
 
 from .conftest import GEMMA_KEPT, need_shared
@@ -113,3 +114,48 @@ def test_bad_tables_are_named(tmp_path):
     (tmp_path / "g.json").write_text(json.dumps({"nodes": ["A"], "edges": [{"source": "A", "target": "Z"}]}))
     with pytest.raises(MechValueError, match="unknown node 'Z'"):
         load_graph(tmp_path / "g.json")
+
+
+def test_stable_graph_keeps_recurring_pairs_in_their_commonest_kind():
+    freqs = pd.DataFrame(
+        [
+            ("A", "B", "directed", 0.5, 0.9),
+            ("B", "A", "directed", 0.3, 0.9),
+            ("B", "C", "undirected", 0.7, 0.7),
+        ],
+        columns=["source", "target", "kind", "freq", "skeleton_freq"],
+    )
+    g = stable_graph(freqs, ["A", "B", "C"], 0.8)
+    assert [(e.source, e.target, e.kind) for e in g.edges] == [("A", "B", "directed")]
+    assert len(stable_graph(freqs, ["A", "B", "C"], 0.7).edges) == 2
+
+
+def test_graph_cli_bootstrap_writes_frequencies_and_the_stable_graph(tmp_path):
+    table = need_shared("paper_release", "ans_gemma_train_formal.csv")
+    args = ["graph", "--table", str(table), "--features", ",".join(map(str, GEMMA_KEPT)), "--bootstrap", "4"]
+    assert main([*args, "--workers", "1", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    freqs = pd.read_csv(tmp_path / "edge_frequencies.csv")
+    stable = load_graph(tmp_path / "stable_graph.json")
+    recurring = {
+        frozenset(p) for p in freqs.loc[freqs["skeleton_freq"] >= 0.8, ["source", "target"]].to_numpy()
+    }
+    assert stable.skeleton() == recurring and summary["stable_edges_0.8"] == len(stable.edges)
+    assert (tmp_path / "graph.png").stat().st_size > 0
+
+
+def test_human_graph_cli_from_a_correlation_matrix(tmp_path, capsys):
+    corr_path = need_shared("human", "PVQ40_corr_pearson_raw.csv")
+    assert main(["human-graph", "--corr", str(corr_path), "--n", "151", "--out", str(tmp_path)]) == 0
+    corr = pd.read_csv(corr_path, index_col=0)
+    direct = fisherz_from_correlation(corr.to_numpy(), 151, list(corr.columns))
+    assert load_graph(tmp_path / "graph.json").skeleton() == direct.skeleton()
+    assert main(["human-graph", "--corr", str(corr_path), "--out", str(tmp_path)]) == 2
+    assert "--n" in capsys.readouterr().err
+    bad = corr.copy()
+    bad.iloc[0, 1] += 0.3
+    bad.to_csv(tmp_path / "bad.csv")
+    assert (
+        main(["human-graph", "--corr", str(tmp_path / "bad.csv"), "--n", "151", "--out", str(tmp_path)]) == 2
+    )
+    assert "bad.csv: not a correlation matrix" in capsys.readouterr().err

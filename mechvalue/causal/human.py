@@ -45,5 +45,12 @@ def human_graph(path: str | Path, alpha: float = 0.05, method: str = "pc") -> Va
 
 
 def correlation_file(path: str | Path) -> tuple[np.ndarray, list[str]]:
+    """A square, symmetric correlation matrix saved as CSV with the value names as index and header."""
     df = pd.read_csv(path, index_col=0)
-    return df.to_numpy(dtype=float), [str(c) for c in df.columns]
+    names = [str(c) for c in df.columns]
+    if [str(i) for i in df.index] != names:
+        raise MechValueError(f"{path}: row names {list(df.index)} differ from column names {names}")
+    corr = df.to_numpy(dtype=float)
+    if not np.allclose(corr, corr.T, atol=1e-6) or not np.allclose(np.diag(corr), 1, atol=1e-6):
+        raise MechValueError(f"{path}: not a correlation matrix (asymmetric or diagonal != 1)")
+    return corr, names
