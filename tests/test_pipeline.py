@@ -1,8 +1,12 @@
 """`mechvalue run --quick` end to end on SmolLM2: every stage, the report, resume, refusal."""
 
 import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -45,3 +49,32 @@ def test_rerun_resumes_and_redone_stages_match(quick_run):
 def test_other_settings_on_the_same_folder_are_refused(quick_run, capsys):
     assert main(["run", "--quick", "--roles", "5", "--out", str(quick_run)]) == 2
     assert "roles" in capsys.readouterr().err
+
+
+def test_killed_mid_grid_then_rerun_gives_the_same_results(quick_run, tmp_path):
+    """kill -9 during the steering grid, rerun: the grid resumes from its parts, results unchanged."""
+    run = tmp_path / "run"
+    shutil.copytree(quick_run, run)
+    shutil.rmtree(run / "grid")
+    for s in STAGES[STAGES.index("grid") :]:
+        (run / s / "done.json").unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "mechvalue.cli", "run", "--quick", "--out", str(run)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while (
+        len(list((run / "grid" / "parts").glob("*.csv"))) < 2
+        and proc.poll() is None
+        and time.time() < deadline
+    ):
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_with = len(list((run / "grid" / "parts").glob("*.csv")))
+    assert not (run / "grid" / "done.json").exists() and killed_with < len(
+        list((quick_run / "grid" / "parts").glob("*"))
+    )
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for f in ("grid/steer.csv", "grid/items.csv", "tables/tables.json", "graph/learned.json"):
+        assert (run / f).read_text() == (quick_run / f).read_text(), f
