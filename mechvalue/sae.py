@@ -171,7 +171,7 @@ def train_sae(
                     _resample(sae, x, recon, dead)
                     since_fired[dead] = 0
             step += 1
-            history.append(float(mse))
+            history.append(mse.item())
     return sae.eval(), {"steps": step, "final_mse": sum(history[-20:]) / max(1, len(history[-20:]))}
 
 
