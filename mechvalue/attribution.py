@@ -21,7 +21,7 @@ from .batching import chunks, left_pad
 from .causal.data import steer_key, value_columns
 from .causal.graph import ValueGraph
 from .generation import logits_at
-from .measure import Condition, Measurer
+from .measure import Condition, Measurer, yes_no_probs
 from .roles import Role
 from .sae import SAE
 
@@ -73,10 +73,8 @@ def gradient_attribution(measurer: Measurer, sae: SAE, items: pd.DataFrame, role
                     return resid + delta
 
                 with torch.enable_grad(), model.hooks(fwd_hooks=[(sae.cfg.hook_name, add)]):
-                    probs = torch.softmax(logits_at(model, tokens, attn).float(), -1)
-                    diff = probs[:, measurer.answer_ids["yes"]].sum(-1) - probs[
-                        :, measurer.answer_ids["no"]
-                    ].sum(-1)
+                    p_yes, p_no = yes_no_probs(logits_at(model, tokens, attn), measurer.answer_ids)
+                    diff = p_yes - p_no
                     agree = torch.tensor(items["agreement"].to_numpy(float)[sl], dtype=diff.dtype)
                     (diff * agree.to(diff.device)).sum().backward()
                 g = (delta.grad * mask[..., None]).sum(1).cpu()  # [batch, d_model]

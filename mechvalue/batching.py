@@ -29,6 +29,18 @@ def span_mask(spans: list[tuple[int, int]], lengths: list[int], width: int) -> B
     return mask
 
 
+def where_mask(
+    spans: list[tuple[int, int]], lengths: list[int], where: str, width: int
+) -> Bool[Tensor, "batch pos"]:
+    """Prompt positions steered under `where`: the span, every prompt token (prompt, all), or none
+    (generated: only the decoded tokens are edited)."""
+    if where == "span":
+        return span_mask(spans, lengths, width)
+    if where in ("prompt", "all"):
+        return span_mask([(0, n) for n in lengths], lengths, width)
+    return torch.zeros((len(spans), width), dtype=torch.bool)
+
+
 def chunks(n: int, size: int):
     for i in range(0, n, size):
         yield slice(i, min(i + size, n))

@@ -91,12 +91,12 @@ def cmd_cache(a: argparse.Namespace) -> None:
 
 
 def cmd_sae_train(a: argparse.Namespace) -> None:
-    from .models import cache_dir, load_model
+    from .models import load_model
     from .sae import TrainConfig
-    from .sae_recipe import sae_recipe
+    from .sae_recipe import recipe_folder, sae_recipe
 
     model, info = load_model(a.model, a.device)
-    out = Path(a.out) if a.out else cache_dir() / "saes" / f"{a.model}-L{a.layer}"
+    out = Path(a.out) if a.out else recipe_folder(a.model, a.layer)
     cfg = TrainConfig(d_sae=a.d_sae, activation=a.activation, k=a.k, epochs=a.epochs, seed=a.seed)
     m = sae_recipe(
         model,

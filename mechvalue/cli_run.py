@@ -29,7 +29,7 @@ def cmd_steer_grid(a: argparse.Namespace) -> None:
     import torch
 
     from . import inventory as inv
-    from .features import typical_activation
+    from .features import span_candidates, typical_activation
     from .measure import Measurer
     from .models import load_model
     from .prompts import render
@@ -55,8 +55,7 @@ def cmd_steer_grid(a: argparse.Namespace) -> None:
             acts[-1] = (acts[-1][1:], acts[-1][p.span[0] : p.span[1]])
     typical = typical_activation(sae, torch.cat([a_ for a_, _ in acts]))
     if feats is None:
-        span = sae.encode(torch.cat([s for _, s in acts])).mean(0)
-        feats = span.topk(a.top_k).indices.tolist()
+        feats = span_candidates(sae.encode(torch.cat([s for _, s in acts])), a.top_k)
     strengths = [float(s) for s in a.strengths.split(",")]
     spec = GridSpec(feats, strengths, a.mode, a.where, a.units, not a.no_hard)
     t = run_grid(Measurer(model, info.prompt_format, a.scoring), items, roles, sae, typical, spec, a.out)

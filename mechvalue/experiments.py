@@ -20,6 +20,11 @@ def _nanmean(a) -> float:
     return float(np.nanmean(a)) if np.isfinite(a).any() else float("nan")
 
 
+def _mean_shares(shares: pd.DataFrame) -> tuple[float, float]:
+    """Mean over values of the expected and of the unexpected change share."""
+    return _nanmean(shares.loc["expected"]), _nanmean(shares.loc["unexpected"])
+
+
 def _score_grid(df: pd.DataFrame, value: str) -> pd.DataFrame:
     """Scores of one value: rows = steering condition key, columns = role ('' = no role)."""
     d = df.assign(_s=df["steer_dim"].map(steer_key), _p=df["player_name"].fillna(""))
@@ -112,9 +117,7 @@ def table2(test: pd.DataFrame, learned: ValueGraph, reference: ValueGraph, role:
         for gname, g in (("learned", learned), ("reference", reference)):
             t = change_shares(ch, g)
             out["per_value"][f"{half}_{gname}"] = t.to_dict()
-            out[half][gname] = {
-                k: float(_nanmean(t.loc[k].to_numpy(float))) for k in ("expected", "unexpected")
-            }
+            out[half][gname] = dict(zip(("expected", "unexpected"), _mean_shares(t)))
     return out
 
 
@@ -123,8 +126,8 @@ def _settle(changes: pd.DataFrame, tol: float) -> pd.DataFrame:
 
 
 def _gap(changes: pd.DataFrame, g: ValueGraph) -> float:
-    t = change_shares(changes, g)
-    return float(_nanmean(t.loc["expected"].to_numpy(float)) - _nanmean(t.loc["unexpected"].to_numpy(float)))
+    expected, unexpected = _mean_shares(change_shares(changes, g))
+    return expected - unexpected
 
 
 def table2_improved(test: pd.DataFrame, graph: ValueGraph, features: list | None = None,
@@ -141,9 +144,7 @@ def table2_improved(test: pd.DataFrame, graph: ValueGraph, features: list | None
     prompt = _settle(prompt_changes(test), tol)
     res: dict = {}
     for half, ch, groups in (("sae", pooled, per_role), ("prompt", prompt, None)):
-        t = change_shares(ch, graph)
-        exp = float(_nanmean(t.loc["expected"].to_numpy(float)))
-        une = float(_nanmean(t.loc["unexpected"].to_numpy(float)))
+        exp, une = _mean_shares(change_shares(ch, graph))
         gap = exp - une
         boots = []
         for _ in range(n_boot):
@@ -159,7 +160,7 @@ def table2_improved(test: pd.DataFrame, graph: ValueGraph, features: list | None
         defined = np.isfinite(gap)  # no value ever changed: no gap, no p-values
         res[half] = {
             "expected": exp, "unexpected": une, "gap": gap, "gap_ci95": [float(lo), float(hi)],
-            "random_graph_gap_mean": float(_nanmean(null)),
+            "random_graph_gap_mean": _nanmean(null),
             "p_vs_random_graph": float((1 + (null >= gap).sum()) / (1 + n_null)) if defined else float("nan"),
             "p_gap_positive": float((1 + (boots <= 0).sum()) / (1 + n_boot)) if defined else float("nan"),
             "n_rows": int(len(ch)), "tol": tol,

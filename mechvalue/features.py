@@ -61,6 +61,16 @@ def typical_activation(sae: SAE, x: Float[Tensor, "rows d_in"], chunk: int = 409
     return typ
 
 
-def span_candidates(span: Float[Tensor, "prompt d_sae"], k: int) -> list[int]:
-    """The study's rule: the `k` features with the highest mean activation on the span."""
+def typical_from_store(sae: SAE, path, limit: int = 20000) -> Float[Tensor, " d_sae"]:
+    """Typical activations from the first `limit` rows of an activation cache (e.g. the SAE's own)."""
+    store = ActivationStore(path)
+    try:
+        return typical_activation(sae, store.rows(sae.cfg.hook_name, 0, min(store.n, limit)))
+    finally:
+        store.close()
+
+
+def span_candidates(span: Float[Tensor, "rows d_sae"], k: int) -> list[int]:
+    """The study's rule: the `k` features with the highest mean activation on the span
+    (rows: span activations, per prompt or per token)."""
     return span.mean(0).topk(k).indices.tolist()

@@ -15,6 +15,13 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache 
 from .batching import left_pad
 
 
+def set_masks(fwd_hooks: list[tuple[str, object]], mask: Bool[Tensor, "batch pos"] | None) -> None:
+    """Tell the position-aware hooks (those with a `mask`) which positions the next call edits."""
+    for _, h in fwd_hooks:
+        if hasattr(h, "mask"):
+            h.mask = mask
+
+
 def greedy_generate(
     model,
     prompts: list[list[int]],
@@ -43,9 +50,7 @@ def greedy_generate(
     cache = KVCache.init_cache(model.cfg, model.cfg.device, b) if use_cache else None
 
     def run(toks, mask_attn, edit_mask):
-        for _, h in fwd_hooks:
-            if hasattr(h, "mask"):
-                h.mask = edit_mask
+        set_masks(fwd_hooks, edit_mask)
         with model.hooks(fwd_hooks=fwd_hooks):
             return logits_at(model, toks, mask_attn, cache)
 
@@ -101,9 +106,7 @@ def last_logits(
     """Next-token logits after each prompt (one left-padded forward pass)."""
     tokens, attn = left_pad(prompts, model.tokenizer.pad_token_id or 0, model.cfg.device)
     fwd_hooks = fwd_hooks or []
-    for _, h in fwd_hooks:
-        if hasattr(h, "mask"):
-            h.mask = edit_masks
+    set_masks(fwd_hooks, edit_masks)
     with torch.no_grad(), model.hooks(fwd_hooks=fwd_hooks):
         return logits_at(model, tokens, attn)
 
@@ -127,9 +130,7 @@ def prefix_last_logits(
     with torch.no_grad():
         cache = KVCache.init_cache(model.cfg, model.cfg.device, 1)
         p = torch.tensor([prefix], device=model.cfg.device)
-        for _, h in fwd_hooks:
-            if hasattr(h, "mask"):
-                h.mask = prefix_mask
+        set_masks(fwd_hooks, prefix_mask)
         with model.hooks(fwd_hooks=fwd_hooks):
             model(p, attention_mask=torch.ones_like(p), past_kv_cache=cache, stop_at_layer=model.cfg.n_layers)
         b = len(suffixes)
@@ -143,9 +144,7 @@ def prefix_last_logits(
         for i, s in enumerate(suffixes):
             toks[i, : len(s)] = torch.tensor(s)
             attn[i, : len(s)] = 1
-        for _, h in fwd_hooks:
-            if hasattr(h, "mask"):
-                h.mask = attn.bool() if steer_suffix else None
+        set_masks(fwd_hooks, attn.bool() if steer_suffix else None)
         last = torch.tensor([len(s) - 1 for s in suffixes], device=p.device)
         with model.hooks(fwd_hooks=fwd_hooks):
             return logits_at(model, toks.to(p.device), attn.to(p.device), cache, last)

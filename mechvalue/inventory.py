@@ -16,7 +16,7 @@ import pandas as pd
 from .errors import MechValueError
 
 COLUMNS = ("questionnaire", "item", "value", "agreement", "question")
-SCHWARTZ_VALUES = (
+SCHWARTZ_VALUES = (  # in their order around Schwartz's circle
     "Self-Direction", "Stimulation", "Hedonism", "Achievement", "Power",
     "Security", "Conformity", "Tradition", "Benevolence", "Universalism",
 )  # fmt: skip

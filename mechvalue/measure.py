@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 import torch
-from jaxtyping import Bool
+from jaxtyping import Bool, Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .batching import chunks, span_mask
+from .batching import chunks, where_mask
 from .generation import greedy_generate, last_logits, prefix_last_logits
 from .prompts import HardPrompt, RenderedPrompt, render
 from .roles import Role
@@ -31,6 +31,14 @@ def parse_answer(text: str) -> str:
     if t.startswith("no") or tail.startswith("no"):
         return "no"
     return "unsure"
+
+
+def yes_no_probs(
+    logits: Float[Tensor, "batch vocab"], answer_ids: dict[str, list[int]]
+) -> tuple[Float[Tensor, " batch"], Float[Tensor, " batch"]]:
+    """p(yes) and p(no) from answer-position logits, each summed over its token variants."""
+    probs = torch.softmax(logits.float(), -1)
+    return probs[:, answer_ids["yes"]].sum(-1), probs[:, answer_ids["no"]].sum(-1)
 
 
 def answer_token_ids(tokenizer) -> dict[str, list[int]]:
@@ -61,12 +69,7 @@ class Condition:
     where: str = "span"  # span | prompt | generated | all (generated tokens: `generate` only)
 
     def prompt_masks(self, batch: list[RenderedPrompt], width: int) -> Bool[Tensor, "batch pos"]:
-        lengths = [len(p.tokens) for p in batch]
-        if self.where in ("span",):
-            return span_mask([p.span for p in batch], lengths, width)
-        if self.where in ("prompt", "all"):
-            return span_mask([(0, n) for n in lengths], lengths, width)
-        return torch.zeros((len(batch), width), dtype=torch.bool)
+        return where_mask([p.span for p in batch], [len(p.tokens) for p in batch], self.where, width)
 
 
 @dataclass
@@ -140,9 +143,7 @@ class Measurer:
         else:
             masks = cond.prompt_masks(batch, max(map(len, seqs)))
             logits = last_logits(self.model, seqs, cond.hooks, masks)
-        probs = torch.softmax(logits.float(), -1)
-        p_yes = probs[:, self.answer_ids["yes"]].sum(-1)
-        p_no = probs[:, self.answer_ids["no"]].sum(-1)
+        p_yes, p_no = yes_no_probs(logits, self.answer_ids)
         top = logits.argmax(-1).tolist()
         yes, no = set(self.answer_ids["yes"]), set(self.answer_ids["no"])
         return [

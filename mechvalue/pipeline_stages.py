@@ -13,10 +13,6 @@ import torch
 from .io import write_csv, write_json
 from .pipeline import Run
 
-SCHWARTZ_CIRCLE = ("Self-Direction", "Stimulation", "Hedonism", "Achievement", "Power",
-                   "Security", "Conformity", "Tradition", "Benevolence", "Universalism")  # fmt: skip
-
-
 TOL = 0.02  # score changes up to this size count as "unchanged" in the side-effect tables
 
 
@@ -39,9 +35,8 @@ def measure(run: Run) -> dict:
 
 
 def sae(run: Run) -> dict:
-    from .models import cache_dir
     from .sae import TrainConfig
-    from .sae_recipe import sae_recipe
+    from .sae_recipe import recipe_folder, sae_recipe
 
     cfg = run.cfg
     if cfg.sae != "train":
@@ -51,7 +46,7 @@ def sae(run: Run) -> dict:
         kw = dict(cfg.sae_train)
         train = TrainConfig(seed=cfg.seed, **{k: kw.pop(k) for k in ("d_sae", "epochs", "k") if k in kw})
         tag = "-quick" if cfg.quick else ""  # the default is `mechvalue sae-train`'s folder
-        folder = cache_dir() / "saes" / f"{cfg.model.replace('/', '_')}-L{cfg.layer}{tag}"
+        folder = recipe_folder(cfg.model, cfg.layer, tag)
         q = [cfg.questionnaire] if cfg.questionnaire else None
         metrics = sae_recipe(
             model,
@@ -70,8 +65,8 @@ def sae(run: Run) -> dict:
     return {"path": ref["path"]}
 
 
-def _attr_roles(run: Run) -> list:
-    """Roles whose activations are cached and correlated with their value scores."""
+def _grid_roles(run: Run) -> list:
+    """Roles of the steering grid, whose activations are also cached and correlated with their scores."""
     return run.roles()[: run.cfg.grid_roles + 1]
 
 
@@ -81,7 +76,7 @@ def _prompts(run: Run):
     model, info = run.model
     items = run.items()
     return [render(q, r, info.prompt_format, model.tokenizer, answer_prefix="Answer:")
-            for r in _attr_roles(run) for q in items["question"]]  # fmt: skip
+            for r in _grid_roles(run) for q in items["question"]]  # fmt: skip
 
 
 def activations(run: Run) -> dict:
@@ -99,20 +94,18 @@ def activations(run: Run) -> dict:
 def features(run: Run) -> dict:
     from .attribution import correlation, gradient_attribution
     from .cache import ActivationStore
-    from .features import prompt_features, span_candidates, typical_activation
+    from .features import prompt_features, span_candidates, typical_activation, typical_from_store
 
     sae, ref = run.sae()
     hook = sae.cfg.hook_name
-    items, roles = run.items(), _attr_roles(run)
+    items, roles = run.items(), _grid_roles(run)
     store = ActivationStore(run.out / "activations" / "acts.h5")
     span, last = prompt_features(store, sae, hook, len(items) * len(roles))
-    rows = store.rows(hook)
+    if ref.get("activations") and Path(ref["activations"]).exists():  # the SAE's own training cache
+        typical = typical_from_store(sae, ref["activations"])
+    else:
+        typical = typical_activation(sae, store.rows(hook))
     store.close()
-    if ref.get("activations") and Path(ref["activations"]).exists():
-        src = ActivationStore(ref["activations"])
-        rows = src.rows(hook, 0, min(src.n, 20000))
-        src.close()
-    typical = typical_activation(sae, rows)
     names = [r.name if r else "" for r in roles for _ in range(len(items))]
     values = list(items["value"]) * len(roles)
     wide = _read(run, "measure", "values.csv")
@@ -147,8 +140,7 @@ def grid(run: Run) -> dict:
     sae, _ = run.sae()
     typical = torch.load(run.out / "features" / "typical.pt")
     spec = GridSpec(_features(run), [run.cfg.strength], "add", "span", "typical")
-    roles = run.roles()[: run.cfg.grid_roles + 1]
-    t = run_grid(run.measurer(), run.items(), roles, sae, typical, spec, run.dir("grid"))
+    t = run_grid(run.measurer(), run.items(), _grid_roles(run), sae, typical, spec, run.dir("grid"))
     return {"rows": len(t["steer"])}
 
 
@@ -181,15 +173,18 @@ def generations(run: Run) -> dict:
 
 
 def _reference(run: Run, nodes: list[str]):
-    """The human reference graph: PVQ-40 answers if given, else Schwartz's circle (neighbours)."""
+    """The human reference graph over `nodes`: PVQ-40 answers if given, else Schwartz's circle
+    (neighbours linked)."""
     from .causal.graph import Edge, ValueGraph
     from .causal.human import human_graph
+    from .inventory import SCHWARTZ_VALUES
 
     if run.cfg.human:
-        return human_graph(run.cfg.human), f"human PVQ-40 answers ({Path(run.cfg.human).name})"
-    ring = [v for v in SCHWARTZ_CIRCLE if v in nodes]
+        edges = [e for e in human_graph(run.cfg.human).edges if e.source in nodes and e.target in nodes]
+        return ValueGraph(nodes, edges), f"human PVQ-40 answers ({Path(run.cfg.human).name})"
+    ring = [v for v in SCHWARTZ_VALUES if v in nodes]  # listed in circle order
     edges = [Edge(a, b, "undirected") for a, b in zip(ring, ring[1:] + ring[:1])] if len(ring) > 2 else []
-    return ValueGraph(list(nodes), edges), "Schwartz's circle (adjacent values linked)"
+    return ValueGraph(nodes, edges), "Schwartz's circle (adjacent values linked)"
 
 
 def graph(run: Run) -> dict:
@@ -208,9 +203,6 @@ def graph(run: Run) -> dict:
     freqs = bootstrap_edges(x, rows["player_name"], run.cfg.bootstrap, "pc", 0.05, run.cfg.seed)
     write_csv(freqs, d / "edge_frequencies.csv")
     ref, ref_name = _reference(run, list(x.columns))
-    ref = type(ref)(
-        list(x.columns), [e for e in ref.edges if e.source in x.columns and e.target in x.columns]
-    )
     ref.save(d / "reference.json")
     cmp = compare_with_null(g, ref, run.cfg.null, run.cfg.seed)
     stable = edges_recurring(g, freqs, 0.8)

@@ -18,6 +18,13 @@ from .roles import generate_roles
 from .sae import TrainConfig, sae_metrics, spliced_loss, train_sae
 
 
+def recipe_folder(model: str, layer: int, tag: str = "") -> Path:
+    """Where the recipe keeps a model's SAE for a layer (shared by `sae-train`, `run`, the examples)."""
+    from .models import cache_dir
+
+    return cache_dir() / "saes" / f"{model.replace('/', '_')}-L{layer}{tag}"
+
+
 def sae_recipe(model, info, out: Path, layer: int, roles: int = 8, gen_prompts: int = 48,
                gen_tokens: int = 48, train: TrainConfig | None = None, inventory=None,
                questionnaire: list[str] | None = None, seed: int = 0) -> dict:  # fmt: skip
@@ -28,8 +35,9 @@ def sae_recipe(model, info, out: Path, layer: int, roles: int = 8, gen_prompts: 
                 "gen_tokens": gen_tokens, "train": asdict(train), "items": list(items["question"]), "seed": seed}  # fmt: skip
     done = out / "metrics.json"
     if done.exists():
-        if (out / "sae").exists() and json.loads(done.read_text()).get("settings") == settings:
-            return json.loads(done.read_text())  # trained before with the same settings
+        before = json.loads(done.read_text())
+        if (out / "sae").exists() and before.get("settings") == settings:
+            return before  # trained before with the same settings
         (out / "activations.h5").unlink(missing_ok=True)  # another recipe's cache: start afresh
     people = [None, *generate_roles(roles, seed)]
     fmt = info.prompt_format

@@ -63,14 +63,12 @@ class SAEEditHook:
             raise ValueError("the delta path needs a ReLU or JumpReLU SAE")
         self.path = ("delta" if self.fused else "full") if path == "auto" else path
         if self.fused:  # kernel operands, input scale folded in; the delta path gathers S only
-            s = torch.tensor(sorted(set(spec.features)), dtype=torch.long, device=dev)
-            keep = s if self.path == "delta" else slice(None)
+            keep = torch.tensor(sorted(set(spec.features))) if self.path == "delta" else slice(None)
             sc = sae.cfg.input_scale
             self.W_enc, self.b_enc = sae.W_enc.detach()[:, keep] * sc, sae.b_enc.detach()[keep]
             self.W_dec, self.thr = sae.W_dec.detach()[keep] / sc, sae.threshold.detach()[keep]
             b_dec = sae.b_dec.detach() / sc
             self.b_dec = b_dec if sae.cfg.apply_b_dec_to_input else torch.zeros_like(b_dec)
-            keep = keep.cpu() if isinstance(keep, Tensor) else keep
             self.mul, self.add = mul[keep].to(dev, dt), add[keep].to(dev, dt)
         else:
             self.mul, self.add = mul.to(dev, dt), add.to(dev, dt)
@@ -118,13 +116,13 @@ class StudyAddHook:
 def generate_steered(model, prompts, hook_name: str, hook, where: str = "span", max_new_tokens: int = 40,
                      use_cache: bool = True) -> list[str]:  # fmt: skip
     """Greedy generation of rendered prompts with `hook` editing at `where`."""
+    from .batching import where_mask
     from .generation import greedy_generate
-    from .measure import Condition
 
     if where not in WHERE:
         raise ValueError(f"where must be one of {WHERE}")
     seqs = [p.tokens for p in prompts]
-    masks = Condition(where=where).prompt_masks(prompts, max(map(len, seqs)))
+    masks = where_mask([p.span for p in prompts], list(map(len, seqs)), where, max(map(len, seqs)))
     new = greedy_generate(model, seqs, max_new_tokens, None, [(hook_name, hook)], masks,
                           steer_generated=where in ("generated", "all"), use_cache=use_cache)  # fmt: skip
     return model.tokenizer.batch_decode(new, skip_special_tokens=True)
