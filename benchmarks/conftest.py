@@ -15,7 +15,7 @@ RESULTS = Path(__file__).with_name("results.json")
 
 @pytest.fixture(scope="session")
 def smollm2():
-    from mechvalue.models import load_model
+    from mechvalue.lm.models import load_model
 
     return load_model(device="cuda" if torch.cuda.is_available() else "cpu")
 

@@ -7,16 +7,16 @@ import time
 import torch
 from conftest import record, timed
 
-from mechvalue.batching import chunks, left_pad
-from mechvalue.cache import CachePrompt, cache_activations
-from mechvalue.prompts import render
-from mechvalue.roles import generate_roles
+from mechvalue.interp.cache import CachePrompt, cache_activations
+from mechvalue.lm.batching import chunks, left_pad
+from mechvalue.study.prompts import render
+from mechvalue.study.roles import generate_roles
 
 HOOK = "blocks.15.hook_resid_post"
 
 
 def _prompts(model, info, n_roles):
-    from mechvalue import inventory as inv
+    from mechvalue.study import inventory as inv
 
     qs = inv.load_inventory()["question"]
     return [

@@ -3,9 +3,9 @@ and the gain from running a role's shared prompt prefix once (KV-cache reuse).""
 
 from conftest import record, timed
 
-from mechvalue import inventory as inv
-from mechvalue.measure import Measurer, measure
-from mechvalue.roles import generate_roles
+from mechvalue.measure.scoring import Measurer, measure
+from mechvalue.study import inventory as inv
+from mechvalue.study.roles import generate_roles
 
 
 def test_logprob_vs_generate(smollm2):

@@ -1,10 +1,10 @@
 """Shared by the examples: SmolLM2, its layer-15 SAE (trained by the recipe once, then cached)
 and the features' typical activations (the unit of steering strength)."""
 
-from mechvalue.features import typical_from_store
-from mechvalue.models import load_model
-from mechvalue.sae import load_sae
-from mechvalue.sae_recipe import recipe_folder, sae_recipe
+from mechvalue.interp.features import typical_from_store
+from mechvalue.interp.sae import load_sae
+from mechvalue.interp.sae_recipe import recipe_folder, sae_recipe
+from mechvalue.lm.models import load_model
 
 LAYER = 15
 

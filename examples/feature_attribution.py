@@ -10,11 +10,11 @@ import argparse
 import torch
 from _common import model_and_sae
 
-from mechvalue import inventory as inv
-from mechvalue.attribution import attribution_agreement, gradient_attribution, interventional
-from mechvalue.measure import Measurer
-from mechvalue.roles import generate_roles
-from mechvalue.steer_grid import GridSpec, run_grid
+from mechvalue.analysis.attribution import attribution_agreement, gradient_attribution, interventional
+from mechvalue.measure.grid import GridSpec, run_grid
+from mechvalue.measure.scoring import Measurer
+from mechvalue.study import inventory as inv
+from mechvalue.study.roles import generate_roles
 
 
 def main() -> None:

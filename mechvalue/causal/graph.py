@@ -8,8 +8,8 @@ from pathlib import Path
 
 import networkx as nx
 
-from ..errors import MechValueError
-from ..io import write_json
+from mechvalue.errors import MechValueError
+from mechvalue.io import write_json
 
 KINDS = ("directed", "undirected", "bidirected", "partially_directed", "nondirected")
 _STUDY_KINDS = {"single-arrow": "directed", "no-arrow": "undirected", "double-arrow": "bidirected"}
@@ -41,7 +41,9 @@ class ValueGraph:
         return {frozenset((e.source, e.target)) for e in self.edges}
 
     def descendants(self, node: str) -> set[str]:
-        return nx.descendants(self.digraph(), node)
+        """Nodes reachable from `node` along directed edges (none for a node not in the graph)."""
+        g = self.digraph()
+        return nx.descendants(g, node) if node in g else set()
 
     def to_dict(self) -> dict:
         return {

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import MechValueError
-from ..inventory import SCHWARTZ_VALUES
-from .discovery import learn_graph
-from .graph import ValueGraph
+from mechvalue.causal.discovery import learn_graph
+from mechvalue.causal.graph import ValueGraph
+from mechvalue.errors import MechValueError
+from mechvalue.study.inventory import SCHWARTZ_VALUES
 
 CODES = {
     "sd": "Self-Direction", "st": "Stimulation", "he": "Hedonism", "ac": "Achievement",

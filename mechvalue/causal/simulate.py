@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .compare import compare
-from .discovery import learn_graph
-from .graph import Edge, ValueGraph
+from mechvalue.causal.compare import compare
+from mechvalue.causal.discovery import learn_graph
+from mechvalue.causal.graph import Edge, ValueGraph
 
 
 def random_dag(n_nodes: int, n_edges: int, rng: np.random.Generator) -> tuple[ValueGraph, np.ndarray]:

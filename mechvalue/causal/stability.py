@@ -8,8 +8,8 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pandas as pd
 
-from .discovery import learn_graph
-from .graph import Edge, ValueGraph
+from mechvalue.causal.discovery import learn_graph
+from mechvalue.causal.graph import Edge, ValueGraph
 
 
 def _one(args) -> list[tuple[str, str, str]]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 import networkx as nx
 import pandas as pd
 
-from .data import select_rows, value_matrix
-from .discovery import learn_graph
-from .graph import Edge, ValueGraph
+from mechvalue.causal.discovery import learn_graph
+from mechvalue.causal.graph import Edge, ValueGraph
+from mechvalue.study.schema import select_rows, value_matrix
 
 
 def split_bidirectional(graph: ValueGraph) -> list[Edge]:

@@ -1,0 +1,60 @@
+"""Figures: graph drawings, value heatmaps, pies. Matplotlib with the Agg backend, PNG out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import networkx as nx  # noqa: E402
+
+from mechvalue.causal.graph import ValueGraph  # noqa: E402
+from mechvalue.io import atomic_path  # noqa: E402
+
+
+def _save(fig, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def draw_graph(g: ValueGraph, path: str | Path, title: str = "", freqs: dict | None = None) -> None:
+    """Circular layout; directed edges as arrows, others as plain lines; width = stability."""
+    fig, ax = plt.subplots(figsize=(7, 7))
+    dg = nx.DiGraph()
+    dg.add_nodes_from(g.nodes)
+    pos = nx.circular_layout(dg)
+    nx.draw_networkx_nodes(dg, pos, ax=ax, node_color="#dbe9f6", node_size=900, edgecolors="#4a6d8c")
+    nx.draw_networkx_labels(dg, pos, ax=ax, font_size=8)
+    for e in g.edges:
+        w = 1.0 + 3.0 * (freqs or {}).get(frozenset((e.source, e.target)), 0.0)
+        directed = e.kind in ("directed", "partially_directed")
+        nx.draw_networkx_edges(
+            nx.DiGraph([(e.source, e.target)]), pos, ax=ax, width=w, arrows=True,
+            arrowstyle="-|>" if directed else "-", arrowsize=14, node_size=900,
+            edge_color="#c0392b" if e.kind == "bidirected" else "#333333",
+            style="dashed" if e.kind in ("undirected", "nondirected") else "solid",
+        )  # fmt: skip
+    ax.set_title(title or f"{len(g.edges)} edges")
+    ax.axis("off")
+    _save(fig, path)
+
+
+def heatmap(df, path: str | Path, title: str = "", vmin: float = -1, vmax: float = 1) -> None:
+    fig, ax = plt.subplots(figsize=(1 + 0.55 * df.shape[1], 1 + 0.28 * df.shape[0]))
+    im = ax.imshow(df.to_numpy(float), cmap="RdBu", vmin=vmin, vmax=vmax, aspect="auto")
+    ax.set_xticks(range(df.shape[1]), [str(c) for c in df.columns], rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(df.shape[0]), [str(i) for i in df.index], fontsize=7)
+    fig.colorbar(im, ax=ax, shrink=0.6)
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def pie(shares: dict, path: str | Path, title: str = "") -> None:
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.pie([shares["up"], shares["unchanged"], shares["down"]], labels=["up", "unchanged", "down"],
+           colors=["#42A5F5", "#eeeeee", "#FFCA28"], autopct="%1.1f%%", startangle=140)  # fmt: skip
+    ax.set_title(title)
+    _save(fig, path)

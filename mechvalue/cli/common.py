@@ -1,0 +1,29 @@
+"""Argument helpers shared by the command modules: comma lists and the options every
+model-loading command takes."""
+
+from __future__ import annotations
+
+import argparse
+
+DEFAULT_MODEL = "smollm2-135m-instruct"  # mechvalue.lm.models.DEFAULT_MODEL, without importing torch
+
+
+def csv_list(s: str | None) -> list[str] | None:
+    """'a, b,,c' -> ['a', 'b', 'c']; None or '' -> None."""
+    return [x.strip() for x in s.split(",") if x.strip()] if s else None
+
+
+def add_model_args(
+    p: argparse.ArgumentParser, model: str | None = DEFAULT_MODEL, device: str | None = "cpu"
+) -> None:
+    """--model and --device, as every command that loads a model takes them."""
+    p.add_argument("--model", default=model, help="mechvalue name or local HF model folder")
+    p.add_argument("--device", default=device)
+
+
+def add_design_args(p: argparse.ArgumentParser, roles: int | None = 10, seed: int | None = 0) -> None:
+    """--inventory, --questionnaire, --roles and --seed: the items x personas design."""
+    p.add_argument("--inventory", default=None, help="ValueBench-format CSV (default: shipped)")
+    p.add_argument("--questionnaire", default=None, help="comma-separated questionnaire names")
+    p.add_argument("--roles", type=int, default=roles)
+    p.add_argument("--seed", type=int, default=seed)

@@ -1,0 +1,111 @@
+"""CLI: `cache` (hook points to HDF5, or --verify) and `sae-train` (the SAE recipe)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mechvalue.cli.common import add_design_args, add_model_args, csv_list
+from mechvalue.errors import MechValueError
+
+
+def _study_prompts(a: argparse.Namespace, tokenizer, fmt: str, span_text: str):
+    """Prompts for the inventory x roles design (one per item and role, no-role first)."""
+    from mechvalue.study import inventory as inv
+    from mechvalue.study.prompts import render_text
+    from mechvalue.study.roles import generate_roles
+
+    items = inv.select(inv.load_inventory(a.inventory), csv_list(a.questionnaire))
+    roles = [None, *generate_roles(a.roles, a.seed)]
+    return [render_text(q, r, fmt, tokenizer) for r in roles for q in items["question"]]
+
+
+def cmd_cache(a: argparse.Namespace) -> None:
+    import json
+
+    from mechvalue.interp.cache import CachePrompt, cache_activations, verify
+    from mechvalue.lm.models import load_model
+    from mechvalue.study.prompts import TEMPLATES, tokenize
+
+    if a.verify:
+        res = verify(a.verify)
+        print(json.dumps(res, indent=1))
+        if not res["ok"]:
+            raise MechValueError(f"{a.verify}: " + "; ".join(res["problems"]))
+        return
+    if not a.out or not a.hooks:
+        raise MechValueError("--hooks and --out are needed (or --verify FILE)")
+    model, info = load_model(a.model, a.device)
+    positions, span_text = a.positions, " your values"
+    if positions.startswith("span:"):
+        positions, span_text = "span", positions[5:].strip('"')
+    if a.prompts:
+        try:
+            texts = [t for t in Path(a.prompts).read_text().splitlines() if t.strip()]
+        except OSError as e:
+            raise MechValueError(f"{a.prompts}: cannot read prompts ({e})") from None
+    else:
+        texts = _study_prompts(a, model.tokenizer, info.prompt_format, span_text)
+    bos = info.prompt_format in TEMPLATES or (a.prompts is not None and not info.chat)
+    prompts = []
+    for i, t in enumerate(texts):
+        try:
+            r = tokenize(t, model.tokenizer, bos, span_text)
+            prompts.append(CachePrompt(r.tokens, r.span))
+        except ValueError:
+            if positions == "span":
+                raise MechValueError(f"prompt {i + 1} does not contain {span_text!r}") from None
+            ids = model.tokenizer(t, add_special_tokens=False)["input_ids"]
+            prompts.append(CachePrompt(([model.tokenizer.bos_token_id] if bos else []) + ids))
+    hooks = csv_list(a.hooks)
+    cache_activations(model, prompts, hooks, a.out, positions, a.batch_size, a.dtype, a.compression, a.model)
+    print(json.dumps(verify(a.out), indent=1))
+
+
+def cmd_sae_train(a: argparse.Namespace) -> None:
+    from mechvalue.interp.sae import TrainConfig
+    from mechvalue.interp.sae_recipe import recipe_folder, sae_recipe
+    from mechvalue.lm.models import load_model
+
+    model, info = load_model(a.model, a.device)
+    out = Path(a.out) if a.out else recipe_folder(a.model, a.layer)
+    cfg = TrainConfig(d_sae=a.d_sae, activation=a.activation, k=a.k, epochs=a.epochs, seed=a.seed)
+    m = sae_recipe(
+        model,
+        info,
+        out,
+        a.layer,
+        a.roles,
+        train=cfg,
+        inventory=a.inventory,
+        questionnaire=csv_list(a.questionnaire),
+        seed=a.seed,
+    )
+    print(m)
+    print(f"SAE saved to {out / 'sae'}")
+
+
+def register(sub) -> None:
+    c = sub.add_parser("cache", help="cache activations at hook points to HDF5")
+    add_model_args(c)
+    add_design_args(c, roles=5)
+    c.add_argument("--hooks", default=None, help="comma-separated hook names")
+    c.add_argument("--positions", default="all", help="all, last, or span:TEXT")
+    c.add_argument("--prompts", default=None, help="text file, one prompt per line")
+    c.add_argument("--batch-size", type=int, default=16)
+    c.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
+    c.add_argument("--compression", default=None, help="e.g. gzip")
+    c.add_argument("--out", default=None)
+    c.add_argument("--verify", default=None, metavar="FILE.h5")
+    c.set_defaults(fn=cmd_cache)
+
+    t = sub.add_parser("sae-train", help="train an SAE on the model's own activations (recipe)")
+    add_model_args(t)
+    add_design_args(t, roles=8)
+    t.add_argument("--layer", type=int, default=15)
+    t.add_argument("--d-sae", type=int, default=2048)
+    t.add_argument("--activation", choices=["topk", "relu"], default="topk")
+    t.add_argument("--k", type=int, default=32)
+    t.add_argument("--epochs", type=int, default=4)
+    t.add_argument("--out", default=None)
+    t.set_defaults(fn=cmd_sae_train)

@@ -1,0 +1,31 @@
+"""`mechvalue` command line. Bad input exits with status 2 and a one-line reason."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mechvalue.cli import graph, interp, measure, reproduce, run
+from mechvalue.errors import MechValueError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mechvalue", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for group in (measure, interp, graph, reproduce, run):
+        group.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except MechValueError as e:
+        print(f"mechvalue: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

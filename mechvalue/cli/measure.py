@@ -1,0 +1,47 @@
+"""CLI: `measure` (value orientations across roles)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mechvalue.cli.common import add_design_args, add_model_args, csv_list
+
+
+def cmd_measure(a: argparse.Namespace) -> None:
+    import torch
+
+    from mechvalue.io import write_csv
+    from mechvalue.lm.models import load_model
+    from mechvalue.measure.scoring import Measurer, measure
+    from mechvalue.study import inventory as inv
+    from mechvalue.study.roles import generate_roles, load_players
+
+    torch.manual_seed(a.seed)
+    items = inv.select(
+        inv.load_inventory(a.inventory), csv_list(a.questionnaire), csv_list(a.values), a.min_items
+    )
+    roles = load_players(a.players)[: a.roles] if a.players else generate_roles(a.roles, a.seed)
+    model, info = load_model(a.model, a.device)
+    fmt = a.prompt_format or info.prompt_format
+    m = Measurer(model, fmt, a.scoring, a.batch_size, a.max_new_tokens)
+    long, wide = measure(m, items, [None, *roles])
+    out = Path(a.out)
+    write_csv(long, out / "items.csv")
+    write_csv(wide, out / "values.csv")
+    print(f"wrote {out / 'values.csv'} ({len(wide)} rows x {wide.shape[1] - 2} values) and items.csv")
+
+
+def register(sub) -> None:
+    m = sub.add_parser("measure", help="measure value orientations across roles")
+    add_model_args(m)
+    add_design_args(m, roles=10)
+    m.add_argument("--values", default=None, help="comma-separated value names")
+    m.add_argument("--min-items", type=int, default=0)
+    m.add_argument("--players", default=None, help="study players*.json instead of generated roles")
+    m.add_argument("--scoring", choices=["logprob", "generate"], default="logprob")
+    m.add_argument("--prompt-format", choices=["chat", "gemma", "llama"], default=None)
+    m.add_argument("--batch-size", type=int, default=16)
+    m.add_argument("--max-new-tokens", type=int, default=100)
+    m.add_argument("--out", required=True)
+    m.set_defaults(fn=cmd_measure)

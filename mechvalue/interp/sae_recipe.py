@@ -1,0 +1,68 @@
+"""The SmolLM2 SAE recipe: cache a middle layer on questionnaire prompts plus text the model
+generates itself (no corpus can be downloaded), train, measure, and save under the cache."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from mechvalue.interp.cache import ActivationStore, CachePrompt, cache_activations
+from mechvalue.interp.sae import TrainConfig, sae_metrics, spliced_loss, train_sae
+from mechvalue.io import write_json
+from mechvalue.lm.generation import greedy_generate
+from mechvalue.study.inventory import load_inventory, select
+from mechvalue.study.prompts import render
+from mechvalue.study.roles import generate_roles
+
+
+def recipe_folder(model: str, layer: int, tag: str = "") -> Path:
+    """Where the recipe keeps a model's SAE for a layer (shared by `sae-train`, `run`, the examples)."""
+    from mechvalue.lm.models import cache_dir
+
+    return cache_dir() / "saes" / f"{model.replace('/', '_')}-L{layer}{tag}"
+
+
+def sae_recipe(model, info, out: Path, layer: int, roles: int = 8, gen_prompts: int = 48,
+               gen_tokens: int = 48, train: TrainConfig | None = None, inventory=None,
+               questionnaire: list[str] | None = None, seed: int = 0) -> dict:  # fmt: skip
+    train = train or TrainConfig(seed=seed)
+    hook = f"blocks.{layer}.hook_resid_post"
+    items = select(load_inventory(inventory), questionnaire)
+    settings = {"model": info.name, "layer": layer, "roles": roles, "gen_prompts": gen_prompts,
+                "gen_tokens": gen_tokens, "train": asdict(train), "items": list(items["question"]), "seed": seed}  # fmt: skip
+    done = out / "metrics.json"
+    if done.exists():
+        before = json.loads(done.read_text())
+        if (out / "sae").exists() and before.get("settings") == settings:
+            return before  # trained before with the same settings
+        (out / "activations.h5").unlink(missing_ok=True)  # another recipe's cache: start afresh
+    people = [None, *generate_roles(roles, seed)]
+    fmt = info.prompt_format
+    rendered = [render(q, r, fmt, model.tokenizer) for r in people for q in items["question"]]
+    g = torch.Generator().manual_seed(seed)
+    pick = torch.randperm(len(rendered), generator=g)[:gen_prompts].tolist()
+    seqs = [rendered[i].tokens for i in pick]
+    new = []
+    for i in range(0, len(seqs), 16):
+        new += greedy_generate(model, seqs[i : i + 16], gen_tokens)
+    selfgen = [s + n for s, n in zip(seqs, new)]
+    # position 0 (<|im_start|> / BOS) is an attention sink with ~150x the usual norm: left out
+    seqs = [p.tokens for p in rendered] + selfgen
+    prompts = [CachePrompt(t, mask=[False] + [True] * (len(t) - 1)) for t in seqs]
+    held = prompts[-8:]
+    out.mkdir(parents=True, exist_ok=True)
+    h5 = out / "activations.h5"
+    cache_activations(model, prompts[:-8], [hook], h5, "mask", model_name=info.name)
+    store = ActivationStore(h5)
+    sae, log = train_sae(store, hook, train)
+    x = store.rows(hook, 0, min(store.n, 20000))
+    metrics = sae_metrics(sae, x) | spliced_loss(model, sae, [p.tokens for p in held]) | log
+    metrics |= {"rows": store.n, "layer": layer, "d_sae": train.d_sae, "activation": train.activation,
+                "settings": settings}  # fmt: skip
+    store.close()
+    sae.save(out / "sae")
+    write_json(metrics, out / "metrics.json")
+    return metrics

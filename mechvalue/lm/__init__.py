@@ -1,0 +1,1 @@
+"""Language models: offline loading, left-padded batches, greedy decoding and logits with hooks."""

@@ -1,0 +1,104 @@
+"""Live steering experiments: roles x conditions (unsteered, SAE features at chosen strengths,
+hard prompts "inclined / disinclined to V"), measured and written in the study's table schema.
+
+Each condition is measured once and saved as its own part file, so an interrupted grid resumes
+where it stopped. Outputs: `steer.csv` (unsteered + SAE rows; `steer_dim` = feature id, or
+`feature@strength` when several strengths are run), `hard_positive.csv` / `hard_negative.csv`
+(one row per role, each value measured under the prompt that leans on it, as the study's
+compare tables), `items.csv` (every item) and `conditions.json` (what each label means).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from mechvalue.interp.sae import SAE
+from mechvalue.interp.steering import SAEEditHook, SteeringSpec
+from mechvalue.io import write_csv, write_json
+from mechvalue.measure.scoring import Condition, Measurer
+from mechvalue.study.prompts import HardPrompt
+from mechvalue.study.roles import Role
+from mechvalue.study.schema import HARD_LABELS, hard_label, is_hard, wide_table
+
+
+@dataclass
+class GridSpec:
+    features: list[int]
+    strengths: list[float] = field(default_factory=lambda: [8.0])
+    mode: str = "add"  # add | clamp | scale (see SteeringSpec)
+    where: str = "span"  # span | prompt
+    units: str = "typical"  # typical: strength x the feature's typical activation; raw
+    hard_prompts: bool = True
+
+
+def value_definitions() -> dict[str, str]:
+    d = json.loads((resources.files("mechvalue.data") / "value_definitions.json").read_text())
+    d.pop("_about", None)
+    return d
+
+
+def hard_prompts(values: list[str], direction: int) -> dict[str, HardPrompt]:
+    defs = value_definitions()
+    return {v: HardPrompt(v, defs.get(v, v.lower()), direction) for v in values}
+
+
+def label(feature: int, strength: float, several: bool) -> object:
+    return f"{feature}@{strength:g}" if several else feature
+
+
+def conditions(sae: SAE, typical: Tensor | None, spec: GridSpec, values: list[str]) -> list[Condition]:
+    """The grid's conditions, unsteered first."""
+    out = [Condition()]
+    several = len(spec.strengths) > 1
+    for f in spec.features:
+        for s in spec.strengths:
+            hook = SAEEditHook(sae, SteeringSpec([f], spec.mode, s, spec.where, spec.units), typical=typical)
+            info = {"kind": "sae", "feature": f, "strength": s, "mode": spec.mode, "where": spec.where,
+                    "units": spec.units}  # fmt: skip
+            out.append(
+                Condition(label(f, s, several), [(sae.cfg.hook_name, hook)], where=spec.where, info=info)
+            )
+    if spec.hard_prompts:
+        for d, name in HARD_LABELS.items():
+            out.append(Condition(name, hard=hard_prompts(values, d), info={"kind": "hard", "direction": d}))
+    return out
+
+
+def run_grid(measurer: Measurer, items: pd.DataFrame, roles: list[Role | None], sae: SAE,
+             typical: Tensor | None, spec: GridSpec, out: str | Path, progress: bool = True) -> dict[str, pd.DataFrame]:  # fmt: skip
+    """Measure every role under every condition; resumable through `out/parts/`."""
+    out = Path(out)
+    parts = out / "parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    conds = conditions(sae, typical, spec, sorted(items["value"].unique()))
+    write_json({"spec": asdict(spec), "conditions": [c.describe() for c in conds]}, out / "conditions.json")
+    long_parts = []
+    for k, cond in enumerate(tqdm(conds, desc="steer-grid", disable=not progress)):
+        part = parts / f"{k:04d}.csv"
+        if not part.exists():
+            rows = []
+            for role in roles:
+                r = measurer.score_items(items, role, cond)
+                r.insert(0, "player_name", role.name if role else None)
+                r.insert(0, "steer_dim", cond.label)
+                rows.append(r)
+            write_csv(pd.concat(rows, ignore_index=True), part)
+        long_parts.append(pd.read_csv(part, keep_default_na=False, na_values=[""]))
+    long = pd.concat(long_parts, ignore_index=True)
+    label_str = long["steer_dim"].astype(str)
+    tables = {"steer": wide_table(long[~is_hard(long["steer_dim"])]), "items": long}
+    for name, key in (("hard_positive", hard_label(1)), ("hard_negative", hard_label(-1))):
+        if (label_str == key).any():
+            w = wide_table(long[label_str == key])
+            w["steer_dim"] = float("nan")
+            tables[name] = w
+    for name, df in tables.items():
+        write_csv(df, out / f"{name}.csv")
+    return tables

@@ -1,0 +1,95 @@
+"""What stages receive as arguments, each built once per process on first use: the model,
+the SAE (loaded once, not per stage), the items, the roles, the measurer, the typical
+activations and the chosen features (the last two read from earlier stages' files)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from functools import cached_property
+
+import pandas as pd
+import torch
+
+from mechvalue.pipeline.workspace import Workspace
+
+
+class Resources:
+    """Lazily built inputs of the stages; `arguments(fn)` fills a stage's parameters by name."""
+
+    def __init__(self, ws: Workspace):
+        self.ws, self.cfg = ws, ws.cfg
+
+    @cached_property
+    def loaded(self):
+        from mechvalue.lm.models import load_model
+
+        return load_model(self.cfg.model, self.cfg.device)
+
+    @property
+    def model(self):
+        return self.loaded[0]
+
+    @property
+    def info(self):
+        return self.loaded[1]
+
+    @cached_property
+    def items(self) -> pd.DataFrame:
+        from mechvalue.study import inventory as inv
+
+        q = [self.cfg.questionnaire] if self.cfg.questionnaire else None
+        items = inv.select(inv.load_inventory(self.cfg.inventory), q)
+        if self.cfg.quick:
+            items = items.groupby("value", sort=False).head(2).reset_index(drop=True)
+        return items
+
+    @cached_property
+    def roles(self) -> list:
+        """No role first, then the seeded personas."""
+        from mechvalue.study.roles import generate_roles
+
+        return [None, *generate_roles(self.cfg.roles, self.cfg.seed)]
+
+    @property
+    def grid_roles(self) -> list:
+        """Roles of the steering grid, whose activations are also cached and correlated with their scores."""
+        return self.roles[: self.cfg.grid_roles + 1]
+
+    @cached_property
+    def measurer(self):
+        from mechvalue.measure.scoring import Measurer
+
+        return Measurer(self.model, self.info.prompt_format, "logprob")
+
+    @property
+    def sae_ref(self) -> dict:
+        return self.ws.read_json("sae", "sae.json")
+
+    @cached_property
+    def sae(self):
+        from mechvalue.interp.sae import load_sae
+
+        return load_sae(self.sae_ref["path"], self.cfg.device)
+
+    @cached_property
+    def typical(self) -> torch.Tensor:
+        return torch.load(self.ws.out / "features" / "typical.pt")
+
+    @property
+    def chosen(self) -> list[int]:
+        """The features the `features` stage chose for steering."""
+        return [f["feature"] for f in self.ws.read_json("features", "features.json")["features"]]
+
+    def arguments(self, fn: Callable) -> dict:
+        """A stage's keyword arguments: `out` is its folder, every other parameter names a resource."""
+        names = [p for p in inspect.signature(fn).parameters if p != "out"]
+        return {n: self._get(n) for n in names}
+
+    def _get(self, name: str):
+        if name in ("cfg", "ws"):
+            return getattr(self, name)
+        attr = inspect.getattr_static(type(self), name, None)
+        if not isinstance(attr, (property, cached_property)):
+            raise TypeError(f"no resource named {name!r}")
+        return getattr(self, name)

@@ -1,0 +1,237 @@
+"""The stages of `mechvalue run`, in order, one function each. A stage writes into `out` (its own
+folder), takes every other input as a named argument (a `Resources` attribute), and returns a
+small summary for its `done.json`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from mechvalue.io import write_csv, write_json
+from mechvalue.pipeline.config import RunConfig
+from mechvalue.pipeline.workspace import Workspace
+
+TOL = 0.02  # score changes up to this size count as "unchanged" in the side-effect tables
+
+
+def measure(out: Path, measurer, items: pd.DataFrame, roles: list) -> dict:
+    from mechvalue.measure.scoring import measure as measure_values
+
+    long, wide = measure_values(measurer, items, roles)
+    write_csv(long, out / "items.csv")
+    write_csv(wide, out / "values.csv")
+    return {"rows": len(wide), "items": int(long["item"].nunique())}
+
+
+def sae(out: Path, cfg: RunConfig, loaded) -> dict:
+    from mechvalue.interp.sae import TrainConfig
+    from mechvalue.interp.sae_recipe import recipe_folder, sae_recipe
+
+    if cfg.sae != "train":
+        ref = {"path": str(Path(cfg.sae).resolve()), "trained": False, "metrics": {}}
+    else:
+        model, info = loaded
+        kw = dict(cfg.sae_train)
+        train = TrainConfig(seed=cfg.seed, **{k: kw.pop(k) for k in ("d_sae", "epochs", "k") if k in kw})
+        folder = recipe_folder(cfg.model, cfg.layer, "-quick" if cfg.quick else "")  # default: `sae-train`'s
+        q = [cfg.questionnaire] if cfg.questionnaire else None
+        metrics = sae_recipe(model, info, folder, cfg.layer, train=train, inventory=cfg.inventory,
+                             questionnaire=q, seed=cfg.seed, **kw)  # fmt: skip
+        ref = {"path": str(folder / "sae"), "trained": True, "activations": str(folder / "activations.h5"),
+               "metrics": {k: v for k, v in metrics.items() if k != "settings"}}  # fmt: skip
+    write_json(ref, out / "sae.json")
+    return {"path": ref["path"]}
+
+
+def activations(out: Path, model, info, sae, items: pd.DataFrame, grid_roles: list, cfg: RunConfig) -> dict:
+    from mechvalue.interp.cache import cache_activations
+    from mechvalue.interp.features import cache_prompts
+    from mechvalue.study.prompts import render
+
+    rendered = [render(q, r, info.prompt_format, model.tokenizer, answer_prefix="Answer:")
+                for r in grid_roles for q in items["question"]]  # fmt: skip
+    prompts = cache_prompts(rendered)
+    cache_activations(model, prompts, [sae.cfg.hook_name], out / "acts.h5", "mask", model_name=cfg.model)
+    return {"prompts": len(prompts)}
+
+
+def features(out: Path, ws: Workspace, sae, sae_ref: dict, measurer, items: pd.DataFrame, grid_roles: list,
+             cfg: RunConfig) -> dict:  # fmt: skip
+    from mechvalue.analysis.attribution import correlation, gradient_attribution
+    from mechvalue.interp.cache import ActivationStore
+    from mechvalue.interp.features import (
+        prompt_features,
+        span_candidates,
+        typical_activation,
+        typical_from_store,
+    )
+
+    hook = sae.cfg.hook_name
+    store = ActivationStore(ws.out / "activations" / "acts.h5")
+    span, last = prompt_features(store, sae, hook, len(items) * len(grid_roles))
+    if sae_ref.get("activations") and Path(sae_ref["activations"]).exists():  # the SAE's own training cache
+        typical = typical_from_store(sae, sae_ref["activations"])
+    else:
+        typical = typical_activation(sae, store.rows(hook))
+    store.close()
+    names = [r.name if r else "" for r in grid_roles for _ in range(len(items))]
+    values = list(items["value"]) * len(grid_roles)
+    corr = correlation(last, names, values, ws.read_csv("measure", "values.csv"))
+    grad = gradient_attribution(measurer, sae, items, grid_roles[:4])
+    grad_typ = grad.mul(typical.numpy(), axis=0)  # per typical unit of steering
+    k = cfg.features
+    chosen = {f: "span" for f in span_candidates(span, max(1, k // 3))}
+    for why, score in (("correlation", corr.abs()), ("attribution", grad_typ.abs())):
+        quota = len(chosen) + (max(1, k // 3) if why == "correlation" else k)
+        for f in score.max(axis=1).sort_values(ascending=False).index:
+            if len(chosen) >= min(quota, k):
+                break
+            chosen.setdefault(int(f), why)
+    write_csv(corr.assign(feature=corr.index), out / "correlation.csv")
+    write_csv(grad_typ.assign(feature=grad_typ.index).loc[list(chosen)], out / "gradient_attribution.csv")
+    torch.save(typical, out / "typical.pt")
+    write_json({"features": [{"feature": f, "reason": why, "typical": float(typical[f]),
+                              "span_activation": float(span[:, f].mean())} for f, why in chosen.items()]},
+               out / "features.json")  # fmt: skip
+    return {"features": list(chosen)}
+
+
+def grid(out: Path, measurer, items: pd.DataFrame, grid_roles: list, sae, typical, chosen: list[int],
+         cfg: RunConfig) -> dict:  # fmt: skip
+    from mechvalue.measure.grid import GridSpec, run_grid
+
+    spec = GridSpec(chosen, [cfg.strength], "add", "span", "typical")
+    t = run_grid(measurer, items, grid_roles, sae, typical, spec, out)
+    return {"rows": len(t["steer"])}
+
+
+def generations(out: Path, model, info, sae, typical, chosen: list[int], items: pd.DataFrame,
+                cfg: RunConfig) -> dict:  # fmt: skip
+    from mechvalue.interp.steering import SAEEditHook, SteeringSpec, generate_steered
+    from mechvalue.study.prompts import render
+
+    qs = list(items.groupby("value", sort=False).head(1)["question"][:2])
+    ps = [render(q, None, info.prompt_format, model.tokenizer) for q in qs]
+    n = 24 if cfg.quick else 40
+    plain = generate_steered(model, ps, sae.cfg.hook_name, lambda r, hook: r, "all", n)
+    examples = []
+    for f in chosen:
+        spec = SteeringSpec([f], "add", cfg.gen_strength, "all", "typical")
+        steered = generate_steered(
+            model, ps, sae.cfg.hook_name, SAEEditHook(sae, spec, typical=typical), "all", n
+        )
+        examples += [
+            {"feature": f, "question": q, "unsteered": a, "steered": b} for q, a, b in zip(qs, plain, steered)
+        ]
+    write_json({"strength": cfg.gen_strength, "where": "all", "examples": examples}, out / "generations.json")
+    return {"changed": sum(o["steered"] != o["unsteered"] for o in examples), "of": len(examples)}
+
+
+def _reference(cfg: RunConfig, nodes: list[str]):
+    """The human reference graph over `nodes`: PVQ-40 answers if given, else Schwartz's circle
+    (neighbours linked)."""
+    from mechvalue.causal.graph import Edge, ValueGraph
+    from mechvalue.causal.human import human_graph
+    from mechvalue.study.inventory import SCHWARTZ_VALUES
+
+    if cfg.human:
+        edges = [e for e in human_graph(cfg.human).edges if e.source in nodes and e.target in nodes]
+        return ValueGraph(nodes, edges), f"human PVQ-40 answers ({Path(cfg.human).name})"
+    ring = [v for v in SCHWARTZ_VALUES if v in nodes]  # listed in circle order
+    edges = [Edge(a, b, "undirected") for a, b in zip(ring, ring[1:] + ring[:1])] if len(ring) > 2 else []
+    return ValueGraph(nodes, edges), "Schwartz's circle (adjacent values linked)"
+
+
+def graph(out: Path, ws: Workspace, cfg: RunConfig) -> dict:
+    from mechvalue.analysis.plots import draw_graph
+    from mechvalue.causal.compare import compare_with_null
+    from mechvalue.causal.discovery import learn_graph
+    from mechvalue.causal.stability import bootstrap_edges, edges_recurring
+    from mechvalue.study.schema import select_rows, value_matrix
+
+    rows = select_rows(ws.read_csv("measure", "values.csv"), [])
+    x = value_matrix(rows, drop_constant=True)
+    g = learn_graph(x, "pc", 0.05)
+    g.save(out / "learned.json")
+    freqs = bootstrap_edges(x, rows["player_name"], cfg.bootstrap, "pc", 0.05, cfg.seed)
+    write_csv(freqs, out / "edge_frequencies.csv")
+    ref, ref_name = _reference(cfg, list(x.columns))
+    ref.save(out / "reference.json")
+    cmp = compare_with_null(g, ref, cfg.null, cfg.seed)
+    stable = edges_recurring(g, freqs, 0.8)
+    fq = {frozenset((r.source, r.target)): r.skeleton_freq for r in freqs.itertuples()}
+    draw_graph(
+        g, out / "learned.png", f"{cfg.model}: {len(g.edges)} edges ({stable} in >=80% of resamples)", fq
+    )
+    draw_graph(ref, out / "reference.png", f"reference: {ref_name}")
+    summary = {"edges": len(g.edges), "edges_recurring_80pct": stable, "reference": ref_name,
+               "reference_edges": len(ref.edges), "compare": cmp, "rows": len(x),
+               "failed_resamples": freqs.attrs["failed_resamples"]}  # fmt: skip
+    write_json(summary, out / "summary.json")
+    return {"edges": len(g.edges)}
+
+
+def tables(out: Path, ws: Workspace, items: pd.DataFrame, cfg: RunConfig) -> dict:
+    from mechvalue.analysis.attribution import interventional, side_effects
+    from mechvalue.analysis.tables import pies, table1, table2, table2_improved
+    from mechvalue.causal.graph import load_graph
+    from mechvalue.study.inventory import split
+    from mechvalue.study.schema import is_hard, wide_table
+
+    conds = ws.read_json("grid", "conditions.json")["conditions"]
+    steer, long = ws.read_csv("grid", "steer.csv"), ws.read_csv("grid", "items.csv")
+    learned, ref = (
+        load_graph(ws.out / "graph" / "learned.json"),
+        load_graph(ws.out / "graph" / "reference.json"),
+    )
+    feats = [c["label"] for c in conds if c["kind"] == "sae"]
+    nb = 50 if cfg.quick else 200
+    train, test = split(items, cfg.seed)
+    sae_rows = long[~is_hard(long["steer_dim"])]
+    t1 = table1(wide_table(sae_rows[sae_rows["item"].isin(train["item"])]),
+                wide_table(sae_rows[sae_rows["item"].isin(test["item"])]), feats)  # fmt: skip
+    write_csv(t1["cells"], out / "table1_cells.csv")
+    first_role = steer["player_name"].dropna().iloc[0]
+    res = {"table1": {k: t1[k] for k in ("mean_similarity", "noise_ratio")},
+           "table2_study": table2(steer, learned, ref, first_role),
+           "table2_learned": table2_improved(steer, learned, n_boot=nb, n_null=nb, seed=cfg.seed, tol=TOL),
+           "table2_reference": table2_improved(steer, ref, n_boot=nb, n_null=nb, seed=cfg.seed, tol=TOL)}  # fmt: skip
+    res["table2_study"].pop("per_value")
+    eff = interventional(steer, conds)
+    write_csv(eff, out / "interventional.csv")
+    res["side_effects_learned"] = side_effects(eff, learned)
+    res["side_effects_reference"] = side_effects(eff, ref)
+    best = eff[eff["effect"] > 0].sort_values("t", ascending=False).drop_duplicates("value")
+    chosen = {r.value: r.label for r in best.itertuples()}
+    if chosen and (ws.out / "grid" / "hard_positive.csv").exists():
+        res["pies_positive"] = pies(steer, ws.read_csv("grid", "hard_positive.csv"), chosen)
+    write_json(res, out / "tables.json")
+    return {"features": len(feats)}
+
+
+def report(out: Path, ws: Workspace) -> dict:
+    from mechvalue.pipeline.report import write_report
+
+    path = write_report(ws, out, [name for name, _ in STAGES])
+    timings = ws.timings([name for name, _ in STAGES])
+    return {
+        "html": str(path),
+        "bytes": path.stat().st_size,
+        "total_seconds_before_report": float(sum(timings.values())),
+    }
+
+
+STAGES: list[tuple[str, Callable[..., dict]]] = [
+    ("measure", measure),
+    ("sae", sae),
+    ("activations", activations),
+    ("features", features),
+    ("grid", grid),
+    ("generations", generations),
+    ("graph", graph),
+    ("tables", tables),
+    ("report", report),
+]

@@ -1,0 +1,56 @@
+"""A run folder's bookkeeping: its recorded settings, one sub-folder per stage, done markers
+(written last, with the stage's time), and readers for what earlier stages wrote."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from mechvalue.errors import MechValueError
+from mechvalue.io import write_json
+from mechvalue.pipeline.config import RunConfig, versions
+
+
+class Workspace:
+    """OUT/config.json (settings + versions; other settings on the same folder are refused) and
+    OUT/<stage>/ with its done.json."""
+
+    def __init__(self, out: str | Path, cfg: RunConfig):
+        self.out, self.cfg = Path(out), cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        conf = self.out / "config.json"
+        settings = asdict(cfg)
+        if conf.exists():
+            old = json.loads(conf.read_text())["settings"]
+            diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+            if diff:
+                raise MechValueError(
+                    f"{self.out} holds a run with other settings ({', '.join(diff)}); use a new --out"
+                )
+        else:
+            write_json({"settings": settings, "versions": versions()}, conf)
+
+    def dir(self, stage: str) -> Path:
+        d = self.out / stage
+        d.mkdir(exist_ok=True)
+        return d
+
+    def done(self, stage: str) -> bool:
+        return (self.out / stage / "done.json").exists()
+
+    def finish(self, stage: str, t0: float, **info) -> None:
+        write_json({"seconds": round(time.perf_counter() - t0, 2), **info}, self.out / stage / "done.json")
+
+    def timings(self, stages: list[str]) -> dict[str, float]:
+        """Seconds per finished stage, in run order."""
+        return {s: self.read_json(s, "done.json")["seconds"] for s in stages if self.done(s)}
+
+    def read_csv(self, stage: str, name: str) -> pd.DataFrame:
+        return pd.read_csv(self.out / stage / name)
+
+    def read_json(self, stage: str, name: str):
+        return json.loads((self.out / stage / name).read_text())

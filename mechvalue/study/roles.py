@@ -1,0 +1,59 @@
+"""Personas: the study's one-line role (gender, job, MBTI), generated with Faker or loaded."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from mechvalue.errors import MechValueError
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    trait: str  # "Gender: <g>; Job: <job>, MBTI: <type>"
+
+
+def _personas() -> dict:
+    return json.loads((resources.files("mechvalue.data") / "personas.json").read_text())
+
+
+def generate_roles(n: int, seed: int = 0) -> list[Role]:
+    """`n` distinct seeded personas in the study's format (Faker names and jobs, random MBTI)."""
+    from faker import Faker
+
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    lists = _personas()
+    roles, seen = [], set()
+    while len(roles) < n:
+        gender = fake.random_element(lists["genders"])
+        if gender == "female":
+            name = fake.name_female()
+        elif gender == "male":
+            name = fake.name_male()
+        else:
+            name = fake.name_nonbinary()
+        if name in seen:
+            continue
+        seen.add(name)
+        trait = f"Gender: {gender}; Job: {fake.job()}, MBTI: {fake.random_element(lists['mbti'])}"
+        roles.append(Role(name, trait))
+    return roles
+
+
+def load_players(path: str | Path) -> list[Role]:
+    """Roles from the study's players*.json ({name: {"mini_trait": ..., ...}})."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise MechValueError(f"{path}: cannot read players file ({e})") from None
+    roles = []
+    for name, info in data.items():
+        if not isinstance(info, dict) or "mini_trait" not in info:
+            raise MechValueError(f"{path}: player {name!r} has no 'mini_trait'")
+        roles.append(Role(name, info["mini_trait"]))
+    return roles

@@ -1,0 +1,57 @@
+"""The study's published Gemma numbers, from its released tables."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from mechvalue.analysis import tables as ex
+from mechvalue.causal.graph import load_graph
+from mechvalue.study.schema import load_table
+from mechvalue.study.settings import KEPT_FEATURES as GEMMA_KEPT
+from mechvalue.study.settings import PIE_NEGATIVE as NEGATIVE
+from mechvalue.study.settings import PIE_POSITIVE as POSITIVE
+from mechvalue.study.settings import TABLE1_EXCLUDED as EXCLUDED
+from tests.conftest import RELEASE, need_shared
+
+PAPER_T1 = {1025: .94, 1312: .66, 1341: .90, 1975: .89, 2965: .92, 4752: .90, 10096: .79, 10605: .86, 14049: .84, 14351: .84}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return (load_table(need_shared("paper_release", "ans_gemma_train_formal.csv")),
+            load_table(need_shared("paper_release", "ans_gemma_test_formal.csv")))  # fmt: skip
+
+
+def test_table1_mean_similarity(tables):
+    res = ex.table1(*tables, GEMMA_KEPT, EXCLUDED)
+    assert {int(k): round(v, 2) for k, v in res["mean_similarity"].items()} == PAPER_T1
+
+
+def test_table2_means(tables):
+    ref = RELEASE / "reference_graphs.json"
+    res = ex.table2(tables[1], load_graph(ref, "gemma"), load_graph(ref, "human1"), "Mary Holt", GEMMA_KEPT)
+    got = {h: {g: [round(res[h][g]["expected"], 3), round(res[h][g]["unexpected"], 3)] for g in res[h]}
+           for h in ("prompt", "sae")}  # fmt: skip
+    assert got == {"prompt": {"learned": [0.690, 0.560], "reference": [0.693, 0.593]},
+                   "sae": {"learned": [0.568, 0.506], "reference": [0.787, 0.504]}}  # fmt: skip
+
+
+def test_table2_improved_has_ci_and_pvalues(tables):
+    g = load_graph(RELEASE / "reference_graphs.json", "gemma")
+    res = ex.table2_improved(tables[1], g, GEMMA_KEPT, n_boot=20, n_null=20)
+    for half in ("sae", "prompt"):
+        lo, hi = res[half]["gap_ci95"]
+        assert lo <= res[half]["gap"] <= hi
+        assert 0 < res[half]["p_vs_random_graph"] <= 1
+    assert res["sae"]["n_rows"] == 25 * 10  # 25 roles x 10 features, all roles pooled
+
+
+def test_pies(tables):
+    test = tables[1]
+    pos = ex.pies(test, pd.read_csv(RELEASE / "ans_gemma_test_compare_positive_s1.csv"), POSITIVE)
+    neg = ex.pies(test, pd.read_csv(RELEASE / "ans_gemma_test_compare_negative_s1.csv"), NEGATIVE)
+    strip = lambda d: [d["up"], d["unchanged"], d["down"]]  # noqa: E731
+    assert strip(pos["sae"]) == [31.5, 56.9, 11.5] and strip(neg["sae"]) == [6.2, 50.4, 43.5]
+    assert strip(pos["hard_prompt"]) == [22.3, 50.8, 26.9] and strip(neg["hard_prompt"]) == [8.1, 25.4, 66.5]
+    json.dumps(pos)

@@ -1,0 +1,81 @@
+"""`mechvalue run --quick` end to end on SmolLM2: every stage, the report, resume, refusal."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mechvalue.cli.main import main
+from mechvalue.pipeline.stages import STAGES
+
+
+@pytest.fixture(scope="module")
+def quick_run(smollm2, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert main(["run", "--quick", "--out", str(out)]) == 0
+    return out
+
+
+def test_quick_run_writes_every_stage_and_the_report(quick_run):
+    for s, _ in STAGES:
+        assert (quick_run / s / "done.json").exists(), s
+    page = (quick_run / "report" / "report.html").read_text()
+    for section in ("Value profile", "Value graph", "features behind each value", "Steered generations",
+                    "Table 1", "Table 2", "Settings and timings"):  # fmt: skip
+        assert section in page
+    assert page.count("data:image/png;base64,") >= 4 and 'src="http' not in page
+    values = json.loads((quick_run / "graph" / "summary.json").read_text())
+    assert values["rows"] == 15 and 0 <= values["compare"]["random_graph"]["p_shd"] <= 1
+    gens = json.loads((quick_run / "generations" / "generations.json").read_text())["examples"]
+    assert any(g["steered"] != g["unsteered"] for g in gens)
+
+
+def test_rerun_resumes_and_redone_stages_match(quick_run):
+    before = (quick_run / "tables" / "tables.json").read_text()
+    for s in ("graph", "tables", "report"):
+        (quick_run / s / "done.json").unlink()
+    r = subprocess.run([sys.executable, "-m", "mechvalue.cli", "run", "--quick", "--out", str(quick_run)],
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "measure ..." not in r.stdout and "tables ..." in r.stdout
+    assert (quick_run / "tables" / "tables.json").read_text() == before
+
+
+def test_other_settings_on_the_same_folder_are_refused(quick_run, capsys):
+    assert main(["run", "--quick", "--roles", "5", "--out", str(quick_run)]) == 2
+    assert "roles" in capsys.readouterr().err
+
+
+def test_killed_mid_grid_then_rerun_gives_the_same_results(quick_run, tmp_path):
+    """kill -9 during the steering grid, rerun: the grid resumes from its parts, results unchanged."""
+    run = tmp_path / "run"
+    shutil.copytree(quick_run, run)
+    shutil.rmtree(run / "grid")
+    names = [s for s, _ in STAGES]
+    for s in names[names.index("grid") :]:
+        (run / s / "done.json").unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "mechvalue.cli", "run", "--quick", "--out", str(run)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while (
+        len(list((run / "grid" / "parts").glob("*.csv"))) < 2
+        and proc.poll() is None
+        and time.time() < deadline
+    ):
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_with = len(list((run / "grid" / "parts").glob("*.csv")))
+    assert not (run / "grid" / "done.json").exists() and killed_with < len(
+        list((quick_run / "grid" / "parts").glob("*"))
+    )
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for f in ("grid/steer.csv", "grid/items.csv", "tables/tables.json", "graph/learned.json"):
+        assert (run / f).read_text() == (quick_run / f).read_text(), f
