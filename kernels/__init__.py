@@ -1,5 +1,7 @@
-"""Triton kernels (installed as `mechvalue.kernels`): each with its torch reference and test."""
+"""Triton kernels (installed as `mechvalue.kernels`): each with its torch reference and test,
+and `compile_all(arch)`, the ahead-of-time compile check that needs no GPU."""
 
-from .sae_edit import sae_edit_reference, sae_edit_triton
+from .compile import compile_all
+from .sae_edit import launch_grid, sae_edit_reference, sae_edit_triton
 
-__all__ = ["sae_edit_reference", "sae_edit_triton"]
+__all__ = ["compile_all", "launch_grid", "sae_edit_reference", "sae_edit_triton"]

@@ -9,10 +9,15 @@ error-term path runs the SAE twice. For ReLU/JumpReLU, features outside the edit
 f' - f = 0, so running the kernel on the gathered sub-SAE (W_enc[:, S], W_dec[S]) gives the
 same result at a cost that does not grow with d_sae: that is the delta path.
 
-One program owns BLOCK_M tokens. For each block of BLOCK_S features it computes the
-pre-activations over d_in in BLOCK_K chunks, applies the activation and the edit, and adds
-(f' - f) @ W_dec into the output rows chunk by chunk (the program owns those rows, so plain
-read-modify-write is race free). Accumulation is float32 whatever the storage dtype.
+Grid: token blocks x feature blocks (`launch_grid`), so a decoding batch of 1-16 tokens still
+spreads a 16k-feature SAE over >= 128 programs. Program (i, j) encodes its BLOCK_M tokens on its
+BLOCK_S features (d_in in BLOCK_K chunks), applies the activation and the edit, and adds
+(f' - f) @ W_dec[block j] into a float32 accumulator with atomics (the accumulator starts as x;
+casting it to x's dtype is the second, small pass). Dot operands are in one compute dtype, the
+activations' (float32 weights are cast in registers; `mechvalue.interp.edit` prepares them in
+the activation dtype once, which reads half the bytes for the same result); accumulation is
+float32; float32 inputs use IEEE products, not TF32, so JumpReLU gating near the threshold
+matches the reference. Atomics make the float32 summation order vary between runs.
 """
 
 from __future__ import annotations
@@ -23,80 +28,88 @@ import triton.language as tl
 from jaxtyping import Float
 from torch import Tensor
 
-RELU, JUMPRELU = 0, 1
+RELU = tl.constexpr(0)
+JUMPRELU = tl.constexpr(1)
 
 
-def _configs():
+# (BLOCK_M, BLOCK_S, BLOCK_K, num_warps): float32 dots run on FMA units (IEEE), so their tiles are
+# smaller; every config compiles without register spills on sm_80 and sm_90 (tests/kernels).
+_TILES = {
+    "float32": [(16, 64, 64, 4), (16, 64, 32, 4), (16, 128, 32, 8), (32, 64, 32, 8), (64, 64, 16, 8)],
+    "half": [(16, 64, 64, 4), (16, 128, 64, 8), (32, 64, 64, 4), (64, 64, 32, 4), (64, 128, 32, 8)],
+}
+
+
+def configs(x_dtype: str = "float32") -> list[triton.Config]:
+    """Autotune configs for activations of `x_dtype`; BLOCK_S <= 128 keeps >= 128 programs for
+    d_sae = 16384 at any M."""
+    tiles = _TILES["float32" if x_dtype == "float32" else "half"]
     return [
-        triton.Config({"BLOCK_M": m, "BLOCK_S": s, "BLOCK_K": k}, num_warps=w)
-        for m, s, k, w in [
-            (16, 64, 64, 4),
-            (16, 128, 64, 4),
-            (32, 64, 64, 4),
-            (64, 64, 32, 4),
-            (16, 32, 128, 2),
-        ]
+        triton.Config({"BLOCK_M": m, "BLOCK_S": s, "BLOCK_K": k}, num_warps=w, num_stages=3)
+        for m, s, k, w in tiles
     ]
+
+
+def launch_grid(M: int, S: int, BLOCK_M: int, BLOCK_S: int) -> tuple[int, int]:
+    """Programs per axis: (token blocks, feature blocks)."""
+    return triton.cdiv(M, BLOCK_M), triton.cdiv(S, BLOCK_S)
 
 
 @triton.jit
 def _sae_edit_kernel(
-    x_ptr, out_ptr, w_enc_ptr, b_enc_ptr, w_dec_ptr, b_dec_ptr, thr_ptr, mul_ptr, add_ptr,
+    x_ptr, acc_ptr, w_enc_ptr, b_enc_ptr, w_dec_ptr, b_dec_ptr, thr_ptr, mul_ptr, add_ptr,
     M, D, S,
     ACT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
-    pid = tl.program_id(0)
-    rows = pid * BLOCK_M + tl.arange(0, BLOCK_M)
-    row_ok = rows < M
+    cdt = x_ptr.dtype.element_ty  # the one compute dtype of the tl.dot operands
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    feats = tl.program_id(1) * BLOCK_S + tl.arange(0, BLOCK_S)
+    row_ok, f_ok = rows < M, feats < S
     ks = tl.arange(0, BLOCK_K)
-    # out <- x
+    # encode: pre = (x - b_dec) @ W_enc[:, feats] + b_enc[feats], float32 accumulator
+    pre = tl.zeros((BLOCK_M, BLOCK_S), dtype=tl.float32)
     for k0 in range(0, D, BLOCK_K):
         cols = k0 + ks
-        m = row_ok[:, None] & (cols[None, :] < D)
-        xv = tl.load(x_ptr + rows[:, None] * D + cols[None, :], mask=m, other=0.0)
-        tl.store(out_ptr + rows[:, None] * D + cols[None, :], xv, mask=m)
-    for s0 in range(0, S, BLOCK_S):
-        feats = s0 + tl.arange(0, BLOCK_S)
-        f_ok = feats < S
-        # encode: pre = (x - b_dec) @ W_enc[:, feats] + b_enc[feats]
-        pre = tl.zeros((BLOCK_M, BLOCK_S), dtype=tl.float32)
-        for k0 in range(0, D, BLOCK_K):
-            cols = k0 + ks
-            c_ok = cols < D
-            xv = tl.load(
-                x_ptr + rows[:, None] * D + cols[None, :], mask=row_ok[:, None] & c_ok[None, :], other=0.0
-            )
-            bd = tl.load(b_dec_ptr + cols, mask=c_ok, other=0.0)
-            xc = (xv.to(tl.float32) - bd.to(tl.float32)[None, :]).to(xv.dtype)
-            we = tl.load(
-                w_enc_ptr + cols[:, None] * S + feats[None, :], mask=c_ok[:, None] & f_ok[None, :], other=0.0
-            )
-            pre += tl.dot(xc, we)
-        pre += tl.load(b_enc_ptr + feats, mask=f_ok, other=0.0).to(tl.float32)[None, :]
-        # activation, then the edit; only the difference f' - f is decoded
-        if ACT == JUMPRELU:
-            thr = tl.load(thr_ptr + feats, mask=f_ok, other=0.0).to(tl.float32)
-            f = tl.where(pre > thr[None, :], pre, 0.0)
-        else:
-            f = tl.maximum(pre, 0.0)
-        mul = tl.load(mul_ptr + feats, mask=f_ok, other=1.0).to(tl.float32)
-        add = tl.load(add_ptr + feats, mask=f_ok, other=0.0).to(tl.float32)
-        delta = f * (mul[None, :] - 1.0) + add[None, :]
-        delta = tl.where(row_ok[:, None] & f_ok[None, :], delta, 0.0).to(xc.dtype)
-        # decode: out[:, cols] += delta @ W_dec[feats, cols]
-        for k0 in range(0, D, BLOCK_K):
-            cols = k0 + ks
-            c_ok = cols < D
-            wd = tl.load(
-                w_dec_ptr + feats[:, None] * D + cols[None, :], mask=f_ok[:, None] & c_ok[None, :], other=0.0
-            )
-            o_ptr = out_ptr + rows[:, None] * D + cols[None, :]
-            om = row_ok[:, None] & c_ok[None, :]
-            o = tl.load(o_ptr, mask=om, other=0.0).to(tl.float32) + tl.dot(delta, wd)
-            tl.store(o_ptr, o.to(out_ptr.dtype.element_ty), mask=om)
+        c_ok = cols < D
+        xv = tl.load(
+            x_ptr + rows[:, None] * D + cols[None, :], mask=row_ok[:, None] & c_ok[None, :], other=0.0
+        )
+        bd = tl.load(b_dec_ptr + cols, mask=c_ok, other=0.0)
+        xc = (xv.to(tl.float32) - bd.to(tl.float32)[None, :]).to(cdt)
+        we = tl.load(
+            w_enc_ptr + cols[:, None] * S + feats[None, :], mask=c_ok[:, None] & f_ok[None, :], other=0.0
+        )
+        pre = tl.dot(xc, we.to(cdt), pre, input_precision="ieee")
+    pre += tl.load(b_enc_ptr + feats, mask=f_ok, other=0.0).to(tl.float32)[None, :]
+    # activation, then the edit; only the difference f' - f is decoded
+    if ACT == JUMPRELU:
+        thr = tl.load(thr_ptr + feats, mask=f_ok, other=0.0).to(tl.float32)
+        f = tl.where(pre > thr[None, :], pre, 0.0)
+    else:
+        f = tl.maximum(pre, 0.0)
+    mul = tl.load(mul_ptr + feats, mask=f_ok, other=1.0).to(tl.float32)
+    add = tl.load(add_ptr + feats, mask=f_ok, other=0.0).to(tl.float32)
+    delta = f * (mul[None, :] - 1.0) + add[None, :]
+    delta = tl.where(row_ok[:, None] & f_ok[None, :], delta, 0.0).to(cdt)
+    # decode: acc[:, cols] += delta @ W_dec[feats, cols]; other feature blocks add to the same rows
+    for k0 in range(0, D, BLOCK_K):
+        cols = k0 + ks
+        c_ok = cols < D
+        wd = tl.load(
+            w_dec_ptr + feats[:, None] * D + cols[None, :], mask=f_ok[:, None] & c_ok[None, :], other=0.0
+        )
+        part = tl.dot(delta, wd.to(cdt), input_precision="ieee")
+        tl.atomic_add(acc_ptr + rows[:, None] * D + cols[None, :], part, mask=row_ok[:, None] & c_ok[None, :],
+                      sem="relaxed")  # fmt: skip
 
 
-_autotuned = triton.autotune(configs=_configs(), key=["M", "D", "S", "ACT"])(_sae_edit_kernel)
+_autotuned = {  # the accumulator is restored after each timing run (the kernel adds into it)
+    dt: triton.autotune(configs=configs(dt), key=["M", "D", "S", "ACT"], restore_value=["acc_ptr"])(
+        _sae_edit_kernel
+    )
+    for dt in ("float32", "half")
+}
+KERNELS = {"sae_edit": _sae_edit_kernel}  # every Triton kernel here, for `compile_all`
 
 
 def sae_edit_triton(
@@ -110,10 +123,14 @@ def sae_edit_triton(
     add: Float[Tensor, " d_sae"],
     block: tuple[int, int, int] | None = None,
 ) -> Float[Tensor, "tokens d_in"]:
-    """Launch the kernel. `block` = (BLOCK_M, BLOCK_S, BLOCK_K) skips autotuning (CPU interpreter)."""
+    """Launch the kernel (no autograd). `block` = (BLOCK_M, BLOCK_S, BLOCK_K) skips autotuning.
+
+    Weights may be float32 or x's dtype (others are cast to x's dtype here, a copy per call);
+    the per-feature vectors are read as float32.
+    """
     if x.dtype == torch.bfloat16 and not x.is_cuda:
-        # Triton's CPU interpreter mis-reads bfloat16 buffers (numpy has no bfloat16): run the
-        # kernel on float32 copies there; on GPU bfloat16 goes through the kernel as is.
+        # Triton's CPU interpreter stores bfloat16 as uint16 and its tl.dot multiplies those
+        # integers: run on float32 copies there; on GPU bfloat16 goes through the kernel as is.
         up = [
             t.float() if t is not None else None for t in (x, W_enc, b_enc, W_dec, b_dec, threshold, mul, add)
         ]
@@ -121,20 +138,38 @@ def sae_edit_triton(
     x = x.contiguous()
     M, D = x.shape
     S = W_enc.shape[1]
-    out = torch.empty_like(x)
+    W_enc, W_dec = (w if w.dtype in (torch.float32, x.dtype) else w.to(x.dtype) for w in (W_enc, W_dec))
+    vec = lambda t: t.to(torch.float32).contiguous()  # noqa: E731
     act = JUMPRELU if threshold is not None else RELU
-    thr = threshold if threshold is not None else b_enc  # unused for ReLU
-    args = (x, out, W_enc.contiguous(), b_enc, W_dec.contiguous(), b_dec, thr, mul, add, M, D, S)
+    thr = vec(threshold if threshold is not None else b_enc)  # unused for ReLU
+    acc = x.to(torch.float32, copy=True)  # the kernel adds (f' - f) @ W_dec into x
+    args = (
+        x,
+        acc,
+        W_enc.contiguous(),
+        vec(b_enc),
+        W_dec.contiguous(),
+        vec(b_dec),
+        thr,
+        vec(mul),
+        vec(add),
+        M,
+        D,
+        S,
+    )
     if block is None and x.is_cuda:
-        _autotuned[lambda meta: (triton.cdiv(M, meta["BLOCK_M"]),)](*args, ACT=act)
+        tuned = _autotuned["float32" if x.dtype == torch.float32 else "half"]
+        tuned[lambda meta: launch_grid(M, S, meta["BLOCK_M"], meta["BLOCK_S"])](*args, ACT=act)
     else:
         bm, bs, bk = block or (16, 32, 32)
-        _sae_edit_kernel[(triton.cdiv(M, bm),)](*args, ACT=act, BLOCK_M=bm, BLOCK_S=bs, BLOCK_K=bk)
-    return out
+        _sae_edit_kernel[launch_grid(M, S, bm, bs)](*args, ACT=act, BLOCK_M=bm, BLOCK_S=bs, BLOCK_K=bk)
+    return acc if x.dtype == torch.float32 else acc.to(x.dtype)
 
 
 def sae_edit_reference(x, W_enc, b_enc, W_dec, b_dec, threshold, mul, add):
-    """The same computation in plain torch (float32 accumulation), as written in the docstring."""
+    """The same computation in plain torch (float32 accumulation), as written in the docstring.
+
+    Differentiable in x (and in any operand that requires grad)."""
     xf = x.float()
     pre = (xf - b_dec.float()) @ W_enc.float() + b_enc.float()
     f = torch.where(pre > threshold.float(), pre, 0.0) if threshold is not None else pre.clamp_min(0)
