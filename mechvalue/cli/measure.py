@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from mechvalue.cli.common import add_design_args, add_model_args, csv_list
+from mechvalue.study.prompts import FORMS
 
 
 def cmd_measure(a: argparse.Namespace) -> None:
@@ -24,7 +25,7 @@ def cmd_measure(a: argparse.Namespace) -> None:
     roles = load_players(a.players)[: a.roles] if a.players else generate_roles(a.roles, a.seed)
     model, info = load_model(a.model, a.device)
     fmt = a.prompt_format or info.prompt_format
-    m = Measurer(model, fmt, a.scoring, a.batch_size, a.max_new_tokens)
+    m = Measurer(model, fmt, a.scoring, a.batch_size, a.max_new_tokens, form=a.form)
     long, wide = measure(m, items, [None, *roles])
     out = Path(a.out)
     write_csv(long, out / "items.csv")
@@ -39,7 +40,8 @@ def register(sub) -> None:
     m.add_argument("--values", default=None, help="comma-separated value names")
     m.add_argument("--min-items", type=int, default=0)
     m.add_argument("--players", default=None, help="study players*.json instead of generated roles")
-    m.add_argument("--scoring", choices=["logprob", "generate"], default="logprob")
+    m.add_argument("--scoring", choices=["logprob", "generate", "likert"], default="logprob")
+    m.add_argument("--form", choices=FORMS, default="study", help="the instrument's wording (robustness checks)")
     m.add_argument("--prompt-format", choices=["chat", "gemma", "llama"], default=None)
     m.add_argument("--batch-size", type=int, default=16)
     m.add_argument("--max-new-tokens", type=int, default=100)

@@ -86,10 +86,11 @@ class Measurer:
     batch_size: int = 16
     max_new_tokens: int = 100
     prefix_cache: bool = True
+    form: str = "study"  # the instrument's wording (mechvalue.study.prompts.FORMS), for robustness checks
 
     def __post_init__(self):
-        if self.scoring not in ("logprob", "generate"):
-            raise ValueError(f"scoring must be logprob or generate, not {self.scoring!r}")
+        if self.scoring not in ("logprob", "generate", "likert"):
+            raise ValueError(f"scoring must be logprob, generate or likert, not {self.scoring!r}")
         tok = self.model.tokenizer
         self.answer_ids = answer_token_ids(tok)
         self.stop_ids = {tok.eos_token_id}
@@ -102,7 +103,7 @@ class Measurer:
         prefix = "Answer:" if self.scoring == "logprob" else "Thought:"
         tok = self.model.tokenizer
         return [
-            render(q, role, self.prompt_format, tok, (cond.hard or {}).get(v), prefix)
+            render(q, role, self.prompt_format, tok, (cond.hard or {}).get(v), prefix, self.form)
             for q, v in zip(items["question"], items["value"])
         ]
 
@@ -111,6 +112,10 @@ class Measurer:
     ) -> pd.DataFrame:
         """Per-item answers and scores for one role under one condition."""
         cond = cond or Condition()
+        if self.scoring == "likert":  # the PVQ's six-point format: mechvalue.measure.likert
+            from mechvalue.measure.likert import score_items
+
+            return score_items(self, items, role, cond)
         prompts = self.prompts(items, role, cond)
         rows = [None] * len(prompts)
         for idx in self._batches(items, cond):

@@ -7,6 +7,7 @@ positions the study steers at.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from mechvalue.study.roles import Role
 
@@ -36,6 +37,38 @@ LLAMA_TEMPLATE = (
 )
 TEMPLATES = {"gemma": GEMMA_TEMPLATE, "llama": LLAMA_TEMPLATE}
 
+# --- Other forms of the same instrument, for robustness checks (mechvalue.analysis.validity). ---
+# "study" is the text above; "swapped" names the options (and orders the examples) no-first;
+# "plain" and "reflect" reword the instruction. Every form keeps " your values", the steered span.
+Form = Literal["study", "swapped", "plain", "reflect"]
+FORMS: tuple[str, ...] = get_args(Form)
+_FORM_INSTRUCTIONS = {
+    "swapped": INSTRUCTION.replace("'yes' or 'no'", "'no' or 'yes'"),
+    "plain": (
+        "Consider your values and reply to the Question.\n\n{bio_hint}Think it over in a Thought "
+        "first, then give your Answer as 'yes' or 'no'.\n\n"
+    ),
+    "reflect": (
+        "Say whether you agree, going by your values.\n\n{bio_hint}Begin with a short Thought, "
+        "then Answer with 'yes' or 'no'.\n\n"
+    ),
+}
+_HEAD, _REST = EXAMPLES.split("Example:\n", 1)
+_EX_YES, _REST = _REST.split("\n\nExample:\n")
+_EX_NO, _TAIL = _REST.split("\n\nNow it", 1)
+_EXAMPLES_SWAPPED = f"{_HEAD}Example:\n{_EX_NO}\n\nExample:\n{_EX_YES}\n\nNow it{_TAIL}"
+
+
+def check_form(form: str) -> str:
+    if form not in FORMS:
+        raise ValueError(f"unknown prompt form {form!r}: use one of {', '.join(FORMS)}")
+    return form
+
+
+def examples(form: str = "study") -> str:
+    """The two worked examples, yes first (no first under "swapped")."""
+    return _EXAMPLES_SWAPPED if check_form(form) == "swapped" else EXAMPLES
+
 
 @dataclass(frozen=True)
 class HardPrompt:
@@ -60,7 +93,13 @@ def bio_hint(role: Role | None, hard: HardPrompt | None = None) -> str:
     )
 
 
-def instruction(role: Role | None, hard: HardPrompt | None = None, allow_unsure: bool = False) -> str:
+def instruction(
+    role: Role | None, hard: HardPrompt | None = None, allow_unsure: bool = False, form: str = "study"
+) -> str:
+    if check_form(form) != "study":
+        if allow_unsure:
+            raise ValueError(f"prompt form {form!r} has no 'unsure' option")
+        return _FORM_INSTRUCTIONS[form].format(bio_hint=bio_hint(role, hard))
     base = INSTRUCTION_UNSURE if allow_unsure else INSTRUCTION
     return base.format(bio_hint=bio_hint(role, hard))
 
@@ -80,15 +119,17 @@ def render_text(
     hard: HardPrompt | None = None,
     answer_prefix: str = "Thought:",
     allow_unsure: bool = False,
+    form: str = "study",
 ) -> str:
-    """Prompt text ending in `answer_prefix` ("Thought:" to generate, "Answer:" to score)."""
-    instr = instruction(role, hard, allow_unsure)
+    """Prompt text ending in `answer_prefix` ("Thought:" to generate, "Answer:" to score);
+    `form` picks the instrument's wording (FORMS; "study" is the study's text)."""
+    instr, ex = instruction(role, hard, allow_unsure, form), examples(form)
     if fmt in TEMPLATES:
-        text = TEMPLATES[fmt].format(instruction=instr, examples=EXAMPLES, question=question)
+        text = TEMPLATES[fmt].format(instruction=instr, examples=ex, question=question)
         return text[: -len("Thought:")] + answer_prefix
     if fmt != "chat":
         raise ValueError(f"unknown prompt format {fmt!r}: use chat, gemma or llama")
-    messages = [{"role": "user", "content": f"{instr}{EXAMPLES}Question: {question}"}]
+    messages = [{"role": "user", "content": f"{instr}{ex}Question: {question}"}]
     head = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return head + answer_prefix
 
@@ -114,6 +155,7 @@ def render(
     tokenizer,
     hard: HardPrompt | None = None,
     answer_prefix: str = "Thought:",
+    form: str = "study",
 ) -> RenderedPrompt:
-    text = render_text(question, role, fmt, tokenizer, hard, answer_prefix)
+    text = render_text(question, role, fmt, tokenizer, hard, answer_prefix, form=form)
     return tokenize(text, tokenizer, prepend_bos=fmt in TEMPLATES)

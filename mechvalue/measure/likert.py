@@ -1,0 +1,144 @@
+"""Likert scorer: the PVQ's own format, "How much like you is this person?" on six points.
+
+One forward pass per item; the score is the expected answer under the model's probabilities of
+the six option tokens ("1".."6", renormalised over those six), turned into importance (6 = very
+much like me) and centred to [-1, 1] so that it averages with the yes/no scorers' scores.
+`Measurer(..., scoring="likert")` dispatches here.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from mechvalue.lm.batching import chunks
+from mechvalue.lm.generation import last_logits, prefix_last_logits
+from mechvalue.study.prompts import TEMPLATES, HardPrompt, RenderedPrompt, bio_hint, check_form, tokenize
+from mechvalue.study.roles import Role
+
+# The PVQ's answer labels in its own order (column 1 = "very much like me"), as in the human data.
+LABELS = ("Very much like me", "Like me", "Somewhat like me", "A little like me", "Not like me",
+          "Not like me at all")  # fmt: skip
+QUESTION = "How much like you is this person?"
+# The lead sentence per prompt form (mechvalue.study.prompts.FORMS); "swapped" numbers the options
+# the other way round (1 = not like me at all). Each keeps " your values", the steered span.
+LEADS = {
+    "study": "Answer the Question according to your values.",
+    "swapped": "Answer the Question according to your values.",
+    "plain": "Consider your values and reply to the Question.",
+    "reflect": "Say how much this person is like you, going by your values.",
+}
+ANSWER_PREFIX = "Answer: "  # digits follow a space token in SmolLM2's vocabulary (" 3" = " ", "3")
+
+
+def numbering(form: str = "study") -> tuple[str, ...]:
+    """The label of answer 1..6 under `form`."""
+    return LABELS[::-1] if check_form(form) == "swapped" else LABELS
+
+
+def importance_of_answer(form: str = "study") -> list[float]:
+    """Importance (1 = not like me at all .. 6 = very much like me) of answers 1..6, as 7 - x for
+    the PVQ's numbering, the same reversal the human scores use."""
+    return [float(k) for k in range(1, 7)] if check_form(form) == "swapped" else [7.0 - k for k in range(1, 7)]
+
+
+def instruction(role: Role | None, hard: HardPrompt | None = None, form: str = "study") -> str:
+    scale = ", ".join(f"{k} = {label}" for k, label in enumerate(numbering(form), start=1))
+    return (
+        f"{LEADS[check_form(form)]}\n\n{bio_hint(role, hard)}Here we briefly describe a person. Read the "
+        "description and think about how much this person is or is not like you. Answer with one "
+        f"number from 1 to 6: {scale}.\n\n"
+    )
+
+
+def render_text(item: str, role: Role | None, fmt: str, tokenizer=None, hard: HardPrompt | None = None,
+                form: str = "study") -> str:  # fmt: skip
+    """The Likert prompt for one item (its first-person statement as the portrait), ending in
+    "Answer: " so that the next token is the option digit."""
+    instr, person = instruction(role, hard, form), f'Person: "{str(item).strip()}"\n'
+    if fmt in TEMPLATES:
+        text = TEMPLATES[fmt].format(instruction=instr, examples=person, question=QUESTION)
+        return text[: -len("Thought:")] + ANSWER_PREFIX
+    if fmt != "chat":
+        raise ValueError(f"unknown prompt format {fmt!r}: use chat, gemma or llama")
+    messages = [{"role": "user", "content": f"{instr}{person}Question: {QUESTION}"}]
+    head = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return head + ANSWER_PREFIX
+
+
+def render(item: str, role: Role | None, fmt: str, tokenizer, hard: HardPrompt | None = None,
+           form: str = "study") -> RenderedPrompt:  # fmt: skip
+    return tokenize(render_text(item, role, fmt, tokenizer, hard, form), tokenizer, prepend_bos=fmt in TEMPLATES)
+
+
+def option_token_ids(tokenizer) -> list[int]:
+    """The single token of each digit "1".."6"."""
+    ids = []
+    for k in range(1, 7):
+        enc = tokenizer.encode(str(k), add_special_tokens=False)
+        if len(enc) != 1:
+            raise ValueError(f"option {k} is not a single token ({enc}) for this tokenizer")
+        ids.append(enc[0])
+    return ids
+
+
+def likert_expectation(
+    logits: Float[Tensor, "batch vocab"], option_ids: list[int], values: list[float]
+) -> tuple[Float[Tensor, "batch 6"], Float[Tensor, " batch"], Float[Tensor, " batch"]]:
+    """(p over the six options renormalised, expected value sum_k p_k values_k, probability mass
+    the full softmax puts on the six options)."""
+    full = torch.softmax(logits.float(), -1)[:, option_ids]
+    mass = full.sum(-1)
+    p = torch.softmax(logits.float()[:, option_ids], -1)
+    return p, p @ torch.tensor(values, dtype=p.dtype, device=p.device), mass
+
+
+def _common_prefix(seqs: list[list[int]]) -> int:
+    n = min(len(s) for s in seqs) - 1
+    for s in seqs[1:]:
+        n = next((i for i in range(n) if s[i] != seqs[0][i]), n)
+    return n
+
+
+def _logits(measurer, batch: list[RenderedPrompt], cond) -> Float[Tensor, "batch vocab"]:
+    """Answer-position logits, through the shared prefix's KV cache when steering allows it
+    (the same rule as the log-prob scorer)."""
+    seqs = [p.tokens for p in batch]
+    n = _common_prefix(seqs) if measurer.prefix_cache and len(seqs) > 1 else 0
+    aware = all(hasattr(h, "mask") for _, h in cond.hooks)
+    in_prefix = cond.where != "span" or (all(p.span == batch[0].span for p in batch) and batch[0].span[1] <= n)
+    if n and aware and in_prefix:
+        pmask = cond.prompt_masks(batch[:1], len(seqs[0]))[:, :n]
+        return prefix_last_logits(measurer.model, seqs[0][:n], [s[n:] for s in seqs], cond.hooks, pmask,
+                                  steer_suffix=cond.where != "span")  # fmt: skip
+    return last_logits(measurer.model, seqs, cond.hooks, cond.prompt_masks(batch, max(map(len, seqs))))
+
+
+def score_items(measurer, items: pd.DataFrame, role: Role | None, cond) -> pd.DataFrame:
+    """Per-item Likert answers for one role under one condition: p_1..p_6 (answer numbers as
+    shown), `mass`, `importance` (1..6), `answer` (most likely importance), `raw` = importance
+    centred to [-1, 1], `score` = agreement * raw."""
+    form = getattr(measurer, "form", "study")
+    tok = measurer.model.tokenizer
+    ids, values = option_token_ids(tok), importance_of_answer(form)
+    prompts = [render(it, role, measurer.prompt_format, tok, (cond.hard or {}).get(v), form)
+               for it, v in zip(items["item"], items["value"])]  # fmt: skip
+    groups = [list(range(len(items)))]
+    if cond.hard:  # one value per batch: the hard prompt is then part of the shared prefix
+        groups = list(pd.Series(range(len(items))).groupby(items["value"].to_numpy(), sort=False).apply(list))
+    rows: list[dict] = [{}] * len(items)
+    for idx in (g[sl] for g in groups for sl in chunks(len(g), measurer.batch_size)):
+        p, expected, mass = likert_expectation(_logits(measurer, [prompts[i] for i in idx], cond), ids, values)
+        for j, i in enumerate(idx):
+            row = {f"p_{k + 1}": float(p[j, k]) for k in range(6)}
+            row |= {"mass": float(mass[j]), "importance": float(expected[j]),
+                    "answer": str(int(values[int(p[j].argmax())])), "raw": (float(expected[j]) - 3.5) / 2.5}  # fmt: skip
+            rows[i] = row
+    out = items.reset_index(drop=True).copy()
+    res = pd.DataFrame(rows)
+    for c in res.columns:
+        out[c] = res[c].values
+    out["score"] = out["agreement"] * out["raw"]
+    return out
