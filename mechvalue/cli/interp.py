@@ -23,10 +23,14 @@ def _study_prompts(a: argparse.Namespace, tokenizer, fmt: str, span_text: str):
 def cmd_cache(a: argparse.Namespace) -> None:
     import json
 
-    from mechvalue.interp.cache import CachePrompt, cache_activations, verify
+    from mechvalue.interp.cache import CachePrompt, cache_activations, repair, verify
     from mechvalue.lm.models import load_model
     from mechvalue.study.prompts import TEMPLATES, tokenize
 
+    if a.repair:
+        res = repair(a.repair)
+        print(json.dumps(res, indent=1))
+        return
     if a.verify:
         res = verify(a.verify)
         print(json.dumps(res, indent=1))
@@ -34,7 +38,7 @@ def cmd_cache(a: argparse.Namespace) -> None:
             raise MechValueError(f"{a.verify}: " + "; ".join(res["problems"]))
         return
     if not a.out or not a.hooks:
-        raise MechValueError("--hooks and --out are needed (or --verify FILE)")
+        raise MechValueError("--hooks and --out are needed (or --verify FILE, --repair FILE)")
     model, info = load_model(a.model, a.device)
     positions, span_text = a.positions, " your values"
     if positions.startswith("span:"):
@@ -97,6 +101,7 @@ def register(sub) -> None:
     c.add_argument("--compression", default=None, help="e.g. gzip")
     c.add_argument("--out", default=None)
     c.add_argument("--verify", default=None, metavar="FILE.h5")
+    c.add_argument("--repair", default=None, metavar="FILE.h5", help="truncate to the last consistent batch")
     c.set_defaults(fn=cmd_cache)
 
     t = sub.add_parser("sae-train", help="train an SAE on the model's own activations (recipe)")

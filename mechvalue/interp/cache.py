@@ -1,8 +1,11 @@
 """Activation cache: chosen hook points, chosen positions, streamed to HDF5, resumable.
 
 Only the requested hooks are kept (`names_filter`), the forward pass stops after the deepest
-one, and each batch is appended then committed (`rows_committed` / `prompts_done` attributes),
-so a run killed at any moment resumes after its last complete batch without duplicate rows.
+one, and each batch is appended, fsynced, then committed by one record in the `commits` dataset
+(rows end, prompts end, CRC-32 of the batch), fsynced again: a run killed at any moment resumes
+after its last committed batch with no row lost or duplicated. `verify` checks every invariant
+(flag, lengths, order, finiteness, checksums, settings hash); `repair` truncates a damaged file
+to its last consistent batch.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import os
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +32,7 @@ from mechvalue.errors import MechValueError
 from mechvalue.lm.batching import chunks, left_pad
 
 STORAGE = {"float32": np.float32, "float16": np.float16, "bfloat16": np.uint16}
+INDEX = ("prompt_id", "position", "token_id")  # per-row bookkeeping datasets beside the hooks
 
 
 @dataclass
@@ -100,7 +106,7 @@ def cache_activations(
     stop = _stop_layer(hooks, model.cfg.n_layers)
     pad = model.tokenizer.pad_token_id or 0
     try:
-        done = int(f.attrs["prompts_done"])
+        done = committed(f)[1]
         bar = tqdm(total=len(prompts), initial=done, desc="cache", disable=not progress)
         for sl in chunks(len(prompts) - done, batch_size):
             batch = prompts[done + sl.start : done + sl.stop]
@@ -123,12 +129,11 @@ def cache_activations(
                 pid += [done + sl.start + b] * len(sel)
                 pos += sel
                 tid += [p.tokens[i] for i in sel]
-            append_batch(f, hooks, acts, rows_b, rows_p, pid, pos, tid, storage)
-            f.attrs["prompts_done"] = done + sl.stop
-            f.flush()
+            append_batch(f, hooks, acts, rows_b, rows_p, pid, pos, tid, storage, done + sl.stop)
             bar.update(len(batch))
         bar.close()
         f.attrs["complete"] = True
+        _fsync(f)
     finally:
         f.close()
     return out
@@ -136,16 +141,15 @@ def cache_activations(
 
 def _open(out: Path, h: str, settings: dict, hooks: list[str], model, storage: str, compression):
     if out.exists():
-        try:
-            f = h5py.File(out, "r+")
-        except OSError as e:
-            raise MechValueError(f"{out}: exists but is not a readable HDF5 file ({e})") from None
+        f = _open_h5(out, "r+")
         if f.attrs.get("settings_hash") != h:
             f.close()
             raise MechValueError(f"{out}: was written with other settings; refusing to mix (use a new --out)")
-        n = int(f.attrs["rows_committed"])
-        for name in [*hooks, "prompt_id", "position", "token_id"]:
-            f[name].resize(n, axis=0)  # drop a batch half-written when the run was killed
+        try:
+            _truncate(f, *_last_commit(f))  # drop a batch half-written when the run was killed
+        except (KeyError, OSError, ValueError) as e:
+            f.close()
+            raise MechValueError(f"{out}: damaged activation cache ({e}); try `mechvalue cache --repair {out}`") from None
         return f
     tmp = out.with_name(out.name + ".init")
     with h5py.File(tmp, "w") as f:
@@ -153,15 +157,86 @@ def _open(out: Path, h: str, settings: dict, hooks: list[str], model, storage: s
             width = _hook_width(model, name)
             f.create_dataset(name, (0, width), maxshape=(None, width), dtype=STORAGE[storage],
                              chunks=(max(1, min(1024, 2**20 // (4 * width))), width), compression=compression)  # fmt: skip
-        for name in ("prompt_id", "position", "token_id"):
+        for name in INDEX:
             f.create_dataset(name, (0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
+        f.create_dataset("commits", (0, 3), maxshape=(None, 3), dtype=np.int64, chunks=(256, 3), fillvalue=-1)
         f.attrs.update({"model": settings["model"], "hooks": json.dumps(hooks), "dtype": storage,
                         "tokenizer": getattr(model.tokenizer, "name_or_path", ""),
                         "mechvalue_version": __version__, "settings": json.dumps(settings),
-                        "settings_hash": h, "rows_committed": 0, "prompts_done": 0,
-                        "complete": False})  # fmt: skip
-    tmp.rename(out)
+                        "settings_hash": h, "complete": False})  # fmt: skip
+        _fsync(f)
+    os.replace(tmp, out)
+    _fsync_dir(out.parent)
     return h5py.File(out, "r+")
+
+
+def _open_h5(path: Path, mode: str = "r"):
+    """Open an HDF5 file, or say in one line which file is not one (truncated, corrupt, locked)."""
+    try:
+        return h5py.File(path, mode)
+    except FileNotFoundError:
+        raise MechValueError(f"{path}: no such activation cache") from None
+    except OSError as e:
+        why = str(e).split("(")[0].strip() or type(e).__name__
+        if "lock" in str(e).lower():
+            why = "in use by another process (HDF5 file lock)"
+        raise MechValueError(f"{path}: not a readable HDF5 activation cache ({why})") from None
+
+
+def _fsync(f) -> None:
+    """Flush h5py's buffers to the OS, then the OS's to the disk."""
+    f.flush()
+    os.fsync(f.id.get_vfd_handle())
+
+
+def _fsync_dir(d: Path) -> None:
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _records(f) -> np.ndarray:
+    """The valid commit records (rows_end, prompts_end, crc32), in order: a record left half
+    written by a kill (fill value -1, or not after its predecessor) ends the list."""
+    if "commits" not in f:  # written before commit records: one record for what the attributes say
+        return np.array([[int(f.attrs["rows_committed"]), int(f.attrs["prompts_done"]), -1]], np.int64)
+    rec = f["commits"][:]
+    ok, prev = 0, (0, 0)
+    for r, p, c in rec:
+        if r < prev[0] or p <= prev[1]:  # the fill value -1 fails this too
+            break
+        ok, prev = ok + 1, (r, p)
+    return rec[:ok]
+
+
+def _last_commit(f) -> tuple[int, int, int]:
+    """(rows, prompts, number of records) of the last valid commit record."""
+    rec = _records(f)
+    return (int(rec[-1, 0]), int(rec[-1, 1]), len(rec)) if len(rec) else (0, 0, 0)
+
+
+def committed(f) -> tuple[int, int]:
+    """(rows, prompts) committed in an open cache file."""
+    rows, prompts, _ = _last_commit(f)
+    return rows, prompts
+
+
+def _truncate(f, rows: int, prompts: int, n_records: int) -> None:
+    for name in [*json.loads(f.attrs["hooks"]), *INDEX]:
+        if f[name].shape[0] != rows:
+            f[name].resize(rows, axis=0)
+    if "commits" in f and f["commits"].shape[0] != n_records:
+        f["commits"].resize(n_records, axis=0)
+    _fsync(f)
+
+
+def _crc(arrays: list[np.ndarray]) -> int:
+    c = 0
+    for a in arrays:
+        c = zlib.crc32(np.ascontiguousarray(a).view(np.uint8), c)
+    return c
 
 
 def _hook_width(model, name: str) -> int:
@@ -174,9 +249,12 @@ def _hook_width(model, name: str) -> int:
     return int(np.prod(t.shape[2:]))
 
 
-def append_batch(f, hooks, acts, rows_b, rows_p, pid, pos, tid, storage) -> None:
-    n0 = int(f.attrs["rows_committed"])
+def append_batch(f, hooks, acts, rows_b, rows_p, pid, pos, tid, storage, prompts_end: int) -> None:
+    """Append one batch's rows, fsync, then commit them with one record (fsynced): a kill at
+    any point leaves either the whole batch committed or none of it."""
+    n0, _ = committed(f)
     n1 = n0 + len(pid)
+    arrays = []
     b, p = torch.tensor(rows_b, dtype=torch.long), torch.tensor(rows_p, dtype=torch.long)
     for name in hooks:
         a = acts[name]
@@ -185,12 +263,17 @@ def append_batch(f, hooks, acts, rows_b, rows_p, pid, pos, tid, storage) -> None
             arr = x.to(torch.bfloat16).view(torch.uint16).cpu().numpy()
         else:
             arr = x.float().cpu().numpy().astype(STORAGE[storage])
+        arrays.append(arr)
+    arrays += [np.asarray(v, dtype=np.int64) for v in (pid, pos, tid)]
+    for name, arr in zip([*hooks, *INDEX], arrays):
         f[name].resize(n1, axis=0)
         f[name][n0:n1] = arr
-    for name, vals in (("prompt_id", pid), ("position", pos), ("token_id", tid)):
-        f[name].resize(n1, axis=0)
-        f[name][n0:n1] = np.asarray(vals, dtype=np.int64)
-    f.attrs["rows_committed"] = n1
+    _fsync(f)  # the rows are on disk before the record that points at them
+    c = f["commits"]
+    k = c.shape[0]
+    c.resize(k + 1, axis=0)
+    c[k] = (n1, prompts_end, _crc(arrays))
+    _fsync(f)
 
 
 class ActivationStore:
@@ -198,14 +281,15 @@ class ActivationStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.f = _open_h5(self.path, "r")
         try:
-            self.f = h5py.File(self.path, "r")
-        except OSError as e:
-            raise MechValueError(f"{path}: not a readable activation cache ({e})") from None
-        self.hooks = json.loads(self.f.attrs["hooks"])
-        self.storage = str(self.f.attrs["dtype"])
-        self.n = int(self.f.attrs["rows_committed"])
-        self.prompt_id = self.f["prompt_id"][: self.n]
+            self.hooks = json.loads(self.f.attrs["hooks"])
+            self.storage = str(self.f.attrs["dtype"])
+            self.n, self.prompts_done = committed(self.f)
+            self.prompt_id = self.f["prompt_id"][: self.n]
+        except (KeyError, OSError, ValueError) as e:
+            self.f.close()
+            raise MechValueError(f"{path}: damaged activation cache ({e}); see `mechvalue cache --verify`") from None
 
     def _decode(self, arr: np.ndarray, device="cpu") -> Float[Tensor, "rows d"]:
         t = torch.from_numpy(np.ascontiguousarray(arr))
@@ -249,22 +333,91 @@ class ActivationStore:
                 "complete": bool(self.f.attrs["complete"]), "model": str(self.f.attrs["model"])}  # fmt: skip
 
 
+def _batch_problems(f, hooks: list[str], storage: str, n_prompts: int) -> tuple[list[str], int]:
+    """Check each committed batch in order; returns (problems, index of the first bad batch)."""
+    rec = _records(f)
+    if "commits" in f and len(rec) < f["commits"].shape[0]:
+        return [f"commit record {len(rec)} is half written or out of order"], len(rec)
+    start, p0 = 0, 0
+    for k, (r, p, crc) in enumerate(rec):
+        for name in [*hooks, *INDEX]:
+            if f[name].shape[0] < r:
+                return [f"{name} has {f[name].shape[0]} rows < {r} committed by batch {k}"], k
+        try:
+            arrays = [f[name][start:r] for name in [*hooks, *INDEX]]
+        except OSError as e:
+            return [f"batch {k} (rows {start}-{r}) is unreadable ({str(e).split('(')[0].strip()})"], k
+        if crc >= 0 and _crc(arrays) != crc:
+            return [f"batch {k} (rows {start}-{r}) fails its CRC-32 check (corrupted on disk)"], k
+        pid = arrays[len(hooks)]
+        if len(pid) and (np.any(np.diff(pid) < 0) or pid[0] < p0 or pid[-1] >= p):
+            return [f"batch {k}: prompt ids are not in order within prompts {p0}-{p}"], k
+        if p > n_prompts:
+            return [f"batch {k} commits {p} prompts > {n_prompts} in the settings"], k
+        for h, a in zip(hooks, arrays):
+            x = torch.from_numpy(a).view(torch.bfloat16) if storage == "bfloat16" else torch.from_numpy(a)
+            if not torch.isfinite(x).all():
+                return [f"{h} has non-finite values in batch {k} (rows {start}-{r})"], k
+        start, p0 = r, p
+    return [], len(rec)
+
+
 def verify(path: str | Path) -> dict:
-    """Integrity check: equal row counts, monotone prompt ids, finite values; returns a summary."""
+    """Integrity check of every invariant: settings hash, commit records in order, every dataset
+    as long as the committed rows, prompt ids in order and within the prompts committed, CRC-32
+    and finite values per batch, the complete flag. Returns a summary with `ok` and `problems`."""
     s = ActivationStore(path)
     try:
-        problems = []
-        for name in [*s.hooks, "position", "token_id"]:
-            if s.f[name].shape[0] < s.n:
-                problems.append(f"{name} has {s.f[name].shape[0]} rows < {s.n} committed")
-        if np.any(np.diff(s.prompt_id) < 0):
-            problems.append("prompt ids are not in order")
-        for h in s.hooks:
-            for i in range(0, s.n, 65536):
-                if not torch.isfinite(s.rows(h, i, min(i + 65536, s.n))).all():
-                    problems.append(f"{h} has non-finite values")
-                    break
-        out = s.summary() | {"ok": not problems, "problems": problems}
+        f, problems = s.f, []
+        settings = json.loads(f.attrs.get("settings", "{}"))
+        if settings_hash(settings) != f.attrs.get("settings_hash"):
+            problems.append("settings do not match their hash")
+        n_prompts = int(settings.get("n_prompts", 2**62))
+        for name in [*s.hooks, *INDEX]:
+            if name not in f:
+                problems.append(f"dataset {name} is missing")
+            elif f[name].shape[0] != s.n:
+                problems.append(f"{name} has {f[name].shape[0]} rows, {s.n} committed")
+        if not problems:
+            problems += _batch_problems(f, s.hooks, s.storage, n_prompts)[0]
+        complete = bool(f.attrs.get("complete", False))
+        if complete and s.prompts_done != n_prompts:
+            problems.append(f"marked complete with {s.prompts_done} of {n_prompts} prompts committed")
+        elif not complete:
+            problems.append(f"incomplete: {s.prompts_done} of {n_prompts} prompts committed "
+                            "(rerun the same command to resume)")  # fmt: skip
+        out = s.summary() | {"prompts_done": s.prompts_done, "ok": not problems, "problems": problems}
     finally:
         s.close()
     return out
+
+
+def repair(path: str | Path) -> dict:
+    """Truncate a damaged cache to its last consistent batch (the same command then resumes).
+
+    A batch is consistent when its commit record is whole and in order, its rows are all there,
+    its CRC-32 matches and its prompt ids are in order. A file HDF5 cannot open is beyond repair.
+    """
+    path = Path(path)
+    f = _open_h5(path, "r+")
+    try:
+        try:
+            hooks, storage = json.loads(f.attrs["hooks"]), str(f.attrs["dtype"])
+            n_prompts = int(json.loads(f.attrs["settings"])["n_prompts"])
+            rows_before = min(f[n].shape[0] for n in [*hooks, *INDEX])
+        except (KeyError, OSError, ValueError) as e:
+            raise MechValueError(f"{path}: cannot be repaired, its header is damaged ({e}); delete it") from None
+        problems, k = _batch_problems(f, hooks, storage, n_prompts)
+        problems = [p for p in problems if "non-finite" not in p]  # values as computed: kept
+        rec = _records(f)[:k]
+        rows, prompts = (int(rec[-1, 0]), int(rec[-1, 1])) if len(rec) else (0, 0)
+        if "commits" not in f:
+            f.create_dataset("commits", data=rec.reshape(-1, 3), maxshape=(None, 3), chunks=(256, 3), fillvalue=-1)
+        _truncate(f, rows, prompts, len(rec))
+        if prompts < n_prompts:
+            f.attrs["complete"] = False
+        _fsync(f)
+    finally:
+        f.close()
+    return {"path": str(path), "rows": rows, "prompts_done": prompts, "batches": len(rec),
+            "dropped_rows": max(0, rows_before - rows), "problems": problems}  # fmt: skip

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mechvalue.errors import MechValueError
-from mechvalue.interp.cache import ActivationStore, CachePrompt, cache_activations, verify
+from mechvalue.interp.cache import ActivationStore, CachePrompt, cache_activations, committed, verify
 
 HOOKS = ["blocks.1.hook_resid_post", "blocks.3.hook_mlp_out"]
 SCRIPT = """
@@ -98,7 +98,7 @@ def test_full_disk_leaves_committed_rows(smollm2, tmp_path, monkeypatch):
         cache_activations(model, ps, HOOKS, tmp_path / "z.h5", "last", batch_size=2, progress=False)
     monkeypatch.setattr(c, "append_batch", real)
     with h5py.File(tmp_path / "z.h5") as f:
-        assert f.attrs["prompts_done"] == 2 and f.attrs["rows_committed"] == 2
+        assert c.committed(f) == (2, 2) and f["commits"].shape == (1, 3)
     cache_activations(model, ps, HOOKS, tmp_path / "z.h5", "last", batch_size=2, progress=False)
     s = ActivationStore(tmp_path / "z.h5")
     assert list(s.prompt_id) == list(range(6))
@@ -114,7 +114,7 @@ def test_resume_after_kill(smollm2, tmp_path):
         if path.exists():
             try:
                 with h5py.File(path, "r", locking=False) as f:
-                    if f.attrs["prompts_done"] >= 40:
+                    if committed(f)[1] >= 40:
                         break
             except (OSError, KeyError):
                 pass
@@ -123,7 +123,7 @@ def test_resume_after_kill(smollm2, tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     with h5py.File(path, "r", locking=False) as f:
-        assert 0 < f.attrs["prompts_done"] < 400 and not f.attrs["complete"]
+        assert 0 < committed(f)[1] < 400 and not f.attrs["complete"]
     subprocess.run([sys.executable, "-c", SCRIPT, str(path)], env=env, check=True)
     clean = tmp_path / "clean.h5"
     subprocess.run([sys.executable, "-c", SCRIPT, str(clean)], env=env, check=True)
