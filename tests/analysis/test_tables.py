@@ -1,7 +1,5 @@
 """The study's published Gemma numbers, from its released tables."""
 
-import json
-
 import pandas as pd
 import pytest
 
@@ -40,10 +38,11 @@ def test_table2_means(tables):
 def test_table2_improved_has_ci_and_pvalues(tables):
     g = load_graph(RELEASE / "reference_graphs.json", "gemma")
     res = ex.table2_improved(tables[1], g, GEMMA_KEPT, n_boot=20, n_null=20)
-    for half in ("sae", "prompt"):
+    # the study's figures done properly (README): gaps +0.037 (SAE) and +0.130 (prompt); seeded null and bootstrap
+    for half, gap, null_hits in (("sae", 0.0367, 7), ("prompt", 0.1303, 5)):
         lo, hi = res[half]["gap_ci95"]
-        assert lo <= res[half]["gap"] <= hi
-        assert 0 < res[half]["p_vs_random_graph"] <= 1
+        assert res[half]["gap"] == pytest.approx(gap, abs=1e-4) and lo < gap < hi
+        assert res[half]["p_vs_random_graph"] == pytest.approx(null_hits / 21)  # (1 + hits) / (1 + 20)
     assert res["sae"]["n_rows"] == 25 * 10  # 25 roles x 10 features, all roles pooled
 
 
@@ -54,4 +53,4 @@ def test_pies(tables):
     strip = lambda d: [d["up"], d["unchanged"], d["down"]]  # noqa: E731
     assert strip(pos["sae"]) == [31.5, 56.9, 11.5] and strip(neg["sae"]) == [6.2, 50.4, 43.5]
     assert strip(pos["hard_prompt"]) == [22.3, 50.8, 26.9] and strip(neg["hard_prompt"]) == [8.1, 25.4, 66.5]
-    json.dumps(pos)
+    assert pos["sae"]["n"] == pos["hard_prompt"]["n"] == 260  # 10 targeted values x 26 roles
