@@ -5,18 +5,29 @@ Triton's bundled LLVM, then `ptxas -v` on the PTX for registers, spills and stac
     from mechvalue.kernels import compile_all
     for row in compile_all(90): print(row)
 
+or `python -m mechvalue.kernels.compile 90 [--subset]` for a markdown table. Compiles run in
+worker processes, one per core; where this process runs the Triton interpreter
+(TRITON_INTERPRET=1, whose kernels cannot be compiled), in a fresh process without it.
+
 Shared memory is Triton's dynamic allocation (the pipelining buffers), from the compile metadata.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import re
 import subprocess
+import sys
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
 import triton
+from triton import knobs
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from triton.runtime.jit import JITFunction
@@ -95,21 +106,35 @@ def compile_one(name: str, arch: int, x: str, w: str, act: str, cfg: triton.Conf
     sig = _signature(x, w)
     # what the launcher specialises on for contiguous CUDA tensors and d_in, d_sae multiples of 16
     attrs = {
-        (i,): [["tt.divisibility", 16]] for i, k in enumerate(sig) if sig[k].startswith("*") or k in "DS"
+        (i,): [["tt.divisibility", 16]]
+        for i, k in enumerate(sig)
+        if sig[k].startswith("*") or k in ("D", "S")
     }
     src = ASTSource(fn=fn, signature=sig, constexprs={"ACT": ACTS[act], **cfg.kwargs}, attrs=attrs)
-    k = triton.compile(src, target=GPUTarget("cuda", arch, 32),
+    with knobs.runtime.scope():  # compile for the GPU even where tests run the interpreter
+        knobs.runtime.interpret = False
+        k = triton.compile(src, target=GPUTarget("cuda", arch, 32),
                        options={"num_warps": cfg.num_warps, "num_stages": cfg.num_stages})  # fmt: skip
     return CompileRow(name, f"sm_{arch}", x, w, act, cfg.kwargs["BLOCK_M"], cfg.kwargs["BLOCK_S"],
                       cfg.kwargs["BLOCK_K"], cfg.num_warps, cfg.num_stages, **_ptxas(k.asm["ptx"], arch),
                       shared_bytes=int(k.metadata.shared))  # fmt: skip
 
 
-def compile_all(arch: int, subset: bool = False) -> list[CompileRow]:
+def _job(job: tuple) -> CompileRow:
+    name, arch, x, w, a, c = job
+    return compile_one(name, arch, x, w, a, configs(x)[c])
+
+
+def compile_all(arch: int, subset: bool = False, jobs: int | None = None) -> list[CompileRow]:
     """Compile every kernel x config x dtype pair x activation for `arch`; one row each."""
-    return [
-        compile_one(name, arch, x, w, a, configs(x)[c]) for name in KERNELS for x, w, a, c in matrix(subset)
-    ]
+    if knobs.runtime.interpret:
+        env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+        cmd = [sys.executable, "-m", "mechvalue.kernels.compile", str(arch), "--json"] + ["--subset"] * subset
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+        return [CompileRow(**r) for r in json.loads(out)]
+    todo = [(name, arch, *m) for name in KERNELS for m in matrix(subset)]
+    with ProcessPoolExecutor(jobs or os.cpu_count(), mp_context=get_context("spawn")) as pool:
+        return list(pool.map(_job, todo))
 
 
 def table(rows: list[CompileRow]) -> str:
@@ -118,3 +143,13 @@ def table(rows: list[CompileRow]) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(v) for v in asdict(r).values()) + " |" for r in rows]
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description="Compile every Triton kernel ahead of time; ptxas -v report.")
+    ap.add_argument("arch", type=int, help="compute capability, e.g. 80 or 90")
+    ap.add_argument("--subset", action="store_true", help="every config, dtype pair and activation once")
+    ap.add_argument("--json", action="store_true", help="rows as JSON instead of a markdown table")
+    args = ap.parse_args()
+    rows = compile_all(args.arch, args.subset)
+    print(json.dumps([asdict(r) for r in rows]) if args.json else table(rows))

@@ -1,7 +1,8 @@
 """Shared fixtures: the study's data in ../shared, and the real SmolLM2 model.
 
-Without a GPU, Triton kernels run interpreted: TRITON_INTERPRET must be set before any test
-module imports the kernels (triton reads it when a kernel is defined), so it is set here.
+Kernel tests run compiled on CUDA tensors where CUDA exists, interpreted on CPU tensors otherwise
+(tests/kernels/conftest.py): without CUDA, TRITON_INTERPRET=1 must be set before any test module
+imports the kernels (triton reads it when a kernel is defined), so it is set here.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
+    os.environ["TRITON_INTERPRET"] = "1"  # compiled kernels need a GPU; an inherited "0" would fail
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RELEASE = SHARED / "paper_release"

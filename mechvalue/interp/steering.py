@@ -1,8 +1,8 @@
 """Steering through SAE features during generation, via TransformerLens hooks.
 
 A `SteeringSpec` says which features to edit, how (clamp / scale / add), how strongly, and
-where (the " your values" span, all prompt tokens, generated tokens, or all). The hook runs
-the fused Triton kernel on GPU (delta path for ReLU/JumpReLU) and its torch reference on CPU.
+where (the " your values" span, all prompt tokens, generated tokens, or all). The hooks apply a
+`mechvalue.interp.edit.SAEEdit` (fused Triton kernel on GPU, its torch reference on CPU).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
+from mechvalue.interp.edit import SAEEdit
 from mechvalue.interp.sae import SAE
-from mechvalue.kernels import sae_edit_reference, sae_edit_triton
 
 WHERE = ("span", "prompt", "generated", "all")
 
@@ -53,40 +53,24 @@ class SAEEditHook:
 
     def __init__(self, sae: SAE, spec: SteeringSpec, backend: str = "auto", typical: Tensor | None = None,
                  path: str = "auto"):  # fmt: skip
-        """`path`: "delta" (only the edited features, ReLU/JumpReLU), "full" (every feature),
-        or "auto" (delta where the activation allows it; TopK always runs the full SAE)."""
+        """`path`: "add" (add-only specs: one precomputed vector), "delta" (only the edited features,
+        ReLU/JumpReLU), "full" (every feature), "topk" (TopK, exact) or "auto"; see `SAEEdit`."""
         self.sae, self.spec = sae, spec
-        mul, add = spec.edit_vectors(sae, typical)
-        dev, dt = sae.W_enc.device, sae.W_enc.dtype
-        self.fused = sae.cfg.activation in ("relu", "jumprelu")
-        if path == "delta" and not self.fused:
-            raise ValueError("the delta path needs a ReLU or JumpReLU SAE")
-        self.path = ("delta" if self.fused else "full") if path == "auto" else path
-        if self.fused:  # kernel operands, input scale folded in; the delta path gathers S only
-            keep = torch.tensor(sorted(set(spec.features))) if self.path == "delta" else slice(None)
-            sc = sae.cfg.input_scale
-            self.W_enc, self.b_enc = sae.W_enc.detach()[:, keep] * sc, sae.b_enc.detach()[keep]
-            self.W_dec, self.thr = sae.W_dec.detach()[keep] / sc, sae.threshold.detach()[keep]
-            b_dec = sae.b_dec.detach() / sc
-            self.b_dec = b_dec if sae.cfg.apply_b_dec_to_input else torch.zeros_like(b_dec)
-            self.mul, self.add = mul[keep].to(dev, dt), add[keep].to(dev, dt)
-        else:
-            self.mul, self.add = mul.to(dev, dt), add.to(dev, dt)
-        self.backend = (
-            ("triton" if torch.cuda.is_available() and dev.type == "cuda" else "torch")
-            if backend == "auto"
-            else backend
-        )
+        self.mul, self.add = spec.edit_vectors(sae, typical)
+        self._opts, self._edits = (path, backend), {}
+        first = self.prepared(sae.W_enc.dtype, sae.W_enc.device)  # checks path and backend now
+        self.path, self.backend = first.path, first.backend
         self.mask: Bool[Tensor, "batch pos"] | None = None
 
+    def prepared(self, dtype: torch.dtype, device: torch.device) -> SAEEdit:
+        """The edit with its operands prepared for activations of `dtype` on `device` (once each)."""
+        key = (dtype, torch.device(device))
+        if key not in self._edits:
+            self._edits[key] = SAEEdit(self.sae, self.mul, self.add, dtype, device, *self._opts)
+        return self._edits[key]
+
     def edit(self, x: Float[Tensor, "n d"]) -> Float[Tensor, "n d"]:
-        sae = self.sae
-        if not self.fused:
-            f = sae.encode(x)
-            return x + sae.decode(f * self.mul + self.add) - sae.decode(f)
-        thr = self.thr if sae.cfg.activation == "jumprelu" else None
-        args = (x, self.W_enc, self.b_enc, self.W_dec, self.b_dec, thr, self.mul, self.add)
-        return sae_edit_triton(*args) if self.backend == "triton" else sae_edit_reference(*args)
+        return self.prepared(x.dtype, x.device).apply(x)
 
     def __call__(self, resid: Float[Tensor, "batch pos d"], hook) -> Float[Tensor, "batch pos d"]:
         m = self.mask
@@ -103,13 +87,18 @@ class StudyAddHook:
 
     def __init__(self, sae: SAE, feature: int, coefficient: float = 100.0):
         self.vec = coefficient * sae.W_dec.detach()[feature]
+        self._edits: dict = {}
         self.mask: Bool[Tensor, "batch pos"] | None = None
 
     def __call__(self, resid, hook):
         if self.mask is None or resid.shape[1] == 1:
             return resid
+        key = (resid.dtype, resid.device)
+        if key not in self._edits:  # the "add" path: one broadcast add, no encode
+            self._edits[key] = SAEEdit.adding(self.vec, resid.dtype, resid.device)
+        m = self.mask.to(resid.device)
         out = resid.clone()
-        out[self.mask.to(resid.device)] += self.vec.to(resid.dtype)
+        out[m] = self._edits[key].apply(resid[m])
         return out
 
 
