@@ -1,9 +1,16 @@
-"""Atomic writes: a reader never sees a half-written file."""
+"""Atomic, durable writes: a reader never sees a half-written file, even after a crash.
+
+Each file is written to a temp name beside its target, fsynced, renamed over the target, and
+the folder is fsynced, so after a kill or power loss the target is either the old file or the
+whole new one. A failed write (a full disk: OSError 28) removes the temp file and raises a
+`MechValueError` naming the target."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,38 +19,88 @@ from typing import Any
 
 import pandas as pd
 
+from mechvalue.errors import MechValueError
+
+
+def fsync_path(path: str | os.PathLike) -> None:
+    """fsync a file or folder (a folder's fsync makes the renames inside it durable)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    for d, _, files in os.walk(root):
+        for name in files:
+            fsync_path(Path(d) / name)
+        fsync_path(d)
+
+
+def _write_error(path: Path, e: OSError) -> MechValueError:
+    what = "disk full" if e.errno == errno.ENOSPC else (e.strerror or type(e).__name__)
+    return MechValueError(f"{path}: cannot write ({what}); nothing was left half-written")
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp path beside `path`; rename it over `path` only if the block succeeds."""
+    """Yield a temp path beside `path`; fsync it and rename it over `path` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise _write_error(path, e) from None
     os.close(fd)
     try:
         yield Path(tmp)
+        fsync_path(tmp)
         os.replace(tmp, path)
-    except BaseException:
+        fsync_path(path.parent)
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, FileNotFoundError):
+            raise _write_error(path, e) from None
         raise
 
 
 @contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a fresh folder beside `path`; swap it in for `path` only if the block succeeds."""
-    import shutil
+    """Yield a fresh folder beside `path`; swap it in for `path` only if the block succeeds.
 
+    The new folder's files are fsynced before the swap; the old folder is renamed away first,
+    so a crash mid-swap leaves `path` absent (recomputed) rather than half old, half new."""
     path = Path(path)
     tmp = path.with_name(path.name + ".partial")
+    old = path.with_name(path.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    try:
+        tmp.mkdir(parents=True)
+    except OSError as e:
+        raise _write_error(path, e) from None
     try:
         yield tmp
-    except BaseException:
+        _fsync_tree(tmp)
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and not isinstance(e, FileNotFoundError):
+            raise _write_error(path, e) from None
         raise
-    shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        path.rename(old)
     tmp.rename(path)
+    fsync_path(path.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def save_torch(obj: Any, path: str | os.PathLike) -> None:
+    """torch.save, atomically."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike, **kw: Any) -> None:

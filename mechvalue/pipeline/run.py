@@ -16,20 +16,21 @@ import torch
 from mechvalue.pipeline.config import RunConfig
 from mechvalue.pipeline.resources import Resources
 from mechvalue.pipeline.stages import STAGES
-from mechvalue.pipeline.workspace import Workspace
+from mechvalue.pipeline.workspace import Workspace, run_lock
 
 
 def run(out: str | Path, cfg: RunConfig, progress: bool = True) -> Path:
     """Run (or resume) every stage; returns the report's path."""
     torch.manual_seed(cfg.seed)
-    ws = Workspace(out, cfg)
-    res = Resources(ws)
-    for name, fn in STAGES:
-        if ws.done(name):
-            continue
-        t0 = time.perf_counter()
-        if progress:
-            print(f"[mechvalue run] {name} ...", flush=True)
-        info = fn(ws.dir(name), **res.arguments(fn)) or {}
-        ws.finish(name, t0, **info)
+    with run_lock(out):  # one run per folder at a time
+        ws = Workspace(out, cfg)
+        res = Resources(ws)
+        for name, fn in STAGES:
+            if ws.done(name):
+                continue
+            t0 = time.perf_counter()
+            if progress:
+                print(f"[mechvalue run] {name} ...", flush=True)
+            info = fn(ws.dir(name), **res.arguments(fn)) or {}
+            ws.finish(name, t0, **info)  # the done marker, written last
     return ws.out / "report" / "report.html"

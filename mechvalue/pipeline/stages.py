@@ -8,9 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
-import torch
 
-from mechvalue.io import write_csv, write_json
+from mechvalue.io import save_torch, write_csv, write_json
 from mechvalue.pipeline.config import RunConfig
 from mechvalue.pipeline.workspace import Workspace
 
@@ -27,7 +26,7 @@ def measure(out: Path, measurer, items: pd.DataFrame, roles: list) -> dict:
 
 
 def sae(out: Path, cfg: RunConfig, loaded) -> dict:
-    from mechvalue.interp.sae import TrainConfig
+    from mechvalue.interp.sae_training import TrainConfig
     from mechvalue.interp.sae_recipe import recipe_folder, sae_recipe
 
     if cfg.sae != "train":
@@ -92,7 +91,7 @@ def features(out: Path, ws: Workspace, sae, sae_ref: dict, measurer, items: pd.D
             chosen.setdefault(int(f), why)
     write_csv(corr.assign(feature=corr.index), out / "correlation.csv")
     write_csv(grad_typ.assign(feature=grad_typ.index).loc[list(chosen)], out / "gradient_attribution.csv")
-    torch.save(typical, out / "typical.pt")
+    save_torch(typical, out / "typical.pt")
     write_json({"features": [{"feature": f, "reason": why, "typical": float(typical[f]),
                               "span_activation": float(span[:, f].mean())} for f, why in chosen.items()]},
                out / "features.json")  # fmt: skip

@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import json
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -13,6 +16,42 @@ import pandas as pd
 from mechvalue.errors import MechValueError
 from mechvalue.io import write_json
 from mechvalue.pipeline.config import RunConfig, versions
+
+
+@contextmanager
+def run_lock(out: str | Path) -> Iterator[None]:
+    """Hold OUT/.lock (an flock, with the holder's pid written in it) for the length of a run.
+
+    A second run on the same folder fails at once naming the holding pid; the kernel drops the
+    flock of a process that dies, even by kill -9, so a stale lock is simply taken over."""
+    from filelock import FileLock, Timeout
+
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MechValueError(f"{out}: cannot create the run folder ({e.strerror})") from None
+    path = out / ".lock"
+
+    def record(fd: int) -> None:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+
+    lock = FileLock(path, timeout=0, on_acquired=record)
+    try:
+        lock.acquire()
+    except Timeout:
+        try:
+            holder = path.read_text().strip() or "unknown"
+        except OSError:
+            holder = "unknown"
+        raise MechValueError(
+            f"{out}: in use by another mechvalue run (pid {holder}); wait for it to end or use another --out"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 class Workspace:
