@@ -2,7 +2,7 @@
 and the features' typical activations (the unit of steering strength)."""
 
 from mechvalue.interp.features import typical_from_store
-from mechvalue.interp.sae import load_sae
+from mechvalue.interp.sae_formats import load_sae
 from mechvalue.interp.sae_recipe import recipe_folder, sae_recipe
 from mechvalue.lm.models import load_model
 

@@ -67,7 +67,7 @@ def cmd_cache(a: argparse.Namespace) -> None:
 
 
 def cmd_sae_train(a: argparse.Namespace) -> None:
-    from mechvalue.interp.sae import TrainConfig
+    from mechvalue.interp.sae_training import TrainConfig
     from mechvalue.interp.sae_recipe import recipe_folder, sae_recipe
     from mechvalue.lm.models import load_model
 

@@ -23,7 +23,7 @@ def cmd_steer_grid(a: argparse.Namespace) -> None:
     import torch
 
     from mechvalue.interp.features import span_candidates, typical_activation
-    from mechvalue.interp.sae import load_sae
+    from mechvalue.interp.sae_formats import load_sae
     from mechvalue.lm.models import load_model
     from mechvalue.measure.grid import GridSpec, run_grid
     from mechvalue.measure.scoring import Measurer

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from mechvalue.interp.cache import ActivationStore, CachePrompt, cache_activations
-from mechvalue.interp.sae import TrainConfig, sae_metrics, spliced_loss, train_sae
+from mechvalue.interp.sae_training import TrainConfig, sae_metrics, spliced_loss, train_sae
 from mechvalue.io import write_json
 from mechvalue.lm.generation import greedy_generate
 from mechvalue.study.inventory import load_inventory, select

@@ -68,7 +68,7 @@ class Resources:
 
     @cached_property
     def sae(self):
-        from mechvalue.interp.sae import load_sae
+        from mechvalue.interp.sae_formats import load_sae
 
         return load_sae(self.sae_ref["path"], self.cfg.device)
 
