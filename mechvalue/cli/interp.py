@@ -67,8 +67,8 @@ def cmd_cache(a: argparse.Namespace) -> None:
 
 
 def cmd_sae_train(a: argparse.Namespace) -> None:
-    from mechvalue.interp.sae_training import TrainConfig
     from mechvalue.interp.sae_recipe import recipe_folder, sae_recipe
+    from mechvalue.interp.sae_training import TrainConfig
     from mechvalue.lm.models import load_model
 
     model, info = load_model(a.model, a.device)

@@ -59,7 +59,7 @@ def cmd_steer_grid(a: argparse.Namespace) -> None:
 def register(sub) -> None:
     r = sub.add_parser("run", help="the whole study on one model, resumable, with an HTML report")
     r.add_argument("--model", default=None)
-    r.add_argument("--sae", default=None, help="'train' (default) or an SAE folder (ours or SAELens)")
+    r.add_argument("--sae", default=None, help="'train' (default) or an SAE folder (mechvalue, SAELens, sparsify, Gemma Scope) or a SAELens release:sae_id")
     r.add_argument("--layer", type=int, default=None)
     r.add_argument("--inventory", default=None)
     r.add_argument("--questionnaire", default=None)
@@ -81,7 +81,7 @@ def register(sub) -> None:
 
     g = sub.add_parser("steer-grid", help="roles x steering conditions, in the study's table schema")
     g.add_argument("--model", default="smollm2-135m-instruct")
-    g.add_argument("--sae", required=True, help="SAE folder (ours or SAELens)")
+    g.add_argument("--sae", required=True, help="SAE folder (mechvalue, SAELens, sparsify, Gemma Scope) or a SAELens release:sae_id")
     g.add_argument("--features", default=None, help="comma-separated feature ids")
     g.add_argument("--top-k", type=int, default=5, help="without --features: most active on ' your values'")
     g.add_argument("--strengths", default="30", help="comma-separated strengths")

@@ -48,6 +48,13 @@ def load_sae(path: str | Path, device: str | torch.device = "cpu", dtype: DType 
     return sae.to(device=device, dtype=torch_dtype or torch.float32)
 
 
+def sae_reference(path: str | Path) -> str:
+    """How a run records an SAE: an existing path made absolute without resolving links (files in a
+    Hugging Face cache snapshot are links to blobs named by hash), a "release:sae_id" name as it is."""
+    p = Path(path)
+    return str(p.absolute()) if p.exists() or ":" not in str(path) else str(path)
+
+
 def detect_format(path: str | Path) -> SAEFormat:
     """The first format in `FORMATS` whose detector accepts `path`; an error listing them all if none."""
     path = Path(path)

@@ -26,11 +26,16 @@ def measure(out: Path, measurer, items: pd.DataFrame, roles: list) -> dict:
 
 
 def sae(out: Path, cfg: RunConfig, loaded) -> dict:
-    from mechvalue.interp.sae_training import TrainConfig
     from mechvalue.interp.sae_recipe import recipe_folder, sae_recipe
+    from mechvalue.interp.sae_training import TrainConfig
 
     if cfg.sae != "train":
-        ref = {"path": str(Path(cfg.sae).resolve()), "trained": False, "metrics": {}}
+        from mechvalue.interp.sae_formats import load_sae, sae_reference
+
+        path = sae_reference(cfg.sae)
+        given = load_sae(path)  # a folder of no known format fails here, before anything is measured
+        ref = {"path": path, "trained": False, "metrics": {}, "hook_name": given.cfg.hook_name,
+               "activation": given.cfg.activation, "d_sae": given.cfg.d_sae}  # fmt: skip
     else:
         model, info = loaded
         kw = dict(cfg.sae_train)

@@ -295,3 +295,28 @@ def test_each_fixture_is_detected_as_its_own_format(tmp_path):
     assert detect_format(write_gemma_scope(tmp_path / "g", 4, 8, layer=0)).name == "gemma-scope"
     assert detect_format(write_sparsify(tmp_path / "s", 4, 8, k=2)).name == "sparsify"
     assert detect_format(tmp_path / "s").name == "sparsify"
+
+
+def test_run_records_a_given_sae_and_rejects_an_unknown_folder(tmp_path, monkeypatch):
+    from mechvalue.pipeline.config import RunConfig
+    from mechvalue.pipeline.stages import sae as sae_stage
+
+    folder = write_gemma_scope(tmp_path / "gemma-scope-2b-pt-res", D_IN, D_SAE, layer=4)
+    monkeypatch.chdir(tmp_path)  # a relative --sae is recorded absolute
+    sae_stage(tmp_path / "out", RunConfig(sae=str(folder.relative_to(tmp_path))), None)
+    ref = json.loads((tmp_path / "out" / "sae.json").read_text())
+    assert ref | {"path": None} == {"path": None, "trained": False, "metrics": {}, "d_sae": D_SAE,
+                                    "hook_name": "blocks.4.hook_resid_post", "activation": "jumprelu"}  # fmt: skip
+    assert ref["path"] == str(folder) and torch.equal(load_sae(ref["path"]).W_enc, load_sae(folder).W_enc)
+    with pytest.raises(MechValueError, match="not an SAE folder of a known format"):
+        sae_stage(tmp_path / "out2", RunConfig(sae=str(tmp_path / "out")), None)
+
+
+def test_run_keeps_a_release_name(offline_hf_cache, tmp_path):
+    from mechvalue.pipeline.config import RunConfig
+    from mechvalue.pipeline.stages import sae as sae_stage
+
+    write_release_to_hf_cache(offline_hf_cache, "gemma-2b-it-res-jb", "blocks.12.hook_resid_post", D_IN, D_SAE)
+    sae_stage(tmp_path / "out", RunConfig(sae="gemma-2b-it-res-jb:blocks.12.hook_resid_post"), None)
+    ref = json.loads((tmp_path / "out" / "sae.json").read_text())
+    assert (ref["path"], ref["hook_name"]) == ("gemma-2b-it-res-jb:blocks.12.hook_resid_post", "blocks.12.hook_resid_post")
