@@ -41,7 +41,9 @@ def numbering(form: str = "study") -> tuple[str, ...]:
 def importance_of_answer(form: str = "study") -> list[float]:
     """Importance (1 = not like me at all .. 6 = very much like me) of answers 1..6, as 7 - x for
     the PVQ's numbering, the same reversal the human scores use."""
-    return [float(k) for k in range(1, 7)] if check_form(form) == "swapped" else [7.0 - k for k in range(1, 7)]
+    return (
+        [float(k) for k in range(1, 7)] if check_form(form) == "swapped" else [7.0 - k for k in range(1, 7)]
+    )
 
 
 def instruction(role: Role | None, hard: HardPrompt | None = None, form: str = "study") -> str:
@@ -70,7 +72,9 @@ def render_text(item: str, role: Role | None, fmt: str, tokenizer=None, hard: Ha
 
 def render(item: str, role: Role | None, fmt: str, tokenizer, hard: HardPrompt | None = None,
            form: str = "study") -> RenderedPrompt:  # fmt: skip
-    return tokenize(render_text(item, role, fmt, tokenizer, hard, form), tokenizer, prepend_bos=fmt in TEMPLATES)
+    return tokenize(
+        render_text(item, role, fmt, tokenizer, hard, form), tokenizer, prepend_bos=fmt in TEMPLATES
+    )
 
 
 def option_token_ids(tokenizer) -> list[int]:
@@ -108,7 +112,9 @@ def _logits(measurer, batch: list[RenderedPrompt], cond) -> Float[Tensor, "batch
     seqs = [p.tokens for p in batch]
     n = _common_prefix(seqs) if measurer.prefix_cache and len(seqs) > 1 else 0
     aware = all(hasattr(h, "mask") for _, h in cond.hooks)
-    in_prefix = cond.where != "span" or (all(p.span == batch[0].span for p in batch) and batch[0].span[1] <= n)
+    in_prefix = cond.where != "span" or (
+        all(p.span == batch[0].span for p in batch) and batch[0].span[1] <= n
+    )
     if n and aware and in_prefix:
         pmask = cond.prompt_masks(batch[:1], len(seqs[0]))[:, :n]
         return prefix_last_logits(measurer.model, seqs[0][:n], [s[n:] for s in seqs], cond.hooks, pmask,
@@ -130,7 +136,9 @@ def score_items(measurer, items: pd.DataFrame, role: Role | None, cond) -> pd.Da
         groups = list(pd.Series(range(len(items))).groupby(items["value"].to_numpy(), sort=False).apply(list))
     rows: list[dict] = [{}] * len(items)
     for idx in (g[sl] for g in groups for sl in chunks(len(g), measurer.batch_size)):
-        p, expected, mass = likert_expectation(_logits(measurer, [prompts[i] for i in idx], cond), ids, values)
+        p, expected, mass = likert_expectation(
+            _logits(measurer, [prompts[i] for i in idx], cond), ids, values
+        )
         for j, i in enumerate(idx):
             row = {f"p_{k + 1}": float(p[j, k]) for k in range(6)}
             row |= {"mass": float(mass[j]), "importance": float(expected[j]),

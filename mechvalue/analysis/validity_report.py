@@ -1,0 +1,138 @@
+"""Validity results to files (CSV, JSON, one PNG) and back: the data of the report's section."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from mechvalue.analysis.validity import ALPHA_MIN, ICC1_MIN, flagged_values
+from mechvalue.io import atomic_path, write_csv, write_json
+
+THRESHOLDS = {"alpha_min": ALPHA_MIN, "alpha_source": "Nunnally (1978): .70 for research instruments",
+              "icc1_min": ICC1_MIN, "icc1_source": "LeBreton & Senter (2008): ICC(1) .01/.10/.25 = "
+              "small/medium/large between-group variance; < .05 = roles barely move the value"}  # fmt: skip
+
+
+def _clean(x):
+    """JSON-safe: NaN -> None, numpy scalars -> Python."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if hasattr(x, "item"):
+        x = x.item()
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+def summary(res: dict) -> dict:
+    """The headline numbers: median alpha/omega/ICC(1), flagged values, structure, known groups, forms."""
+    rel = res["reliability"]
+    out = {"thresholds": THRESHOLDS, "values": len(rel), "respondents": int(rel["n_respondents"].max()),
+           "median_alpha": float(rel["alpha"].median()), "median_omega": float(rel["omega"].median()),
+           "median_icc1": float(rel["icc1"].median()), "flagged": flagged_values(rel)}  # fmt: skip
+    if "human" in res:
+        out["human_median_alpha"] = float(res["human"]["alpha"].median())
+        out["human_median_omega"] = float(res["human"]["omega"].median())
+    st = res["structure"]
+    out["circle_rho_model"], out["circle_p_model"] = st["model_circle"]["rho"], st["model_circle"]["p"]
+    if "model_vs_human" in st:
+        out["circle_rho_human"] = st["human_circle"]["rho"]
+        out["matrix_r"], out["matrix_p"] = st["model_vs_human"]["r"], st["model_vs_human"]["p"]
+    if "known_groups_summary" in res:
+        out["known_groups"] = res["known_groups_summary"]
+    if "forms" in res and len(res["forms"]):
+        out["forms_median_rho"] = res["forms"].groupby("form")["rho"].median().to_dict()
+    return _clean(out)
+
+
+def save(res: dict, out: str | Path, title: str = "") -> dict:
+    """Write reliability.csv, human_reliability.csv, structure.json, known_groups.csv, forms.csv,
+    validity.json (the summary) and validity.png into `out`; return the summary."""
+    out = Path(out)
+    write_csv(res["reliability"], out / "reliability.csv")
+    if "human" in res:
+        write_csv(res["human"], out / "human_reliability.csv")
+    write_json(_clean(res["structure"]), out / "structure.json")
+    if "known_groups" in res:
+        write_csv(res["known_groups"], out / "known_groups.csv")
+    if "forms" in res:
+        write_csv(res["forms"], out / "forms.csv")
+    s = summary(res)
+    write_json(s, out / "validity.json")
+    plot(res, out / "validity.png", title)
+    return s
+
+
+def plot(res: dict, path: Path, title: str = "") -> None:
+    """Left: per value alpha, omega, ICC(1) (model; CI bars) and human alpha, omega; thresholds
+    dashed. Right: mean correlation by distance on Schwartz's circle, model and human."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rel = res["reliability"]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [2.2, 1]})
+    x = np.arange(len(rel))
+    for j, (col, color) in enumerate((("alpha", "C0"), ("omega", "C1"), ("icc1", "C2"))):
+        lo, hi = rel.get(f"{col}_lo"), rel.get(f"{col}_hi")
+        err = None if lo is None else np.abs(np.vstack([rel[col] - lo, hi - rel[col]]).astype(float))
+        ax.bar(
+            x + (j - 1) * 0.25,
+            rel[col].fillna(0),
+            0.25,
+            yerr=err,
+            color=color,
+            label=f"model {col}",
+            capsize=2,
+        )
+    if "human" in res:
+        h = res["human"].set_index("value").reindex(rel["value"])
+        ax.plot(x - 0.25, h["alpha"], "k^", label="human alpha")
+        ax.plot(x, h["omega"], "kv", label="human omega")
+    ax.axhline(ALPHA_MIN, color="C0", ls="--", lw=0.8)
+    ax.axhline(ICC1_MIN, color="C2", ls="--", lw=0.8)
+    ax.set_xticks(x, rel["value"], rotation=35, ha="right", fontsize=8)
+    ax.set_ylim(min(-0.2, float(np.nanmin(rel[["alpha", "icc1"]].to_numpy(float), initial=0))), 1)
+    ax.legend(fontsize=7, ncol=3)
+    ax.set_title(title or "reliability per value", fontsize=9)
+    for key, style, name in (("model_circle", "o-", "model"), ("human_circle", "s--", "human")):
+        c = res["structure"].get(key)
+        if c and c["mean_r_by_distance"]:
+            d = sorted(c["mean_r_by_distance"])
+            bx.plot(d, [c["mean_r_by_distance"][k] for k in d], style, label=f"{name} (rho={c['rho']:.2f})")
+    bx.set_xlabel("distance on Schwartz's circle")
+    bx.set_ylabel("mean correlation")
+    bx.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def report_section(folder: str | Path) -> dict | None:
+    """What the report shows for validity (None if the stage did not run): the summary, the
+    per-value table (model alpha/omega/ICC(1) with CIs and flags, human alpha/omega beside it),
+    known-group hits, form correlations and the figure's path."""
+    import json
+
+    folder = Path(folder)
+    if not (folder / "validity.json").exists():
+        return None
+    rel = pd.read_csv(folder / "reliability.csv")
+    if (folder / "human_reliability.csv").exists():
+        h = pd.read_csv(folder / "human_reliability.csv")[["value", "alpha", "omega"]]
+        rel = rel.merge(
+            h.rename(columns={"alpha": "human_alpha", "omega": "human_omega"}), on="value", how="left"
+        )
+    out = {"summary": json.loads((folder / "validity.json").read_text()),
+           "table": _clean(rel.to_dict("records")), "figure": str(folder / "validity.png")}  # fmt: skip
+    for name in ("known_groups", "forms"):
+        if (folder / f"{name}.csv").exists():
+            out[name] = _clean(pd.read_csv(folder / f"{name}.csv").to_dict("records"))
+    if (folder / "graph_warnings.json").exists():
+        out["graph_warnings"] = json.loads((folder / "graph_warnings.json").read_text())
+    return out

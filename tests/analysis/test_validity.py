@@ -1,0 +1,208 @@
+"""Validity: synthetic respondents of known reliability, the human PVQ-40 alphas, the Likert
+expected value, known groups, structure, prompt forms and the CLI's bad-input path."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mechvalue.analysis import validity as V
+from mechvalue.cli.main import main
+from tests.conftest import need_shared
+
+
+def congeneric(n: int, loadings, noise_var, seed: int = 0) -> pd.DataFrame:
+    """x_ij = lambda_j T_i + e_ij, T ~ N(0, 1), e_ij ~ N(0, psi_j)."""
+    rng = np.random.default_rng(seed)
+    t = rng.normal(size=(n, 1))
+    lam, psi = np.asarray(loadings, float), np.asarray(noise_var, float)
+    return pd.DataFrame(
+        t * lam + rng.normal(size=(n, len(lam))) * np.sqrt(psi), columns=[f"i{j}" for j in range(len(lam))]
+    )
+
+
+def true_alpha_parallel(k: int, noise_var: float) -> float:
+    rho = 1 / (1 + noise_var)  # inter-item correlation of parallel items
+    return k * rho / (1 + (k - 1) * rho)
+
+
+def true_omega(loadings, noise_var) -> float:
+    """Omega of the standardised items."""
+    lam, psi = np.asarray(loadings, float), np.asarray(noise_var, float)
+    s = lam / np.sqrt(lam**2 + psi)
+    return s.sum() ** 2 / (s.sum() ** 2 + (1 - s**2).sum())
+
+
+@pytest.mark.parametrize("noise_var", [0.25, 1.0, 4.0])
+def test_alpha_and_omega_recover_parallel_items(noise_var):
+    k = 5
+    x = congeneric(4000, [1] * k, [noise_var] * k, seed=1)
+    want = true_alpha_parallel(k, noise_var)  # parallel items: alpha = omega = Spearman-Brown
+    assert V.cronbach_alpha(x) == pytest.approx(want, abs=0.02)
+    assert V.mcdonald_omega(x) == pytest.approx(want, abs=0.02)
+
+
+def test_omega_exceeds_alpha_for_congeneric_items_and_matches_truth():
+    lam, psi = [1.5, 1.0, 0.6, 0.3], [0.5, 1.0, 1.0, 1.0]
+    x = congeneric(5000, lam, psi, seed=2)
+    assert V.mcdonald_omega(x) == pytest.approx(true_omega(lam, psi), abs=0.02)
+    assert V.cronbach_alpha(x) < V.mcdonald_omega(x)  # alpha is a lower bound off tau-equivalence
+
+
+def test_bootstrap_ci_covers_truth_and_degenerate_inputs_are_nan():
+    x = congeneric(300, [1] * 4, [1.0] * 4, seed=3)
+    r = V.consistency({"v": x}, n_boot=100, seed=0).iloc[0]
+    want = true_alpha_parallel(4, 1.0)
+    assert r.alpha_lo < want < r.alpha_hi and r.omega_lo < want < r.omega_hi
+    assert r.alpha_hi - r.alpha_lo < 0.12
+    assert math.isnan(V.mcdonald_omega(x.iloc[:, :2]))  # one-factor model needs 3 items
+    assert math.isnan(V.cronbach_alpha(x.assign(**{c: 1.0 for c in x.columns})))
+
+
+def long_table(n_roles: int, k: int, between_var: float, noise_var: float, seed: int = 0, values=("A", "B")):
+    """score = role effect (variance between_var) + noise; ICC(1) = between / (between + noise)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for v in values:
+        eff = rng.normal(scale=math.sqrt(between_var), size=n_roles)
+        for r in range(n_roles):
+            for j in range(k):
+                rows.append({"steer_dim": None, "player_name": f"r{r}", "value": v, "item": f"{v}{j}",
+                             "agreement": 1, "score": eff[r] + rng.normal(scale=math.sqrt(noise_var))})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("between", [0.0, 0.2, 0.6])
+def test_icc1_recovers_share_of_variance_between_roles(between):
+    long = long_table(400, 5, between, 1 - between, seed=4)
+    for x in V.item_matrices(long).values():
+        r = V.icc1(x)
+        assert r["icc1"] == pytest.approx(between, abs=0.05)
+        assert r["icc1_lo"] - 0.01 <= between <= r["icc1_hi"] + 0.01
+
+
+def test_reliability_flags_noise_and_spares_signal():
+    noise = long_table(60, 4, 0.0, 1.0, seed=5, values=("Noise",))
+    signal = long_table(60, 4, 0.8, 0.2, seed=6, values=("Signal",))
+    rel = V.reliability(pd.concat([noise, signal]), n_boot=0).set_index("value")
+    assert "icc1<0.05" in rel.loc["Noise", "flags"] and "alpha<0.7" in rel.loc["Noise", "flags"]
+    assert rel.loc["Signal", "flags"] == "" and rel.loc["Signal", "alpha"] > 0.9
+    w = V.graph_warnings(
+        ["Noise", "Signal", "C"], [("Noise", "Signal"), ("Signal", "C")], V.flagged_values(rel.reset_index())
+    )
+    assert w["nodes"] == ["Noise"] and w["edges"] == [["Noise", "Signal"]] and w["edges_total"] == 2
+
+
+def test_human_pvq40_alphas_equal_direct_computation():
+    path = need_shared("human", "PVQ40.csv")
+    raw = pd.read_csv(path)
+    got = V.consistency(V.human_item_matrices(path), n_boot=0).set_index("value")
+    codes = {"sd": "Self-Direction", "un": "Universalism", "tr": "Tradition", "po": "Power"}
+    for code, value in codes.items():
+        cols = [c for c in raw.columns if c[:2] == code and c[2:].isdigit()]
+        x = raw[cols].astype(float)
+        x = x[((x >= 1) & (x <= 6)).all(axis=1)].to_numpy()  # listwise; 0 and empty are missing
+        k = x.shape[1]
+        alpha = k / (k - 1) * (1 - x.var(axis=0, ddof=1).sum() / x.sum(axis=1).var(ddof=1))
+        assert got.loc[value, "alpha"] == pytest.approx(alpha, abs=1e-10)
+        assert got.loc[value, "n_respondents"] == len(x)
+    assert got["alpha"].between(0.5, 0.95).all()  # the PVQ's usual range
+
+
+def test_human_structure_follows_the_circle():
+    path = need_shared("human", "PVQ40.csv")
+    c = V.circle_structure(V.human_value_scores(path).corr(), n_perm=500)
+    assert c["rho"] < -0.6 and c["p"] < 0.01
+    assert c["mean_r_by_distance"][1] > c["mean_r_by_distance"][5]
+
+
+def test_matrix_correlation_and_circle_on_a_circumplex():
+    vals = list(V.SCHWARTZ_VALUES)
+    m = pd.DataFrame([[math.cos(2 * math.pi * V.circle_distance(a, b) / 10) * (a != b) + (a == b) for b in vals]
+                      for a in vals], index=vals, columns=vals)  # fmt: skip
+    assert V.circle_structure(m, 200)["rho"] == pytest.approx(-1)
+    same = V.matrix_correlation(m, m, 500, seed=0)
+    assert same["r"] == pytest.approx(1) and same["p"] < 0.01
+    rng = np.random.default_rng(0)
+    p = rng.permutation(10)
+    shuffled = pd.DataFrame(m.to_numpy()[np.ix_(p, p)], index=vals, columns=vals)
+    assert V.matrix_correlation(m, shuffled, 500)["r"] < same["r"]
+
+
+def test_known_groups_hits_and_sign_test():
+    groups = V.load_known_groups()
+    pred = V.known_group_predictions(groups)
+    assert len(pred) == 24 and set(pred["value"]) <= set(V.SCHWARTZ_VALUES)
+    # scores that follow theory for all but the monk-vs-promoter pair (which is reversed)
+    rows = []
+    for r in pred.itertuples():
+        sign = -1 if r.pair == "monk-vs-promoter" else 1
+        rows += [{"player_name": r.higher, "value": r.value, "item": "x", "score": 0.5 * sign},
+                 {"player_name": r.lower, "value": r.value, "item": "x", "score": -0.5 * sign}]  # fmt: skip
+    table, s = V.known_groups(pd.DataFrame(rows), groups)
+    assert s["predictions"] == 24 and s["hits"] == 20 and s["hit_rate"] == pytest.approx(20 / 24)
+    assert s["p_sign"] == pytest.approx(sum(math.comb(24, k) for k in range(20, 25)) / 2**24)
+    assert not table[table["pair"] == "monk-vs-promoter"]["hit"].any()
+
+
+def test_form_robustness_is_rank_correlation_per_value():
+    base = long_table(30, 3, 0.5, 0.5, seed=7)
+    flipped = base.assign(score=-base["score"])
+    monotone = base.assign(score=base["score"] * 3 + 1)
+    f = V.form_robustness(base, {"flipped": flipped, "monotone": monotone}).set_index(["form", "value"])
+    assert np.allclose(f.loc["monotone", "rho"], 1) and np.allclose(f.loc["flipped", "rho"], -1)
+    assert (f["roles"] == 30).all()
+
+
+def test_likert_expected_value_by_hand():
+    from mechvalue.measure.likert import importance_of_answer, likert_expectation
+
+    ids = [3, 4, 5, 6, 7, 8]
+    weights = [4, 3, 1, 1, 0.5, 0.5]  # option probabilities .4 .3 .1 .1 .05 .05
+    logits = torch.full((1, 10), -1e9)
+    logits[0, ids] = torch.log(torch.tensor(weights))
+    logits[0, [0, 1]] = math.log(5.0)  # 10 more units of mass elsewhere: options hold half
+    p, ev, mass = likert_expectation(logits, ids, importance_of_answer("study"))
+    assert p[0].tolist() == pytest.approx([0.4, 0.3, 0.1, 0.1, 0.05, 0.05])
+    # "1" = very much like me = importance 6: .4*6 + .3*5 + .1*4 + .1*3 + .05*2 + .05*1
+    assert float(ev[0]) == pytest.approx(4.75)
+    assert float(mass[0]) == pytest.approx(0.5)
+    _, ev_swapped, _ = likert_expectation(logits, ids, importance_of_answer("swapped"))
+    assert float(ev_swapped[0]) == pytest.approx(0.4 + 0.6 + 0.3 + 0.4 + 0.25 + 0.3)
+
+
+def test_prompt_forms_default_is_the_study_text():
+    from mechvalue.study import prompts as P
+    from mechvalue.study.roles import Role
+
+    role = Role("A", "Gender: female; Job: nurse, MBTI: ISFJ")
+    want = P.GEMMA_TEMPLATE.format(instruction=P.INSTRUCTION.format(bio_hint=P.bio_hint(role)),
+                                   examples=P.EXAMPLES, question="Q?")  # fmt: skip
+    assert P.render_text("Q?", role, "gemma") == want == P.render_text("Q?", role, "gemma", form="study")
+    texts = {f: P.render_text("Q?", role, "gemma", form=f) for f in P.FORMS}
+    assert len(set(texts.values())) == len(P.FORMS)
+    assert all(P.STEER_SPAN_TEXT in t for t in texts.values())
+    assert texts["swapped"].index("Answer: no") < texts["swapped"].index("Answer: yes")
+    with pytest.raises(ValueError, match="unknown prompt form"):
+        P.render_text("Q?", role, "gemma", form="nope")
+
+
+def test_cli_writes_outputs_and_exits_2_on_bad_input(tmp_path, capsys):
+    long = pd.concat([long_table(20, 4, 0.5, 0.5, seed=8, values=V.SCHWARTZ_VALUES[:5])])
+    items = tmp_path / "items.csv"
+    long.to_csv(items, index=False)
+    assert main(["validity", "--items", str(items), "--bootstrap", "20", "--permutations", "50",
+                 "--out", str(tmp_path / "v")]) == 0  # fmt: skip
+    for f in ("reliability.csv", "structure.json", "validity.json", "validity.png"):
+        assert (tmp_path / "v" / f).stat().st_size > 0
+    capsys.readouterr()
+    long.drop(columns="score").to_csv(tmp_path / "bad.csv", index=False)
+    for argv in (["--items", str(tmp_path / "bad.csv")], ["--items", str(tmp_path / "missing.csv")],
+                 ["--items", str(items), "--forms", "swapped"]):  # fmt: skip
+        assert main(["validity", *argv, "--out", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("mechvalue: error:")
