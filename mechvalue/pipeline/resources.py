@@ -24,7 +24,7 @@ class Resources:
     def loaded(self):
         from mechvalue.lm.models import load_model
 
-        return load_model(self.cfg.model, self.cfg.device)
+        return load_model(self.cfg.model, self.cfg.device, self.cfg.dtype, self.cfg.prompt_format)
 
     @property
     def model(self):

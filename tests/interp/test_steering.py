@@ -1,7 +1,9 @@
 """Steered generation on the real model: KV-cached decoding equals the no-cache reference."""
 
+import pytest
 import torch
 
+from mechvalue.errors import MechValueError
 from mechvalue.interp.sae import SAE, SAEConfig
 from mechvalue.interp.steering import SAEEditHook, SteeringSpec, StudyAddHook, generate_steered
 from mechvalue.study.prompts import render
@@ -33,12 +35,18 @@ def test_steered_generation_cached_equals_uncached(smollm2):
     assert fast == slow
 
 
-def test_zero_strength_changes_nothing_and_high_strength_does(smollm2):
+def test_hooks_that_would_do_nothing_raise_and_high_strength_steers(smollm2):
     model, info = smollm2
     ps = _prompts(model, info)[:1]
-    plain = generate_steered(model, ps, HOOK, SAEEditHook(_sae(), SteeringSpec([5], "add", 0.0)), "all", 16)
-    base = generate_steered(model, ps, HOOK, StudyAddHook(_sae(), 5, 0.0), "span", 16)
-    assert plain == base
+    with pytest.raises(MechValueError, match="would do nothing"):
+        SAEEditHook(_sae(), SteeringSpec([5], "add", 0.0))
+    with pytest.raises(MechValueError, match="would do nothing"):
+        StudyAddHook(_sae(), 5, 0.0)
+    with pytest.raises(MechValueError, match="no position"):
+        SAEEditHook(_sae(), SteeringSpec([5], "add", 3.0), positions=torch.zeros(1, 4, dtype=torch.bool))
+    with pytest.raises(MechValueError, match="unknown hook"):
+        generate_steered(model, ps, "blocks.15.hook_resid_pots", SAEEditHook(_sae(), SteeringSpec([5], "add", 3.0)))
+    plain = generate_steered(model, ps, HOOK, None, "all", 16)
     strong = generate_steered(
         model, ps, HOOK, SAEEditHook(_sae(), SteeringSpec([5], "add", 300.0)), "all", 16
     )
