@@ -36,3 +36,10 @@ def smollm2():
     from mechvalue.lm.models import load_model
 
     return load_model()
+
+
+def pytest_collection_modifyitems(items):
+    """Mark every test that loads the real SmolLM2 model `model` (select with -m model / 'not model')."""
+    for item in items:
+        if "smollm2" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.model)
