@@ -23,6 +23,12 @@ def _one(args) -> list[tuple[str, str, str]]:
     return [(e.source, e.target, e.kind) for e in g.edges]
 
 
+def _one_resample(shared, idx) -> list[tuple[str, str, str]] | None:
+    """`_one` on rows `idx` of the shared matrix (Ray: the matrix is sent once, the indices per task)."""
+    x, method, alpha, context = shared
+    return _one((x.iloc[idx].reset_index(drop=True), method, alpha, context))
+
+
 def bootstrap_edges(
     x: pd.DataFrame,
     groups: pd.Series,
@@ -32,27 +38,33 @@ def bootstrap_edges(
     seed: int = 0,
     workers: int | None = None,
     context: list[str] | None = None,
+    executor=None,
 ) -> pd.DataFrame:
     """Edge frequencies over `n_boot` resamples of the groups (roles), with replacement.
 
     Returns one row per (source, target, kind) seen, with `freq` in [0, 1] over the resamples
     whose correlation matrix was not singular (their count: `attrs["failed_resamples"]`). An undirected
     edge is counted under its sorted node pair; `skeleton_freq` counts the pair of any kind.
+    A Ray `executor` (mechvalue.distributed) runs blocks of resamples on its workers: same resamples,
+    same table.
     """
     rng = np.random.default_rng(seed)
     labels = groups.fillna("<no role>").to_numpy()
     uniq = np.unique(labels)
     rows_of = {g: np.flatnonzero(labels == g) for g in uniq}
-    jobs = []
+    idxs = []
     for _ in range(n_boot):
         pick = rng.choice(uniq, size=len(uniq), replace=True)
-        idx = np.concatenate([rows_of[g] for g in pick])
-        jobs.append((x.iloc[idx].reset_index(drop=True), method, alpha, context))
-    if workers == 1:
-        results = [_one(j) for j in jobs]
+        idxs.append(np.concatenate([rows_of[g] for g in pick]))
+    if getattr(executor, "kind", "local") != "local":
+        results = executor.map("bootstrap", _one_resample, (x, method, alpha, context), idxs)
     else:
-        with ProcessPoolExecutor(max_workers=workers) as ex:
-            results = list(ex.map(_one, jobs))
+        jobs = [(x.iloc[idx].reset_index(drop=True), method, alpha, context) for idx in idxs]
+        if workers == 1:
+            results = [_one(j) for j in jobs]
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as ex:
+                results = list(ex.map(_one, jobs))
     failed = sum(r is None for r in results)
     results = [r for r in results if r is not None]
     n_ok = len(results)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from mechvalue.cli.common import csv_list
+from mechvalue.distributed.executor import add_executor_args, executor_from_args
 from mechvalue.errors import MechValueError
 
 
@@ -36,7 +37,11 @@ def cmd_graph(a: argparse.Namespace) -> None:
     if a.bootstrap:
         rows = select_rows(table, feats)
         x = value_matrix(rows, drop_constant=a.drop_constant)
-        f = bootstrap_edges(x, rows["player_name"], a.bootstrap, a.method, a.alpha, a.seed, a.workers)
+        with executor_from_args(a) as ex:
+            f = bootstrap_edges(x, rows["player_name"], a.bootstrap, a.method, a.alpha, a.seed, a.workers,
+                                executor=ex)  # fmt: skip
+            if ex.kind == "ray":
+                ex.log.write(out)
         write_csv(f, out / "edge_frequencies.csv")
         freqs = {frozenset((r.source, r.target)): r.skeleton_freq for r in f.itertuples()}
         summary["edges_recurring_80pct"] = edges_recurring(graph, f, 0.8)
@@ -96,7 +101,8 @@ def register(sub) -> None:
     g.add_argument("--protocol", choices=["study", "default"], default="default")
     g.add_argument("--bootstrap", type=int, default=0)
     g.add_argument("--stable-at", type=float, default=0.8, help="edge frequency for stable_graph.json")
-    g.add_argument("--workers", type=int, default=None)
+    g.add_argument("--workers", type=int, default=None, help="local processes for --bootstrap")
+    add_executor_args(g)
     g.add_argument("--drop-constant", action="store_true")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--out", required=True)

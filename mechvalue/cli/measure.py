@@ -6,15 +6,17 @@ import argparse
 from pathlib import Path
 
 from mechvalue.cli.common import add_design_args, add_model_args, csv_list
+from mechvalue.distributed.executor import add_executor_args, executor_from_args
 from mechvalue.study.prompts import FORMS
 
 
 def cmd_measure(a: argparse.Namespace) -> None:
     import torch
 
+    from mechvalue.distributed.measure import measure_roles
     from mechvalue.io import write_csv
     from mechvalue.lm.models import load_model
-    from mechvalue.measure.scoring import Measurer, measure
+    from mechvalue.measure.scoring import Measurer
     from mechvalue.study import inventory as inv
     from mechvalue.study.roles import generate_roles, load_players
 
@@ -26,10 +28,12 @@ def cmd_measure(a: argparse.Namespace) -> None:
     model, info = load_model(a.model, a.device, a.dtype, a.prompt_format)
     fmt = info.prompt_format
     m = Measurer(model, fmt, a.scoring, a.batch_size, a.max_new_tokens, form=a.form)
-    long, wide = measure(m, items, [None, *roles])
     out = Path(a.out)
-    write_csv(long, out / "items.csv")
-    write_csv(wide, out / "values.csv")
+    with executor_from_args(a) as ex:
+        long, wide = measure_roles(m, items, [None, *roles], ex, info)
+        write_csv(long, out / "items.csv")
+        write_csv(wide, out / "values.csv")
+        ex.log.write(out)
     print(f"wrote {out / 'values.csv'} ({len(wide)} rows x {wide.shape[1] - 2} values) and items.csv")
 
 
@@ -44,5 +48,6 @@ def register(sub) -> None:
     m.add_argument("--form", choices=FORMS, default="study", help="the instrument's wording (robustness checks)")
     m.add_argument("--batch-size", type=int, default=16)
     m.add_argument("--max-new-tokens", type=int, default=100)
+    add_executor_args(m)
     m.add_argument("--out", required=True)
     m.set_defaults(fn=cmd_measure)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from mechvalue.cli.common import add_model_args
+from mechvalue.distributed.executor import add_executor_args, executor_from_args
 
 
 def cmd_run(a: argparse.Namespace) -> None:
@@ -19,7 +20,8 @@ def cmd_run(a: argparse.Namespace) -> None:
           "bootstrap": a.bootstrap, "seed": a.seed, "device": a.device, "dtype": a.dtype,
           "prompt_format": a.prompt_format, "human": human}  # fmt: skip
     cfg = RunConfig.quick_preset(**kw) if a.quick else RunConfig(**{k: v for k, v in kw.items() if v is not None})
-    print(f"report: {run(a.out, cfg)}")
+    with executor_from_args(a) as ex:
+        print(f"report: {run(a.out, cfg, executor=ex)}")
 
 
 def cmd_steer_grid(a: argparse.Namespace) -> None:
@@ -55,7 +57,10 @@ def cmd_steer_grid(a: argparse.Namespace) -> None:
         feats = span_candidates(sae.encode(torch.cat([s for _, s in acts])), a.top_k)
     strengths = [float(s) for s in a.strengths.split(",")]
     spec = GridSpec(feats, strengths, a.mode, a.where, a.units, not a.no_hard)
-    t = run_grid(Measurer(model, info.prompt_format, a.scoring), items, roles, sae, typical, spec, a.out)
+    with executor_from_args(a) as ex:
+        t = run_grid(Measurer(model, info.prompt_format, a.scoring), items, roles, sae, typical, spec, a.out,
+                     executor=ex, model=info, sae_path=str(Path(a.sae).absolute()) if Path(a.sae).exists() else a.sae)  # fmt: skip
+        ex.log.write(a.out)
     print(f"wrote {Path(a.out) / 'steer.csv'} ({len(t['steer'])} rows; features {feats})")
 
 
@@ -78,6 +83,7 @@ def register(sub) -> None:
     )
     r.add_argument("--seed", type=int, default=None)
     r.add_argument("--quick", action="store_true", help="a few-minute run (CI)")
+    add_executor_args(r)
     r.add_argument("--out", required=True)
     r.set_defaults(fn=cmd_run)
 
@@ -96,5 +102,6 @@ def register(sub) -> None:
     g.add_argument("--roles", type=int, default=10)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--scoring", choices=["logprob", "generate"], default="logprob")
+    add_executor_args(g)
     g.add_argument("--out", required=True)
     g.set_defaults(fn=cmd_steer_grid)

@@ -11,13 +11,13 @@ compare tables), `items.csv` (every item) and `conditions.json` (what each label
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from mechvalue.interp.sae import SAE
 from mechvalue.interp.steering import SAEEditHook, SteeringSpec
@@ -72,25 +72,46 @@ def conditions(sae: SAE, typical: Tensor | None, spec: GridSpec, values: list[st
 
 
 def run_grid(measurer: Measurer, items: pd.DataFrame, roles: list[Role | None], sae: SAE,
-             typical: Tensor | None, spec: GridSpec, out: str | Path, progress: bool = True) -> dict[str, pd.DataFrame]:  # fmt: skip
-    """Measure every role under every condition; resumable through `out/parts/`."""
+             typical: Tensor | None, spec: GridSpec, out: str | Path, progress: bool = True,
+             executor=None, model=None, sae_path: str | None = None) -> dict[str, pd.DataFrame]:  # fmt: skip
+    """Measure every role under every condition; resumable through `out/parts/`.
+
+    `executor` (default: this process; mechvalue.distributed) runs the grid as tasks, a condition x
+    a block of roles; Ray workers load `model` (the driver's loaded model, or a name or folder) and
+    the SAE at `sae_path` themselves."""
+    from mechvalue.measure.tasks import (
+        GridJob,
+        GridParts,
+        measure_block,
+        measurer_settings,
+        roles_per_task,
+        run_here,
+    )
+
     out = Path(out)
-    parts = out / "parts"
-    parts.mkdir(parents=True, exist_ok=True)
-    conds = conditions(sae, typical, spec, sorted(items["value"].unique()))
+    values = sorted(items["value"].unique())
+    conds = conditions(sae, typical, spec, values)
     write_json({"spec": asdict(spec), "conditions": [c.describe() for c in conds]}, out / "conditions.json")
-    long_parts = []
-    for k, cond in enumerate(tqdm(conds, desc="steer-grid", disable=not progress)):
-        part = parts / f"{k:04d}.csv"
-        if not part.exists():
-            rows = []
-            for role in roles:
-                r = measurer.score_items(items, role, cond)
-                r.insert(0, "player_name", role.name if role else None)
-                r.insert(0, "steer_dim", cond.label)
-                rows.append(r)
-            write_csv(pd.concat(rows, ignore_index=True), part)
-        long_parts.append(pd.read_csv(part, keep_default_na=False, na_values=[""]))
+    labels = [str(c.label) for c in conds]
+    parts = GridParts(out / "parts", labels, len(roles))
+
+    def local(t):
+        return measure_block(measurer, items, roles[t.lo : t.hi], conds[t.cond])
+
+    if executor is None or executor.kind == "local":
+        tasks = parts.pending(len(roles))  # whole conditions, as ever
+        if executor is None:
+            run_here("steer-grid", tasks, parts.done, local, progress)
+        else:
+            executor.run_tasks("grid", tasks, parts.done, local=local, job=None, model=None)
+    else:
+        if model is None or sae_path is None:
+            raise ValueError("a distributed grid needs model= and sae_path=: workers load them themselves")
+        job = GridJob(f"grid:{uuid.uuid4()}", items, roles, measurer_settings(measurer), spec, typical,
+                      sae_path, labels)  # fmt: skip
+        per = roles_per_task(len(roles), len(conds), executor.workers(model))
+        executor.run_tasks("grid", parts.pending(per), parts.done, local=local, job=job, model=model)
+    long_parts = [pd.read_csv(parts.part(k), keep_default_na=False, na_values=[""]) for k in range(len(conds))]
     long = pd.concat(long_parts, ignore_index=True)
     label_str = long["steer_dim"].astype(str)
     tables = {"steer": wide_table(long[~is_hard(long["steer_dim"])]), "items": long}

@@ -17,8 +17,14 @@ from mechvalue.pipeline.workspace import Workspace
 class Resources:
     """Lazily built inputs of the stages; `arguments(fn)` fills a stage's parameters by name."""
 
-    def __init__(self, ws: Workspace):
+    def __init__(self, ws: Workspace, executor=None):
         self.ws, self.cfg = ws, ws.cfg
+        self._executor = executor
+
+    @property
+    def executor(self):
+        """Runs the measure, grid and bootstrap tasks (mechvalue.distributed); None: this process."""
+        return self._executor
 
     @cached_property
     def loaded(self):

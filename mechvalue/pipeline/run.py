@@ -3,7 +3,9 @@
 Every stage writes its files into `OUT/<stage>/` and then `OUT/<stage>/done.json` (with its
 time); a rerun skips finished stages, so an interrupted run resumes (the steering grid also
 resumes inside its stage). `OUT/config.json` records every setting and library version, and a
-rerun with different settings on the same folder is refused.
+rerun with different settings on the same folder is refused. The executor (this process, or Ray
+workers: mechvalue.distributed) runs the measure, grid and bootstrap work and does not change the
+results; where time went (per stage, per worker) goes to `OUT/timings.json`.
 """
 
 from __future__ import annotations
@@ -19,12 +21,16 @@ from mechvalue.pipeline.stages import STAGES
 from mechvalue.pipeline.workspace import Workspace, run_lock
 
 
-def run(out: str | Path, cfg: RunConfig, progress: bool = True) -> Path:
+def run(out: str | Path, cfg: RunConfig, progress: bool = True, executor=None) -> Path:
     """Run (or resume) every stage; returns the report's path."""
+    from mechvalue.distributed.executor import make_executor
+
     torch.manual_seed(cfg.seed)
+    executor = executor or make_executor(progress=progress)
     with run_lock(out):  # one run per folder at a time
         ws = Workspace(out, cfg)
-        res = Resources(ws)
+        res = Resources(ws, executor)
+        executor.log.merge_from(ws.out)
         for name, fn in STAGES:
             if ws.done(name):
                 continue
@@ -32,5 +38,7 @@ def run(out: str | Path, cfg: RunConfig, progress: bool = True) -> Path:
             if progress:
                 print(f"[mechvalue run] {name} ...", flush=True)
             info = fn(ws.dir(name), **res.arguments(fn)) or {}
+            executor.log.stage(name, time.perf_counter() - t0)
+            executor.log.write(ws.out)
             ws.finish(name, t0, **info)  # the done marker, written last
     return ws.out / "report" / "report.html"

@@ -16,10 +16,10 @@ from mechvalue.pipeline.workspace import Workspace
 TOL = 0.02  # score changes up to this size count as "unchanged" in the side-effect tables
 
 
-def measure(out: Path, measurer, items: pd.DataFrame, roles: list) -> dict:
-    from mechvalue.measure.scoring import measure as measure_values
+def measure(out: Path, measurer, items: pd.DataFrame, roles: list, executor, info) -> dict:
+    from mechvalue.distributed.measure import measure_roles
 
-    long, wide = measure_values(measurer, items, roles)
+    long, wide = measure_roles(measurer, items, roles, executor, info)
     write_csv(long, out / "items.csv")
     write_csv(wide, out / "values.csv")
     return {"rows": len(wide), "items": int(long["item"].nunique())}
@@ -104,11 +104,12 @@ def features(out: Path, ws: Workspace, sae, sae_ref: dict, measurer, items: pd.D
 
 
 def grid(out: Path, measurer, items: pd.DataFrame, grid_roles: list, sae, typical, chosen: list[int],
-         cfg: RunConfig) -> dict:  # fmt: skip
+         cfg: RunConfig, executor, info, sae_ref: dict) -> dict:  # fmt: skip
     from mechvalue.measure.grid import GridSpec, run_grid
 
     spec = GridSpec(chosen, [cfg.strength], "add", "span", "typical")
-    t = run_grid(measurer, items, grid_roles, sae, typical, spec, out)
+    t = run_grid(measurer, items, grid_roles, sae, typical, spec, out, executor=executor, model=info,
+                 sae_path=sae_ref["path"])  # fmt: skip
     return {"rows": len(t["steer"])}
 
 
@@ -149,7 +150,7 @@ def _reference(cfg: RunConfig, nodes: list[str]):
     return ValueGraph(nodes, edges), "Schwartz's circle (adjacent values linked)"
 
 
-def graph(out: Path, ws: Workspace, cfg: RunConfig) -> dict:
+def graph(out: Path, ws: Workspace, cfg: RunConfig, executor) -> dict:
     from mechvalue.analysis.plots import draw_graph
     from mechvalue.causal.compare import compare_with_null
     from mechvalue.causal.discovery import learn_graph
@@ -160,7 +161,7 @@ def graph(out: Path, ws: Workspace, cfg: RunConfig) -> dict:
     x = value_matrix(rows, drop_constant=True)
     g = learn_graph(x, "pc", 0.05)
     g.save(out / "learned.json")
-    freqs = bootstrap_edges(x, rows["player_name"], cfg.bootstrap, "pc", 0.05, cfg.seed)
+    freqs = bootstrap_edges(x, rows["player_name"], cfg.bootstrap, "pc", 0.05, cfg.seed, executor=executor)
     write_csv(freqs, out / "edge_frequencies.csv")
     ref, ref_name = _reference(cfg, list(x.columns))
     ref.save(out / "reference.json")

@@ -1,0 +1,269 @@
+"""Executors: `local` (this process, one task after another) and `ray` (tasks spread over Ray
+workers on one machine or a cluster). Both run the same tasks and hand each finished one to the
+driver's `on_done`, so what is written does not depend on the executor.
+
+With Ray, model-holding workers are actors (one per GPU with `num_gpus=1`, else one per
+`cpus_per_worker` CPUs) that load the model and SAE once, from their names and folders. A worker
+that dies mid-task is restarted by Ray (`max_restarts`) and the task retried there
+(`max_task_retries`); a task that fails on every try fails the run, naming its condition, after
+the tasks still running have finished and been written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Literal, get_args
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from mechvalue.distributed.timings import TimeLog
+from mechvalue.errors import MechValueError
+from mechvalue.measure.tasks import GridJob, Task
+
+ExecutorKind = Literal["local", "ray"]
+
+
+class TaskFailed(MechValueError):
+    """A task failed on every try; the message names it. Finished tasks are on disk."""
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    kind: ExecutorKind = "local"
+    address: str | None = None  # a Ray cluster ("auto", "ray://host:10001", host:port); None: start one
+    workers: int | None = None  # model workers; None: one per GPU (device cuda), else per cpus_per_worker
+    cpus_per_worker: int = 1  # each worker's CPU share = its torch threads
+    max_restarts: int = 3  # per worker process (Ray actor restarts)
+    max_task_retries: int = 1  # 1: a task is tried twice
+
+    def __post_init__(self):
+        if self.kind not in get_args(ExecutorKind):
+            raise MechValueError(f"--executor must be one of {get_args(ExecutorKind)}, not {self.kind!r}")
+        if self.kind == "local" and self.address:
+            raise MechValueError("--ray-address needs --executor ray")
+        for name in ("workers", "cpus_per_worker"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise MechValueError(f"--{name.replace('_', '-')} must be at least 1, not {v}")
+
+
+def add_executor_args(p: argparse.ArgumentParser) -> None:
+    """--executor, --ray-address, --ray-workers, --ray-cpus-per-worker."""
+    p.add_argument("--executor", choices=list(get_args(ExecutorKind)), default="local",
+                   help="local: this process; ray: tasks over Ray workers (pip install -e .[ray])")  # fmt: skip
+    p.add_argument("--ray-address", default=None,
+                   help="Ray cluster to join ('auto' after `ray start`); default: start a local Ray instance")  # fmt: skip
+    p.add_argument("--ray-workers", type=int, default=None,
+                   help="model workers (default: one per GPU with --device cuda, else one per CPU share)")  # fmt: skip
+    p.add_argument("--ray-cpus-per-worker", type=int, default=1, help="CPUs (torch threads) per Ray worker")
+
+
+def executor_from_args(a: argparse.Namespace, progress: bool = True) -> Executor:
+    cfg = ExecutorConfig(a.executor, a.ray_address, a.ray_workers, a.ray_cpus_per_worker)
+    return make_executor(cfg, progress)
+
+
+def make_executor(cfg: ExecutorConfig | None = None, progress: bool = True) -> Executor:
+    cfg = cfg or ExecutorConfig()
+    return RayExecutor(cfg, progress) if cfg.kind == "ray" else LocalExecutor(cfg, progress)
+
+
+class Executor:
+    """Runs tasks and records where time went (`log`, per stage and worker)."""
+
+    kind: str = "local"
+
+    def __init__(self, cfg: ExecutorConfig, progress: bool = True):
+        self.cfg, self.progress = cfg, progress
+        self.log = TimeLog(self.describe())
+
+    def describe(self) -> dict:
+        return asdict(self.cfg)
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        pass
+
+    def workers(self, model=None) -> int:
+        return 1
+
+    def run_tasks(self, stage: str, tasks: list[Task], on_done: Callable[[Task, pd.DataFrame], None], *,
+                  local: Callable[[Task], pd.DataFrame], job: GridJob | None, model) -> None:  # fmt: skip
+        """Run model tasks: `local(task)` in this process, or `job`'s task on a worker that loads
+        `model` (a loaded model, its name or folder: see `worker.load_kwargs`); `on_done(task, rows)`
+        in this process as each finishes."""
+        raise NotImplementedError
+
+    def map(self, stage: str, fn: Callable, shared, items: list) -> list:
+        """[fn(shared, x) for x in items], in order; `fn` a module-level function (CPU work)."""
+        raise NotImplementedError
+
+
+class LocalExecutor(Executor):
+    kind = "local"
+
+    def run_tasks(self, stage, tasks, on_done, *, local, job, model) -> None:
+        self.log.start(stage)
+        for t in tqdm(tasks, desc=stage, unit="task", disable=not self.progress):
+            t0 = time.perf_counter()
+            rows = local(t)
+            on_done(t, rows)
+            self.log.task(stage, _local_info(time.perf_counter() - t0))
+        self.log.stop(stage)
+
+    def map(self, stage, fn, shared, items) -> list:
+        self.log.start(stage)
+        t0 = time.perf_counter()
+        out = [fn(shared, x) for x in items]
+        self.log.task(stage, _local_info(time.perf_counter() - t0))
+        self.log.stop(stage)
+        return out
+
+
+def _local_info(seconds: float) -> dict:
+    return {"worker": "local", "node": os.uname().nodename, "pid": os.getpid(), "device": None,
+            "threads": None, "load_s": 0.0, "seconds": round(seconds, 3)}  # fmt: skip
+
+
+_POOLS: dict[tuple, list] = {}  # (model, device, threads, n): live actors, reused by later executors
+
+
+class RayExecutor(Executor):
+    kind = "ray"
+
+    def __init__(self, cfg: ExecutorConfig, progress: bool = True):
+        super().__init__(cfg, progress)
+        try:
+            import ray
+        except ImportError:
+            raise MechValueError("--executor ray needs Ray: pip install -e .[ray]") from None
+        self.ray = ray
+        self.started = False
+        if not ray.is_initialized():
+            if cfg.address:
+                ray.init(address=cfg.address, log_to_driver=False)
+            else:  # a local instance sized for the workers asked for (default: every core)
+                n = cfg.workers * cfg.cpus_per_worker if cfg.workers else None
+                ray.init(num_cpus=n, include_dashboard=False, log_to_driver=False,
+                         object_store_memory=512 * 2**20)  # fmt: skip
+            self.started = True
+        self.log.data["executor"]["resources"] = {k: v for k, v in ray.cluster_resources().items()
+                                                  if k in ("CPU", "GPU", "memory")}  # fmt: skip
+
+    def close(self) -> None:
+        if self.started:  # our own instance (or connection): its actors go with it
+            _POOLS.clear()
+            self.ray.shutdown()
+            self.started = False
+
+    def workers(self, model=None) -> int:
+        from mechvalue.distributed.worker import load_kwargs
+
+        if self.cfg.workers:
+            return self.cfg.workers
+        res = self.ray.cluster_resources()
+        if model is not None and str(load_kwargs(model).get("device", "cpu")).startswith("cuda"):
+            return max(1, int(res.get("GPU", 0)))
+        return max(1, int(res.get("CPU", 1) // self.cfg.cpus_per_worker))
+
+    def _actors(self, model) -> list:
+        from mechvalue.distributed.worker import ModelWorker, load_kwargs
+
+        kw = load_kwargs(model)
+        gpu = str(kw.get("device", "cpu")).startswith("cuda")
+        if gpu:  # Ray gives each GPU actor its own CUDA_VISIBLE_DEVICES: inside, the GPU is "cuda"
+            kw["device"] = "cuda"
+        n, c = self.workers(model), self.cfg.cpus_per_worker
+        key = (repr(sorted(kw.items())), c, n, self.cfg.max_restarts, self.cfg.max_task_retries)
+        if key not in _POOLS:
+            cls = self.ray.remote(ModelWorker).options(
+                num_cpus=c, num_gpus=1 if gpu else 0, max_restarts=self.cfg.max_restarts,
+                max_task_retries=self.cfg.max_task_retries, max_concurrency=1)  # fmt: skip
+            _POOLS[key] = [cls.remote(i, kw, c) for i in range(n)]
+        return _POOLS[key]
+
+    def worker_pids(self, model) -> list[int]:
+        """The current process of each model worker (tests kill one to check recovery)."""
+        return self.ray.get([a.pid.remote() for a in self._actors(model)])
+
+    def run_tasks(self, stage, tasks, on_done, *, local, job, model) -> None:
+        ray = self.ray
+        actors = self._actors(model)
+        job_ref = ray.put(job)
+        queue, running, failure = deque(tasks), {}, None
+        self.log.start(stage)
+        with tqdm(total=len(tasks), desc=f"{stage} (ray, {len(actors)} workers)", unit="task",
+                  disable=not self.progress) as bar:  # fmt: skip
+            for i in range(len(actors)):
+                if queue:
+                    t = queue.popleft()
+                    running[actors[i].run.remote(job_ref, t)] = (t, i)
+            while running:
+                (ref,), _ = ray.wait(list(running), num_returns=1)
+                t, i = running.pop(ref)
+                try:
+                    rows, info = ray.get(ref)
+                except (ray.exceptions.RayError, MechValueError) as e:
+                    failure = failure or (t, e)
+                    queue.clear()  # submit nothing more; let the running tasks finish and be written
+                    continue
+                on_done(t, rows)
+                self.log.task(stage, info)
+                bar.update()
+                if queue:
+                    nxt = queue.popleft()
+                    running[actors[i].run.remote(job_ref, nxt)] = (nxt, i)
+        self.log.stop(stage)
+        if failure:
+            raise _failed(stage, *failure, 1 + self.cfg.max_task_retries)
+
+    def map(self, stage, fn, shared, items) -> list:
+        from mechvalue.distributed.worker import apply_block
+
+        ray = self.ray
+        c = self.cfg.cpus_per_worker
+        remote = ray.remote(apply_block).options(num_cpus=c, max_retries=self.cfg.max_task_retries)
+        per = math.ceil(len(items) / max(1, 4 * self.workers()))  # about 4 blocks per worker
+        blocks = [items[i : i + per] for i in range(0, len(items), per)]
+        shared_ref = ray.put(shared)
+        refs = {remote.remote(fn, shared_ref, b, c): k for k, b in enumerate(blocks)}
+        out: list = [None] * len(blocks)
+        self.log.start(stage)
+        with tqdm(total=len(blocks), desc=f"{stage} (ray)", unit="task", disable=not self.progress) as bar:
+            pending = list(refs)
+            while pending:
+                (ref,), pending = ray.wait(pending, num_returns=1)
+                k = refs[ref]
+                try:
+                    out[k], info = ray.get(ref)
+                except ray.exceptions.RayError as e:
+                    for r in pending:
+                        ray.cancel(r)
+                    t = Task(k, k * per, k * per + len(blocks[k]), f"block {k}", "resamples")
+                    raise _failed(stage, t, e, 1 + self.cfg.max_task_retries) from None
+                self.log.task(stage, info)
+                bar.update()
+        self.log.stop(stage)
+        return list(itertools.chain.from_iterable(out))
+
+
+def _failed(stage: str, task: Task, err: Exception, tries: int) -> TaskFailed:
+    cause = getattr(err, "cause", None) or err
+    why = str(cause).strip().splitlines()[-1][:300] if str(cause).strip() else type(cause).__name__
+    if isinstance(cause, MechValueError):
+        return TaskFailed(f"{stage}: {task.describe()}: {cause}")
+    return TaskFailed(f"{stage}: {task.describe()} failed ({type(cause).__name__}; tried up to {tries} "
+                      f"times): {why}; finished tasks are on disk, rerun to resume")  # fmt: skip

@@ -1,0 +1,67 @@
+"""Where time went: per stage, the wall time, the tasks and, per worker, its load time (model and
+SAE), busy time, task count and processes (a worker restarted after a crash shows two pids).
+Written to `OUT/timings.json`; `time_summary(out)` returns it for the report."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from mechvalue.io import write_json
+
+FILE = "timings.json"
+
+
+class TimeLog:
+    """Collects one run's per-stage, per-worker times (driver side)."""
+
+    def __init__(self, executor: dict):
+        self.data: dict = {"executor": executor, "stages": {}}
+        self._t0: dict[str, float] = {}
+
+    def start(self, stage: str) -> None:
+        self._t0[stage] = time.perf_counter()
+        self.data["stages"][stage] = {"seconds": None, "tasks": 0, "workers": {}}
+
+    def task(self, stage: str, info: dict) -> None:
+        """One finished task; `info`: worker, node, pid, device, threads, load_s, seconds."""
+        s = self.data["stages"].setdefault(stage, {"seconds": None, "tasks": 0, "workers": {}})
+        s["tasks"] += 1
+        w = s["workers"].setdefault(str(info["worker"]), {"node": info.get("node"), "device": info.get("device"),
+                                                           "threads": info.get("threads"), "tasks": 0,
+                                                           "busy_s": 0.0, "load_s": 0.0, "pids": []})  # fmt: skip
+        w["tasks"] += 1
+        w["busy_s"] = round(w["busy_s"] + info["seconds"], 3)
+        if info.get("pid") not in w["pids"]:
+            w["pids"].append(info.get("pid"))
+            w["load_s"] = round(w["load_s"] + info.get("load_s", 0.0), 3)  # each process loads once
+
+    def stage(self, name: str, seconds: float) -> None:
+        """A whole pipeline stage's wall time (whatever ran it)."""
+        self.data.setdefault("run_stages", {})[name] = round(seconds, 3)
+
+    def stop(self, stage: str) -> dict:
+        s = self.data["stages"][stage]
+        s["seconds"] = round(time.perf_counter() - self._t0.pop(stage), 3)
+        for w in s["workers"].values():
+            w["utilisation"] = round(w["busy_s"] / s["seconds"], 3) if s["seconds"] else None
+        return s
+
+    def write(self, out: str | Path) -> None:
+        write_json(self.data, Path(out) / FILE)
+
+    def merge_from(self, out: str | Path) -> None:
+        """Keep the stages an earlier (interrupted) run of the same folder recorded."""
+        p = Path(out) / FILE
+        if p.exists():
+            old = json.loads(p.read_text())
+            for k in ("stages", "run_stages"):
+                self.data[k] = {**old.get(k, {}), **self.data.get(k, {})}
+
+
+def time_summary(out: str | Path) -> dict | None:
+    """The report's "where time went" data: executor, and per stage seconds, tasks and per-worker
+    load/busy seconds, utilisation and pids; None for a folder without timings."""
+    p = Path(out) / FILE
+    return json.loads(p.read_text()) if p.exists() else None
