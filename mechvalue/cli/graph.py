@@ -50,6 +50,13 @@ def cmd_graph(a: argparse.Namespace) -> None:
         stable.save(out / "stable_graph.json")
         summary[f"stable_edges_{a.stable_at:g}"] = len(stable.edges)
     draw_graph(graph, out / "graph.png", f"{Path(a.table).name}: {len(graph.edges)} edges", freqs)
+    items = Path(a.items) if a.items else Path(a.table).with_name("items.csv")
+    if a.items or items.exists():  # flag nodes and edges resting on unreliable value scores
+        from mechvalue.analysis.validity import flagged_values, graph_warnings, read_items, reliability
+
+        flagged = flagged_values(reliability(read_items(items), n_boot=0))
+        edges = [(e.source, e.target) for e in graph.edges]
+        summary["validity_warnings"] = {"items": str(items), **graph_warnings(graph.nodes, edges, flagged)}
     write_json(summary, out / "summary.json")
     print(summary)
 
@@ -105,6 +112,8 @@ def register(sub) -> None:
     add_executor_args(g)
     g.add_argument("--drop-constant", action="store_true")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--items", default=None,
+                   help="item table for validity warnings (default: items.csv beside --table, if there)")  # fmt: skip
     g.add_argument("--out", required=True)
     g.set_defaults(fn=cmd_graph)
 

@@ -217,6 +217,39 @@ def tables(out: Path, ws: Workspace, items: pd.DataFrame, cfg: RunConfig) -> dic
     return {"features": len(feats)}
 
 
+def validity(
+    out: Path, ws: Workspace, cfg: RunConfig, measurer, items: pd.DataFrame, grid_roles: list
+) -> dict:
+    """Are the scores measurements? Reliability and structure from measure/items.csv; the known-group
+    personas measured here (2 pairs under --quick); other forms and scorers on the grid roles (not
+    under --quick); the learned graph's nodes and edges that rest on flagged values."""
+    from dataclasses import replace
+
+    from mechvalue.analysis.validity import graph_warnings, known_groups_path, load_known_groups, validity
+    from mechvalue.analysis.validity_report import save
+    from mechvalue.causal.graph import load_graph
+    from mechvalue.measure.scoring import measure as measure_values
+    from mechvalue.study.roles import load_players
+
+    long, groups = ws.read_csv("measure", "items.csv"), load_known_groups()
+    kg_roles = load_players(known_groups_path())[: 4 if cfg.quick else None]
+    groups = {r.name: groups[r.name] for r in kg_roles}
+    kg, _ = measure_values(measurer, items, kg_roles, progress=False)
+    forms = {}
+    if not cfg.quick:
+        for name, m in [*((f, replace(measurer, form=f)) for f in ("swapped", "plain", "reflect")),
+                        *((sc, replace(measurer, scoring=sc)) for sc in ("likert", "generate"))]:  # fmt: skip
+            forms[name] = measure_values(m, items, grid_roles, progress=False)[0]
+    res = validity(pd.concat([long, kg], ignore_index=True), cfg.human, forms, groups,
+                   50 if cfg.quick else 200, 500 if cfg.quick else 5000, cfg.seed)  # fmt: skip
+    s = save(res, out, f"{cfg.model} ({measurer.scoring}): alpha, omega, ICC(1) per value")
+    if (ws.out / "graph" / "learned.json").exists():
+        g = load_graph(ws.out / "graph" / "learned.json")
+        write_json(graph_warnings(g.nodes, [(e.source, e.target) for e in g.edges], s["flagged"]),
+                   out / "graph_warnings.json")  # fmt: skip
+    return {"flagged": len(s["flagged"]), "median_alpha": s["median_alpha"], "median_icc1": s["median_icc1"]}
+
+
 def report(out: Path, ws: Workspace) -> dict:
     from mechvalue.pipeline.report import write_report
 
@@ -238,5 +271,6 @@ STAGES: list[tuple[str, Callable[..., dict]]] = [
     ("generations", generations),
     ("graph", graph),
     ("tables", tables),
+    ("validity", validity),
     ("report", report),
 ]

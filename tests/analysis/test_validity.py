@@ -3,6 +3,7 @@ expected value, known groups, structure, prompt forms and the CLI's bad-input pa
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -206,3 +207,49 @@ def test_cli_writes_outputs_and_exits_2_on_bad_input(tmp_path, capsys):
         assert main(["validity", *argv, "--out", str(tmp_path / "x")]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("mechvalue: error:")
+
+
+def test_graph_summary_flags_nodes_and_edges_on_unreliable_values(tmp_path):
+    from mechvalue.study.schema import wide_table
+
+    noise = long_table(40, 4, 0.0, 1.0, seed=9, values=("Power", "Hedonism"))
+    signal = long_table(40, 4, 0.8, 0.2, seed=10, values=("Security", "Tradition"))
+    long = pd.concat([noise, signal])
+    long["score"] += long["player_name"].str[1:].astype(int) * 0.05  # something for PC to link
+    long.to_csv(tmp_path / "items.csv", index=False)
+    wide_table(long).to_csv(tmp_path / "values.csv", index=False)
+    assert main(["graph", "--table", str(tmp_path / "values.csv"), "--out", str(tmp_path / "g")]) == 0
+    w = json.loads((tmp_path / "g" / "summary.json").read_text())["validity_warnings"]
+    assert sorted(w["nodes"]) == ["Hedonism", "Power"] and w["thresholds"] == {"alpha": 0.7, "icc1": 0.05}
+    g = json.loads((tmp_path / "g" / "graph.json").read_text())
+    on_noise = [e for e in g["edges"] if {e["source"], e["target"]} & {"Power", "Hedonism"}]
+    assert len(w["edges"]) == len(on_noise) and w["edges_total"] == len(g["edges"])
+
+
+@pytest.mark.slow  # ~20 s of model time; `mechvalue run --quick` (tests/pipeline) runs the stage in CI
+def test_validity_stage_quick_on_smollm2(smollm2, tmp_path):
+    """The `mechvalue run` stage: reliability from measure/items.csv, 2 known-group pairs measured,
+    the learned graph's warnings, and the report section's data."""
+    from mechvalue.analysis.validity_report import report_section
+    from mechvalue.measure.scoring import Measurer
+    from mechvalue.pipeline.config import RunConfig
+    from mechvalue.pipeline.stages import validity as stage
+    from mechvalue.pipeline.workspace import Workspace
+    from mechvalue.study import inventory as inv
+
+    model, info = smollm2
+    cfg = RunConfig.quick_preset()
+    ws = Workspace(tmp_path, cfg)
+    items = inv.load_inventory().groupby("value", sort=False).head(1).reset_index(drop=True)
+    long = long_table(12, 4, 0.3, 0.7, seed=11, values=list(items["value"]))
+    ws.dir("measure")
+    long.to_csv(tmp_path / "measure" / "items.csv", index=False)
+    ws.dir("graph")
+    (tmp_path / "graph" / "learned.json").write_text(json.dumps(
+        {"nodes": list(items["value"]), "edges": [{"source": "Power", "target": "Security", "kind": "directed"}]}))  # fmt: skip
+    done = stage(ws.dir("validity"), ws, cfg, Measurer(model, info.prompt_format), items, [])
+    sec = report_section(tmp_path / "validity")
+    assert done["flagged"] == len(sec["summary"]["flagged"])
+    assert sec["summary"]["known_groups"]["predictions"] == 8  # 2 pairs x 2 sides x 2 values
+    assert len(sec["table"]) == 10 and {"alpha", "omega", "icc1", "flags"} <= set(sec["table"][0])
+    assert sec["graph_warnings"]["edges_total"] == 1 and (tmp_path / "validity" / "validity.png").exists()
