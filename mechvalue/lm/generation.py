@@ -30,16 +30,32 @@ def logits_at(
     attn: Int[Tensor, "batch past_and_pos"],
     cache=None,
     hooks: HookList | None = None,
+    at: Int[Tensor, " batch"] | None = None,
 ) -> Float[Tensor, "batch vocab"]:
-    """Logits at each row's last position. `attn` covers the cached positions and `tokens`;
-    with a `cache` (HF `DynamicCache`) the new keys and values are appended to it."""
+    """Logits at one position per row of `tokens` (default: the last). `attn` covers the cached
+    positions and `tokens`; with a `cache` (HF `DynamicCache`) the new keys and values are
+    appended to it. Other positions than the last are read from the final norm's output and
+    unembedded here (with Gemma-2's final soft-capping), still only at the read positions."""
     bridge = as_bridge(model)
     n = tokens.shape[1]
     position_ids = (attn.cumsum(-1) - 1).clamp(min=0)[:, -n:]
     kw = {"attention_mask": attn, "position_ids": position_ids, "logits_to_keep": 1}
     kw |= {"past_key_values": cache, "use_cache": True} if cache is not None else {"use_cache": False}
-    with installed(bridge, hooks or []):
-        return bridge(tokens, **kw)[:, -1]
+    if at is None:
+        with installed(bridge, hooks or []):
+            return bridge(tokens, **kw)[:, -1]
+    final = {}
+
+    def keep(h, hook):
+        final["h"] = h
+
+    with installed(bridge, [*(hooks or []), ("ln_final.hook_out", keep)]):
+        bridge(tokens, **kw)
+    hf = bridge.original_model
+    rows = torch.arange(tokens.shape[0], device=tokens.device)
+    logits = hf.lm_head(final["h"][rows, at][:, None])[:, 0]
+    cap = getattr(hf.config, "final_logit_softcapping", None)
+    return torch.tanh(logits / cap) * cap if cap else logits
 
 
 def greedy_generate(
@@ -118,8 +134,9 @@ def prefix_last_logits(
 ) -> Float[Tensor, "batch vocab"]:
     """Next-token logits after prefix + each suffix, running the shared prefix once.
 
-    The prefix's KV cache is computed for batch 1 and broadcast; suffixes are left-padded after
-    it (positions follow the attention mask), so every row is read at its last token. Positioned
+    The prefix's KV cache is computed for batch 1 and broadcast; suffixes are right-padded after
+    it (no gap, so sliding-window attention sees what a full pass sees) and each row is read at
+    its last token. Positioned
     `hooks` edit the prefix where `prefix_mask` is True (a steered span in the shared prefix,
     e.g. " your values") and every suffix token if `steer_suffix`.
     """
@@ -135,6 +152,12 @@ def prefix_last_logits(
         for layer in cache.layers:
             layer.keys = layer.keys.expand(b, *layer.keys.shape[1:])
             layer.values = layer.values.expand(b, *layer.values.shape[1:])
-        toks, attn = left_pad(suffixes, bridge.tokenizer.pad_token_id or 0, dev)
+        n = max(map(len, suffixes))
+        toks = torch.tensor([s + [0] * (n - len(s)) for s in suffixes], device=dev)
+        attn = torch.tensor([[1] * len(s) + [0] * (n - len(s)) for s in suffixes], device=dev)
         full = torch.cat([torch.ones((b, len(prefix)), dtype=attn.dtype, device=dev), attn], 1)
-        return logits_at(bridge, toks, full, cache, per_call(hooks, attn.bool() if steer_suffix else None))
+        last = torch.tensor([len(s) - 1 for s in suffixes], device=dev)
+        if bool((last == n - 1).all()):
+            last = None  # every row ends at the last position: HF unembeds it alone
+        steer = per_call(hooks, attn.bool() if steer_suffix else None)
+        return logits_at(bridge, toks, full, cache, steer, last)
