@@ -8,6 +8,7 @@ whole new one. A failed write (a full disk: OSError 28) removes the temp file an
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import os
 import shutil
@@ -43,13 +44,31 @@ def _write_error(path: Path, e: OSError) -> MechValueError:
     return MechValueError(f"{path}: cannot write ({what}); nothing was left half-written")
 
 
+def _sweep(path: Path) -> None:
+    """Remove temp files of `path` left by processes that died mid-write (their pid is in the name)."""
+    for t in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = t.name[len(path.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            t.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path beside `path`; fsync it and rename it over `path` only if the block succeeds."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
         raise _write_error(path, e) from None
     os.close(fd)
@@ -58,6 +77,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         fsync_path(tmp)
         os.replace(tmp, path)
         fsync_path(path.parent)
+        _sweep(path)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(e, OSError) and not isinstance(e, FileNotFoundError):

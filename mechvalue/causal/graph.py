@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import networkx as nx
 
 from mechvalue.errors import MechValueError
+from mechvalue.inputs import read_json
 from mechvalue.io import write_json
 
 KINDS = ("directed", "undirected", "bidirected", "partially_directed", "nondirected")
@@ -64,37 +64,64 @@ def load_graph(path: str | Path, key: str | None = None) -> ValueGraph:
     p = str(path)
     if key is None and ":" in Path(p).name:
         p, key = p.rsplit(":", 1)
+    data = read_json(p, "graph")
     try:
-        data = json.loads(Path(p).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise MechValueError(f"{p}: cannot read graph ({e})") from None
+        return _graph_from(p, data, key)
+    except (KeyError, TypeError, IndexError, AttributeError, ValueError) as e:
+        if isinstance(e, MechValueError):
+            raise
+        raise MechValueError(f"{p}: not a graph JSON ({type(e).__name__}: {e}); "
+                             "expected {\"nodes\": [...], \"edges\": [{\"source\", \"target\", \"kind\"}]}") from None  # fmt: skip
+
+
+def _graph_from(p: str, data, key: str | None) -> ValueGraph:
+    if not isinstance(data, dict):
+        raise MechValueError(f"{p}: a graph JSON is an object with 'nodes' and 'edges', not {type(data).__name__}")
     if "graphs" in data:
-        if key not in data["graphs"]:
+        if not isinstance(data["graphs"], dict) or key not in data["graphs"]:
             raise MechValueError(f"{p}: give one of the graphs {sorted(data['graphs'])} as FILE:key")
-        return from_study_edges(data["nodes"], data["graphs"][key])
+        return from_study_edges(data.get("nodes"), data["graphs"][key], p)
     if "edges" not in data or "nodes" not in data:
         raise MechValueError(f"{p}: a graph JSON needs 'nodes' and 'edges'")
-    edges = []
+    nodes, edges = _nodes(p, data["nodes"]), []
+    if not isinstance(data["edges"], list):
+        raise MechValueError(f"{p}: 'edges' must be a list")
     for i, e in enumerate(data["edges"]):
-        if isinstance(e, list):
+        if isinstance(e, list) and len(e) >= 2:
             edges.append(Edge(e[0], e[1], _STUDY_KINDS.get(e[3], e[3]) if len(e) > 3 else "directed"))
-            continue
-        if e.get("kind", "directed") not in KINDS:
-            raise MechValueError(f"{p}: edge {i} has unknown kind {e.get('kind')!r}")
-        edges.append(Edge(e["source"], e["target"], e.get("kind", "directed")))
-    _check_nodes(p, data["nodes"], edges)
-    return ValueGraph(list(data["nodes"]), edges)
+        elif isinstance(e, dict) and "source" in e and "target" in e:
+            edges.append(Edge(e["source"], e["target"], e.get("kind", "directed")))
+        else:
+            raise MechValueError(f"{p}: edge {i} is not {{'source', 'target', 'kind'}} nor [source, target, ...]")
+        if edges[-1].kind not in KINDS:
+            raise MechValueError(f"{p}: edge {i} has unknown kind {edges[-1].kind!r} (one of {KINDS})")
+    _check_nodes(p, nodes, edges)
+    return ValueGraph(nodes, edges)
 
 
-def from_study_edges(nodes: list[str], edges: list[list]) -> ValueGraph:
-    out = [Edge(s, t, _STUDY_KINDS[k]) for s, t, _, k in edges]
-    _check_nodes("edge list", nodes, out)
-    return ValueGraph(list(nodes), out)
+def _nodes(src: str, nodes) -> list[str]:
+    if not isinstance(nodes, list) or not all(isinstance(n, str) and n for n in nodes):
+        raise MechValueError(f"{src}: 'nodes' must be a list of value names")
+    dup = sorted({n for n in nodes if nodes.count(n) > 1})
+    if dup:
+        raise MechValueError(f"{src}: node(s) {dup} listed twice")
+    return list(nodes)
+
+
+def from_study_edges(nodes: list[str], edges: list[list], src: str = "edge list") -> ValueGraph:
+    nodes = _nodes(src, nodes)
+    out = []
+    for i, e in enumerate(edges):
+        if not (isinstance(e, list) and len(e) == 4 and e[3] in _STUDY_KINDS):
+            raise MechValueError(f"{src}: edge {i} is not [source, target, 1, one of {sorted(_STUDY_KINDS)}]")
+        out.append(Edge(e[0], e[1], _STUDY_KINDS[e[3]]))
+    _check_nodes(src, nodes, out)
+    return ValueGraph(nodes, out)
 
 
 def _check_nodes(src: str, nodes: list[str], edges: list[Edge]) -> None:
     known = set(nodes)
     for e in edges:
         for n in (e.source, e.target):
-            if n not in known:
+            if not isinstance(n, str) or n not in known:
                 raise MechValueError(f"{src}: edge {e.source} -> {e.target} names unknown node {n!r}")

@@ -11,6 +11,7 @@ to its last consistent batch.
 from __future__ import annotations
 
 import difflib
+import errno
 import hashlib
 import json
 import os
@@ -102,6 +103,15 @@ def cache_activations(
     settings = {"model": model_name, "hooks": hooks, "positions": positions, "storage": storage,
                 "prompts": tok_hash, "n_prompts": len(prompts)}  # fmt: skip
     h = settings_hash(settings)
+    try:
+        return _cache(model, prompts, hooks, out, positions, batch_size, storage, compression, settings, h, progress)
+    except OSError as e:  # a full disk, a vanished mount: the committed batches stay valid
+        why = "disk full" if e.errno == errno.ENOSPC else (e.strerror or str(e).split("(")[0].strip())
+        raise MechValueError(f"{out}: cannot write ({why}); the batches committed so far are kept, "
+                             "rerun the same command to resume") from None  # fmt: skip
+
+
+def _cache(model, prompts, hooks, out, positions, batch_size, storage, compression, settings, h, progress):
     f = _open(out, h, settings, hooks, model, storage, compression)
     stop = _stop_layer(hooks, model.cfg.n_layers)
     pad = model.tokenizer.pad_token_id or 0
@@ -113,12 +123,15 @@ def cache_activations(
             tokens, attn = left_pad([p.tokens for p in batch], pad, model.cfg.device)
             acts: dict[str, Tensor] = {}
 
-            def keep(t, hook):
-                acts[hook.name] = t.detach()
+            def keeper(name: str):  # keyed by the name asked for (a bridge's hook.name may be an alias)
+                def keep(t, hook):
+                    acts[name] = t.detach()
+
+                return keep
 
             with torch.no_grad():
                 model.run_with_hooks(tokens, attention_mask=attn, stop_at_layer=stop,
-                                     fwd_hooks=[(n, keep) for n in hooks])  # fmt: skip
+                                     fwd_hooks=[(n, keeper(n)) for n in hooks])  # fmt: skip
             rows_b, rows_p, pid, pos, tid = [], [], [], [], []
             width = tokens.shape[1]
             for b, p in enumerate(batch):
@@ -204,7 +217,7 @@ def _records(f) -> np.ndarray:
         return np.array([[int(f.attrs["rows_committed"]), int(f.attrs["prompts_done"]), -1]], np.int64)
     rec = f["commits"][:]
     ok, prev = 0, (0, 0)
-    for r, p, c in rec:
+    for r, p, _crc32 in rec:
         if r < prev[0] or p <= prev[1]:  # the fill value -1 fails this too
             break
         ok, prev = ok + 1, (r, p)
@@ -368,28 +381,35 @@ def verify(path: str | Path) -> dict:
     and finite values per batch, the complete flag. Returns a summary with `ok` and `problems`."""
     s = ActivationStore(path)
     try:
-        f, problems = s.f, []
-        settings = json.loads(f.attrs.get("settings", "{}"))
-        if settings_hash(settings) != f.attrs.get("settings_hash"):
-            problems.append("settings do not match their hash")
-        n_prompts = int(settings.get("n_prompts", 2**62))
-        for name in [*s.hooks, *INDEX]:
-            if name not in f:
-                problems.append(f"dataset {name} is missing")
-            elif f[name].shape[0] != s.n:
-                problems.append(f"{name} has {f[name].shape[0]} rows, {s.n} committed")
-        if not problems:
-            problems += _batch_problems(f, s.hooks, s.storage, n_prompts)[0]
-        complete = bool(f.attrs.get("complete", False))
-        if complete and s.prompts_done != n_prompts:
-            problems.append(f"marked complete with {s.prompts_done} of {n_prompts} prompts committed")
-        elif not complete:
-            problems.append(f"incomplete: {s.prompts_done} of {n_prompts} prompts committed "
-                            "(rerun the same command to resume)")  # fmt: skip
-        out = s.summary() | {"prompts_done": s.prompts_done, "ok": not problems, "problems": problems}
+        return _verify(s)
+    except (KeyError, OSError, ValueError, RuntimeError, TypeError) as e:  # unreadable metadata
+        raise MechValueError(f"{path}: damaged activation cache ({type(e).__name__}: {e}); "
+                             f"try `mechvalue cache --repair {path}`") from None  # fmt: skip
     finally:
         s.close()
-    return out
+
+
+def _verify(s: ActivationStore) -> dict:
+    """The checks of `verify` on an open store."""
+    f, problems = s.f, []
+    settings = json.loads(f.attrs.get("settings", "{}"))
+    if settings_hash(settings) != f.attrs.get("settings_hash"):
+        problems.append("settings do not match their hash")
+    n_prompts = int(settings.get("n_prompts", 2**62))
+    for name in [*s.hooks, *INDEX]:
+        if name not in f:
+            problems.append(f"dataset {name} is missing")
+        elif f[name].shape[0] != s.n:
+            problems.append(f"{name} has {f[name].shape[0]} rows, {s.n} committed")
+    if not problems:
+        problems += _batch_problems(f, s.hooks, s.storage, n_prompts)[0]
+    complete = bool(f.attrs.get("complete", False))
+    if complete and s.prompts_done != n_prompts:
+        problems.append(f"marked complete with {s.prompts_done} of {n_prompts} prompts committed")
+    elif not complete:
+        problems.append(f"incomplete: {s.prompts_done} of {n_prompts} prompts committed "
+                        "(rerun the same command to resume)")  # fmt: skip
+    return s.summary() | {"prompts_done": s.prompts_done, "ok": not problems, "problems": problems}
 
 
 def repair(path: str | Path) -> dict:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from mechvalue.errors import MechValueError
+from mechvalue.inputs import read_csv
 
 COLUMNS = ("questionnaire", "item", "value", "agreement", "question")
 SCHWARTZ_VALUES = (  # in their order around Schwartz's circle
@@ -30,19 +31,14 @@ def default_inventory_path() -> Path:
 def load_inventory(path: str | Path | None = None) -> pd.DataFrame:
     """Read and validate a ValueBench-format CSV (default: the shipped inventory)."""
     path = Path(path) if path is not None else default_inventory_path()
-    try:
-        df = pd.read_csv(path, dtype={"agreement": str}, keep_default_na=False)
-    except FileNotFoundError:
-        raise MechValueError(f"{path}: no such inventory file") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise MechValueError(f"{path}: not a readable CSV ({e})") from None
+    df = read_csv(path, "inventory", dtype=str, keep_default_na=False)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise MechValueError(f"{path}: missing column(s) {', '.join(missing)}; need {COLUMNS}")
     for i, row in enumerate(df.itertuples(index=False), start=2):
         if str(row.agreement).strip() not in ("1", "-1", "1.0", "-1.0", "+1"):
             raise MechValueError(f"{path}: row {i}, column 'agreement': {row.agreement!r} is not +1 or -1")
-        for col in ("question", "value", "questionnaire"):
+        for col in ("question", "value", "questionnaire", "item"):
             if not str(getattr(row, col)).strip():
                 raise MechValueError(f"{path}: row {i}, column {col!r} is empty")
     df = df[list(COLUMNS)].copy()

@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from mechvalue.errors import MechValueError
+from mechvalue.inputs import read_json
 
 
 @dataclass(frozen=True)
@@ -47,13 +48,15 @@ def generate_roles(n: int, seed: int = 0) -> list[Role]:
 def load_players(path: str | Path) -> list[Role]:
     """Roles from the study's players*.json ({name: {"mini_trait": ..., ...}})."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise MechValueError(f"{path}: cannot read players file ({e})") from None
+    data = read_json(path, "players")
+    if not isinstance(data, dict) or not data:
+        raise MechValueError(f"{path}: a players file is a non-empty JSON object {{name: {{\"mini_trait\": ...}}}}")
     roles = []
     for name, info in data.items():
         if not isinstance(info, dict) or "mini_trait" not in info:
             raise MechValueError(f"{path}: player {name!r} has no 'mini_trait'")
-        roles.append(Role(name, info["mini_trait"]))
+        trait = info["mini_trait"]
+        if not isinstance(trait, str) or not trait.strip() or not name.strip():
+            raise MechValueError(f"{path}: player {name!r}: 'mini_trait' must be non-empty text, not {trait!r}")
+        roles.append(Role(name, trait))
     return roles

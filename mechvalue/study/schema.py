@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mechvalue.errors import MechValueError
+from mechvalue.inputs import numeric, read_csv
 
 BOOKKEEPING = ("steer_dim", "player_name", "stds", "scstds")
 HARD_LABELS = {1: "hard:+", -1: "hard:-"}  # hard-prompt conditions: "inclined to V" / "disinclined to V"
@@ -17,13 +18,17 @@ HARD_LABELS = {1: "hard:+", -1: "hard:-"}  # hard-prompt conditions: "inclined t
 
 def load_table(path: str | Path) -> pd.DataFrame:
     """Read a value table; `steer_dim` becomes float (NaN = unsteered) where numeric."""
-    try:
-        df = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError) as e:
-        raise MechValueError(f"{path}: cannot read value table ({e})") from None
+    df = read_csv(path, "value table")
     for col in ("steer_dim", "player_name"):
         if col not in df.columns:
-            raise MechValueError(f"{path}: missing column {col!r}")
+            raise MechValueError(f"{path}: missing column {col!r} (a value table has steer_dim, player_name, values)")
+    cols = value_columns(df)
+    if not cols:
+        raise MechValueError(f"{path}: no value columns besides {list(BOOKKEEPING)}")
+    df = numeric(df, cols, path, allow_nan=True)  # NaN: a value the study did not measure there
+    empty = [c for c in cols if df[c].isna().all()]
+    if empty:
+        raise MechValueError(f"{path}: value column(s) {empty} are empty")
     df.attrs["path"] = str(path)
     return df
 

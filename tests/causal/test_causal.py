@@ -108,11 +108,11 @@ def test_bad_tables_are_named(tmp_path):
     )
     with pytest.raises(MechValueError, match=r"constant column\(s\) \['X'\]"):
         value_matrix(load_table(p))
-    pd.DataFrame({"steer_dim": [None], "player_name": ["a"], "Y": ["x"]}).to_csv(p, index=False)
-    with pytest.raises(MechValueError, match="non-numeric cells in column"):
-        value_matrix(load_table(p))
     with pytest.raises(MechValueError, match="no rows for feature"):
         select_rows(load_table(p), [123])
+    pd.DataFrame({"steer_dim": [None], "player_name": ["a"], "Y": ["x"]}).to_csv(p, index=False)
+    with pytest.raises(MechValueError, match=r"column 'Y', row 2: 'x' is not a number"):
+        load_table(p)
     (tmp_path / "g.json").write_text(json.dumps({"nodes": ["A"], "edges": [{"source": "A", "target": "Z"}]}))
     with pytest.raises(MechValueError, match="unknown node 'Z'"):
         load_graph(tmp_path / "g.json")

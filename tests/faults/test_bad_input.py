@@ -1,0 +1,259 @@
+"""Bad input, fuzzed (hypothesis): each kind of file the CLI reads, corrupted in each way it can
+be (missing, renamed, duplicated, non-numeric and empty columns, NaN, wrong encoding, empty file,
+broken JSON, wrong shapes, missing or mis-shaped tensors, model folders without weights). Every
+case must exit 2 with one line naming the file, no traceback, and leave no output behind."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tempfile
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import mechvalue.lm.models as models
+from mechvalue.cli.main import main
+from mechvalue.study.inventory import load_inventory
+from tests.faults.harness import count
+
+CI, FULL = 25, 200  # examples per input kind: default run, -m slow
+TEXT = st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF, blacklist_characters=",\"'\n\r"), min_size=1, max_size=12)
+
+
+def fuzz(n: int):
+    return settings(max_examples=n, deadline=None, database=None, derandomize=True,
+                    suppress_health_check=list(HealthCheck))  # fmt: skip
+
+
+class ModelReached(AssertionError):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def no_model():
+    """The bad file must be refused before any model is loaded (tests needing one say so)."""
+    real = models.load_model
+
+    def refuse(*a, **k):
+        raise ModelReached("the corrupt input was accepted: the command went on to load the model")
+
+    models.load_model = refuse
+    yield
+    models.load_model = real
+
+
+def refused(argv: list[str], named: Path | str, out: Path | None, kind: str) -> str:
+    """Run the CLI in-process; assert exit 2, one line naming `named`, no traceback, no output."""
+    err = io.StringIO()
+    with redirect_stderr(err), redirect_stdout(io.StringIO()):
+        try:
+            code = main(argv)
+        except SystemExit as e:  # argparse
+            code = e.code
+        except ModelReached:
+            raise
+        except Exception as e:  # noqa: BLE001  # a traceback: the test's failure message says which
+            pytest.fail(f"{kind}: {type(e).__name__}: {e} (argv {argv})")
+    lines = err.getvalue().strip().splitlines()
+    assert code == 2, (kind, code, err.getvalue())
+    assert len(lines) == 1 and str(named) in lines[0], (kind, lines)
+    if out is not None:
+        assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()], (kind, list(out.rglob("*")))
+    count("bad inputs", kind)
+    return lines[0]
+
+
+# ---- CSV corruptions ------------------------------------------------------------------------------
+
+def corrupt_csv(df: pd.DataFrame, data, required: list[str], numeric: list[str], text: list[str]) -> tuple[bytes, str]:
+    """One corruption of `df` drawn by hypothesis: (file bytes, what was done)."""
+    how = data.draw(st.sampled_from(["missing", "renamed", "duplicated", "non-numeric", "empty column", "NaN",
+                                     "latin-1", "utf-16", "empty file", "header only", "ragged row", "binary"]))  # fmt: skip
+    df = df.copy()
+    if how == "missing":
+        df = df.drop(columns=[data.draw(st.sampled_from(required))])
+    elif how == "renamed":
+        c = data.draw(st.sampled_from(required))
+        new = data.draw(TEXT.filter(lambda s: s.strip() and s.strip() not in df.columns))
+        df = df.rename(columns={c: new})
+    elif how == "duplicated":
+        c = data.draw(st.sampled_from(list(df.columns)))
+        df = pd.concat([df, df[[c]]], axis=1)
+    elif how in ("non-numeric", "NaN"):
+        c = data.draw(st.sampled_from(numeric))
+        i = data.draw(st.integers(0, len(df) - 1))
+        df[c] = df[c].astype(object)
+        df.iloc[i, df.columns.get_loc(c)] = data.draw(TEXT.filter(lambda s: _not_number(s))) if how == "non-numeric" else "NaN"
+    elif how == "empty column":
+        c = data.draw(st.sampled_from(numeric + text))
+        df[c] = ""
+    raw = df.to_csv(index=False)
+    if how == "latin-1":
+        c = data.draw(st.sampled_from(text))
+        df[c] = df[c].astype(str) + "é"
+        return df.to_csv(index=False).encode("latin-1"), how
+    if how == "utf-16":
+        return raw.encode("utf-16"), how
+    if how == "empty file":
+        return data.draw(st.sampled_from([b"", b"\n", b"  \n\n"])), how
+    if how == "header only":
+        return raw.splitlines()[0].encode() + b"\n", how
+    if how == "ragged row":
+        lines = raw.splitlines()
+        i = data.draw(st.integers(1, len(lines) - 1))
+        lines[i] += ",extra,fields"
+        return "\n".join(lines).encode(), how
+    if how == "binary":
+        return bytes(data.draw(st.lists(st.integers(0, 255), min_size=8, max_size=64))) + b"\x00\xff", how
+    return raw.encode(), how
+
+
+def _not_number(s: str) -> bool:
+    try:
+        float(s)
+        return False
+    except ValueError:
+        return s.strip().lower() not in ("nan", "na", "n/a", "") and bool(s.strip())
+
+
+def _tmp() -> Path:
+    return Path(tempfile.mkdtemp(prefix="mv-bad-"))
+
+
+INVENTORY = load_inventory().groupby("value").head(2).reset_index(drop=True)
+
+
+def inventory_case(data):
+    d = _tmp()
+    blob, how = corrupt_csv(INVENTORY, data, list(INVENTORY.columns), ["agreement"], ["question", "value", "questionnaire"])
+    f = d / "inventory.csv"
+    f.write_bytes(blob)
+    out = d / "out"
+    refused(["measure", "--inventory", str(f), "--roles", "2", "--out", str(out)], f, out, f"inventory CSV: {how}")
+    shutil.rmtree(d)
+
+
+def value_table() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    vals = ["Achievement", "Benevolence", "Power", "Security"]
+    df = pd.DataFrame(rng.normal(size=(12, 4)), columns=vals)
+    df.insert(0, "player_name", [f"p{i}" for i in range(12)])
+    df.insert(0, "steer_dim", np.nan)
+    return df
+
+
+TABLE = value_table()
+
+
+def value_table_case(data):
+    d = _tmp()
+    blob, how = corrupt_csv(TABLE, data, ["steer_dim", "player_name"], list(TABLE.columns[2:]), ["player_name"])
+    f = d / "table.csv"
+    f.write_bytes(blob)
+    out = d / "out"
+    refused(["graph", "--table", str(f), "--out", str(out)], f, out, f"value table CSV: {how}")
+    shutil.rmtree(d)
+
+
+def pvq40_case(data):
+    rng = np.random.default_rng(0)
+    cols = [f"{c}{i}" for c, i in zip(["sd", "st", "he", "ac", "po", "se", "co", "tr", "be", "un"] * 4, sorted(range(1, 41)))]
+    base = pd.DataFrame(rng.integers(1, 7, size=(30, 40)), columns=cols)
+    d = _tmp()
+    blob, how = corrupt_csv(base, data, cols, cols, cols)
+    if how in ("non-numeric", "NaN", "renamed", "duplicated"):  # one cell off-scale is a missing answer, by design:
+        col = data.draw(st.sampled_from(cols))  # spoil the whole column so no one has complete answers
+        base = base.astype(object)
+        base[col] = "x" if how == "non-numeric" else "NaN"
+        blob = base.to_csv(index=False).encode() if how in ("non-numeric", "NaN") else blob
+    f = d / "pvq40.csv"
+    f.write_bytes(blob)
+    out = d / "out"
+    refused(["human-graph", "--pvq40", str(f), "--out", str(out)], f, out, f"PVQ-40 answers: {how}")
+    shutil.rmtree(d)
+
+
+# ---- JSON corruptions -----------------------------------------------------------------------------
+
+def corrupt_json(obj, data, mutations: dict) -> tuple[bytes, str]:
+    how = data.draw(st.sampled_from(["truncated", "not an object", "utf-16", "empty file", *mutations]))
+    text = json.dumps(obj)
+    if how == "truncated":
+        return text[: data.draw(st.integers(1, len(text) - 1))].encode(), how
+    if how == "not an object":
+        return json.dumps(data.draw(st.sampled_from([[], [1, 2], "text", 3, None, [obj]]))).encode(), how
+    if how == "utf-16":
+        return text.encode("utf-16"), how
+    if how == "empty file":
+        return b"", how
+    return json.dumps(mutations[how](json.loads(text), data)).encode(), how
+
+
+PLAYERS = {"Ann": {"mini_trait": "a careful planner"}, "Bob": {"mini_trait": "a bold explorer"}}
+PLAYER_MUTATIONS = {
+    "no players": lambda o, d: {},
+    "player not an object": lambda o, d: o | {"Ann": d.draw(st.sampled_from(["text", 1, None, []]))},
+    "no mini_trait": lambda o, d: o | {"Ann": {"trait": "x"}},
+    "mini_trait not text": lambda o, d: o | {"Bob": {"mini_trait": d.draw(st.sampled_from([1, None, [], {}, ""]))}},
+}
+
+
+def players_case(data):
+    d = _tmp()
+    blob, how = corrupt_json(PLAYERS, data, PLAYER_MUTATIONS)
+    f = d / "players.json"
+    f.write_bytes(blob)
+    out = d / "out"
+    refused(["measure", "--players", str(f), "--out", str(out)], f, out, f"players JSON: {how}")
+    shutil.rmtree(d)
+
+
+GRAPH = {"nodes": ["Power", "Security", "Benevolence"],
+         "edges": [{"source": "Power", "target": "Security", "kind": "directed"},
+                   {"source": "Security", "target": "Benevolence", "kind": "undirected"}]}  # fmt: skip
+GRAPH_MUTATIONS = {
+    "no nodes": lambda o, d: {"edges": o["edges"]},
+    "no edges": lambda o, d: {"nodes": o["nodes"]},
+    "nodes not a list": lambda o, d: o | {"nodes": d.draw(st.sampled_from(["Power", 3, {"a": 1}, None]))},
+    "node not text": lambda o, d: o | {"nodes": [*o["nodes"], d.draw(st.sampled_from([1, None, [], ""]))]},
+    "node twice": lambda o, d: o | {"nodes": [*o["nodes"], "Power"]},
+    "edges not a list": lambda o, d: o | {"edges": d.draw(st.sampled_from([{}, "x", 1]))},
+    "edge to unknown node": lambda o, d: o | {"edges": [{"source": "Power", "target": d.draw(TEXT)}]},
+    "edge of unknown kind": lambda o, d: o | {"edges": [{"source": "Power", "target": "Security",
+                                                         "kind": d.draw(TEXT)}]},  # fmt: skip
+    "edge of wrong shape": lambda o, d: o | {"edges": [d.draw(st.sampled_from([["Power"], {"source": "Power"}, 7, None]))]},
+}
+
+
+def graph_case(data):
+    d = _tmp()
+    blob, how = corrupt_json(GRAPH, data, GRAPH_MUTATIONS)
+    good, bad = d / "good.json", d / "graph.json"
+    good.write_text(json.dumps(GRAPH))
+    bad.write_bytes(blob)
+    out = d / "out"
+    pair = [str(bad), str(good)] if data.draw(st.booleans()) else [str(good), str(bad)]
+    refused(["graph-compare", *pair, "--null", "5", "--out", str(out)], bad, out, f"graph JSON: {how}")
+    shutil.rmtree(d)
+
+
+KINDS = {"inventory CSV": inventory_case, "value table CSV": value_table_case, "PVQ-40 answers": pvq40_case,
+         "players JSON": players_case, "graph JSON": graph_case}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_bad_input_ci(kind):
+    fuzz(CI)(given(st.data())(KINDS[kind]))()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_bad_input_full(kind):
+    fuzz(FULL)(given(st.data())(KINDS[kind]))()
