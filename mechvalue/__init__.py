@@ -23,6 +23,8 @@ _EXPORTS = {
     "SteeringSpec": "mechvalue.interp.steering",
     "SAE": "mechvalue.interp.sae",
     "load_sae": "mechvalue.interp.sae_formats",
+    "recipe_folder": "mechvalue.interp.sae_recipe",
+    "sae_recipe": "mechvalue.interp.sae_recipe",
     "MechValueError": "mechvalue.errors",
 }
 __all__ = [*_EXPORTS, "__version__"]

@@ -91,8 +91,7 @@ def test_add_path_is_one_vector_and_the_study_hook_uses_it():
     e = SAEEdit(sae, *spec.edit_vectors(sae), torch.float32, "cpu")
     assert e.path == "add"
     assert torch.allclose(e.vec, 5.0 * sae.W_dec.detach()[9] / 1.7)
-    hook = StudyAddHook(sae, 9, 5.0)
-    hook.mask = torch.tensor([[False, True, True]])
+    hook = StudyAddHook(sae, 9, 5.0, positions=torch.tensor([[False, True, True]]))
     r = torch.randn(1, 3, 48)
     out = hook(r, None)
     assert torch.equal(out[0, 0], r[0, 0])
