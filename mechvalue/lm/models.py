@@ -69,6 +69,9 @@ class LoadedModel:
     def __iter__(self):
         return iter((self.bridge, self))
 
+    def __getitem__(self, i: int):
+        return (self.bridge, self)[i]
+
     def __getattr__(self, name: str):
         if name == "bridge":  # not set yet (copy / unpickle): no recursion
             raise AttributeError(name)
