@@ -138,6 +138,8 @@ def sae_edit_triton(
     x = x.contiguous()
     M, D = x.shape
     S = W_enc.shape[1]
+    if M == 0 or S == 0:  # nothing to edit (an empty grid is not launched)
+        return x.clone()
     W_enc, W_dec = (w if w.dtype in (torch.float32, x.dtype) else w.to(x.dtype) for w in (W_enc, W_dec))
     vec = lambda t: t.to(torch.float32).contiguous()  # noqa: E731
     act = JUMPRELU if threshold is not None else RELU

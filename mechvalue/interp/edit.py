@@ -114,8 +114,6 @@ class SAEEdit:
             return x + self.vec.to(x.dtype)
         if hasattr(self, "k"):  # a TopK SAE
             return self._topk(x)
-        if self.n_edited == 0 and self.path == "delta":
-            return x.clone()
         args = (x, self.W_enc, self.b_enc, self.W_dec, self.b_dec, self.thr, self.mul, self.add)
         if self.backend == "triton":
             if x.requires_grad and torch.is_grad_enabled():

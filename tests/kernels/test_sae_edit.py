@@ -108,3 +108,9 @@ def test_decoding_shapes_launch_at_least_128_programs(xdt):
         for M, S in [(1, 3), (17, 16384), (512, 65536), (513, 300)]:
             gm, gs = launch_grid(M, S, bm, bs)
             assert (gm - 1) * bm < M <= gm * bm and (gs - 1) * bs < S <= gs * bs
+
+
+def test_no_tokens_or_no_features_is_identity():
+    x, We, be, Wd, bd, thr, mul, add = _random(5, 32, 40, torch.float32, torch.float32, 0)
+    assert sae_edit_triton(x[:0], We, be, Wd, bd, thr, mul, add).shape == (0, 32)
+    assert torch.equal(sae_edit_triton(x, We[:, :0], be[:0], Wd[:0], bd, thr[:0], mul[:0], add[:0]), x)
