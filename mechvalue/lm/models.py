@@ -107,12 +107,21 @@ def smollm2_gguf_path() -> Path:
 
 def _smollm2_hf_dir() -> Path:
     """Dequantise the GGUF into a plain float32 HF checkpoint once; return its folder."""
+    from mechvalue.lm import weights_cache
+
     out = cache_dir() / "models" / DEFAULT_MODEL / "hf"
-    if (out / "config.json").exists() and (out / "model.safetensors").exists():
+    with weights_cache.building(out):
+        return _smollm2_convert(out, weights_cache)
+
+
+def _smollm2_convert(out: Path, weights_cache) -> Path:
+    """Reuse `out` if it was built from this GGUF by these library versions, else convert again."""
+    gguf = smollm2_gguf_path()
+    key = weights_cache.source_key([gguf], ("transformers", "gguf", "torch"), dtype="float32")
+    if weights_cache.reusable(out, key):  # same GGUF, same libraries, every tensor as written
         return out
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = smollm2_gguf_path()
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     hf = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # The weights are dequantised already; drop the quantiser so they can be saved plainly.
@@ -123,6 +132,7 @@ def _smollm2_hf_dir() -> Path:
     with atomic_dir(out) as tmp:
         hf.save_pretrained(tmp)
         tok.save_pretrained(tmp)
+        weights_cache.seal(tmp, key)
     return out
 
 
@@ -146,6 +156,9 @@ def model_folder(name_or_path: str) -> Path:
         raise MechValueError(f"{cfg}: not a readable model config ({e})") from None
     if not any(a.endswith("ForCausalLM") for a in arch):
         raise MechValueError(f"{cfg}: architectures {arch}: not a causal language model")
+    from mechvalue.lm.weights_cache import require_weights
+
+    require_weights(p)
     return p
 
 
