@@ -136,3 +136,19 @@ def report_section(folder: str | Path) -> dict | None:
     if (folder / "graph_warnings.json").exists():
         out["graph_warnings"] = json.loads((folder / "graph_warnings.json").read_text())
     return out
+
+
+def scorer_table(folders: dict[str, str | Path], human: str | Path | None = None) -> pd.DataFrame:
+    """Per value alpha, omega, ICC(1) under each scorer (`folders`: scorer -> a `validity` output
+    folder) and human alpha, omega (from `human`'s human_reliability.csv, else the first that has one)."""
+    parts = []
+    for name, folder in folders.items():
+        r = pd.read_csv(Path(folder) / "reliability.csv").set_index("value")[["alpha", "omega", "icc1"]]
+        parts.append(r.add_prefix(f"{name}_"))
+    hfile = Path(human) / "human_reliability.csv" if human else None
+    if hfile is None:
+        hfile = next((Path(f) / "human_reliability.csv" for f in folders.values()
+                      if (Path(f) / "human_reliability.csv").exists()), None)  # fmt: skip
+    if hfile is not None and hfile.exists():
+        parts.append(pd.read_csv(hfile).set_index("value")[["alpha", "omega"]].add_prefix("human_"))
+    return pd.concat(parts, axis=1).reset_index()

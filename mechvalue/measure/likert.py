@@ -15,6 +15,7 @@ from torch import Tensor
 
 from mechvalue.lm.batching import chunks
 from mechvalue.lm.generation import last_logits, prefix_last_logits
+from mechvalue.lm.hooks import PositionedHook
 from mechvalue.study.prompts import TEMPLATES, HardPrompt, RenderedPrompt, bio_hint, check_form, tokenize
 from mechvalue.study.roles import Role
 
@@ -111,14 +112,14 @@ def _logits(measurer, batch: list[RenderedPrompt], cond) -> Float[Tensor, "batch
     (the same rule as the log-prob scorer)."""
     seqs = [p.tokens for p in batch]
     n = _common_prefix(seqs) if measurer.prefix_cache and len(seqs) > 1 else 0
-    aware = all(hasattr(h, "mask") for _, h in cond.hooks)
+    aware = all(isinstance(h, PositionedHook) for _, h in cond.hooks)
     in_prefix = cond.where != "span" or (
         all(p.span == batch[0].span for p in batch) and batch[0].span[1] <= n
     )
     if n and aware and in_prefix:
         pmask = cond.prompt_masks(batch[:1], len(seqs[0]))[:, :n]
         return prefix_last_logits(measurer.model, seqs[0][:n], [s[n:] for s in seqs], cond.hooks, pmask,
-                                  steer_suffix=cond.where != "span")  # fmt: skip
+                                  steer_suffix=cond.where in ("prompt", "all"))  # fmt: skip
     return last_logits(measurer.model, seqs, cond.hooks, cond.prompt_masks(batch, max(map(len, seqs))))
 
 

@@ -253,3 +253,22 @@ def test_validity_stage_quick_on_smollm2(smollm2, tmp_path):
     assert sec["summary"]["known_groups"]["predictions"] == 8  # 2 pairs x 2 sides x 2 values
     assert len(sec["table"]) == 10 and {"alpha", "omega", "icc1", "flags"} <= set(sec["table"][0])
     assert sec["graph_warnings"]["edges_total"] == 1 and (tmp_path / "validity" / "validity.png").exists()
+
+
+def test_likert_scorer_on_smollm2_prefix_cache_and_batching_agree(smollm2):
+    from mechvalue.measure.scoring import Measurer
+    from mechvalue.study import inventory as inv
+    from mechvalue.study.roles import Role
+
+    model, info = smollm2
+    items = inv.load_inventory().iloc[[0, 5, 9]].reset_index(drop=True)
+    role = Role("A", "Gender: female; Job: nurse, MBTI: ISFJ")
+    a = Measurer(model, info.prompt_format, "likert").score_items(items, role)
+    b = Measurer(model, info.prompt_format, "likert", batch_size=1, prefix_cache=False).score_items(
+        items, role
+    )
+    p = a[[f"p_{k}" for k in range(1, 7)]].to_numpy()
+    assert np.allclose(p.sum(1), 1) and (a["mass"] > 0.5).all()  # the digits hold most of the mass
+    assert np.allclose(a["importance"], p @ np.arange(6, 0, -1))
+    assert np.allclose(a["score"], items["agreement"] * (a["importance"] - 3.5) / 2.5)
+    assert np.allclose(a["importance"], b["importance"], atol=2e-3)
