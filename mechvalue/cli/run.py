@@ -27,6 +27,7 @@ def cmd_run(a: argparse.Namespace) -> None:
 def cmd_steer_grid(a: argparse.Namespace) -> None:
     import torch
 
+    from mechvalue.interp.cache import check_sae_fits
     from mechvalue.interp.features import span_candidates, typical_activation
     from mechvalue.interp.sae_formats import load_sae
     from mechvalue.lm.models import load_model
@@ -38,6 +39,7 @@ def cmd_steer_grid(a: argparse.Namespace) -> None:
 
     model, info = load_model(a.model, a.device, a.dtype, a.prompt_format)
     sae = load_sae(a.sae, a.device)
+    check_sae_fits(model, sae, a.sae)
     items = inv.select(inv.load_inventory(a.inventory), [a.questionnaire] if a.questionnaire else None)
     roles = [None, *generate_roles(a.roles, a.seed)]
     feats = [int(f) for f in a.features.split(",")] if a.features else None

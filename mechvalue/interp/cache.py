@@ -115,6 +115,7 @@ def _cache(model, prompts, hooks, out, positions, batch_size, storage, compressi
     f = _open(out, h, settings, hooks, model, storage, compression)
     stop = _stop_layer(hooks, model.cfg.n_layers)
     pad = model.tokenizer.pad_token_id or 0
+    bar = None
     try:
         done = committed(f)[1]
         bar = tqdm(total=len(prompts), initial=done, desc="cache", disable=not progress)
@@ -144,10 +145,11 @@ def _cache(model, prompts, hooks, out, positions, batch_size, storage, compressi
                 tid += [p.tokens[i] for i in sel]
             append_batch(f, hooks, acts, rows_b, rows_p, pid, pos, tid, storage, done + sl.stop)
             bar.update(len(batch))
-        bar.close()
         f.attrs["complete"] = True
         _fsync(f)
     finally:
+        if bar is not None:
+            bar.close()  # before any error message, which then starts its own line
         f.close()
     return out
 
@@ -250,6 +252,18 @@ def _crc(arrays: list[np.ndarray]) -> int:
     for a in arrays:
         c = zlib.crc32(np.ascontiguousarray(a).view(np.uint8), c)
     return c
+
+
+def check_sae_fits(model, sae, where: str) -> None:
+    """An SAE read from `where` must hook a point the model has, with the width it has there."""
+    try:
+        check_hooks(model, [sae.cfg.hook_name])
+    except MechValueError as e:
+        raise MechValueError(f"{where}: the SAE's {e}") from None
+    width = _hook_width(model, sae.cfg.hook_name)
+    if sae.cfg.d_in != width:
+        raise MechValueError(f"{where}: the SAE reads {sae.cfg.d_in} values at {sae.cfg.hook_name}, "
+                             f"where this model has {width}: an SAE for another model or layer")  # fmt: skip
 
 
 def _hook_width(model, name: str) -> int:

@@ -43,12 +43,14 @@ class _Fault(BaseException):
 def _install(kill_at: int | None, mode: str, counter: list[int]) -> None:
     """Wrap the I/O operations that change what is on disk; act at event number `kill_at`."""
 
-    def event(torn=None):
+    def event(torn=None, writes=True):
         counter[0] += 1
+        if mode == "enospc":  # the disk stays full from event `kill_at` on, for every write
+            if kill_at is not None and counter[0] >= kill_at and writes:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return
         if counter[0] != kill_at:
             return
-        if mode == "enospc":
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         if torn is not None:
             torn()
         sys.stdout.flush(), sys.stderr.flush()
@@ -58,7 +60,8 @@ def _install(kill_at: int | None, mode: str, counter: list[int]) -> None:
         real = getattr(owner, name)
 
         def f(*a, **k):
-            event((lambda: torn_writer(real, *a, **k)) if torn_writer and mode == "torn" else None)
+            writes = not (name == "mkdir" and os.path.isdir(a[0]))  # mkdir of an existing folder writes nothing
+            event((lambda: torn_writer(real, *a, **k)) if torn_writer and mode == "torn" else None, writes)
             return real(*a, **k)
 
         setattr(owner, name, f)

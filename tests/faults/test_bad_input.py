@@ -257,3 +257,134 @@ def test_bad_input_ci(kind):
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_bad_input_full(kind):
     fuzz(FULL)(given(st.data())(KINDS[kind]))()
+
+
+# ---- SAE folders and model folders ------------------------------------------------------------------
+
+SAE_CASES = ["no weights file", "no config", "config not JSON", "config not an object", "config without d_in",
+             "tensor missing", "tensor mis-shaped", "weights not safetensors", "weights cut short",
+             "d_in unlike the model", "hook not in the model", "empty folder"]  # fmt: skip
+
+
+def sae_case(data, inputs, tmp: Path):
+    from safetensors.torch import load_file, save_file
+
+    how = data.draw(st.sampled_from(SAE_CASES))
+    d = Path(tempfile.mkdtemp(dir=tmp))
+    sae = d / "sae"
+    shutil.copytree(inputs["sae"], sae)
+    weights, cfg_file = sae / "sae.safetensors", sae / "mechvalue_sae.json"
+    cfg = json.loads(cfg_file.read_text())
+    tensors = load_file(weights)
+    if how == "no weights file":
+        weights.unlink()
+    elif how == "no config":
+        cfg_file.unlink()
+    elif how == "config not JSON":
+        cfg_file.write_text(json.dumps(cfg)[: data.draw(st.integers(1, 20))])
+    elif how == "config not an object":
+        cfg_file.write_text(json.dumps(data.draw(st.sampled_from([[], 1, "x", None]))))
+    elif how == "config without d_in":
+        cfg_file.write_text(json.dumps({k: v for k, v in cfg.items() if k != "d_in"}))
+    elif how == "tensor missing":
+        k = data.draw(st.sampled_from(sorted(tensors)))
+        save_file({n: t for n, t in tensors.items() if n != k}, weights)
+    elif how == "tensor mis-shaped":
+        k = data.draw(st.sampled_from(["W_enc", "W_dec", "b_enc", "b_dec"]))
+        tensors[k] = tensors[k][..., : tensors[k].shape[-1] - data.draw(st.integers(1, 3))].contiguous()
+        save_file(tensors, weights)
+    elif how == "weights not safetensors":
+        weights.write_bytes(bytes(data.draw(st.lists(st.integers(0, 255), min_size=0, max_size=64))))
+    elif how == "weights cut short":
+        b = weights.read_bytes()
+        weights.write_bytes(b[: data.draw(st.integers(0, len(b) - 1))])
+    elif how == "d_in unlike the model":
+        n = data.draw(st.sampled_from([64, 575, 1024]))
+        save_file({k: (t[:n] if k in ("W_enc", "b_dec") else t[:, :n] if k == "W_dec" else t).contiguous()
+                   for k, t in tensors.items()}, weights)  # fmt: skip
+        cfg_file.write_text(json.dumps(cfg | {"d_in": n}))
+    elif how == "hook not in the model":
+        cfg_file.write_text(json.dumps(cfg | {"hook_name": data.draw(st.sampled_from(["blocks.99.hook_resid_post", "nope"]))}))
+    elif how == "empty folder":
+        shutil.rmtree(sae)
+        sae.mkdir()
+    out = d / "out"
+    argv = ["steer-grid", "--sae", str(sae), "--features", "1", "--no-hard", "--inventory", str(inputs["inventory2"]),
+            "--roles", "1", "--out", str(out)]  # fmt: skip
+    refused(argv, sae, out, f"SAE folder: {how}")
+    shutil.rmtree(d)
+
+
+@pytest.fixture
+def grid_refused():
+    """A corrupt SAE must be refused before the grid runs."""
+    import mechvalue.measure.grid as grid
+
+    real = grid.run_grid
+
+    def refuse(*a, **k):
+        raise ModelReached("the corrupt SAE was accepted: the grid started")
+
+    grid.run_grid = refuse
+    yield
+    grid.run_grid = real
+
+
+def test_bad_sae_folder_ci(zygote, inputs, grid_refused, tmp_path):
+    models.load_model = lambda *a, **k: zygote
+    fuzz(CI)(given(st.data())(lambda data: sae_case(data, inputs, tmp_path)))()
+
+
+@pytest.mark.slow
+def test_bad_sae_folder_full(zygote, inputs, grid_refused, tmp_path):
+    models.load_model = lambda *a, **k: zygote
+    fuzz(FULL)(given(st.data())(lambda data: sae_case(data, inputs, tmp_path)))()
+
+
+MODEL_CASES = ["empty folder", "config only", "config and tokenizer, no weights", "config not JSON",
+               "not a causal LM", "weights not safetensors", "weights cut short"]  # fmt: skip
+
+
+def model_case(data, real_load, tmp: Path):
+    how = data.draw(st.sampled_from(MODEL_CASES))
+    src = models.model_folder(models.DEFAULT_MODEL)
+    d = Path(tempfile.mkdtemp(dir=tmp))
+    m = d / "model"
+    m.mkdir()
+    if how != "empty folder":
+        shutil.copy(src / "config.json", m / "config.json")
+    if how in ("config and tokenizer, no weights", "weights not safetensors", "weights cut short"):
+        for f in src.glob("tokenizer*"):
+            shutil.copy(f, m / f.name)
+    if how == "config not JSON":
+        (m / "config.json").write_text("{" + data.draw(TEXT))
+    elif how == "not a causal LM":
+        (m / "config.json").write_text(json.dumps({"architectures": ["BertModel"], "model_type": "bert"}))
+    elif how == "weights not safetensors":
+        (m / "model.safetensors").write_bytes(bytes(data.draw(st.lists(st.integers(0, 255), max_size=64))))
+    elif how == "weights cut short":
+        with open(src / "model.safetensors", "rb") as f:
+            (m / "model.safetensors").write_bytes(f.read(data.draw(st.integers(8, 4096))))
+    out = d / "out"
+    models.load_model = real_load
+    refused(["measure", "--model", str(m), "--inventory", str(tmp / "inv.csv"), "--roles", "1", "--out", str(out)],
+            m, out, f"model folder: {how}")  # fmt: skip
+    shutil.rmtree(d)
+
+
+@pytest.fixture
+def real_load(tmp_path):
+    INVENTORY.head(2).to_csv(tmp_path / "inv.csv", index=False)
+    return REAL_LOAD
+
+
+REAL_LOAD = models.load_model  # captured at import, before any fixture swaps it
+
+
+def test_bad_model_folder_ci(real_load, tmp_path):
+    fuzz(10)(given(st.data())(lambda data: model_case(data, real_load, tmp_path)))()
+
+
+@pytest.mark.slow
+def test_bad_model_folder_full(real_load, tmp_path):
+    fuzz(60)(given(st.data())(lambda data: model_case(data, real_load, tmp_path)))()
