@@ -8,7 +8,7 @@ import networkx as nx
 
 ROOT = Path(__file__).resolve().parents[1]
 # each package may import from those before it (causal sits beside measure: it reads value tables)
-ORDER = ["errors", "io", "kernels", "study", "lm", "interp", "measure", "causal", "analysis", "distributed",
+ORDER = ["errors", "io", "inputs", "kernels", "study", "lm", "interp", "measure", "causal", "analysis", "distributed",
          "pipeline", "cli"]  # fmt: skip
 
 
