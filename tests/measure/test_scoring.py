@@ -1,4 +1,3 @@
-import pandas as pd
 import pytest
 
 from mechvalue.measure.scoring import Measurer, measure, parse_answer, scorer_agreement
@@ -56,16 +55,26 @@ def test_generate_scorer_agrees_with_its_parse(smollm2, items):
         progress=False,
     )
     assert long["completion"].str.len().gt(0).all()
-    assert [parse_answer(t) for t in long["completion"]] == list(long["answer"])
+    assert long["raw"].tolist() == [{"yes": 1.0, "no": -1.0, "unsure": 0.0}[a] for a in long["answer"]]
     lp, _ = measure(Measurer(model, info.prompt_format, "logprob"), items.head(3), [None], progress=False)
-    assert 0.0 <= scorer_agreement(long, lp) <= 1.0
+    same = sum(a == b for a, b in zip(long["answer"], lp["answer"]))
+    assert scorer_agreement(long, lp) == same / 3
+    flipped = lp.assign(answer=lp["answer"].map({"yes": "no", "no": "yes", "unsure": "yes"}))
+    assert (
+        scorer_agreement(long, flipped) == sum(a == b for a, b in zip(long["answer"], flipped["answer"])) / 3
+    )
 
 
 def test_wide_table_schema(smollm2, items):
     model, info = smollm2
-    _, wide = measure(Measurer(model, info.prompt_format), items.head(2), [None], progress=False)
-    assert list(wide.columns[:2]) == ["steer_dim", "player_name"]
-    assert isinstance(wide, pd.DataFrame)
+    long, wide = measure(Measurer(model, info.prompt_format), items.head(4), [None], progress=False)
+    assert list(wide.columns[:2]) == ["steer_dim", "player_name"] and len(wide) == 1
+    means = long.groupby("value")["score"].mean()
+    assert sorted(wide.columns[2:]) == sorted(means.index)
+    assert [wide[v].iloc[0] for v in means.index] == pytest.approx(list(means), abs=1e-12)
+    assert list(long["score"]) == pytest.approx(
+        list(long["agreement"] * (long["p_yes"] - long["p_no"])), abs=1e-6
+    )
 
 
 def test_span_steering_through_shared_prefix_equals_full_pass(smollm2, items):
