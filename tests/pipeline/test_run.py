@@ -10,7 +10,10 @@ import time
 
 import pytest
 
+from mechvalue.causal.compare import compare_with_null
+from mechvalue.causal.graph import load_graph
 from mechvalue.cli.main import main
+from mechvalue.io import write_json
 from mechvalue.pipeline.stages import STAGES
 
 
@@ -21,7 +24,7 @@ def quick_run(smollm2, tmp_path_factory):
     return out
 
 
-def test_quick_run_writes_every_stage_and_the_report(quick_run):
+def test_quick_run_writes_every_stage_and_the_report(quick_run, tmp_path):
     for s, _ in STAGES:
         assert (quick_run / s / "done.json").exists(), s
     page = (quick_run / "report" / "report.html").read_text()
@@ -29,8 +32,14 @@ def test_quick_run_writes_every_stage_and_the_report(quick_run):
                     "Table 1", "Table 2", "Settings and timings"):  # fmt: skip
         assert section in page
     assert page.count("data:image/png;base64,") >= 4 and 'src="http' not in page
-    values = json.loads((quick_run / "graph" / "summary.json").read_text())
-    assert values["rows"] == 15 and 0 <= values["compare"]["random_graph"]["p_shd"] <= 1
+    summary = json.loads((quick_run / "graph" / "summary.json").read_text())
+    learned, ref = (
+        load_graph(quick_run / "graph" / "learned.json"),
+        load_graph(quick_run / "graph" / "reference.json"),
+    )
+    assert summary["rows"] == 15 and summary["edges"] == len(learned.edges)  # no role + 14 personas
+    write_json(compare_with_null(learned, ref, 100, 0), tmp_path / "again.json")  # same settings, recomputed
+    assert json.dumps(summary["compare"]) == json.dumps(json.loads((tmp_path / "again.json").read_text()))
     gens = json.loads((quick_run / "generations" / "generations.json").read_text())["examples"]
     assert any(g["steered"] != g["unsteered"] for g in gens)
 
