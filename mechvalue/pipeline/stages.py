@@ -250,6 +250,26 @@ def validity(
     return {"flagged": len(s["flagged"]), "median_alpha": s["median_alpha"], "median_icc1": s["median_icc1"]}
 
 
+def steer_compare(out: Path, model, info, sae, typical, items: pd.DataFrame, roles: list, cfg: RunConfig,
+                  ws: Workspace) -> dict:  # fmt: skip
+    """Every steering method on the held-out value test (mechvalue.analysis.steer_compare); under
+    --quick one target value, one strength per method, 2 neutral prompts of 16 tokens."""
+    from mechvalue.analysis.steer_compare import CompareSpec, run_compare, value_graph
+    from mechvalue.causal.graph import load_graph
+    from mechvalue.measure.scoring import Measurer
+
+    learned = ws.out / "graph" / "learned.json"
+    graph = load_graph(learned) if learned.exists() else value_graph(sorted(items["value"].unique()), cfg.human)[0]
+    spec = CompareSpec(seed=cfg.seed)
+    if cfg.quick:
+        spec = CompareSpec(values=sorted(items["value"].unique())[:1], vector_strengths=[0.5], sae_strengths=[8.0],
+                           vector_roles=1, corr_roles=2, grad_roles=2, candidates=4, neutral_prompts=2,
+                           neutral_texts=2, gen_tokens=16, n_boot=100, n_null=50, seed=cfg.seed)  # fmt: skip
+    res = run_compare(model, Measurer(model, info.prompt_format), sae, typical, items,
+                      [r for r in roles if r is not None], spec, out, graph)  # fmt: skip
+    return {"rows": len(res["compare"]), "verdict": res["summary"]["verdict"]}
+
+
 def report(out: Path, ws: Workspace) -> dict:
     from mechvalue.pipeline.report import write_report
 
@@ -272,5 +292,6 @@ STAGES: list[tuple[str, Callable[..., dict]]] = [
     ("graph", graph),
     ("tables", tables),
     ("validity", validity),
+    ("steer_compare", steer_compare),
     ("report", report),
 ]

@@ -1,0 +1,190 @@
+"""The steering comparison: fluency and effect statistics against hand computations, and a planted
+tiny random-weight Llama where one residual direction controls p(yes): DiffMean and CAA recover it,
+steer the target value with small side effects, strength 0 changes no score, and train and test
+items and roles never meet."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mechvalue.analysis import steer_compare as sc
+from mechvalue.causal.graph import Edge, ValueGraph
+from mechvalue.study.inventory import split
+
+# ------------------------------------------------------------------ pure statistics
+
+
+def test_perplexity_and_kl_equal_hand_computation():
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]])
+    targets = torch.tensor([0, 2])
+    L = logits.double().numpy()
+    p = np.exp(L) / np.exp(L).sum(1, keepdims=True)
+    nll = -np.log([p[0, 0], p[1, 2]])
+    assert sc.perplexity(logits, targets) == pytest.approx(math.exp(nll.mean()), rel=1e-12)
+    q_logits = torch.tensor([[0.0, 0.0, 0.0], [1.0, -2.0, 0.0]])
+    Q = q_logits.double().numpy()
+    q = np.exp(Q) / np.exp(Q).sum(1, keepdims=True)
+    kl = (p * np.log(p / q)).sum(1).mean()
+    assert sc.mean_kl(logits, q_logits) == pytest.approx(kl, rel=1e-12)
+    assert sc.mean_kl(logits, logits) == 0.0
+
+
+def _tables(n: int, shift: float, noise: float = 0.01, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    vals = ["A", "B", "C", "D"]
+    base = pd.DataFrame(rng.normal(0, 1, (n, 4)), index=[f"r{i}" for i in range(n)], columns=vals)
+    steered = base + rng.normal(0, noise, base.shape)
+    steered["A"] = base["A"] + shift * base["A"].std(ddof=1)
+    steered["B"] = base["B"] + 0.5 * base["B"].std(ddof=1)  # B is A's descendant and moves
+    return base, steered
+
+
+def test_effect_metrics_numbers_and_too_few_roles():
+    base, steered = _tables(12, 2.0)
+    g = ValueGraph(["A", "B", "C", "D"], [Edge("A", "B", "directed"), Edge("C", "D", "directed")])
+    m = sc.effect_metrics(base, steered, "A", g, n_boot=200, n_null=100)
+    assert m["efficacy"] == pytest.approx(2.0, abs=1e-9) and m["n_roles"] == 12 and m["note"] == ""
+    assert m["share_up"] == 1.0 and m["share_up_lo"] > 0.7
+    d = (steered - base) / base.std(ddof=1)
+    assert m["off_target"] == pytest.approx(d[["B", "C", "D"]].abs().to_numpy().mean())
+    assert m["selectivity"] == pytest.approx(2.0 / m["off_target"])
+    assert m["efficacy_lo"] <= 2.0 <= m["efficacy_hi"]
+    gap = d["B"].abs().mean() - d[["C", "D"]].abs().to_numpy().mean()
+    assert m["desc_gap"] == pytest.approx(gap) and m["desc_gap"] > 0.4
+    few = sc.effect_metrics(*_tables(sc.MIN_ROLES - 1, 2.0), "A", g)
+    assert "too few roles" in few["note"] and math.isnan(few["efficacy"]) and math.isnan(few["selectivity"])
+
+
+def test_best_strength_respects_the_fluency_bound():
+    cmp = pd.DataFrame({"method": ["caa"] * 3 + ["sae_grad"], "value": ["A"] * 4, "strength": [0.5, 1, 2, 8],
+                        "efficacy": [0.5, 1.0, 3.0, 0.2], "selectivity": [1, 2, 3, 1], "kl": [0.01, 0.1, 2.0, 0.01],
+                        "admissible": [True, True, False, True]})  # fmt: skip
+    best = sc.best_table(cmp)
+    assert best.set_index("method").loc["caa", "strength"] == 1.0  # 2.0 moves more but breaks fluency
+    assert sc.winners(best)["overall"] == "caa"
+    assert "caa" in sc.verdict(best)
+
+
+# ------------------------------------------------------------------ planted tiny model
+
+VALUES = ["Power", "Security", "Tradition"]
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """A 2-layer random Llama with the SmolLM2 tokenizer; direction u controls p(yes): the unembedding
+    reads +u for " yes" and -u for " no", and the embeddings of " yes" / " inclined" carry +u, of
+    " no" / the pieces of " disinclined" -u (so the model "writes" u when it agrees or is inclined)."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from mechvalue.lm.models import _smollm2_hf_dir, load_model
+
+    src = _smollm2_hf_dir()
+    tok = AutoTokenizer.from_pretrained(src)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
+                      tie_word_embeddings=False, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)  # fmt: skip
+    hf = LlamaForCausalLM(cfg).eval()
+    u = torch.zeros(64)
+    u[5] = 1.0
+    enc = lambda w: tok.encode(w, add_special_tokens=False)  # noqa: E731
+    yes, no = enc(" yes")[0], enc(" no")[0]
+    with torch.no_grad():
+        emb, head = hf.model.embed_tokens.weight, hf.lm_head.weight
+        emb[:, 5] = 0.0  # u is clean: only the planted tokens write it
+        head[:, 5] = 0.0
+        head[yes, 5], head[no, 5] = 4.0, -4.0
+        for t in enc(" inclined") + [yes]:
+            emb[t, 5] = 3.0
+        for t in set(enc(" disinclined")) - set(enc(" inclined")) | {no}:
+            emb[t, 5] = -3.0
+    folder = tmp_path_factory.mktemp("planted")
+    hf.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    model, info = load_model(str(folder))
+    return model, info, u
+
+
+def _items() -> pd.DataFrame:
+    """Power: every item agrees with the value; the others alternate, so a pure p(yes) shift
+    leaves their mean score nearly unchanged."""
+    rows = []
+    for v in VALUES:
+        for i in range(4):
+            rows.append({"questionnaire": "t", "item": len(rows) + 1, "value": v, "question": f"Question {v} {i}?"})
+    items = pd.DataFrame(rows)
+    _, test = split(items, 0)
+    agree = []
+    for r in items.itertuples():
+        if r.value == "Power":
+            agree.append(1)
+        else:
+            same = test[test["value"] == r.value]["item"].tolist()
+            agree.append(1 if r.item not in same or same.index(r.item) % 2 == 0 else -1)
+    items["agreement"] = agree
+    return items[["questionnaire", "item", "value", "agreement", "question"]]
+
+
+def test_planted_direction_recovered_and_selective(planted, tmp_path, monkeypatch):
+    from mechvalue.interp.sae import SAE, SAEConfig
+    from mechvalue.interp.vectors import residual_rows
+    from mechvalue.measure.scoring import Condition, Measurer, measure
+    from mechvalue.study.roles import generate_roles
+
+    model, info, u = planted
+    items = _items()
+    train, test = split(items, 0)
+    roles = generate_roles(27, 0)  # 0.3 x 27 -> 8 test roles = MIN_ROLES
+    sae = SAE(SAEConfig(64, 16, hook_name="blocks.0.hook_resid_post"))
+    measurer = Measurer(model, info.prompt_format)
+
+    seen = []  # every sequence the train side runs: no test question may appear in it
+    real = residual_rows
+
+    def spy(model_, hook, seqs, positions, batch_size=16):
+        seen.extend(seqs)
+        return real(model_, hook, seqs, positions, batch_size)
+
+    monkeypatch.setattr(sc.vec, "residual_rows", spy)
+    spec = sc.CompareSpec(values=["Power"], methods=["prompting", "diffmean", "caa"], vector_strengths=[0.0, 4.0],
+                          vector_roles=3, neutral_prompts=2, neutral_texts=2, gen_tokens=8, n_boot=100,
+                          n_null=50, kl_bound=1e9)  # fmt: skip
+    prep, test_items, test_roles = sc.prepare(model, measurer, sae, torch.ones(16), items, roles, spec, False)
+    text = model.tokenizer.batch_decode(seen)
+    assert seen and not any(q in t for q in test["question"] for t in text)
+    assert set(prep.train_items).isdisjoint(prep.test_items) and set(prep.train_roles).isdisjoint(prep.test_roles)
+    assert sorted(prep.test_items) == sorted(test["item"]) and len(test_roles) == sc.MIN_ROLES
+    for m in ("diffmean", "caa"):
+        cos = float(torch.cosine_similarity(prep.vectors[m]["Power"], u, 0))
+        assert cos > 0.9, (m, cos)
+
+    res = sc.run_compare(model, measurer, sae, torch.ones(16), items, roles, spec, tmp_path, progress=False)
+    cmp = res["compare"].set_index(["method", "strength"])
+    for m in ("diffmean", "caa"):
+        r = cmp.loc[(m, 4.0)]
+        assert r["efficacy"] > 2.0 and r["share_up"] == 1.0 and r["efficacy_lo"] > 0, r
+        assert r["selectivity"] > 3.0 and r["off_target"] < r["efficacy"] / 3, r
+        assert cmp.loc[(m, 0.0), "efficacy"] == 0.0 and cmp.loc[(m, 0.0), "off_target"] == 0.0
+    design = json.loads((tmp_path / "design.json").read_text())
+    assert set(design["test_items"]).isdisjoint(design["train_items"])
+    assert (tmp_path / "best.csv").exists() and (tmp_path / "tradeoff.png").exists()
+
+    # strength 0: every item's score bit for bit as unsteered (test items, test roles)
+    zero = sc.condition_for("caa", "Power", 0.0, prep, sae, None, VALUES, "all")[0]
+    a, _ = measure(measurer, test_items, test_roles[:2], [Condition(where="all")], progress=False)
+    b, _ = measure(measurer, test_items, test_roles[:2], [zero], progress=False)
+    assert np.array_equal(a["score"].to_numpy(), b["score"].to_numpy())
+    c, _ = measure(measurer, test_items, test_roles[:2], progress=False)
+    assert np.array_equal(a["score"].to_numpy(), c["score"].to_numpy())
+
+    # resumable: a second run reads every part file and measures nothing
+    monkeypatch.setattr(sc, "measure", lambda *a, **k: pytest.fail("remeasured"))
+    again = sc.run_compare(model, measurer, sae, torch.ones(16), items, roles, spec, tmp_path, progress=False)
+    pd.testing.assert_frame_equal(again["compare"], res["compare"])
