@@ -10,6 +10,7 @@ compare tables), `items.csv` (every item) and `conditions.json` (what each label
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -19,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 from torch import Tensor
 
+from mechvalue.errors import MechValueError
 from mechvalue.interp.sae import SAE
 from mechvalue.interp.steering import SAEEditHook, SteeringSpec
 from mechvalue.io import write_csv, write_json
@@ -71,6 +73,28 @@ def conditions(sae: SAE, typical: Tensor | None, spec: GridSpec, values: list[st
     return out
 
 
+def _fingerprint(spec: GridSpec, conds, roles, items: pd.DataFrame, measurer: dict, typical) -> str:
+    """What a grid's rows depend on besides the model: its parts may only be reused under the same."""
+    t = hashlib.sha256(typical.detach().float().cpu().numpy().tobytes()).hexdigest() if typical is not None else None
+    key = {"spec": asdict(spec), "conditions": [c.describe() for c in conds], "typical": t,
+           "roles": [[r.name, r.trait] if r else None for r in roles], "measurer": measurer,
+           "items": items[["item", "question", "value", "agreement"]].astype(str).values.tolist()}  # fmt: skip
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _refuse_other_grid(out: Path, key: str) -> None:
+    """A folder holding parts of a grid with other settings is refused, never mixed into this one."""
+    prev, parts = out / "conditions.json", out / "parts"
+    if prev.exists() and parts.is_dir() and any(parts.glob("*.csv")):
+        try:
+            old = json.loads(prev.read_text()).get("settings_hash")
+        except (OSError, ValueError):
+            old = None
+        if old != key:
+            raise MechValueError(f"{out} holds steering-grid parts made with other settings (roles, items, "
+                                 "features, strengths or typical activations); use a new --out")  # fmt: skip
+
+
 def run_grid(measurer: Measurer, items: pd.DataFrame, roles: list[Role | None], sae: SAE,
              typical: Tensor | None, spec: GridSpec, out: str | Path, progress: bool = True,
              executor=None, model=None, sae_path: str | None = None) -> dict[str, pd.DataFrame]:  # fmt: skip
@@ -91,7 +115,10 @@ def run_grid(measurer: Measurer, items: pd.DataFrame, roles: list[Role | None], 
     out = Path(out)
     values = sorted(items["value"].unique())
     conds = conditions(sae, typical, spec, values)
-    write_json({"spec": asdict(spec), "conditions": [c.describe() for c in conds]}, out / "conditions.json")
+    key = _fingerprint(spec, conds, roles, items, measurer_settings(measurer), typical)
+    _refuse_other_grid(out, key)
+    write_json({"spec": asdict(spec), "conditions": [c.describe() for c in conds], "settings_hash": key},
+               out / "conditions.json")  # fmt: skip
     labels = [str(c.label) for c in conds]
     parts = GridParts(out / "parts", labels, len(roles))
 

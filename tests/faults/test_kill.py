@@ -23,6 +23,7 @@ FULL_POINTS = 24
 class Reference:
     events: int
     digest: dict[str, str]
+    out: Path
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +37,7 @@ def reference(zygote, inputs, tmp_path_factory):
             r = run_cli(commands(inputs, out)[name], logdir=out.parent)
             assert r.status == 0, r.stderr
             assert r.events > 5
-            made[name] = Reference(r.events, digest_tree(out, SKIP))
+            made[name] = Reference(r.events, digest_tree(out, SKIP), out)
         return made[name]
 
     return get
@@ -76,6 +77,19 @@ def test_kill_points_ci(name, reference, inputs, tmp_path):
 @pytest.mark.parametrize("name", ["cache", "steer-grid"])
 def test_full_disk_ci(name, reference, inputs, tmp_path):
     assert crash_and_resume(name, inputs, reference(name), tmp_path, 1, seed=5, modes=("enospc",)) == 1
+
+
+def test_grid_parts_of_other_settings_are_refused_not_mixed(reference, inputs, tmp_path):
+    import shutil
+
+    out = tmp_path / "grid"
+    shutil.copytree(reference("steer-grid").out, out)
+    cmd = commands(inputs, out)["steer-grid"]
+    cmd[cmd.index("--strengths") + 1] = "20"
+    r = run_cli(cmd, logdir=tmp_path)
+    lines = [x for x in r.stderr.splitlines() if "mechvalue: error:" in x]
+    assert r.status == 2 and len(lines) == 1 and "other settings" in lines[0], r.stderr[-2000:]
+    assert digest_tree(out, SKIP) == reference("steer-grid").digest  # nothing touched
 
 
 @pytest.mark.slow
