@@ -4,7 +4,7 @@ Pure functions on long item tables (`measure`'s items.csv: player_name, value, i
 on human PVQ-40 answers, computed the same way for both:
 - internal consistency per value: Cronbach's alpha (pingouin) and McDonald's omega total from a
   one-factor maximum-likelihood model (scikit-learn's FactorAnalysis on standardised items),
-  each with a respondent-bootstrap percentile CI;
+  each with a respondent-bootstrap percentile CI; on raw and on respondent-centred scores;
 - persona sensitivity: ICC(1) (one-way random, single item; pingouin) = the share of item-score
   variance that lies between roles, with its F-based 95% CI;
 - structural validity: the model's value correlation matrix across roles against the human one
@@ -71,6 +71,15 @@ def respondents(long: pd.DataFrame, src: str = "items") -> pd.DataFrame:
     return rows
 
 
+def center_scores(long: pd.DataFrame) -> pd.DataFrame:
+    """Each respondent's item scores minus that respondent's mean over all its items: the PVQ's
+    own correction for scale use (Schwartz's centred scores, "MRAT"). It removes a role-wide
+    shift (acquiescence: a persona that says yes to everything) that otherwise passes for
+    consistency within every value."""
+    rows = respondents(long)
+    return rows.assign(score=rows["score"] - rows.groupby("player_name")["score"].transform("mean"))
+
+
 def item_matrices(long: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """value -> respondents x items matrix of agreement-keyed scores."""
     rows = respondents(long)
@@ -80,9 +89,10 @@ def item_matrices(long: pd.DataFrame) -> dict[str, pd.DataFrame]:
     }
 
 
-def human_item_matrices(path: str | Path) -> dict[str, pd.DataFrame]:
+def human_item_matrices(path: str | Path, center: bool = False) -> dict[str, pd.DataFrame]:
     """value -> persons x items importance (7 - answer, 1..6; 0 and empty cells missing) from
-    PVQ-40 answers (the smacof columns sd1, po1, ...)."""
+    PVQ-40 answers (the smacof columns sd1, po1, ...); `center`: minus each person's mean over
+    the 40 items (`center_scores`)."""
     from mechvalue.causal.human import CODES
 
     try:
@@ -94,6 +104,8 @@ def human_item_matrices(path: str | Path) -> dict[str, pd.DataFrame]:
         raise MechValueError(f"{path}: expected 40 PVQ item columns like 'sd1', found {len(cols)}")
     x = raw[cols].apply(pd.to_numeric, errors="coerce")
     x = 7 - x.where((x >= 1) & (x <= 6))
+    if center:
+        x = x.sub(x.mean(axis=1), axis=0)
     return {v: x[[c for c in cols if CODES[c[:2]] == v]] for v in SCHWARTZ_VALUES}
 
 
@@ -392,9 +404,11 @@ def validity(long: pd.DataFrame, human_path: str | Path | None = None, forms: di
     if groups is not None:  # the known-group personas are extremes, not a sample of respondents
         long, kg = long[~long["player_name"].isin(list(groups))], long
     res: dict = {"reliability": reliability(long, n_boot, seed)}
+    res["reliability_centered"] = reliability(center_scores(long), n_boot, seed)
     human = None
     if human_path is not None:
         res["human"] = consistency(human_item_matrices(human_path), n_boot, seed)
+        res["human_centered"] = consistency(human_item_matrices(human_path, center=True), n_boot, seed)
         human = human_value_scores(human_path)
     res["structure"] = structure(long, human, n_perm, seed)
     if groups is not None:

@@ -32,9 +32,14 @@ def summary(res: dict) -> dict:
     out = {"thresholds": THRESHOLDS, "values": len(rel), "respondents": int(rel["n_respondents"].max()),
            "median_alpha": float(rel["alpha"].median()), "median_omega": float(rel["omega"].median()),
            "median_icc1": float(rel["icc1"].median()), "flagged": flagged_values(rel)}  # fmt: skip
-    if "human" in res:
-        out["human_median_alpha"] = float(res["human"]["alpha"].median())
-        out["human_median_omega"] = float(res["human"]["omega"].median())
+    if "reliability_centered" in res:
+        c = res["reliability_centered"]
+        out |= {f"median_{k}_centered": float(c[k].median()) for k in ("alpha", "omega", "icc1")}
+    for key in ("human", "human_centered"):
+        if key in res:
+            sfx = key.removeprefix("human")
+            out[f"human_median_alpha{sfx}"] = float(res[key]["alpha"].median())
+            out[f"human_median_omega{sfx}"] = float(res[key]["omega"].median())
     st = res["structure"]
     out["circle_rho_model"], out["circle_p_model"] = st["model_circle"]["rho"], st["model_circle"]["p"]
     if "model_vs_human" in st:
@@ -48,12 +53,13 @@ def summary(res: dict) -> dict:
 
 
 def save(res: dict, out: str | Path, title: str = "") -> dict:
-    """Write reliability.csv, human_reliability.csv, structure.json, known_groups.csv, forms.csv,
+    """Write reliability.csv, human_reliability.csv (and their _centered twins), structure.json, known_groups.csv, forms.csv,
     validity.json (the summary) and validity.png into `out`; return the summary."""
     out = Path(out)
-    write_csv(res["reliability"], out / "reliability.csv")
-    if "human" in res:
-        write_csv(res["human"], out / "human_reliability.csv")
+    for key, name in (("reliability", "reliability"), ("reliability_centered", "reliability_centered"),
+                      ("human", "human_reliability"), ("human_centered", "human_reliability_centered")):  # fmt: skip
+        if key in res:
+            write_csv(res[key], out / f"{name}.csv")
     write_json(_clean(res["structure"]), out / "structure.json")
     if "known_groups" in res:
         write_csv(res["known_groups"], out / "known_groups.csv")
@@ -138,17 +144,21 @@ def report_section(folder: str | Path) -> dict | None:
     return out
 
 
-def scorer_table(folders: dict[str, str | Path], human: str | Path | None = None) -> pd.DataFrame:
+def scorer_table(
+    folders: dict[str, str | Path], human: str | Path | None = None, centered: bool = False
+) -> pd.DataFrame:
     """Per value alpha, omega, ICC(1) under each scorer (`folders`: scorer -> a `validity` output
-    folder) and human alpha, omega (from `human`'s human_reliability.csv, else the first that has one)."""
+    folder) and human alpha, omega (from `human`'s human_reliability.csv, else the first that has one);
+    `centered`: the respondent-centred figures."""
+    sfx = "_centered" if centered else ""
     parts = []
     for name, folder in folders.items():
-        r = pd.read_csv(Path(folder) / "reliability.csv").set_index("value")[["alpha", "omega", "icc1"]]
+        r = pd.read_csv(Path(folder) / f"reliability{sfx}.csv").set_index("value")[["alpha", "omega", "icc1"]]
         parts.append(r.add_prefix(f"{name}_"))
-    hfile = Path(human) / "human_reliability.csv" if human else None
+    hfile = Path(human) / f"human_reliability{sfx}.csv" if human else None
     if hfile is None:
-        hfile = next((Path(f) / "human_reliability.csv" for f in folders.values()
-                      if (Path(f) / "human_reliability.csv").exists()), None)  # fmt: skip
+        hfile = next((Path(f) / f"human_reliability{sfx}.csv" for f in folders.values()
+                      if (Path(f) / f"human_reliability{sfx}.csv").exists()), None)  # fmt: skip
     if hfile is not None and hfile.exists():
         parts.append(pd.read_csv(hfile).set_index("value")[["alpha", "omega"]].add_prefix("human_"))
     return pd.concat(parts, axis=1).reset_index()

@@ -272,3 +272,19 @@ def test_likert_scorer_on_smollm2_prefix_cache_and_batching_agree(smollm2):
     assert np.allclose(a["importance"], p @ np.arange(6, 0, -1))
     assert np.allclose(a["score"], items["agreement"] * (a["importance"] - 3.5) / 2.5)
     assert np.allclose(a["importance"], b["importance"], atol=2e-3)
+
+
+def test_centering_removes_acquiescence_that_passes_for_consistency():
+    """A role-wide shift shared by every value (a persona that says yes to everything) makes
+    alpha high within each value; centred on each role's mean it is gone, value signal stays."""
+    rng = np.random.default_rng(12)
+    shift = rng.normal(size=50)
+    own = rng.normal(size=50)  # value-specific trait of "Signal" only
+    rows = [{"player_name": f"r{r}", "value": v, "item": f"{v}{j}",
+             "score": shift[r] + (own[r] if v == "Signal" else 0) + rng.normal(scale=0.5)}
+            for v in ("Signal", "A", "B", "C") for r in range(50) for j in range(4)]  # fmt: skip
+    long = pd.DataFrame(rows)
+    raw = V.reliability(long, n_boot=0).set_index("value")
+    cen = V.reliability(V.center_scores(long), n_boot=0).set_index("value")
+    assert (raw["alpha"] > 0.9).all()
+    assert cen.loc["Signal", "alpha"] > 0.8 and (cen.loc[["A", "B", "C"], "alpha"] < 0.5).all()
