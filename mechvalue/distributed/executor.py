@@ -100,6 +100,9 @@ class Executor:
     def workers(self, model=None) -> int:
         return 1
 
+    def prepare(self, model) -> None:
+        """Start the workers for `model` now, so they load while the driver does other work."""
+
     def run_tasks(self, stage: str, tasks: list[Task], on_done: Callable[[Task, pd.DataFrame], None], *,
                   local: Callable[[Task], pd.DataFrame], job: GridJob | None, model) -> None:  # fmt: skip
         """Run model tasks: `local(task)` in this process, or `job`'s task on a worker that loads
@@ -195,6 +198,9 @@ class RayExecutor(Executor):
             _POOLS[key] = [cls.remote(i, kw, c) for i in range(n)]
         return _POOLS[key]
 
+    def prepare(self, model) -> None:
+        self._actors(model)
+
     def worker_pids(self, model) -> list[int]:
         """The current process of each model worker (tests kill one to check recovery)."""
         return self.ray.get([a.pid.remote() for a in self._actors(model)])
@@ -228,6 +234,9 @@ class RayExecutor(Executor):
                     running[actors[i].run.remote(job_ref, nxt)] = (nxt, i)
         self.log.stop(stage)
         if failure:
+            if isinstance(failure[1], ray.exceptions.RayActorError):  # a later grid starts fresh workers
+                for key in [k for k, v in _POOLS.items() if v is actors]:
+                    del _POOLS[key]
             raise _failed(stage, *failure, 1 + self.cfg.max_task_retries)
 
     def map(self, stage, fn, shared, items) -> list:
