@@ -10,6 +10,7 @@ import pandas as pd
 
 from mechvalue.causal.discovery import learn_graph
 from mechvalue.causal.graph import Edge, ValueGraph
+from mechvalue.errors import MechValueError
 
 
 def _one(args) -> list[tuple[str, str, str]]:
@@ -69,7 +70,8 @@ def bootstrap_edges(
     results = [r for r in results if r is not None]
     n_ok = len(results)
     if not n_ok:
-        raise ValueError(f"all {n_boot} bootstrap resamples had a singular correlation matrix: too few rows")
+        raise MechValueError(f"all {n_boot} bootstrap resamples had a singular correlation matrix: "
+                             f"too few rows ({len(x)}) for {x.shape[1]} values; measure more roles")  # fmt: skip
     edges, skel = Counter(), Counter()
     for res in results:
         for s, t, k in res:

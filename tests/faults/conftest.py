@@ -54,8 +54,8 @@ def commands(inputs: dict[str, Path], out: Path) -> dict[str, list[str]]:
                   "--out", str(out / "acts.h5")],
         "steer-grid": ["steer-grid", "--sae", i["sae"], "--features", "1,2", "--strengths", "30", "--no-hard",
                        "--inventory", i["inventory2"], "--roles", "1", "--out", str(out)],
-        "run": ["run", "--quick", "--sae", i["sae"], "--inventory", i["inventory"], "--roles", "3",
-                "--grid-roles", "1", "--features", "2", "--bootstrap", "2", "--out", str(out)],
+        "run": ["run", "--quick", "--sae", i["sae"], "--inventory", i["inventory"], "--roles", "8",
+                "--grid-roles", "1", "--features", "2", "--bootstrap", "4", "--out", str(out)],
     }  # fmt: skip
 
 

@@ -1,10 +1,11 @@
 """kill -9 (and torn HDF5 writes, and a full disk) at seeded random I/O events of `cache`,
 `steer-grid` and `run`, each followed by a rerun: the outputs equal an uninterrupted run's, no row
 is lost or duplicated, and no temp file is left behind. A few points run in CI, the full sweep
-(>= 20 points per command) with -m slow."""
+(24 points per command; MECHVALUE_FAULT_POINTS changes it) with -m slow."""
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +16,9 @@ from tests.faults.conftest import commands
 from tests.faults.harness import count, digest_tree, leftovers, run_cli
 
 SKIP = ("done.json", "report.html", "timings.json", ".lock")  # seconds taken, and the report showing them
-CI_POINTS = {"cache": 3, "steer-grid": 2, "run": 1}
-FULL_POINTS = 24
+CI_POINTS = {"cache": 3, "steer-grid": 1}  # `run` (minutes per point here): -m slow only
+COMMANDS = ["cache", "steer-grid", "run"]
+FULL_POINTS = int(os.environ.get("MECHVALUE_FAULT_POINTS", "24"))  # per command, under -m slow
 
 
 @dataclass
@@ -65,6 +67,9 @@ def crash_and_resume(name: str, inputs, ref: Reference, tmp: Path, points: int, 
         assert digest_tree(out, SKIP) == ref.digest, f"{where}: outputs differ from an uninterrupted run"
         assert not leftovers(out), (where, leftovers(out))
         count("full-disk points" if mode == "enospc" else "kill points", name)
+        if os.environ.get("MECHVALUE_FAULT_LOG"):  # progress of a long sweep, point by point
+            with open(os.environ["MECHVALUE_FAULT_LOG"], "a") as log:
+                log.write(f"survived {where}\n")
     return len(ks)
 
 
@@ -74,7 +79,7 @@ def test_kill_points_ci(name, reference, inputs, tmp_path):
     assert n == min(CI_POINTS[name], reference(name).events)
 
 
-@pytest.mark.parametrize("name", ["cache", "steer-grid"])
+@pytest.mark.parametrize("name", ["cache"])
 def test_full_disk_ci(name, reference, inputs, tmp_path):
     assert crash_and_resume(name, inputs, reference(name), tmp_path, 1, seed=5, modes=("enospc",)) == 1
 
@@ -93,13 +98,13 @@ def test_grid_parts_of_other_settings_are_refused_not_mixed(reference, inputs, t
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(CI_POINTS))
+@pytest.mark.parametrize("name", COMMANDS)
 def test_kill_points_full(name, reference, inputs, tmp_path):
     n = crash_and_resume(name, inputs, reference(name), tmp_path, FULL_POINTS, seed=2026, modes=("kill", "kill", "torn"))
-    assert n >= 20
+    assert n == min(FULL_POINTS, reference(name).events)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(CI_POINTS))
+@pytest.mark.parametrize("name", COMMANDS)
 def test_full_disk_full(name, reference, inputs, tmp_path):
     assert crash_and_resume(name, inputs, reference(name), tmp_path, 8, seed=28, modes=("enospc",)) == 8
