@@ -68,7 +68,7 @@ def gradient_attribution(measurer: Measurer, sae: SAE, items: pd.DataFrame, role
                 )
 
                 def add(resid, hook, delta=delta):
-                    return resid + delta
+                    return resid + delta.to(resid.dtype)  # float32 leaf, any model dtype
 
                 with torch.enable_grad(), model.hooks(fwd_hooks=[(sae.cfg.hook_name, add)]):
                     p_yes, p_no = yes_no_probs(logits_at(model, tokens, attn), measurer.answer_ids)

@@ -21,7 +21,7 @@ from torch import Tensor
 from mechvalue.errors import MechValueError
 from mechvalue.interp.edit import SAEEdit
 from mechvalue.interp.sae import SAE
-from mechvalue.lm.hooks import PositionedHook, Positions, check_hook_names
+from mechvalue.lm.hooks import PositionedHook, Positions, check_hook_names, installed
 
 Mode = Literal["add", "clamp", "scale"]
 Units = Literal["raw", "typical"]
@@ -142,7 +142,7 @@ def steer(model, sae: SAE, features: dict[int, float], mode: Mode = "add", where
     name = hook_name or sae.cfg.hook_name
     check_hook_names(bridge, [name])
     hook = sae_hook(sae, features, mode, where, units, typical, backend)
-    with bridge.hooks(fwd_hooks=[(name, hook)]):
+    with installed(bridge, [(name, hook)]):
         yield hook
 
 

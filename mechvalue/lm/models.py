@@ -89,7 +89,7 @@ def as_bridge(model):
 
 def model_device(model) -> torch.device:
     """Where the model's weights are (what input token tensors are moved to)."""
-    return next(as_bridge(model).original_model.parameters()).device
+    return as_bridge(model).original_model.get_input_embeddings().weight.device
 
 
 def smollm2_gguf_path() -> Path:
