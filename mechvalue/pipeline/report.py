@@ -15,6 +15,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
+from mechvalue.distributed.timings import time_summary
 from mechvalue.io import atomic_path
 from mechvalue.pipeline.workspace import Workspace
 
@@ -149,16 +150,69 @@ def _table2(ws: Workspace, d: Path) -> Section:
     return {"title": "Table 2: side effects against the graphs", "blocks": blocks}
 
 
+def _flat(d: dict) -> dict:
+    """Scalars of a nested dict with dotted keys (lists joined), for a key-value table."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out |= {f"{k}.{kk}": vv for kk, vv in _flat(v).items()}
+        else:
+            out[k] = ", ".join(map(str, v)) if isinstance(v, list) else v
+    return out
+
+
+def _validity(ws: Workspace, d: Path) -> Section | None:
+    from mechvalue.analysis.validity_report import report_section
+
+    v = report_section(ws.out / "validity")
+    if v is None:
+        return None
+    s = v["summary"]
+    blocks = [text("Roles are the respondents: internal consistency of each value's items (Cronbach's alpha, "
+                   "McDonald's omega), the share of score variance between roles (ICC(1)), the value structure "
+                   "against the human PVQ-40 answers and Schwartz's circle, contrasting personas, and the same "
+                   "scores under other forms of the instrument."),
+              kv(_flat(s)), figures((Path(v["figure"]), "per value: model alpha, omega, ICC(1) (CI bars); human alpha, omega"))]
+    if s.get("flagged"):
+        blocks.append(note("Flagged values (below the thresholds above): " + ", ".join(map(str, s["flagged"]))
+                           + ". Graph nodes and edges resting on them are listed in graph_warnings.json."))
+    blocks += [heading("Per value"), table(pd.DataFrame(v["table"]).set_index("value"))]
+    for key, title in (("known_groups", "Known groups: contrasting personas, theory's direction"),
+                       ("forms", "Robustness to the instrument's form (rank correlation per value)")):
+        if v.get(key):
+            blocks += [heading(title), table(pd.DataFrame(v[key]))]
+    return {"title": "Are the scores measurements? Reliability and validity", "blocks": blocks}  # fmt: skip
+
+
+def _steer_compare(ws: Workspace, d: Path) -> Section:
+    from mechvalue.analysis.steer_compare import report_section
+
+    c = report_section(ws.out / "steer_compare")
+    return {"title": "Which steering method? Prompting, DiffMean, CAA and SAE features", "blocks": [
+        text(c["verdict"]),
+        note(f"Test items and roles only; each method at its best strength whose mean KL on neutral text stays "
+             f"under {c.get('kl_bound', float('nan')):g}; statistics from fewer than {c.get('min_roles', '?')} roles "
+             "are reported as too few."),
+        table(pd.DataFrame(c["best"])),
+        figures(*((Path(p), Path(p).stem) for p in c["plots"]))]}  # fmt: skip
+
+
 def _settings(ws: Workspace, d: Path, stages: list[str]) -> Section:
     conf = ws.read_json(".", "config.json")
     versions = ", ".join(f"{k} {v}" for k, v in conf["versions"].items())
     timings = {f"{k} (s)": float(v) for k, v in ws.timings(stages).items()}
-    return {"title": "Settings and timings", "blocks": [kv(conf["settings"] | {"versions": versions}), kv(timings)]}
+    blocks = [kv(conf["settings"] | {"versions": versions}), kv(timings)]
+    spent = time_summary(ws.out)
+    if spent and spent.get("stages"):
+        rows = [{"stage": st, "worker": w, **{k: info[k] for k in ("tasks", "busy_s", "load_s", "utilisation") if k in info}}
+                for st, s in spent["stages"].items() for w, info in s["workers"].items()]  # fmt: skip
+        blocks += [heading(f"Where time went (executor: {_flat(spent.get('executor', {}))})"), table(pd.DataFrame(rows))]
+    return {"title": "Settings and timings", "blocks": blocks}
 
 
 SECTIONS: list[tuple[str, Callable[[Workspace, Path], Section]]] = [
     ("measure", _profile), ("graph", _graph), ("tables", _features), ("generations", _generations),
-    ("tables", _table1), ("tables", _table2),
+    ("tables", _table1), ("tables", _table2), ("validity", _validity), ("steer_compare", _steer_compare),
 ]  # (the stage whose output a section needs, the section)  # fmt: skip
 
 
