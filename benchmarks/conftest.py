@@ -1,10 +1,13 @@
 """Benchmarks print their figures (run `pytest benchmarks/ -s`) and write them to
-`benchmarks/results.json`; every ratio compares two paths measured in the same run."""
+`benchmarks/results.json`; every ratio compares two paths measured in the same run, interleaved
+(A, B, A, B, ...; medians: `interleaved`), so another process on the machine slows both alike."""
 
 from __future__ import annotations
 
 import json
+import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,6 +35,27 @@ def timed(fn, repeat: int = 1):
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t)
     return out, best
+
+
+def interleaved(variants: dict[str, Callable], rounds: int, inner: int = 1, warmup: int = 1):
+    """Median seconds per call of each variant, measured in rounds A, B, C, A, B, C, ...; each
+    sample times `inner` back-to-back calls (CUDA synchronised around the sample, not each call,
+    so microsecond kernels are not timed as launch + sync). Returns (medians, last results)."""
+    cuda = torch.cuda.is_available()
+    samples: dict[str, list[float]] = {k: [] for k in variants}
+    out: dict = {}
+    for r in range(warmup + rounds):
+        for name, fn in variants.items():
+            if cuda:
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            for _ in range(inner):
+                out[name] = fn()
+            if cuda:
+                torch.cuda.synchronize()
+            if r >= warmup:
+                samples[name].append((time.perf_counter() - t) / inner)
+    return {k: statistics.median(v) for k, v in samples.items()}, out
 
 
 def record(name: str, figures: dict) -> None:
