@@ -133,7 +133,7 @@ def mcdonald_omega(x: pd.DataFrame, seed: int = 0) -> float:
     if (sd < 1e-12).any():
         return float("nan")
     z = (x - x.mean(axis=0)) / sd
-    fa = FactorAnalysis(n_components=1, random_state=seed).fit(z)
+    fa = FactorAnalysis(n_components=1, svd_method="lapack", random_state=seed).fit(z)  # exact SVD: small p
     lam, psi = fa.components_[0], np.clip(fa.noise_variance_, 0, None)
     common = lam.sum() ** 2
     return float(common / (common + psi.sum()))

@@ -103,8 +103,8 @@ def plot(res: dict, path: Path, title: str = "") -> None:
     ax.axhline(ICC1_MIN, color="C2", ls="--", lw=0.8)
     ax.set_xticks(x, rel["value"], rotation=35, ha="right", fontsize=8)
     ax.set_ylim(min(-0.2, float(np.nanmin(rel[["alpha", "icc1"]].to_numpy(float), initial=0))), 1)
-    ax.legend(fontsize=7, ncol=3)
-    ax.set_title(title or "reliability per value", fontsize=9)
+    ax.legend(fontsize=7, ncol=5, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    fig.suptitle(title or "reliability per value", fontsize=9)
     for key, style, name in (("model_circle", "o-", "model"), ("human_circle", "s--", "human")):
         c = res["structure"].get(key)
         if c and c["mean_r_by_distance"]:

@@ -37,7 +37,10 @@ def cmd_validity(a: argparse.Namespace) -> None:
     if not long["player_name"].isin(list(groups)).any():
         groups = None  # no known-group personas measured
     res = validity(long, a.human, forms, groups, a.bootstrap, a.permutations, a.seed)
-    s = save(res, a.out, f"{Path(a.items).name}: alpha, omega, ICC(1) per value")
+    items = Path(a.items).resolve()
+    s = save(
+        res, a.out, f"{items.parent.name}/{items.name}: alpha, omega, ICC(1) per value; dashed: .70, .05"
+    )
     flagged = ", ".join(f"{v} ({f})" for v, f in s["flagged"].items()) or "none"
     med = ", ".join(f"{k} {s[f'median_{k}']:.3f}" if s[f"median_{k}"] is not None else f"{k} n/a"
                     for k in ("alpha", "omega", "icc1"))  # fmt: skip
