@@ -84,6 +84,7 @@ class CompareSpec:
     vector_strengths: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0])  # residual-norm units
     sae_strengths: list[float] = field(default_factory=lambda: [4.0, 8.0, 16.0])  # typical activations
     where: vec.Where = "all"
+    hook: str = ""  # where vectors steer without an SAE (with one: the SAE's hook)
     vector_roles: int = 4  # train roles (with the no-role prompt) that build DiffMean / CAA / the unit
     corr_roles: int = 12  # train roles measured for the correlation choice
     grad_roles: int = 8  # train roles for the gradient-attribution choice
@@ -245,9 +246,12 @@ def effect_metrics(base: pd.DataFrame, steered: pd.DataFrame, target: str, graph
     k = int(((s - b)[target] > 0).sum())
     ci = stats.binomtest(k, n).proportion_ci(method="wilson")
     out |= {"efficacy": float(t.mean()), "share_up": k / n, "share_up_lo": ci.low, "share_up_hi": ci.high,
-            "off_target": float(off.mean()), "selectivity": float(t.mean() / off.mean())}  # fmt: skip
-    for name, bs in (("efficacy", eff_b), ("off_target", off_b), ("selectivity", eff_b / off_b)):
-        out[f"{name}_lo"], out[f"{name}_hi"] = (float(v) for v in np.nanpercentile(bs, [2.5, 97.5]))
+            "off_target": float(off.mean()), "selectivity": float(t.mean() / off.mean()) if off.mean() > 0 else nan}  # fmt: skip
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sel_b = eff_b / off_b  # NaN where nothing moved at all (strength 0)
+    for name, bs in (("efficacy", eff_b), ("off_target", off_b), ("selectivity", sel_b)):
+        if np.isfinite(bs).any():
+            out[f"{name}_lo"], out[f"{name}_hi"] = (float(v) for v in np.nanpercentile(bs, [2.5, 97.5]))
     if graph is not None:
         g = graph if set(d.columns) <= set(graph.nodes) else None
         if g is not None:
@@ -309,11 +313,11 @@ def choose_features(model, measurer: Measurer, sae, typical: Tensor, train: pd.D
     # gradient attribution per role (CI across roles)
     grad = None
     groles = train_roles[: spec.grad_roles]
-    if "sae_grad" in spec.methods or "sae_span" in spec.methods:
+    gnote = _too_few(len(groles))
+    if ("sae_grad" in spec.methods or "sae_span" in spec.methods) and not gnote:
         per = [gradient_attribution(measurer, sae, sub, [r], spec.where).mul(typical.numpy(), axis=0)
                for r in tqdm(groles, desc="gradient attribution", disable=not progress)]  # fmt: skip
         grad = np.stack([p[targets].to_numpy() for p in per])  # [roles, d_sae, values]
-    gnote = _too_few(len(groles))
     for j, v in enumerate(targets):
         if "sae_span" in spec.methods:
             if grad is not None and not gnote:
@@ -367,6 +371,7 @@ class Prepared:
     """What the train split produced: the unit, the vectors and the chosen features."""
 
     unit: float
+    hook: str
     vectors: dict[str, dict[str, Tensor]]  # method -> value -> direction
     features: pd.DataFrame
     train_items: list
@@ -386,11 +391,11 @@ def prepare(model, measurer: Measurer, sae, typical: Tensor | None, items: pd.Da
     unknown = sorted(set(targets) - set(items["value"]))
     if unknown:
         raise MechValueError(f"unknown value(s) {unknown}: not in the items' column 'value'")
-    hook = sae.cfg.hook_name if sae is not None else None
-    if hook is None:
-        raise MechValueError("the comparison needs an SAE (its hook is where every method steers)")
+    hook = sae.cfg.hook_name if sae is not None else spec.hook
+    if not hook or (sae is None and any(m in SAE_METHODS for m in spec.methods)):
+        raise MechValueError("the SAE methods need an SAE (without one, give spec.hook and no sae_* method)")
     vroles = [None, *train_roles[: spec.vector_roles]]
-    unit_prompts = [p for r in vroles[:2] for p in measurer.prompts(train, r, Condition())]
+    unit_prompts = measurer.prompts(train, None, Condition())  # the train items, no role
     unit = vec.residual_norm(model, hook, unit_prompts, spec.where)
     vectors: dict[str, dict[str, Tensor]] = {}
     fmt = measurer.prompt_format
@@ -402,7 +407,7 @@ def prepare(model, measurer: Measurer, sae, typical: Tensor | None, items: pd.Da
     feats = pd.DataFrame(columns=["value", "method", "feature"])
     if any(m in SAE_METHODS for m in spec.methods):
         feats = choose_features(model, measurer, sae, typical, train, targets, train_roles, spec, progress)
-    prep = Prepared(unit, vectors, feats, list(train["item"]), list(test["item"]),
+    prep = Prepared(unit, hook, vectors, feats, list(train["item"]), list(test["item"]),
                     [r.name for r in train_roles], [r.name for r in test_roles])  # fmt: skip
     return prep, test, test_roles
 
@@ -419,7 +424,7 @@ def condition_for(method: str, value: str, strength: float, prep: Prepared, sae,
         return Condition(f"{method}:{value}", hard=dict.fromkeys(values, hp), info=info), [], _hint_text(value)
     if method in prep.vectors:
         v = vec.steering_vector(prep.vectors[method][value], strength, prep.unit)
-        mk = lambda: [(sae.cfg.hook_name, vec.VectorAddHook(v))]  # noqa: E731
+        mk = lambda: [(prep.hook, vec.VectorAddHook(v))]  # noqa: E731
     else:
         row = prep.features[(prep.features["method"] == method) & (prep.features["value"] == value)]
         if row.empty or int(row["feature"].iloc[0]) < 0:

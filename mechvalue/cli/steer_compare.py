@@ -18,7 +18,7 @@ def _floats(s: str, flag: str) -> list[float]:
 
 
 def cmd_steer_compare(a: argparse.Namespace) -> None:
-    from mechvalue.analysis.steer_compare import CompareSpec, run_compare, value_graph
+    from mechvalue.analysis.steer_compare import METHODS, SAE_METHODS, CompareSpec, run_compare, value_graph
     from mechvalue.errors import MechValueError
     from mechvalue.interp.features import typical_from_store
     from mechvalue.interp.sae_formats import load_sae
@@ -29,23 +29,28 @@ def cmd_steer_compare(a: argparse.Namespace) -> None:
     from mechvalue.study.roles import generate_roles
     from mechvalue.study.settings import default_human_answers
 
+    hook = f"blocks.{a.layer}.hook_resid_post"
+    methods = csv_list(a.methods) or list(METHODS)
     sae_path = Path(a.sae) if a.sae else recipe_folder(a.model, a.layer) / "sae"
-    if not a.sae and not sae_path.exists():
-        raise MechValueError(f"{sae_path}: no SAE; train it with `mechvalue sae-train --layer {a.layer}` or pass --sae")
-    sae = load_sae(str(sae_path), a.device)
-    if sae.cfg.hook_name != f"blocks.{a.layer}.hook_resid_post":
-        raise MechValueError(f"--layer {a.layer}: the SAE reads {sae.cfg.hook_name}")
+    sae = typical = None
+    if any(m in SAE_METHODS for m in methods):
+        if not a.sae and not sae_path.exists():
+            raise MechValueError(f"{sae_path}: no SAE; train it with `mechvalue sae-train --layer {a.layer}`, "
+                                 "pass --sae, or leave the sae_* methods out of --methods")  # fmt: skip
+        sae = load_sae(str(sae_path), a.device)
+        if sae.cfg.hook_name != hook:
+            raise MechValueError(f"--layer {a.layer}: the SAE reads {sae.cfg.hook_name}")
+        own = sae_path.parent / "activations.h5"  # the recipe's training cache: typical activations as steer-grid
+        typical = typical_from_store(sae, own) if own.exists() else None
     model, info = load_model(a.model, a.device, a.dtype, a.prompt_format)
     items = inv.select(inv.load_inventory(a.inventory), csv_list(a.questionnaire))
-    spec = CompareSpec(values=csv_list(a.values), methods=csv_list(a.methods) or CompareSpec().methods,
+    spec = CompareSpec(values=csv_list(a.values), methods=methods, hook=hook,
                        vector_strengths=_floats(a.vector_strengths, "--vector-strengths"),
                        sae_strengths=_floats(a.sae_strengths, "--sae-strengths"), where=a.where,
                        kl_bound=a.kl_bound, vector_roles=a.vector_roles, corr_roles=a.corr_roles,
                        grad_roles=a.grad_roles, neutral_prompts=a.neutral, neutral_texts=a.neutral,
                        n_boot=a.bootstrap, seed=a.seed)  # fmt: skip
     spec.check()
-    own = sae_path.parent / "activations.h5"  # the recipe's training cache: typical activations as steer-grid
-    typical = typical_from_store(sae, own) if own.exists() else None
     values = sorted(items["value"].unique())
     graph, gname = value_graph(values, a.human or default_human_answers(), a.graph)
     roles = generate_roles(a.roles, a.seed)

@@ -141,7 +141,7 @@ def test_planted_direction_recovered_and_selective(planted, tmp_path, monkeypatc
     model, info, u = planted
     items = _items()
     train, test = split(items, 0)
-    roles = generate_roles(27, 0)  # 0.3 x 27 -> 8 test roles = MIN_ROLES
+    roles = generate_roles(26, 0)  # 26 - int(0.7 x 26) = 8 test roles = MIN_ROLES
     sae = SAE(SAEConfig(64, 16, hook_name="blocks.0.hook_resid_post"))
     measurer = Measurer(model, info.prompt_format)
 
