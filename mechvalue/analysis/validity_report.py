@@ -121,19 +121,26 @@ def plot(res: dict, path: Path, title: str = "") -> None:
 
 def report_section(folder: str | Path) -> dict | None:
     """What the report shows for validity (None if the stage did not run): the summary, the
-    per-value table (model alpha/omega/ICC(1) with CIs and flags, human alpha/omega beside it),
+    per-value table (model alpha/omega/ICC(1) with CIs and flags, the same centred on each role's
+    mean, human alpha/omega raw and centred beside it),
     known-group hits, form correlations and the figure's path."""
     import json
 
     folder = Path(folder)
     if not (folder / "validity.json").exists():
         return None
-    rel = pd.read_csv(folder / "reliability.csv")
-    if (folder / "human_reliability.csv").exists():
-        h = pd.read_csv(folder / "human_reliability.csv")[["value", "alpha", "omega"]]
-        rel = rel.merge(
-            h.rename(columns={"alpha": "human_alpha", "omega": "human_omega"}), on="value", how="left"
-        )
+    cols = ["value", "n_items", "n_respondents", "alpha", "alpha_lo", "alpha_hi", "omega", "omega_lo", "omega_hi",
+            "icc1", "icc1_lo", "icc1_hi", "flags"]  # fmt: skip
+    rel = pd.read_csv(folder / "reliability.csv", keep_default_na=False, na_values=[""])
+    rel = rel[cols].assign(flags=rel["flags"].fillna(""))
+    extra = (("reliability_centered.csv", ["alpha", "omega", "icc1"], "_centered"),
+             ("human_reliability.csv", ["alpha", "omega"], "human_"),
+             ("human_reliability_centered.csv", ["alpha", "omega"], "human_centered_"))  # fmt: skip
+    for name, keep, tag in extra:
+        if (folder / name).exists():
+            e = pd.read_csv(folder / name).set_index("value")[keep]
+            e.columns = [f"{tag}{c}" if tag.endswith("_") else f"{c}{tag}" for c in keep]
+            rel = rel.merge(e, left_on="value", right_index=True, how="left")
     out = {"summary": json.loads((folder / "validity.json").read_text()),
            "table": _clean(rel.to_dict("records")), "figure": str(folder / "validity.png")}  # fmt: skip
     for name in ("known_groups", "forms"):

@@ -198,8 +198,19 @@ def test_cli_writes_outputs_and_exits_2_on_bad_input(tmp_path, capsys):
     long.to_csv(items, index=False)
     assert main(["validity", "--items", str(items), "--bootstrap", "20", "--permutations", "50",
                  "--out", str(tmp_path / "v")]) == 0  # fmt: skip
-    for f in ("reliability.csv", "structure.json", "validity.json", "validity.png"):
+    for f in (
+        "reliability.csv",
+        "reliability_centered.csv",
+        "structure.json",
+        "validity.json",
+        "validity.png",
+    ):
         assert (tmp_path / "v" / f).stat().st_size > 0
+    from mechvalue.analysis.validity_report import report_section
+
+    sec = report_section(tmp_path / "v")
+    assert len(sec["table"]) == 5 and {"alpha", "icc1", "alpha_centered", "flags"} <= set(sec["table"][0])
+    assert sec["summary"]["respondents"] == 20 and "known_groups" not in sec["summary"]
     capsys.readouterr()
     long.drop(columns="score").to_csv(tmp_path / "bad.csv", index=False)
     for argv in (["--items", str(tmp_path / "bad.csv")], ["--items", str(tmp_path / "missing.csv")],
