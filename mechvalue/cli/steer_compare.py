@@ -31,6 +31,20 @@ def cmd_steer_compare(a: argparse.Namespace) -> None:
 
     hook = f"blocks.{a.layer}.hook_resid_post"
     methods = csv_list(a.methods) or list(METHODS)
+    items = inv.select(inv.load_inventory(a.inventory), csv_list(a.questionnaire))
+    spec = CompareSpec(values=csv_list(a.values), methods=methods, hook=hook,
+                       vector_strengths=_floats(a.vector_strengths, "--vector-strengths"),
+                       sae_strengths=_floats(a.sae_strengths, "--sae-strengths"), where=a.where,
+                       kl_bound=a.kl_bound, vector_roles=a.vector_roles, corr_roles=a.corr_roles,
+                       grad_roles=a.grad_roles, neutral_prompts=a.neutral, neutral_texts=a.neutral,
+                       n_boot=a.bootstrap, seed=a.seed)  # fmt: skip
+    spec.check()
+    values = sorted(items["value"].unique())
+    unknown = sorted(set(spec.values or []) - set(values))
+    if unknown:
+        raise MechValueError(f"--values: {unknown} not in the inventory's column 'value' (have {values})")
+    if a.roles < 2 or a.roles > 500:
+        raise MechValueError(f"--roles {a.roles}: expected 2..500 (split 0.7 train / 0.3 test)")
     sae_path = Path(a.sae) if a.sae else recipe_folder(a.model, a.layer) / "sae"
     sae = typical = None
     if any(m in SAE_METHODS for m in methods):
@@ -43,15 +57,6 @@ def cmd_steer_compare(a: argparse.Namespace) -> None:
         own = sae_path.parent / "activations.h5"  # the recipe's training cache: typical activations as steer-grid
         typical = typical_from_store(sae, own) if own.exists() else None
     model, info = load_model(a.model, a.device, a.dtype, a.prompt_format)
-    items = inv.select(inv.load_inventory(a.inventory), csv_list(a.questionnaire))
-    spec = CompareSpec(values=csv_list(a.values), methods=methods, hook=hook,
-                       vector_strengths=_floats(a.vector_strengths, "--vector-strengths"),
-                       sae_strengths=_floats(a.sae_strengths, "--sae-strengths"), where=a.where,
-                       kl_bound=a.kl_bound, vector_roles=a.vector_roles, corr_roles=a.corr_roles,
-                       grad_roles=a.grad_roles, neutral_prompts=a.neutral, neutral_texts=a.neutral,
-                       n_boot=a.bootstrap, seed=a.seed)  # fmt: skip
-    spec.check()
-    values = sorted(items["value"].unique())
     graph, gname = value_graph(values, a.human or default_human_answers(), a.graph)
     roles = generate_roles(a.roles, a.seed)
     res = run_compare(model, Measurer(model, info.prompt_format), sae, typical, items, roles, spec, a.out, graph)
