@@ -437,8 +437,8 @@ def condition_for(method: str, value: str, strength: float, prep: Prepared, sae,
 
 
 def run_compare(model, measurer: Measurer, sae, typical: Tensor | None, items: pd.DataFrame, roles: list[Role],
-                spec: CompareSpec, out: str | Path, graph: ValueGraph | None = None,
-                progress: bool = True) -> dict[str, pd.DataFrame]:  # fmt: skip
+                spec: CompareSpec, out: str | Path, graph: ValueGraph | None = None, progress: bool = True,
+                graph_name: str = "given") -> dict[str, pd.DataFrame]:  # fmt: skip
     """The whole comparison, resumable: `out/parts/<method>@<strength>.csv` (+ .json) per method x
     strength; then `compare.csv`, `best.csv`, `features.csv`, `summary.json` and the plots."""
     out = Path(out)
@@ -467,7 +467,7 @@ def run_compare(model, measurer: Measurer, sae, typical: Tensor | None, items: p
     if graph is None:
         graph, gname = value_graph(values)
     else:
-        gname = "given"
+        gname = graph_name
     write_csv(prep.features, out / "features.csv")
     write_json({"spec": asdict(spec), "unit_resid_norm": prep.unit, "train_items": prep.train_items,
                 "test_items": prep.test_items, "train_roles": prep.train_roles, "test_roles": prep.test_roles,

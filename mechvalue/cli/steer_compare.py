@@ -59,7 +59,8 @@ def cmd_steer_compare(a: argparse.Namespace) -> None:
     model, info = load_model(a.model, a.device, a.dtype, a.prompt_format)
     graph, gname = value_graph(values, a.human or default_human_answers(), a.graph)
     roles = generate_roles(a.roles, a.seed)
-    res = run_compare(model, Measurer(model, info.prompt_format), sae, typical, items, roles, spec, a.out, graph)
+    res = run_compare(model, Measurer(model, info.prompt_format), sae, typical, items, roles, spec, a.out, graph,
+                      graph_name=gname)
     print(f"wrote {Path(a.out) / 'compare.csv'} ({len(res['compare'])} rows), best.csv; graph: {gname}")
     print(res["summary"]["verdict"])
 

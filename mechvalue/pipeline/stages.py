@@ -259,14 +259,15 @@ def steer_compare(out: Path, model, info, sae, typical, items: pd.DataFrame, rol
     from mechvalue.measure.scoring import Measurer
 
     learned = ws.out / "graph" / "learned.json"
-    graph = load_graph(learned) if learned.exists() else value_graph(sorted(items["value"].unique()), cfg.human)[0]
+    graph, gname = ((load_graph(learned), "learned (graph stage)") if learned.exists()
+                    else value_graph(sorted(items["value"].unique()), cfg.human))  # fmt: skip
     spec = CompareSpec(seed=cfg.seed)
     if cfg.quick:
         spec = CompareSpec(values=sorted(items["value"].unique())[:1], vector_strengths=[0.5], sae_strengths=[8.0],
                            vector_roles=1, corr_roles=2, grad_roles=2, candidates=4, neutral_prompts=2,
                            neutral_texts=2, gen_tokens=16, n_boot=100, n_null=50, seed=cfg.seed)  # fmt: skip
     res = run_compare(model, Measurer(model, info.prompt_format), sae, typical, items,
-                      [r for r in roles if r is not None], spec, out, graph)  # fmt: skip
+                      [r for r in roles if r is not None], spec, out, graph, graph_name=gname)  # fmt: skip
     return {"rows": len(res["compare"]), "verdict": res["summary"]["verdict"]}
 
 
