@@ -38,14 +38,17 @@ def timed(fn, repeat: int = 1):
 
 
 def interleaved(variants: dict[str, Callable], rounds: int, inner: int = 1, warmup: int = 1):
-    """Median seconds per call of each variant, measured in rounds A, B, C, A, B, C, ...; each
-    sample times `inner` back-to-back calls (CUDA synchronised around the sample, not each call,
-    so microsecond kernels are not timed as launch + sync). Returns (medians, last results)."""
+    """Median seconds per call of each variant, measured in rounds A, B, C, B, C, A, C, A, B, ...
+    (the order rotates: each variant runs first, second, ... in turn); each sample times `inner`
+    back-to-back calls (CUDA synchronised around the sample, not each call, so microsecond
+    kernels are not timed as launch + sync). Returns (medians, last results)."""
     cuda = torch.cuda.is_available()
     samples: dict[str, list[float]] = {k: [] for k in variants}
     out: dict = {}
+    names = list(variants)
     for r in range(warmup + rounds):
-        for name, fn in variants.items():
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            fn = variants[name]
             if cuda:
                 torch.cuda.synchronize()
             t = time.perf_counter()
