@@ -2,7 +2,8 @@
 run by the local executor, by Ray with 1 worker (all cores) and by Ray with 2 workers (half the
 cores each), interleaved A, B, C, A, B, C (medians), on one local Ray instance whose workers are
 started and loaded before timing. Also the time Ray adds once: starting the instance and loading
-the model in the workers. Rounds: $MV_BENCH_ROUNDS (default 3)."""
+the model in the workers. Rounds: $MV_BENCH_ROUNDS (default 3); a smaller grid for a busy machine:
+$MV_BENCH_VALUES values (default all 10) x $MV_BENCH_ITEMS items each (default 2)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,9 @@ def test_quick_grid_local_vs_ray_1_and_2_workers(smollm2, tmp_path):
     torch.manual_seed(0)
     sae = SAE(SAEConfig(model.cfg.d_model, 512, hook_name="blocks.15.hook_resid_post"))  # the quick SAE's shape
     sae.save(tmp_path / "sae")
-    items = inv.load_inventory().groupby("value", sort=False).head(2).reset_index(drop=True)
+    items = inv.load_inventory()
+    items = items[items["value"].isin(list(items["value"].unique())[: int(os.environ.get("MV_BENCH_VALUES", "99"))])]
+    items = items.groupby("value", sort=False).head(int(os.environ.get("MV_BENCH_ITEMS", "2"))).reset_index(drop=True)
     roles = [None, *generate_roles(2, 0)]
     spec, typical = GridSpec([3, 7], [30.0]), torch.ones(512)
     m = Measurer(model, info.prompt_format)
