@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import torch
-from conftest import record, timed
+from conftest import interleaved, record
 
 from mechvalue.interp.cache import CachePrompt, cache_activations
 from mechvalue.lm.batching import chunks, left_pad
@@ -45,8 +45,8 @@ def test_cache_vs_plain_forward(smollm2, tmp_path):
         out = tmp_path / f"c{len(list(tmp_path.iterdir()))}.h5"
         cache_activations(model, prompts, [HOOK], out, "all", storage="float16", progress=False)
 
-    _, t_plain = timed(plain, 2)
-    _, t_cache = timed(cached, 2)
+    t, _ = interleaved({"plain": plain, "cached": cached}, rounds=3)
+    t_plain, t_cache = t["plain"], t["cached"]
     tokens = sum(len(p.tokens) for p in prompts)
     record("cache", {"prompts": len(prompts), "tokens": tokens, "plain_tokens_per_s": tokens / t_plain,
                      "cache_tokens_per_s": tokens / t_cache, "ratio": t_plain / t_cache})  # fmt: skip

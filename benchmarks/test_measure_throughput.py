@@ -1,7 +1,8 @@
 """Value measurement: items/s of `logprob` vs `generate` scoring on the same items and roles,
-and the gain from running a role's shared prompt prefix once (KV-cache reuse)."""
+and the gain from running a role's shared prompt prefix once (KV-cache reuse); the three run
+interleaved (medians of rotating rounds), so a busy machine slows all of them alike."""
 
-from conftest import record, timed
+from conftest import interleaved, record
 
 from mechvalue.measure.scoring import Measurer, measure
 from mechvalue.study import inventory as inv
@@ -13,13 +14,13 @@ def test_logprob_vs_generate(smollm2):
     items = inv.load_inventory().iloc[::2].reset_index(drop=True)  # 20 items, 10 values
     roles = [generate_roles(1, 0)[0]]
     fmt = info.prompt_format
-    gen, t_gen = timed(
-        lambda: measure(Measurer(model, fmt, "generate", max_new_tokens=100), items, roles, progress=False)
-    )
-    lp, t_lp = timed(lambda: measure(Measurer(model, fmt, "logprob"), items, roles, progress=False), 2)
-    _, t_np = timed(
-        lambda: measure(Measurer(model, fmt, "logprob", prefix_cache=False), items, roles, progress=False), 2
-    )
+    run = lambda **kw: measure(Measurer(model, fmt, **kw), items, roles, progress=False)  # noqa: E731
+    t, out = interleaved(
+        {"generate": lambda: run(scoring="generate", max_new_tokens=100), "logprob": lambda: run(scoring="logprob"),
+         "logprob_no_prefix": lambda: run(scoring="logprob", prefix_cache=False)},
+        rounds=2,
+    )  # fmt: skip
+    t_gen, t_lp, t_np, gen = t["generate"], t["logprob"], t["logprob_no_prefix"], out["generate"]
     n = len(items) * len(roles)
     record("measure", {"items": n, "logprob_items_per_s": n / t_lp, "generate_items_per_s": n / t_gen,
                        "logprob_speedup": t_gen / t_lp, "prefix_cache_gain": t_np / t_lp,
