@@ -124,4 +124,4 @@ def _check_nodes(src: str, nodes: list[str], edges: list[Edge]) -> None:
     for e in edges:
         for n in (e.source, e.target):
             if not isinstance(n, str) or n not in known:
-                raise MechValueError(f"{src}: edge {e.source} -> {e.target} names unknown node {n!r}")
+                raise MechValueError(f"{src}: edge {e.source!r} -> {e.target!r} names unknown node {n!r}")

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.fn(args)
     except MechValueError as e:
-        print(f"mechvalue: error: {e}", file=sys.stderr)
+        print("mechvalue: error: " + " ".join(str(e).splitlines()), file=sys.stderr)  # always one line
         return 2
     return 0
 

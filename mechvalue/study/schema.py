@@ -22,6 +22,8 @@ def load_table(path: str | Path) -> pd.DataFrame:
     for col in ("steer_dim", "player_name"):
         if col not in df.columns:
             raise MechValueError(f"{path}: missing column {col!r} (a value table has steer_dim, player_name, values)")
+    if df["player_name"].isna().all():
+        raise MechValueError(f"{path}: column 'player_name' is empty")
     cols = value_columns(df)
     if not cols:
         raise MechValueError(f"{path}: no value columns besides {list(BOOKKEEPING)}")
