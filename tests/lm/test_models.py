@@ -98,7 +98,10 @@ def test_folders_that_are_not_models_give_one_error(tmp_path, tiny):
     broken.mkdir()
     cfg = json.loads((tiny["llama3"] / "config.json").read_text())
     (broken / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(MechValueError, match="cannot load"):
+    with pytest.raises(MechValueError, match="no weights"):
+        load_model(str(broken))
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(MechValueError, match=str(broken)):
         load_model(str(broken))
     with pytest.raises(MechValueError, match="dtype"):
         load_model(str(tiny["llama3"]), dtype="int8")
