@@ -227,7 +227,7 @@ def effect_metrics(base: pd.DataFrame, steered: pd.DataFrame, target: str, graph
     nan = float("nan")
     keys = ["efficacy", "efficacy_lo", "efficacy_hi", "share_up", "share_up_lo", "share_up_hi", "off_target",
             "off_target_lo", "off_target_hi", "selectivity", "selectivity_lo", "selectivity_hi",
-            "desc_gap", "desc_gap_null", "desc_gap_p"]  # fmt: skip
+            "desc_gap", "desc_gap_null", "desc_gap_p", "target_change", "sd_target"]  # fmt: skip
     out |= dict.fromkeys(keys, nan)
     if out["note"]:
         return out
@@ -245,6 +245,7 @@ def effect_metrics(base: pd.DataFrame, steered: pd.DataFrame, target: str, graph
     eff_b, off_b = t[idx].mean(1), off[idx].mean((1, 2))
     k = int(((s - b)[target] > 0).sum())
     ci = stats.binomtest(k, n).proportion_ci(method="wilson")
+    out |= {"target_change": float((s - b)[target].mean()), "sd_target": float(sd[target])}  # score units
     out |= {"efficacy": float(t.mean()), "share_up": k / n, "share_up_lo": ci.low, "share_up_hi": ci.high,
             "off_target": float(off.mean()), "selectivity": float(t.mean() / off.mean()) if off.mean() > 0 else nan}  # fmt: skip
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -608,7 +609,7 @@ def report_section(out: str | Path) -> dict:
         return {"verdict": "steer-compare has not run", "best": [], "plots": []}
     summ = json.loads((out / "summary.json").read_text())
     best = pd.read_csv(out / "best.csv")
-    cols = [c for c in ("value", "method", "strength", "feature", "efficacy", "efficacy_lo", "efficacy_hi",
+    cols = [c for c in ("value", "method", "strength", "feature", "efficacy", "efficacy_lo", "efficacy_hi", "target_change",
                         "share_up", "selectivity", "selectivity_lo", "selectivity_hi", "off_target", "kl",
                         "ppl_ratio", "speed_ratio", "n_roles", "note") if c in best]  # fmt: skip
     return {"verdict": summ["verdict"], "kl_bound": summ["kl_bound"], "min_roles": summ["min_roles"],
