@@ -49,7 +49,7 @@ class SAE(nn.Module):
             self.W_enc.copy_(self.W_dec.T)
 
     def pre_acts(self, x: Float[Tensor, "... d_in"]) -> Float[Tensor, "... d_sae"]:
-        x = x * self.cfg.input_scale
+        x = x.to(self.W_enc.dtype) * self.cfg.input_scale  # a bfloat16 residual into a float32 SAE
         if self.cfg.apply_b_dec_to_input:
             x = x - self.b_dec
         return x @ self.W_enc + self.b_enc

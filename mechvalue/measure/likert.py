@@ -13,9 +13,6 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from mechvalue.lm.batching import chunks
-from mechvalue.lm.generation import last_logits, prefix_last_logits
-from mechvalue.lm.hooks import PositionedHook
 from mechvalue.study.prompts import TEMPLATES, HardPrompt, RenderedPrompt, bio_hint, check_form, tokenize
 from mechvalue.study.roles import Role
 
@@ -100,29 +97,6 @@ def likert_expectation(
     return p, p @ torch.tensor(values, dtype=p.dtype, device=p.device), mass
 
 
-def _common_prefix(seqs: list[list[int]]) -> int:
-    n = min(len(s) for s in seqs) - 1
-    for s in seqs[1:]:
-        n = next((i for i in range(n) if s[i] != seqs[0][i]), n)
-    return n
-
-
-def _logits(measurer, batch: list[RenderedPrompt], cond) -> Float[Tensor, "batch vocab"]:
-    """Answer-position logits, through the shared prefix's KV cache when steering allows it
-    (the same rule as the log-prob scorer)."""
-    seqs = [p.tokens for p in batch]
-    n = _common_prefix(seqs) if measurer.prefix_cache and len(seqs) > 1 else 0
-    aware = all(isinstance(h, PositionedHook) for _, h in cond.hooks)
-    in_prefix = cond.where != "span" or (
-        all(p.span == batch[0].span for p in batch) and batch[0].span[1] <= n
-    )
-    if n and aware and in_prefix:
-        pmask = cond.prompt_masks(batch[:1], len(seqs[0]))[:, :n]
-        return prefix_last_logits(measurer.model, seqs[0][:n], [s[n:] for s in seqs], cond.hooks, pmask,
-                                  steer_suffix=cond.where in ("prompt", "all"))  # fmt: skip
-    return last_logits(measurer.model, seqs, cond.hooks, cond.prompt_masks(batch, max(map(len, seqs))))
-
-
 def score_items(measurer, items: pd.DataFrame, role: Role | None, cond) -> pd.DataFrame:
     """Per-item Likert answers for one role under one condition: p_1..p_6 (answer numbers as
     shown), `mass`, `importance` (1..6), `answer` (most likely importance), `raw` = importance
@@ -132,13 +106,10 @@ def score_items(measurer, items: pd.DataFrame, role: Role | None, cond) -> pd.Da
     ids, values = option_token_ids(tok), importance_of_answer(form)
     prompts = [render(it, role, measurer.prompt_format, tok, (cond.hard or {}).get(v), form)
                for it, v in zip(items["item"], items["value"])]  # fmt: skip
-    groups = [list(range(len(items)))]
-    if cond.hard:  # one value per batch: the hard prompt is then part of the shared prefix
-        groups = list(pd.Series(range(len(items))).groupby(items["value"].to_numpy(), sort=False).apply(list))
     rows: list[dict] = [{}] * len(items)
-    for idx in (g[sl] for g in groups for sl in chunks(len(g), measurer.batch_size)):
+    for idx in measurer.batches(items, cond):
         p, expected, mass = likert_expectation(
-            _logits(measurer, [prompts[i] for i in idx], cond), ids, values
+            measurer.answer_logits([prompts[i] for i in idx], cond), ids, values
         )
         for j, i in enumerate(idx):
             row = {f"p_{k + 1}": float(p[j, k]) for k in range(6)}

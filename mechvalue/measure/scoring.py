@@ -134,7 +134,7 @@ class Measurer:
             return score_items(self, items, role, cond)
         prompts = self.prompts(items, role, cond)
         rows = [None] * len(prompts)
-        for idx in self._batches(items, cond):
+        for idx in self.batches(items, cond):
             batch = [prompts[i] for i in idx]
             res = self._logprob(batch, cond) if self.scoring == "logprob" else self._generate(batch, cond)
             for i, r in zip(idx, res):
@@ -146,7 +146,7 @@ class Measurer:
         out["score"] = out["agreement"] * out["raw"]
         return out
 
-    def _batches(self, items: pd.DataFrame, cond: Condition) -> list[list[int]]:
+    def batches(self, items: pd.DataFrame, cond: Condition) -> list[list[int]]:
         """Item positions per batch; with hard prompts one value per batch, so that the whole
         prompt up to the question is a prefix the batch shares."""
         groups = [list(range(len(items)))]
@@ -156,20 +156,22 @@ class Measurer:
             )
         return [g[sl] for g in groups for sl in chunks(len(g), self.batch_size)]
 
-    def _logprob(self, batch: list[RenderedPrompt], cond: Condition) -> list[dict]:
+    def answer_logits(self, batch: list[RenderedPrompt], cond: Condition) -> Float[Tensor, "batch vocab"]:
+        """Logits at each prompt's answer position under `cond`, through the shared prefix's KV
+        cache where the steered positions allow it (the prefix is run and steered once)."""
         seqs = [p.tokens for p in batch]
         n = _common_prefix(seqs) if self.prefix_cache and len(seqs) > 1 else 0
         span = batch[0].span
         aware = all(isinstance(h, PositionedHook) for _, h in cond.hooks)
         in_prefix = cond.where != "span" or (all(p.span == span for p in batch) and span[1] <= n)
         if n and aware and in_prefix:
-            # run (and steer) the shared prefix once, reuse its KV cache for every suffix
             pmask = cond.prompt_masks(batch[:1], len(seqs[0]))[:, :n]
-            logits = prefix_last_logits(self.model, seqs[0][:n], [s[n:] for s in seqs], cond.hooks, pmask,
-                                        steer_suffix=cond.where in ("prompt", "all"))  # fmt: skip
-        else:
-            masks = cond.prompt_masks(batch, max(map(len, seqs)))
-            logits = last_logits(self.model, seqs, cond.hooks, masks)
+            return prefix_last_logits(self.model, seqs[0][:n], [s[n:] for s in seqs], cond.hooks, pmask,
+                                      steer_suffix=cond.where in ("prompt", "all"))  # fmt: skip
+        return last_logits(self.model, seqs, cond.hooks, cond.prompt_masks(batch, max(map(len, seqs))))
+
+    def _logprob(self, batch: list[RenderedPrompt], cond: Condition) -> list[dict]:
+        logits = self.answer_logits(batch, cond)
         p_yes, p_no = yes_no_probs(logits, self.answer_ids)
         top = logits.argmax(-1).tolist()
         yes, no = set(self.answer_ids["yes"]), set(self.answer_ids["no"])

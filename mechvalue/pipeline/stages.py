@@ -121,7 +121,7 @@ def generations(out: Path, model, info, sae, typical, chosen: list[int], items: 
     qs = list(items.groupby("value", sort=False).head(1)["question"][:2])
     ps = [render(q, None, info.prompt_format, model.tokenizer) for q in qs]
     n = 24 if cfg.quick else 40
-    plain = generate_steered(model, ps, sae.cfg.hook_name, lambda r, hook: r, "all", n)
+    plain = generate_steered(model, ps, sae.cfg.hook_name, None, "all", n)
     examples = []
     for f in chosen:
         spec = SteeringSpec([f], "add", cfg.gen_strength, "all", "typical")
