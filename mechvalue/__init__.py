@@ -25,6 +25,11 @@ _EXPORTS = {
     "load_sae": "mechvalue.interp.sae_formats",
     "recipe_folder": "mechvalue.interp.sae_recipe",
     "sae_recipe": "mechvalue.interp.sae_recipe",
+    "diffmean_vector": "mechvalue.interp.vectors",
+    "caa_vector": "mechvalue.interp.vectors",
+    "vector_hook": "mechvalue.interp.vectors",
+    "VectorAddHook": "mechvalue.interp.vectors",
+    "residual_norm": "mechvalue.interp.vectors",
     "MechValueError": "mechvalue.errors",
 }
 __all__ = [*_EXPORTS, "__version__"]
