@@ -50,8 +50,9 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
 
 def table1(train: pd.DataFrame, test: pd.DataFrame, features: list, exclude_values: list[str] = ()) -> dict:
     """Cell similarity = cosine of train and test up/down/same proportions; mean per feature;
-    noise ratio per value = mean over features of the smallest train proportion."""
-    values = [v for v in value_columns(train) if v not in set(exclude_values)]
+    noise ratio per value = mean over features of the smallest train proportion. Values with items
+    on one side of the split only (a small inventory) are left out."""
+    values = [v for v in value_columns(train) if v in set(value_columns(test)) - set(exclude_values)]
     a, b = direction_counts(train, features, values), direction_counts(test, features, values)
     m = a.merge(b, on=["feature", "value"], suffixes=("_train", "_test"))
     cols = ["up", "down", "same"]

@@ -54,3 +54,13 @@ def test_pies(tables):
     assert strip(pos["sae"]) == [31.5, 56.9, 11.5] and strip(neg["sae"]) == [6.2, 50.4, 43.5]
     assert strip(pos["hard_prompt"]) == [22.3, 50.8, 26.9] and strip(neg["hard_prompt"]) == [8.1, 25.4, 66.5]
     assert pos["sae"]["n"] == pos["hard_prompt"]["n"] == 260  # 10 targeted values x 26 roles
+
+
+def test_table1_leaves_out_values_on_one_side_of_the_split():
+    """A small inventory can leave a value without test items: Table 1 compares the shared values."""
+    rows = lambda vals: pd.DataFrame(  # noqa: E731
+        [{"steer_dim": s, "player_name": p, **{v: x + (0.1 if s == 7 else 0) * (i + 1) for i, v in enumerate(vals)}}
+         for s in (float("nan"), 7) for p, x in (("a", 0.0), ("b", 0.5))]
+    )  # fmt: skip
+    res = ex.table1(rows(["A", "B"]), rows(["A"]), [7])
+    assert list(res["cells"]["value"]) == ["A"] and res["mean_similarity"] == {"7": 1.0}
