@@ -15,6 +15,7 @@ from torch import Tensor
 
 from mechvalue.study.prompts import TEMPLATES, HardPrompt, RenderedPrompt, bio_hint, check_form, tokenize
 from mechvalue.study.roles import Role
+from mechvalue.study.schema import item_table
 
 # The PVQ's answer labels in its own order (column 1 = "very much like me"), as in the human data.
 LABELS = ("Very much like me", "Like me", "Somewhat like me", "A little like me", "Not like me",
@@ -116,9 +117,4 @@ def score_items(measurer, items: pd.DataFrame, role: Role | None, cond) -> pd.Da
             row |= {"mass": float(mass[j]), "importance": float(expected[j]),
                     "answer": str(int(values[int(p[j].argmax())])), "raw": (float(expected[j]) - 3.5) / 2.5}  # fmt: skip
             rows[i] = row
-    out = items.reset_index(drop=True).copy()
-    res = pd.DataFrame(rows)
-    for c in res.columns:
-        out[c] = res[c].values
-    out["score"] = out["agreement"] * out["raw"]
-    return out
+    return item_table(items, rows)

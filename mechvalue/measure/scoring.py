@@ -23,7 +23,7 @@ from mechvalue.lm.hooks import PositionedHook
 from mechvalue.lm.models import as_bridge, check_prompt_format
 from mechvalue.study.prompts import HardPrompt, RenderedPrompt, render
 from mechvalue.study.roles import Role
-from mechvalue.study.schema import wide_table
+from mechvalue.study.schema import item_table, wide_table
 
 
 def parse_answer(text: str) -> str:
@@ -139,12 +139,7 @@ class Measurer:
             res = self._logprob(batch, cond) if self.scoring == "logprob" else self._generate(batch, cond)
             for i, r in zip(idx, res):
                 rows[i] = r
-        out = items.reset_index(drop=True).copy()
-        res = pd.DataFrame(rows)
-        for c in res.columns:
-            out[c] = res[c].values
-        out["score"] = out["agreement"] * out["raw"]
-        return out
+        return item_table(items, rows)
 
     def batches(self, items: pd.DataFrame, cond: Condition) -> list[list[int]]:
         """Item positions per batch; with hard prompts one value per batch, so that the whole

@@ -21,7 +21,9 @@ def load_table(path: str | Path) -> pd.DataFrame:
     df = read_csv(path, "value table")
     for col in ("steer_dim", "player_name"):
         if col not in df.columns:
-            raise MechValueError(f"{path}: missing column {col!r} (a value table has steer_dim, player_name, values)")
+            raise MechValueError(
+                f"{path}: missing column {col!r} (a value table has steer_dim, player_name, values)"
+            )
     if df["player_name"].isna().all():
         raise MechValueError(f"{path}: column 'player_name' is empty")
     cols = value_columns(df)
@@ -115,3 +117,13 @@ def wide_table(long: pd.DataFrame) -> pd.DataFrame:
     w.insert(0, "steer_dim", firsts.loc[order, "steer_dim"].values)
     w.columns.name = None
     return w.reset_index(drop=True)
+
+
+def item_table(items: pd.DataFrame, rows: list[dict]) -> pd.DataFrame:
+    """The items with each scorer's per-item columns beside them, and score = agreement x raw."""
+    out = items.reset_index(drop=True).copy()
+    res = pd.DataFrame(rows)
+    for c in res.columns:
+        out[c] = res[c].values
+    out["score"] = out["agreement"] * out["raw"]
+    return out
