@@ -23,20 +23,6 @@ def smollm2():
     return load_model(device="cuda" if torch.cuda.is_available() else "cpu")
 
 
-def timed(fn, repeat: int = 1):
-    """(result, best wall time over `repeat` runs); CUDA is synchronised around each run."""
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        out = fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t)
-    return out, best
-
-
 def interleaved(variants: dict[str, Callable], rounds: int, inner: int = 1, warmup: int = 1):
     """Median seconds per call of each variant, measured in rounds A, B, C, B, C, A, C, A, B, ...
     (the order rotates: each variant runs first, second, ... in turn); each sample times `inner`

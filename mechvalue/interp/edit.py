@@ -67,7 +67,6 @@ class SAEEdit:
         self.explicit = backend
         self.backend = ("triton" if device.type == "cuda" else "torch") if backend == "auto" else backend
         S = ((mul != 1) | (add != 0)).nonzero().flatten()  # the edited features
-        self.n_edited = len(S)
         W_enc, W_dec = sae.W_enc.detach(), sae.W_dec.detach()
         f32 = dict(device=device, dtype=torch.float32)
         if path == "add":  # computed in float32 over S only, rounded to the activation dtype once
@@ -105,7 +104,7 @@ class SAEEdit:
             "auto",
             "torch",
         )
-        self.vec, self.n_edited, self.sae = vec.detach().to(device, dtype), 1, None
+        self.vec, self.sae = vec.detach().to(device, dtype), None
         return self
 
     def apply(self, x: Float[Tensor, "n d"]) -> Float[Tensor, "n d"]:
