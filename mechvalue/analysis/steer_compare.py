@@ -34,7 +34,7 @@ from mechvalue.causal.graph import Edge, ValueGraph
 from mechvalue.errors import MechValueError
 from mechvalue.interp import vectors as vec
 from mechvalue.io import save_torch, write_csv, write_json
-from mechvalue.lm.batching import left_pad
+from mechvalue.lm.batching import StudyWhere, left_pad
 from mechvalue.lm.generation import greedy_generate
 from mechvalue.lm.hooks import installed, per_call
 from mechvalue.lm.models import as_bridge, model_device
@@ -83,7 +83,7 @@ class CompareSpec:
     methods: list[str] = field(default_factory=lambda: list(METHODS))
     vector_strengths: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0])  # residual-norm units
     sae_strengths: list[float] = field(default_factory=lambda: [4.0, 8.0, 16.0])  # typical activations
-    where: vec.Where = "all"
+    where: StudyWhere = "all"
     hook: str = ""  # where vectors steer without an SAE (with one: the SAE's hook)
     vector_roles: int = 4  # train roles (with the no-role prompt) that build DiffMean / CAA / the unit
     corr_roles: int = 12  # train roles measured for the correlation choice
@@ -147,7 +147,9 @@ def _hint_text(value: str) -> str:
 
 def _chat(tok, text: str) -> list[int]:
     if getattr(tok, "chat_template", None):
-        s = tok.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True)
+        s = tok.apply_chat_template(
+            [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+        )
         return tok.encode(s, add_special_tokens=False)
     return tok.encode(f"Question: {text}\nAnswer:")
 
@@ -266,7 +268,9 @@ def effect_metrics(base: pd.DataFrame, steered: pd.DataFrame, target: str, graph
     return out
 
 
-def value_graph(values: list[str], human: str | None = None, graph: str | None = None) -> tuple[ValueGraph, str]:
+def value_graph(
+    values: list[str], human: str | None = None, graph: str | None = None
+) -> tuple[ValueGraph, str]:
     """The graph whose descendants the side effects are checked against: a saved graph, the human
     PVQ-40 graph, or Schwartz's circle (neighbours linked)."""
     from mechvalue.causal.graph import load_graph
@@ -277,7 +281,9 @@ def value_graph(values: list[str], human: str | None = None, graph: str | None =
         from mechvalue.causal.human import human_graph
 
         g = human_graph(human)
-        return ValueGraph(values, [e for e in g.edges if e.source in values and e.target in values]), "human PVQ-40"
+        return ValueGraph(
+            values, [e for e in g.edges if e.source in values and e.target in values]
+        ), "human PVQ-40"
     ring = [v for v in SCHWARTZ_VALUES if v in values]
     edges = [Edge(a, b, "undirected") for a, b in zip(ring, ring[1:] + ring[:1])] if len(ring) > 2 else []
     return ValueGraph(values, edges), "Schwartz's circle"
@@ -422,7 +428,11 @@ def condition_for(method: str, value: str, strength: float, prep: Prepared, sae,
     info = {"kind": method, "value": value, "strength": strength}
     if method == "prompting":
         hp = HardPrompt(value, value_definitions().get(value, value.lower()), 1)
-        return Condition(f"{method}:{value}", hard=dict.fromkeys(values, hp), info=info), [], _hint_text(value)
+        return (
+            Condition(f"{method}:{value}", hard=dict.fromkeys(values, hp), info=info),
+            [],
+            _hint_text(value),
+        )
     if method in prep.vectors:
         v = vec.steering_vector(prep.vectors[method][value], strength, prep.unit)
         mk = lambda: [(prep.hook, vec.VectorAddHook(v))]  # noqa: E731
@@ -452,8 +462,12 @@ def run_compare(model, measurer: Measurer, sae, typical: Tensor | None, items: p
         x = vec.residual_rows(model, sae.cfg.hook_name, [p.tokens for p in measurer.prompts(items, None, Condition())],
                               [list(range(1, len(p.tokens))) for p in measurer.prompts(items, None, Condition())])  # fmt: skip
         typical = typical_activation(sae, x)
-    key = json.dumps({k: v for k, v in asdict(spec).items() if k not in ("kl_bound", "n_boot", "n_null")}
-                     | {"items": items.to_dict("list"), "roles": [r.name for r in roles]}, sort_keys=True, default=str)
+    key = json.dumps(
+        {k: v for k, v in asdict(spec).items() if k not in ("kl_bound", "n_boot", "n_null")}
+        | {"items": items.to_dict("list"), "roles": [r.name for r in roles]},
+        sort_keys=True,
+        default=str,
+    )
     saved = out / "prepared.pt"  # vectors and chosen features: a resumed run does not rebuild them
     old = torch.load(saved, weights_only=False) if saved.exists() else None
     if old is not None and old["key"] == key:
@@ -513,7 +527,9 @@ def tables(out: Path, spec: CompareSpec, base: pd.DataFrame, graph: ValueGraph, 
             flus = json.loads((parts / f"{m}@{s:g}.json").read_text())
             for v in targets:
                 if v not in flus:
-                    rows.append({"method": m, "value": v, "strength": s, "note": "no feature chosen (too few roles)"})
+                    rows.append(
+                        {"method": m, "value": v, "strength": s, "note": "no feature chosen (too few roles)"}
+                    )
                     continue
                 steered = w[w["target"] == v].drop(columns=["target"])
                 steered = steered.set_index(steered["player_name"].fillna(""))[list(base.columns)]
@@ -543,7 +559,11 @@ def best_table(cmp: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["value", "method", "strength", "efficacy"])
     ok = cmp[cmp["admissible"].fillna(False).astype(bool) & cmp["efficacy"].notna()]
     best = ok.sort_values("efficacy", ascending=False).drop_duplicates(["value", "method"])
-    miss = cmp[["value", "method"]].drop_duplicates().merge(best[["value", "method"]], how="left", indicator=True)
+    miss = (
+        cmp[["value", "method"]]
+        .drop_duplicates()
+        .merge(best[["value", "method"]], how="left", indicator=True)
+    )
     miss = miss[miss["_merge"] == "left_only"].drop(columns="_merge").assign(note="no admissible strength")
     return pd.concat([best, miss], ignore_index=True).sort_values(["value", "method"]).reset_index(drop=True)
 
@@ -566,8 +586,10 @@ def verdict(best: pd.DataFrame) -> str:
         return "No method had an admissible strength with enough test roles to be ranked."
     per = "; ".join(f"{v}: {m}" for v, m in w["per_value"].items())
     eff = w["mean_efficacy"]
-    return (f"Overall {w['overall']} moved the targeted value most within the fluency bound "
-            f"(mean {eff[w['overall']]:+.2f} between-role SD), winning per value: {per}.")
+    return (
+        f"Overall {w['overall']} moved the targeted value most within the fluency bound "
+        f"(mean {eff[w['overall']]:+.2f} between-role SD), winning per value: {per}."
+    )
 
 
 def plot_tradeoff(cmp: pd.DataFrame, bound: float, path: Path) -> None:
@@ -579,7 +601,12 @@ def plot_tradeoff(cmp: pd.DataFrame, bound: float, path: Path) -> None:
     from mechvalue.analysis.plots import _save
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    g = cmp.dropna(subset=["efficacy"]).groupby(["method", "strength"])[["kl", "efficacy"]].mean().reset_index()
+    g = (
+        cmp.dropna(subset=["efficacy"])
+        .groupby(["method", "strength"])[["kl", "efficacy"]]
+        .mean()
+        .reset_index()
+    )
     for m, d in g.groupby("method"):
         d = d.sort_values("strength")
         ax.plot(d["kl"], d["efficacy"], "o-", label=m)
@@ -599,7 +626,9 @@ def plot_selectivity(best: pd.DataFrame, path: Path) -> None:
         return
     t = best.pivot_table(index="method", columns="value", values="selectivity", aggfunc="first")
     lim = float(np.nanmax(np.abs(t.to_numpy()))) or 1.0
-    heatmap(t, path, "Selectivity at the best admissible strength (target / mean off-target change)", -lim, lim)
+    heatmap(
+        t, path, "Selectivity at the best admissible strength (target / mean off-target change)", -lim, lim
+    )
 
 
 def report_section(out: str | Path) -> dict:

@@ -104,7 +104,9 @@ def cache_activations(
                 "prompts": tok_hash, "n_prompts": len(prompts)}  # fmt: skip
     h = settings_hash(settings)
     try:
-        return _cache(model, prompts, hooks, out, positions, batch_size, storage, compression, settings, h, progress)
+        return _cache(
+            model, prompts, hooks, out, positions, batch_size, storage, compression, settings, h, progress
+        )
     except OSError as e:  # a full disk, a vanished mount: the committed batches stay valid
         why = "disk full" if e.errno == errno.ENOSPC else (e.strerror or str(e).split("(")[0].strip())
         raise MechValueError(f"{out}: cannot write ({why}); the batches committed so far are kept, "
@@ -164,7 +166,9 @@ def _open(out: Path, h: str, settings: dict, hooks: list[str], model, storage: s
             _truncate(f, *_last_commit(f))  # drop a batch half-written when the run was killed
         except (KeyError, OSError, ValueError) as e:
             f.close()
-            raise MechValueError(f"{out}: damaged activation cache ({e}); try `mechvalue cache --repair {out}`") from None
+            raise MechValueError(
+                f"{out}: damaged activation cache ({e}); try `mechvalue cache --repair {out}`"
+            ) from None
         return f
     tmp = out.with_name(out.name + ".init")
     with h5py.File(tmp, "w") as f:
@@ -316,7 +320,9 @@ class ActivationStore:
             self.prompt_id = self.f["prompt_id"][: self.n]
         except (KeyError, OSError, ValueError) as e:
             self.f.close()
-            raise MechValueError(f"{path}: damaged activation cache ({e}); see `mechvalue cache --verify`") from None
+            raise MechValueError(
+                f"{path}: damaged activation cache ({e}); see `mechvalue cache --verify`"
+            ) from None
 
     def _decode(self, arr: np.ndarray, device="cpu") -> Float[Tensor, "rows d"]:
         t = torch.from_numpy(np.ascontiguousarray(arr))
@@ -440,13 +446,17 @@ def repair(path: str | Path) -> dict:
             n_prompts = int(json.loads(f.attrs["settings"])["n_prompts"])
             rows_before = min(f[n].shape[0] for n in [*hooks, *INDEX])
         except (KeyError, OSError, ValueError) as e:
-            raise MechValueError(f"{path}: cannot be repaired, its header is damaged ({e}); delete it") from None
+            raise MechValueError(
+                f"{path}: cannot be repaired, its header is damaged ({e}); delete it"
+            ) from None
         problems, k = _batch_problems(f, hooks, storage, n_prompts)
         problems = [p for p in problems if "non-finite" not in p]  # values as computed: kept
         rec = _records(f)[:k]
         rows, prompts = (int(rec[-1, 0]), int(rec[-1, 1])) if len(rec) else (0, 0)
         if "commits" not in f:
-            f.create_dataset("commits", data=rec.reshape(-1, 3), maxshape=(None, 3), chunks=(256, 3), fillvalue=-1)
+            f.create_dataset(
+                "commits", data=rec.reshape(-1, 3), maxshape=(None, 3), chunks=(256, 3), fillvalue=-1
+            )
         _truncate(f, rows, prompts, len(rec))
         if prompts < n_prompts:
             f.attrs["complete"] = False

@@ -9,15 +9,15 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 import torch
 from torch import Tensor
 
 from mechvalue.errors import MechValueError
 from mechvalue.interp.sae import SAE, SAEConfig
+from mechvalue.lm.models import DType
 
-DType = Literal["float32", "bfloat16", "float16"]
 # (folder, hook_name override or None) -> SAE on the CPU in float32
 Loader = Callable[[Path, "str | None"], SAE]
 
@@ -97,13 +97,19 @@ def _peek_json(file: Path) -> dict[str, Any]:
     return cfg if isinstance(cfg, dict) else {}
 
 
-def _check_shapes(file: Path, shapes: Mapping[str, tuple[int, ...]], expected: Mapping[str, tuple[int, ...]]) -> None:
+def _check_shapes(
+    file: Path, shapes: Mapping[str, tuple[int, ...]], expected: Mapping[str, tuple[int, ...]]
+) -> None:
     """Every expected tensor is in the file with the expected shape; the error names file and tensor."""
     for name, want in expected.items():
         if name not in shapes:
-            raise MechValueError(f"{file}: no tensor {name!r} (it holds {', '.join(sorted(shapes)) or 'nothing'})")
+            raise MechValueError(
+                f"{file}: no tensor {name!r} (it holds {', '.join(sorted(shapes)) or 'nothing'})"
+            )
         if tuple(shapes[name]) != tuple(want):
-            raise MechValueError(f"{file}: tensor {name!r} has shape {tuple(shapes[name])}, expected {tuple(want)}")
+            raise MechValueError(
+                f"{file}: tensor {name!r} has shape {tuple(shapes[name])}, expected {tuple(want)}"
+            )
 
 
 def _safetensors_shapes(file: Path) -> dict[str, tuple[int, ...]]:
@@ -115,7 +121,9 @@ def _safetensors_shapes(file: Path) -> dict[str, tuple[int, ...]]:
         with safe_open(str(file), framework="pt") as f:
             return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
     except Exception as e:  # a truncated or foreign file
-        raise MechValueError(f"{file}: not a readable safetensors file ({str(e).splitlines()[0][:160]})") from None
+        raise MechValueError(
+            f"{file}: not a readable safetensors file ({str(e).splitlines()[0][:160]})"
+        ) from None
 
 
 def _load_safetensors(file: Path) -> dict[str, Tensor]:
@@ -170,13 +178,22 @@ def _load_saelens(path: Path, hook_name: str | None) -> SAE:
     cfg = _read_json(path / "cfg.json")
     file = path / "sae_weights.safetensors"
     shapes = _safetensors_shapes(file)
-    if cfg.get("architecture", "standard") in ("standard", "jumprelu", "topk") and {"d_in", "d_sae"} <= cfg.keys():
+    if (
+        cfg.get("architecture", "standard") in ("standard", "jumprelu", "topk")
+        and {"d_in", "d_sae"} <= cfg.keys()
+    ):
         d_in, d_sae = int(cfg["d_in"]), int(cfg["d_sae"])
-        _check_shapes(file, shapes, {"W_enc": (d_in, d_sae), "b_enc": (d_sae,), "W_dec": (d_sae, d_in), "b_dec": (d_in,)})
+        _check_shapes(
+            file,
+            shapes,
+            {"W_enc": (d_in, d_sae), "b_enc": (d_sae,), "W_dec": (d_sae, d_in), "b_dec": (d_in,)},
+        )
     try:
         from sae_lens import SAE as LensSAE
     except ImportError:
-        raise MechValueError(f"{path}: a SAELens folder; reading it needs sae-lens (pip install sae-lens)") from None
+        raise MechValueError(
+            f"{path}: a SAELens folder; reading it needs sae-lens (pip install sae-lens)"
+        ) from None
     try:
         lens = LensSAE.load_from_disk(str(path), device="cpu")
     except Exception as e:
@@ -189,17 +206,25 @@ def from_saelens(lens: Any, hook_name: str | None = None, where: str = "SAELens 
     arch = lens.cfg.architecture()
     act = {"standard": "relu", "jumprelu": "jumprelu", "topk": "topk"}.get(arch)
     if act is None:
-        raise MechValueError(f"{where}: SAELens architecture {arch!r} is not supported (standard, jumprelu, topk)")
+        raise MechValueError(
+            f"{where}: SAELens architecture {arch!r} is not supported (standard, jumprelu, topk)"
+        )
     # SAELens applies "expected_average_only_in" at load time (folded) or not at all; the others run per token
     norm = getattr(lens.cfg, "normalize_activations", "none") or "none"
     if norm not in ("none", "expected_average_only_in"):
         raise MechValueError(f"{where}: normalize_activations={norm!r} is not supported (only 'none')")
     if (getattr(lens.cfg, "reshape_activations", "none") or "none") != "none":
-        raise MechValueError(f"{where}: reshape_activations={lens.cfg.reshape_activations!r} (hook_z SAEs) is not supported")
+        raise MechValueError(
+            f"{where}: reshape_activations={lens.cfg.reshape_activations!r} (hook_z SAEs) is not supported"
+        )
     hook = hook_name or getattr(lens.cfg.metadata, "hook_name", None) or ""
     cfg = SAEConfig(lens.cfg.d_in, lens.cfg.d_sae, act, int(getattr(lens.cfg, "k", 32)), hook,  # type: ignore[arg-type]
                     bool(lens.cfg.apply_b_dec_to_input))  # fmt: skip
-    W_enc, b_enc, W_dec = lens.W_enc.detach().float(), lens.b_enc.detach().float(), lens.W_dec.detach().float()
+    W_enc, b_enc, W_dec = (
+        lens.W_enc.detach().float(),
+        lens.b_enc.detach().float(),
+        lens.W_dec.detach().float(),
+    )
     if act == "topk" and getattr(lens.cfg, "rescale_acts_by_decoder_norm", False):
         # SAELens scales pre-activations by |W_dec row| and divides it out again when decoding: fold it in
         n = W_dec.norm(dim=1)
@@ -227,11 +252,15 @@ def load_release(release: str, sae_id: str, hook_name: str | None = None) -> SAE
             get_repo_id_and_folder_name,
         )
     except ImportError:
-        raise MechValueError(f"SAELens release {release}:{sae_id}: needs sae-lens (pip install sae-lens)") from None
+        raise MechValueError(
+            f"SAELens release {release}:{sae_id}: needs sae-lens (pip install sae-lens)"
+        ) from None
     directory = get_pretrained_saes_directory()
     if release not in directory:
         near = sorted(r for r in directory if release.split("-")[0].lower() in r.lower())[:8]
-        raise MechValueError(f"unknown SAELens release {release!r}" + (f" (similar: {', '.join(near)})" if near else ""))
+        raise MechValueError(
+            f"unknown SAELens release {release!r}" + (f" (similar: {', '.join(near)})" if near else "")
+        )
     ids = list(directory[release].saes_map)
     if sae_id not in ids:
         raise MechValueError(f"SAELens release {release!r} has no SAE {sae_id!r} (it has {', '.join(ids[:8])}"
@@ -275,13 +304,17 @@ def gemma_scope_hook_name(file: str | Path) -> str:
     layers = [int(m.group(1)) for part in parts if (m := re.fullmatch(r"layer_(\d+)", part))]
     sites = [m.group(1) for part in parts if (m := _GEMMA_SCOPE_SITE.search(part.lower()))]
     if "embedding" in parts:
-        raise MechValueError(f"{file}: Gemma Scope embedding SAEs are not supported (pass hook_name= to force one)")
+        raise MechValueError(
+            f"{file}: Gemma Scope embedding SAEs are not supported (pass hook_name= to force one)"
+        )
     if not layers:
         raise MechValueError(f"{file}: no layer_<n> folder in the path to tell the layer; lay it out as Gemma "
                              "Scope does (layer_12/width_16k/average_l0_82/params.npz) or pass hook_name=")  # fmt: skip
     site = sites[-1] if sites else "res"
     if site not in ("res", "mlp"):
-        raise MechValueError(f"{file}: Gemma Scope '{site}' SAEs are not supported (residual and MLP-output SAEs are)")
+        raise MechValueError(
+            f"{file}: Gemma Scope '{site}' SAEs are not supported (residual and MLP-output SAEs are)"
+        )
     return f"blocks.{layers[-1]}.hook_resid_post" if site == "res" else f"blocks.{layers[-1]}.hook_mlp_out"
 
 
@@ -297,10 +330,16 @@ def _load_gemma_scope(path: Path, hook_name: str | None) -> SAE:
         raise MechValueError(f"{file}: not a readable .npz file ({e})") from None
     shapes = {k: tuple(v.shape) for k, v in arrays.items()}
     if "W_enc" not in shapes or len(shapes["W_enc"]) != 2:
-        got = f"has shape {shapes['W_enc']}" if "W_enc" in shapes else f"is missing (it holds {', '.join(sorted(shapes))})"
+        got = (
+            f"has shape {shapes['W_enc']}"
+            if "W_enc" in shapes
+            else f"is missing (it holds {', '.join(sorted(shapes))})"
+        )
         raise MechValueError(f"{file}: tensor 'W_enc' {got}, expected (d_in, d_sae)")
     d_in, d_sae = shapes["W_enc"]
-    _check_shapes(file, shapes, {"W_dec": (d_sae, d_in), "b_enc": (d_sae,), "b_dec": (d_in,), "threshold": (d_sae,)})
+    _check_shapes(
+        file, shapes, {"W_dec": (d_sae, d_in), "b_enc": (d_sae,), "b_dec": (d_in,), "threshold": (d_sae,)}
+    )
     hook = hook_name or gemma_scope_hook_name(file)
     # Gemma Scope encodes x @ W_enc + b_enc (no b_dec subtracted), keeps ReLU(pre) where pre > threshold
     sae = SAE(SAEConfig(d_in, d_sae, "jumprelu", hook_name=hook, apply_b_dec_to_input=False))
@@ -325,7 +364,9 @@ def _is_sparsify_leaf(path: Path) -> bool:
     if not (path / "cfg.json").is_file() or (path / "sae_weights.safetensors").exists():
         return False
     cfg = _peek_json(path / "cfg.json")
-    return "d_sae" not in cfg and ((path / "sae.safetensors").exists() or {"num_latents", "expansion_factor"} & cfg.keys())
+    return "d_sae" not in cfg and (
+        (path / "sae.safetensors").exists() or {"num_latents", "expansion_factor"} & cfg.keys()
+    )
 
 
 def _sparsify_hookpoints(path: Path) -> list[Path]:
@@ -352,7 +393,12 @@ def _load_sparsify(path: Path, hook_name: str | None) -> SAE:
         raise MechValueError(f"{cfg_file}: no 'd_in' (sparsify's save_to_disk writes it)")
     d_in = int(cfg["d_in"])
     d_sae = int(cfg.get("num_latents") or 0) or d_in * int(cfg.get("expansion_factor", 32))
-    for key, ok in (("activation", "topk"), ("transcode", False), ("skip_connection", False), ("signed", False)):
+    for key, ok in (
+        ("activation", "topk"),
+        ("transcode", False),
+        ("skip_connection", False),
+        ("signed", False),
+    ):
         if cfg.get(key, ok) != ok:
             raise MechValueError(f"{cfg_file}: {key}={cfg[key]!r} is not supported (TopK SAEs only)")
     file = path / "sae.safetensors"
@@ -374,9 +420,17 @@ FORMATS: dict[str, SAEFormat] = {
     for f in (
         SAEFormat("mechvalue", "mechvalue_sae.json + sae.safetensors", _is_mechvalue, _load_mechvalue),
         SAEFormat("saelens", "cfg.json + sae_weights.safetensors", _is_saelens, _load_saelens),
-        SAEFormat("sparsify", "cfg.json + sae.safetensors, or a folder of such hookpoint folders (layers.<n>)",
-                  _is_sparsify, _load_sparsify),  # fmt: skip
-        SAEFormat("gemma-scope", "params.npz with W_enc, W_dec, b_enc, b_dec, threshold under layer_<n>/",
-                  _is_gemma_scope, _load_gemma_scope),  # fmt: skip
+        SAEFormat(
+            "sparsify",
+            "cfg.json + sae.safetensors, or a folder of such hookpoint folders (layers.<n>)",
+            _is_sparsify,
+            _load_sparsify,
+        ),  # fmt: skip
+        SAEFormat(
+            "gemma-scope",
+            "params.npz with W_enc, W_dec, b_enc, b_dec, threshold under layer_<n>/",
+            _is_gemma_scope,
+            _load_gemma_scope,
+        ),  # fmt: skip
     )
 }

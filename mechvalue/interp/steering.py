@@ -21,11 +21,11 @@ from torch import Tensor
 from mechvalue.errors import MechValueError
 from mechvalue.interp.edit import SAEEdit
 from mechvalue.interp.sae import SAE
+from mechvalue.lm.batching import StudyWhere
 from mechvalue.lm.hooks import PositionedHook, Positions, check_hook_names, installed
 
 Mode = Literal["add", "clamp", "scale"]
 Units = Literal["raw", "typical"]
-StudyWhere = Literal["span", "prompt", "generated", "all"]
 MODES: tuple[str, ...] = get_args(Mode)
 UNITS: tuple[str, ...] = get_args(Units)
 WHERE: tuple[str, ...] = get_args(StudyWhere)
@@ -86,7 +86,9 @@ class SAEEditHook(PositionedHook):
         self.sae, self.spec = sae, spec
         self.mul, self.add = spec.edit_vectors(sae, typical)
         if bool((self.mul == 1).all() and (self.add == 0).all()):
-            raise MechValueError(f"{spec.mode} of {spec.features} by {spec.strength}: the hook would do nothing")
+            raise MechValueError(
+                f"{spec.mode} of {spec.features} by {spec.strength}: the hook would do nothing"
+            )
         self._opts, self._edits = (path, backend), {}
         first = self.prepared(sae.W_enc.dtype, sae.W_enc.device)  # checks path and backend now
         self.path, self.backend = first.path, first.backend

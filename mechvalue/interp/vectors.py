@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 from importlib import resources
-from typing import Literal, get_args
+from typing import get_args
 
 import pandas as pd
 import torch
@@ -24,21 +24,19 @@ from jaxtyping import Float
 from torch import Tensor
 
 from mechvalue.errors import MechValueError
-from mechvalue.lm.batching import chunks, left_pad
+from mechvalue.lm.batching import StudyWhere, chunks, left_pad
 from mechvalue.lm.hooks import PositionedHook, Positions, check_hook_names
 from mechvalue.lm.models import as_bridge, model_device
 from mechvalue.study.prompts import HardPrompt, RenderedPrompt, render
 from mechvalue.study.roles import Role
 
-Where = Literal["span", "prompt", "generated", "all"]
-
 
 def check_where(where: str) -> None:
-    if where not in get_args(Where):
-        raise MechValueError(f"where={where!r}: expected one of {', '.join(get_args(Where))}")
+    if where not in get_args(StudyWhere):
+        raise MechValueError(f"where={where!r}: expected one of {', '.join(get_args(StudyWhere))}")
 
 
-def steered_positions(p: RenderedPrompt, where: Where) -> list[int]:
+def steered_positions(p: RenderedPrompt, where: StudyWhere) -> list[int]:
     """Prompt positions a `where` hook edits: the span, every token (prompt, all), or for
     "generated" the last prompt token (its residual produces the first generated token)."""
     n = len(p.tokens)
@@ -93,7 +91,7 @@ def _check_value(train: pd.DataFrame, value: str) -> None:
 
 
 def diffmean_vector(model, train: pd.DataFrame, value: str, hook: str, roles: list[Role | None] = (None,),
-                    where: Where = "all", prompt_format: str = "chat",
+                    where: StudyWhere = "all", prompt_format: str = "chat",
                     batch_size: int = 16) -> Float[Tensor, " d_model"]:  # fmt: skip
     """DiffMean for `value` at `hook`: mean residual (over prompts and steered positions) with
     "inclined to V" minus with "disinclined to V", on `value`'s train items x `roles`.
@@ -152,7 +150,7 @@ def caa_vector(model, train: pd.DataFrame, value: str, hook: str, roles: list[Ro
     return a - residual_rows(model, hook, disagree, last(disagree), batch_size).mean(0)
 
 
-def residual_norm(model, hook: str, prompts: list[RenderedPrompt], where: Where = "all",
+def residual_norm(model, hook: str, prompts: list[RenderedPrompt], where: StudyWhere = "all",
                   batch_size: int = 16) -> float:  # fmt: skip
     """The strength unit: mean L2 norm of the residual at `hook` over the steered positions of
     unsteered `prompts`, position 0 (attention sink) left out."""
@@ -161,7 +159,9 @@ def residual_norm(model, hook: str, prompts: list[RenderedPrompt], where: Where 
     return float(residual_rows(model, hook, [p.tokens for p in prompts], pos, batch_size).norm(dim=-1).mean())
 
 
-def steering_vector(direction: Float[Tensor, " d_model"], strength: float, unit: float) -> Float[Tensor, " d_model"]:
+def steering_vector(
+    direction: Float[Tensor, " d_model"], strength: float, unit: float
+) -> Float[Tensor, " d_model"]:
     """`strength` x `unit` (the residual norm) along `direction` (normalised)."""
     n = float(direction.norm())
     if n == 0:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from jaxtyping import Bool, Int
 from torch import Tensor
+
+# Where a steering edit applies in the study's prompts: the " your values" span, every prompt token,
+# generated tokens only, or all (prompt and generated).
+StudyWhere = Literal["span", "prompt", "generated", "all"]
 
 
 def left_pad(
@@ -30,7 +36,7 @@ def span_mask(spans: list[tuple[int, int]], lengths: list[int], width: int) -> B
 
 
 def where_mask(
-    spans: list[tuple[int, int]], lengths: list[int], where: str, width: int
+    spans: list[tuple[int, int]], lengths: list[int], where: StudyWhere, width: int
 ) -> Bool[Tensor, "batch pos"]:
     """Prompt positions steered under `where`: the span, every prompt token (prompt, all), or none
     (generated: only the decoded tokens are edited)."""

@@ -75,7 +75,11 @@ def conditions(sae: SAE, typical: Tensor | None, spec: GridSpec, values: list[st
 
 def _fingerprint(spec: GridSpec, conds, roles, items: pd.DataFrame, measurer: dict, typical) -> str:
     """What a grid's rows depend on besides the model: its parts may only be reused under the same."""
-    t = hashlib.sha256(typical.detach().float().cpu().numpy().tobytes()).hexdigest() if typical is not None else None
+    t = (
+        hashlib.sha256(typical.detach().float().cpu().numpy().tobytes()).hexdigest()
+        if typical is not None
+        else None
+    )
     key = {"spec": asdict(spec), "conditions": [c.describe() for c in conds], "typical": t,
            "roles": [[r.name, r.trait] if r else None for r in roles], "measurer": measurer,
            "items": items[["item", "question", "value", "agreement"]].astype(str).values.tolist()}  # fmt: skip
@@ -138,7 +142,9 @@ def run_grid(measurer: Measurer, items: pd.DataFrame, roles: list[Role | None], 
                       sae_path, labels)  # fmt: skip
         per = roles_per_task(len(roles), len(conds), executor.workers(model))
         executor.run_tasks("grid", parts.pending(per), parts.done, local=local, job=job, model=model)
-    long_parts = [pd.read_csv(parts.part(k), keep_default_na=False, na_values=[""]) for k in range(len(conds))]
+    long_parts = [
+        pd.read_csv(parts.part(k), keep_default_na=False, na_values=[""]) for k in range(len(conds))
+    ]
     long = pd.concat(long_parts, ignore_index=True)
     label_str = long["steer_dim"].astype(str)
     tables = {"steer": wide_table(long[~is_hard(long["steer_dim"])]), "items": long}

@@ -17,7 +17,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from mechvalue.errors import MechValueError
-from mechvalue.lm.batching import chunks, where_mask
+from mechvalue.lm.batching import StudyWhere, chunks, where_mask
 from mechvalue.lm.generation import greedy_generate, last_logits, prefix_last_logits
 from mechvalue.lm.hooks import PositionedHook
 from mechvalue.lm.models import as_bridge, check_prompt_format
@@ -64,7 +64,6 @@ def answer_token_ids(tokenizer) -> dict[str, list[int]]:
 SIGN = {"yes": 1, "no": -1, "unsure": 0}
 Scoring = Literal["logprob", "generate", "likert"]
 SCORINGS: tuple[str, ...] = get_args(Scoring)
-Where = Literal["span", "prompt", "generated", "all"]
 
 
 @dataclass
@@ -78,12 +77,12 @@ class Condition:
     label: object = None  # None = unsteered (NaN in the study's tables)
     hooks: list = field(default_factory=list)
     hard: dict[str, HardPrompt] | None = None  # value -> hard prompt for that value's items
-    where: Where = "span"  # span | prompt | generated | all (generated tokens: `generate` only)
+    where: StudyWhere = "span"  # span | prompt | generated | all (generated tokens: `generate` only)
     info: dict = field(default_factory=lambda: {"kind": "unsteered"})
 
     def __post_init__(self):
-        if self.where not in get_args(Where):
-            raise MechValueError(f"where={self.where!r}: expected one of {', '.join(get_args(Where))}")
+        if self.where not in get_args(StudyWhere):
+            raise MechValueError(f"where={self.where!r}: expected one of {', '.join(get_args(StudyWhere))}")
 
     def describe(self) -> dict:
         return {"label": self.label, **self.info}
