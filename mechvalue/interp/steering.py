@@ -74,6 +74,11 @@ class SteeringSpec:
         return mul, add
 
 
+def is_identity(mul: Tensor, add: Tensor) -> bool:
+    """Whether the edit f' = f * mul + add leaves every feature as it is."""
+    return bool((mul == 1).all() and (add == 0).all())
+
+
 class SAEEditHook(PositionedHook):
     """f' = f * mul + add on the SAE's features of the residual stream, at fixed positions
     (every position by default); the SAE's reconstruction error is kept exactly."""
@@ -85,7 +90,7 @@ class SAEEditHook(PositionedHook):
         super().__init__(positions)
         self.sae, self.spec = sae, spec
         self.mul, self.add = spec.edit_vectors(sae, typical)
-        if bool((self.mul == 1).all() and (self.add == 0).all()):
+        if is_identity(self.mul, self.add):
             raise MechValueError(
                 f"{spec.mode} of {spec.features} by {spec.strength}: the hook would do nothing"
             )

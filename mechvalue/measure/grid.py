@@ -22,7 +22,7 @@ from torch import Tensor
 
 from mechvalue.errors import MechValueError
 from mechvalue.interp.sae import SAE
-from mechvalue.interp.steering import SAEEditHook, SteeringSpec
+from mechvalue.interp.steering import SAEEditHook, SteeringSpec, is_identity
 from mechvalue.io import write_csv, write_json
 from mechvalue.measure.scoring import Condition, Measurer
 from mechvalue.study.prompts import HardPrompt
@@ -61,12 +61,14 @@ def conditions(sae: SAE, typical: Tensor | None, spec: GridSpec, values: list[st
     several = len(spec.strengths) > 1
     for f in spec.features:
         for s in spec.strengths:
-            hook = SAEEditHook(sae, SteeringSpec([f], spec.mode, s, spec.where, spec.units), typical=typical)
+            steer = SteeringSpec([f], spec.mode, s, spec.where, spec.units)
             info = {"kind": "sae", "feature": f, "strength": s, "mode": spec.mode, "where": spec.where,
                     "units": spec.units}  # fmt: skip
-            out.append(
-                Condition(label(f, s, several), [(sae.cfg.hook_name, hook)], where=spec.where, info=info)
-            )
+            # a zero edit (a control condition) is the identity: measured without a hook, which a
+            # hook that would do nothing refuses to be
+            hooks = [] if is_identity(*steer.edit_vectors(sae, typical)) else [
+                (sae.cfg.hook_name, SAEEditHook(sae, steer, typical=typical))]  # fmt: skip
+            out.append(Condition(label(f, s, several), hooks, where=spec.where, info=info))
     if spec.hard_prompts:
         for d, name in HARD_LABELS.items():
             out.append(Condition(name, hard=hard_prompts(values, d), info={"kind": "hard", "direction": d}))
