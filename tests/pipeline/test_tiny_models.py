@@ -4,22 +4,30 @@ TopK SAE. The numbers mean nothing on random weights; every stage and the report
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from mechvalue.cli.main import main
 from mechvalue.pipeline.stages import STAGES
 from tests.interp.sae_fixtures import write_gemma_scope, write_sparsify
 from tests.lm.tiny import D_MODEL, write_tiny
 
 LAYER = 1
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(tmp_path, monkeypatch, model, sae, *extra):
+    """The command as a user types it, in a fresh process (nothing shared with earlier tests)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MECHVALUE_HUMAN", raising=False)
     out = tmp_path / "run"
     args = ["run", "--quick", "--model", str(model), "--sae", str(sae), "--layer", str(LAYER), *extra]
-    assert main([*args, "--out", str(out)]) == 0
+    r = subprocess.run([sys.executable, "-m", "mechvalue.cli", *args, "--out", str(out)], capture_output=True,
+                       text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
     for s, _ in STAGES:
         assert (out / s / "done.json").exists(), s
     assert "Value profile" in (out / "report" / "report.html").read_text()
