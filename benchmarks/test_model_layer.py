@@ -95,8 +95,10 @@ def test_bridge_vs_hooked_transformer(smollm2):
     from mechvalue.study import inventory as inv
 
     qs = list(inv.load_inventory()["question"][:16])
-    batches = [[render(q, r, info.prompt_format, tok, answer_prefix="Answer:").tokens for q in qs]
-               for r in generate_roles(2, 0)]  # fmt: skip  (2 batches of 16 sharing a prefix)
+    batches = [
+        [render(q, r, info.prompt_format, tok, answer_prefix="Answer:").tokens for q in qs]
+        for r in generate_roles(2, 0)
+    ]  # fmt: skip  (2 batches of 16 sharing a prefix)
     n_items = sum(map(len, batches))
 
     def score(fn, model):

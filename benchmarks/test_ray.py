@@ -30,20 +30,32 @@ def test_quick_grid_local_vs_ray_1_and_2_workers(smollm2, tmp_path):
     cores = os.cpu_count() or 2
     torch.set_num_threads(cores)  # local: every core, as a Ray worker given all of them
     torch.manual_seed(0)
-    sae = SAE(SAEConfig(model.cfg.d_model, 512, hook_name="blocks.15.hook_resid_post"))  # the quick SAE's shape
+    sae = SAE(
+        SAEConfig(model.cfg.d_model, 512, hook_name="blocks.15.hook_resid_post")
+    )  # the quick SAE's shape
     sae.save(tmp_path / "sae")
     items = inv.load_inventory()
-    items = items[items["value"].isin(list(items["value"].unique())[: int(os.environ.get("MV_BENCH_VALUES", "99"))])]
-    items = items.groupby("value", sort=False).head(int(os.environ.get("MV_BENCH_ITEMS", "2"))).reset_index(drop=True)
+    items = items[
+        items["value"].isin(list(items["value"].unique())[: int(os.environ.get("MV_BENCH_VALUES", "99"))])
+    ]
+    items = (
+        items.groupby("value", sort=False)
+        .head(int(os.environ.get("MV_BENCH_ITEMS", "2")))
+        .reset_index(drop=True)
+    )
     roles = [None, *generate_roles(2, 0)]
     spec, typical = GridSpec([3, 7], [30.0]), torch.ones(512)
     m = Measurer(model, info.prompt_format)
     t0 = time.perf_counter()
-    ray.init(num_cpus=2 * cores, include_dashboard=False, log_to_driver=False, object_store_memory=256 * 2**20)
+    ray.init(
+        num_cpus=2 * cores, include_dashboard=False, log_to_driver=False, object_store_memory=256 * 2**20
+    )
     t_init = time.perf_counter() - t0  # logical CPUs for both pools; only one pool works at a time
     try:
         one = RayExecutor(ExecutorConfig("ray", workers=1, cpus_per_worker=cores), progress=False)
-        two = RayExecutor(ExecutorConfig("ray", workers=2, cpus_per_worker=max(1, cores // 2)), progress=False)
+        two = RayExecutor(
+            ExecutorConfig("ray", workers=2, cpus_per_worker=max(1, cores // 2)), progress=False
+        )
         t0 = time.perf_counter()
         one.worker_pids(info)  # returns once the worker has loaded the model
         t_load = time.perf_counter() - t0

@@ -32,9 +32,13 @@ def read_text(path: str | Path, what: str) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise MechValueError(f"{p}: the {what} file is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+        raise MechValueError(
+            f"{p}: the {what} file is not UTF-8 text (byte {e.start}); save it as UTF-8"
+        ) from None
     if "\x00" in text:
-        raise MechValueError(f"{p}: the {what} file holds NUL bytes (binary, or UTF-16); save it as UTF-8 CSV/JSON")
+        raise MechValueError(
+            f"{p}: the {what} file holds NUL bytes (binary, or UTF-16); save it as UTF-8 CSV/JSON"
+        )
     return text
 
 
@@ -46,7 +50,9 @@ def read_csv(path: str | Path, what: str, **kw: Any) -> pd.DataFrame:
         header = next(rows)
         for i, row in enumerate(rows, start=2):  # a row with more or fewer fields than the header
             if row and len(row) != len(header):
-                raise MechValueError(f"{path}: {what} row {i} has {len(row)} fields, the header {len(header)}")
+                raise MechValueError(
+                    f"{path}: {what} row {i} has {len(row)} fields, the header {len(header)}"
+                )
     except (csv.Error, StopIteration) as e:
         raise MechValueError(f"{path}: {what} is not CSV ({e})") from None
     names = [h.strip() for h in header[1:]] if kw.get("index_col") == 0 else [h.strip() for h in header]
@@ -93,6 +99,8 @@ def read_json(path: str | Path, what: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise MechValueError(f"{path}: {what} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+        raise MechValueError(
+            f"{path}: {what} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})"
+        ) from None
     except RecursionError:
         raise MechValueError(f"{path}: {what} is nested too deeply") from None

@@ -76,7 +76,9 @@ def load_graph(path: str | Path, key: str | None = None) -> ValueGraph:
 
 def _graph_from(p: str, data, key: str | None) -> ValueGraph:
     if not isinstance(data, dict):
-        raise MechValueError(f"{p}: a graph JSON is an object with 'nodes' and 'edges', not {type(data).__name__}")
+        raise MechValueError(
+            f"{p}: a graph JSON is an object with 'nodes' and 'edges', not {type(data).__name__}"
+        )
     if "graphs" in data:
         if not isinstance(data["graphs"], dict) or key not in data["graphs"]:
             raise MechValueError(f"{p}: give one of the graphs {sorted(data['graphs'])} as FILE:key")
@@ -92,7 +94,9 @@ def _graph_from(p: str, data, key: str | None) -> ValueGraph:
         elif isinstance(e, dict) and "source" in e and "target" in e:
             edges.append(Edge(e["source"], e["target"], e.get("kind", "directed")))
         else:
-            raise MechValueError(f"{p}: edge {i} is not {{'source', 'target', 'kind'}} nor [source, target, ...]")
+            raise MechValueError(
+                f"{p}: edge {i} is not {{'source', 'target', 'kind'}} nor [source, target, ...]"
+            )
         if edges[-1].kind not in KINDS:
             raise MechValueError(f"{p}: edge {i} has unknown kind {edges[-1].kind!r} (one of {KINDS})")
     _check_nodes(p, nodes, edges)

@@ -43,7 +43,9 @@ def pvq40_value_scores(path: str | Path) -> pd.DataFrame:
                              f"a graph needs at least {len(SCHWARTZ_VALUES) + 2}")  # fmt: skip
     const = [v for v in SCHWARTZ_VALUES if scores[v].nunique() <= 1]
     if const:
-        raise MechValueError(f"{path}: value score(s) {const} are the same for everyone; no graph can be learned")
+        raise MechValueError(
+            f"{path}: value score(s) {const} are the same for everyone; no graph can be learned"
+        )
     return scores
 
 

@@ -62,7 +62,9 @@ def cmd_cache(a: argparse.Namespace) -> None:
             ids = model.tokenizer(t, add_special_tokens=False)["input_ids"]
             prompts.append(CachePrompt(([model.tokenizer.bos_token_id] if bos else []) + ids))
     hooks = csv_list(a.hooks)
-    cache_activations(model, prompts, hooks, a.out, positions, a.batch_size, a.store_dtype, a.compression, a.model)
+    cache_activations(
+        model, prompts, hooks, a.out, positions, a.batch_size, a.store_dtype, a.compression, a.model
+    )
     print(json.dumps(verify(a.out), indent=1))
 
 

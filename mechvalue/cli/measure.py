@@ -45,7 +45,9 @@ def register(sub) -> None:
     m.add_argument("--min-items", type=int, default=0)
     m.add_argument("--players", default=None, help="study players*.json instead of generated roles")
     m.add_argument("--scoring", choices=["logprob", "generate", "likert"], default="logprob")
-    m.add_argument("--form", choices=FORMS, default="study", help="the instrument's wording (robustness checks)")
+    m.add_argument(
+        "--form", choices=FORMS, default="study", help="the instrument's wording (robustness checks)"
+    )
     m.add_argument("--batch-size", type=int, default=16)
     m.add_argument("--max-new-tokens", type=int, default=100)
     add_executor_args(m)

@@ -19,7 +19,11 @@ def cmd_run(a: argparse.Namespace) -> None:
           "roles": a.roles, "grid_roles": a.grid_roles, "features": a.features, "strength": a.strength,
           "bootstrap": a.bootstrap, "seed": a.seed, "device": a.device, "dtype": a.dtype,
           "prompt_format": a.prompt_format, "human": human}  # fmt: skip
-    cfg = RunConfig.quick_preset(**kw) if a.quick else RunConfig(**{k: v for k, v in kw.items() if v is not None})
+    cfg = (
+        RunConfig.quick_preset(**kw)
+        if a.quick
+        else RunConfig(**{k: v for k, v in kw.items() if v is not None})
+    )
     with executor_from_args(a) as ex:
         print(f"report: {run(a.out, cfg, executor=ex)}")
 
@@ -69,7 +73,11 @@ def cmd_steer_grid(a: argparse.Namespace) -> None:
 def register(sub) -> None:
     r = sub.add_parser("run", help="the whole study on one model, resumable, with an HTML report")
     add_model_args(r, model=None, device=None)
-    r.add_argument("--sae", default=None, help="'train' (default) or an SAE folder (mechvalue, SAELens, sparsify, Gemma Scope) or a SAELens release:sae_id")
+    r.add_argument(
+        "--sae",
+        default=None,
+        help="'train' (default) or an SAE folder (mechvalue, SAELens, sparsify, Gemma Scope) or a SAELens release:sae_id",
+    )
     r.add_argument("--layer", type=int, default=None)
     r.add_argument("--inventory", default=None)
     r.add_argument("--questionnaire", default=None)
@@ -91,7 +99,11 @@ def register(sub) -> None:
 
     g = sub.add_parser("steer-grid", help="roles x steering conditions, in the study's table schema")
     add_model_args(g)
-    g.add_argument("--sae", required=True, help="SAE folder (mechvalue, SAELens, sparsify, Gemma Scope) or a SAELens release:sae_id")
+    g.add_argument(
+        "--sae",
+        required=True,
+        help="SAE folder (mechvalue, SAELens, sparsify, Gemma Scope) or a SAELens release:sae_id",
+    )
     g.add_argument("--features", default=None, help="comma-separated feature ids")
     g.add_argument("--top-k", type=int, default=5, help="without --features: most active on ' your values'")
     g.add_argument("--strengths", default="30", help="comma-separated strengths")

@@ -54,24 +54,40 @@ def cmd_steer_compare(a: argparse.Namespace) -> None:
         sae = load_sae(str(sae_path), a.device)
         if sae.cfg.hook_name != hook:
             raise MechValueError(f"--layer {a.layer}: the SAE reads {sae.cfg.hook_name}")
-        own = sae_path.parent / "activations.h5"  # the recipe's training cache: typical activations as steer-grid
+        own = (
+            sae_path.parent / "activations.h5"
+        )  # the recipe's training cache: typical activations as steer-grid
         typical = typical_from_store(sae, own) if own.exists() else None
     model, info = load_model(a.model, a.device, a.dtype, a.prompt_format)
     graph, gname = value_graph(values, a.human or default_human_answers(), a.graph)
     roles = generate_roles(a.roles, a.seed)
-    res = run_compare(model, Measurer(model, info.prompt_format), sae, typical, items, roles, spec, a.out, graph,
-                      graph_name=gname)
+    res = run_compare(
+        model,
+        Measurer(model, info.prompt_format),
+        sae,
+        typical,
+        items,
+        roles,
+        spec,
+        a.out,
+        graph,
+        graph_name=gname,
+    )
     print(f"wrote {Path(a.out) / 'compare.csv'} ({len(res['compare'])} rows), best.csv; graph: {gname}")
     print(res["summary"]["verdict"])
 
 
 def register(sub) -> None:
-    p = sub.add_parser("steer-compare", help="prompting, DiffMean, CAA and SAE features on one held-out value test")
+    p = sub.add_parser(
+        "steer-compare", help="prompting, DiffMean, CAA and SAE features on one held-out value test"
+    )
     add_model_args(p)
     p.add_argument("--sae", default=None, help="SAE folder (default: the recipe's for --layer)")
     p.add_argument("--layer", type=int, default=15)
     p.add_argument("--values", default=None, help="comma-separated target values (default: all)")
-    p.add_argument("--methods", default=None, help="comma-separated: prompting,diffmean,caa,sae_span,sae_corr,sae_grad")
+    p.add_argument(
+        "--methods", default=None, help="comma-separated: prompting,diffmean,caa,sae_span,sae_corr,sae_grad"
+    )
     p.add_argument("--vector-strengths", default="0.25,0.5,1", help="residual-norm units")
     p.add_argument("--sae-strengths", default="4,8,16", help="typical-activation units")
     p.add_argument("--where", choices=["prompt", "all"], default="all")

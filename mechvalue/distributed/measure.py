@@ -31,7 +31,8 @@ def measure_roles(measurer, items: pd.DataFrame, roles: list[Role | None], execu
     tasks = [Task(0, lo, min(lo + per, len(roles)), "unsteered") for lo in range(0, len(roles), per)]
     got: dict[int, pd.DataFrame] = {}
     job = GridJob(f"measure:{uuid.uuid4()}", items, roles, measurer_settings(measurer), labels=["None"])
-    executor.run_tasks(stage, tasks, lambda t, rows: got.__setitem__(t.lo, rows), model=model, job=job,
-                       local=local)
+    executor.run_tasks(
+        stage, tasks, lambda t, rows: got.__setitem__(t.lo, rows), model=model, job=job, local=local
+    )
     long = pd.concat([got[k] for k in sorted(got)], ignore_index=True)
     return long, wide_table(long)

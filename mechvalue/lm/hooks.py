@@ -39,7 +39,11 @@ def check_positions(positions) -> Positions:
                                  "a (start, end) span or a boolean mask")  # fmt: skip
         return positions
     if isinstance(positions, tuple):
-        if len(positions) != 2 or not all(isinstance(i, int) for i in positions) or not 0 <= positions[0] < positions[1]:
+        if (
+            len(positions) != 2
+            or not all(isinstance(i, int) for i in positions)
+            or not 0 <= positions[0] < positions[1]
+        ):
             raise MechValueError(f"span {positions!r}: expected (start, end) with 0 <= start < end")
         return positions
     if isinstance(positions, Tensor) and positions.dtype == torch.bool and positions.dim() in (1, 2):

@@ -19,7 +19,12 @@ from pathlib import Path
 from mechvalue.errors import MechValueError
 
 KEY_FILE = "mechvalue_source.json"
-WEIGHT_GLOBS = ("*.safetensors", "pytorch_model*.bin", "*.safetensors.index.json", "pytorch_model.bin.index.json")
+WEIGHT_GLOBS = (
+    "*.safetensors",
+    "pytorch_model*.bin",
+    "*.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
 
 
 def source_key(files: list[Path], libraries: tuple[str, ...], **extra) -> dict:
@@ -62,7 +67,9 @@ def _header(f: Path) -> dict:
 
 def seal(folder: Path, key: dict) -> None:
     """Record the key and the tensor manifest of a freshly written folder."""
-    (Path(folder) / KEY_FILE).write_text(json.dumps({"key": key, "tensors": safetensors_manifest(folder)}, indent=1))
+    (Path(folder) / KEY_FILE).write_text(
+        json.dumps({"key": key, "tensors": safetensors_manifest(folder)}, indent=1)
+    )
 
 
 def reusable(folder: Path, key: dict) -> bool:
@@ -91,7 +98,9 @@ def require_weights(folder: Path) -> None:
     """A model folder must hold weights; readable safetensors headers if it holds safetensors."""
     folder = Path(folder)
     if not any(next(folder.glob(g), None) for g in WEIGHT_GLOBS):
-        raise MechValueError(f"{folder}: no weights (*.safetensors or pytorch_model*.bin) in the model folder")
+        raise MechValueError(
+            f"{folder}: no weights (*.safetensors or pytorch_model*.bin) in the model folder"
+        )
     for f in folder.glob("*.safetensors"):
         _header(f)
 

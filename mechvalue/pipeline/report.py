@@ -38,12 +38,19 @@ def heading(s: str) -> Block:
 
 def figures(*paths_captions: tuple[Path, str]) -> Block:
     """PNG files embedded as base64 (missing files are left out)."""
-    figs = [{"b64": base64.b64encode(p.read_bytes()).decode(), "caption": c} for p, c in paths_captions if p.exists()]
+    figs = [
+        {"b64": base64.b64encode(p.read_bytes()).decode(), "caption": c}
+        for p, c in paths_captions
+        if p.exists()
+    ]
     return {"kind": "figures", "figures": figs}
 
 
 def table(df: pd.DataFrame, digits: int = 3) -> Block:
-    return {"kind": "table", "html": df.to_html(float_format=lambda x: f"{x:.{digits}f}", border=0, na_rep="")}
+    return {
+        "kind": "table",
+        "html": df.to_html(float_format=lambda x: f"{x:.{digits}f}", border=0, na_rep=""),
+    }
 
 
 def kv(d: dict) -> Block:
@@ -55,7 +62,9 @@ def _profile(ws: Workspace, d: Path) -> Section:
     from mechvalue.analysis.plots import heatmap
 
     values = ws.read_csv("measure", "values.csv")
-    prof = values.set_index(values["player_name"].fillna("(no role)")).drop(columns=["steer_dim", "player_name"])
+    prof = values.set_index(values["player_name"].fillna("(no role)")).drop(
+        columns=["steer_dim", "player_name"]
+    )
     lim = float(prof.abs().max().max()) or 1.0
     heatmap(prof, d / "profile.png", "value scores: agreement x (p(yes) - p(no)), mean per value", -lim, lim)
     cap = "rows: roles, columns: values; blue = endorsed, red = rejected (colour scale: the largest |score|)"
@@ -131,7 +140,9 @@ def _table1(ws: Workspace, d: Path) -> Section:
 
 def _table2(ws: Workspace, d: Path) -> Section:
     t = ws.read_json("tables", "tables.json")
-    study = pd.DataFrame({f"{h} / {g}": t["table2_study"][h][g] for h in ("prompt", "sae") for g in ("learned", "reference")}).T
+    study = pd.DataFrame(
+        {f"{h} / {g}": t["table2_study"][h][g] for h in ("prompt", "sae") for g in ("learned", "reference")}
+    ).T
     imp = pd.DataFrame({f"{h} / {g}": {**{k: v for k, v in t[f"table2_{g}"][h].items() if k != "gap_ci95"},
                                        "gap CI95": "[{:.3f}, {:.3f}]".format(*t[f"table2_{g}"][h]["gap_ci95"])}
                         for g in ("learned", "reference") for h in ("sae", "prompt")}).T  # fmt: skip
@@ -168,17 +179,29 @@ def _validity(ws: Workspace, d: Path) -> Section | None:
     if v is None:
         return None
     s = v["summary"]
-    blocks = [text("Roles are the respondents: internal consistency of each value's items (Cronbach's alpha, "
-                   "McDonald's omega), the share of score variance between roles (ICC(1)), the value structure "
-                   "against the human PVQ-40 answers and Schwartz's circle, contrasting personas, and the same "
-                   "scores under other forms of the instrument."),
-              kv(_flat(s)), figures((Path(v["figure"]), "per value: model alpha, omega, ICC(1) (CI bars); human alpha, omega"))]
+    blocks = [
+        text(
+            "Roles are the respondents: internal consistency of each value's items (Cronbach's alpha, "
+            "McDonald's omega), the share of score variance between roles (ICC(1)), the value structure "
+            "against the human PVQ-40 answers and Schwartz's circle, contrasting personas, and the same "
+            "scores under other forms of the instrument."
+        ),
+        kv(_flat(s)),
+        figures((Path(v["figure"]), "per value: model alpha, omega, ICC(1) (CI bars); human alpha, omega")),
+    ]
     if s.get("flagged"):
-        blocks.append(note("Flagged values (below the thresholds above): " + ", ".join(map(str, s["flagged"]))
-                           + ". Graph nodes and edges resting on them are listed in graph_warnings.json."))
+        blocks.append(
+            note(
+                "Flagged values (below the thresholds above): "
+                + ", ".join(map(str, s["flagged"]))
+                + ". Graph nodes and edges resting on them are listed in graph_warnings.json."
+            )
+        )
     blocks += [heading("Per value"), table(pd.DataFrame(v["table"]).set_index("value"))]
-    for key, title in (("known_groups", "Known groups: contrasting personas, theory's direction"),
-                       ("forms", "Robustness to the instrument's form (rank correlation per value)")):
+    for key, title in (
+        ("known_groups", "Known groups: contrasting personas, theory's direction"),
+        ("forms", "Robustness to the instrument's form (rank correlation per value)"),
+    ):
         if v.get(key):
             blocks += [heading(title), table(pd.DataFrame(v[key]))]
     return {"title": "Are the scores measurements? Reliability and validity", "blocks": blocks}  # fmt: skip
@@ -206,7 +229,10 @@ def _settings(ws: Workspace, d: Path, stages: list[str]) -> Section:
     if spent and spent.get("stages"):
         rows = [{"stage": st, "worker": w, **{k: info[k] for k in ("tasks", "busy_s", "load_s", "utilisation") if k in info}}
                 for st, s in spent["stages"].items() for w, info in s["workers"].items()]  # fmt: skip
-        blocks += [heading(f"Where time went (executor: {_flat(spent.get('executor', {}))})"), table(pd.DataFrame(rows))]
+        blocks += [
+            heading(f"Where time went (executor: {_flat(spent.get('executor', {}))})"),
+            table(pd.DataFrame(rows)),
+        ]
     return {"title": "Settings and timings", "blocks": blocks}
 
 

@@ -50,13 +50,17 @@ def load_players(path: str | Path) -> list[Role]:
     path = Path(path)
     data = read_json(path, "players")
     if not isinstance(data, dict) or not data:
-        raise MechValueError(f"{path}: a players file is a non-empty JSON object {{name: {{\"mini_trait\": ...}}}}")
+        raise MechValueError(
+            f'{path}: a players file is a non-empty JSON object {{name: {{"mini_trait": ...}}}}'
+        )
     roles = []
     for name, info in data.items():
         if not isinstance(info, dict) or "mini_trait" not in info:
             raise MechValueError(f"{path}: player {name!r} has no 'mini_trait'")
         trait = info["mini_trait"]
         if not isinstance(trait, str) or not trait.strip() or not name.strip():
-            raise MechValueError(f"{path}: player {name!r}: 'mini_trait' must be non-empty text, not {trait!r}")
+            raise MechValueError(
+                f"{path}: player {name!r}: 'mini_trait' must be non-empty text, not {trait!r}"
+            )
         roles.append(Role(name, trait))
     return roles

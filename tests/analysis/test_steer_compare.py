@@ -118,7 +118,9 @@ def _items() -> pd.DataFrame:
     rows = []
     for v in VALUES:
         for i in range(4):
-            rows.append({"questionnaire": "t", "item": len(rows) + 1, "value": v, "question": f"Question {v} {i}?"})
+            rows.append(
+                {"questionnaire": "t", "item": len(rows) + 1, "value": v, "question": f"Question {v} {i}?"}
+            )
     items = pd.DataFrame(rows)
     _, test = split(items, 0)
     agree = []
@@ -159,7 +161,9 @@ def test_planted_direction_recovered_and_selective(planted, tmp_path, monkeypatc
     prep, test_items, test_roles = sc.prepare(model, measurer, sae, torch.ones(16), items, roles, spec, False)
     text = model.tokenizer.batch_decode(seen)
     assert seen and not any(q in t for q in test["question"] for t in text)
-    assert set(prep.train_items).isdisjoint(prep.test_items) and set(prep.train_roles).isdisjoint(prep.test_roles)
+    assert set(prep.train_items).isdisjoint(prep.test_items) and set(prep.train_roles).isdisjoint(
+        prep.test_roles
+    )
     assert sorted(prep.test_items) == sorted(test["item"]) and len(test_roles) == sc.MIN_ROLES
     for m in ("diffmean", "caa"):
         cos = float(torch.cosine_similarity(prep.vectors[m]["Power"], u, 0))

@@ -224,7 +224,9 @@ def test_task_failing_twice_fails_naming_the_condition_and_keeps_what_finished(d
     os.environ["MV_TEST_DRIVER"] = str(os.getpid())
     dying = DyingRole("X", "Gender: female; Job: nurse, MBTI: INTJ", str(tmp_path / "deaths"), 99)
     roles = [None, generate_roles(1, 0)[0], dying]  # tasks: roles {0, 1} (fine) and {2} (kills its worker)
-    with pytest.raises(TaskFailed, match=r"grid: condition \d \([^)]+\), roles 2-2 failed .*tried up to 2 times"):
+    with pytest.raises(
+        TaskFailed, match=r"grid: condition \d \([^)]+\), roles 2-2 failed .*tried up to 2 times"
+    ):
         _grid(design, tmp_path / "grid", ex, roles)
     assert int((tmp_path / "deaths").read_text()) >= 2  # the failing task's two tries at least
     assert list((tmp_path / "grid" / "parts").glob("*.r0-2.csv"))  # finished blocks are on disk

@@ -19,7 +19,10 @@ TABLES = ["measure/items.csv", "measure/values.csv", "grid/steer.csv", "grid/ite
 @pytest.mark.model
 def test_quick_run_on_ray_writes_the_local_tables(smollm2, tmp_path):
     assert main(["run", "--quick", "--out", str(tmp_path / "local")]) == 0
-    assert main(["run", "--quick", "--executor", "ray", "--ray-workers", "2", "--out", str(tmp_path / "ray")]) == 0
+    assert (
+        main(["run", "--quick", "--executor", "ray", "--ray-workers", "2", "--out", str(tmp_path / "ray")])
+        == 0
+    )
     for f in TABLES:
         assert (tmp_path / "ray" / f).read_bytes() == (tmp_path / "local" / f).read_bytes(), f
     timings = json.loads((tmp_path / "ray" / "timings.json").read_text())

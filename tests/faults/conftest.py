@@ -41,9 +41,15 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     torch.manual_seed(0)
     sae = SAE(SAEConfig(576, 64, "relu", hook_name="blocks.3.hook_resid_post"))
     sae.save(d / "sae")
-    (d / "prompts.txt").write_text("\n".join(f"Prompt {i}: what matters to you{'?' * (i % 3)}" for i in range(10)))
-    return {"inventory": d / "inventory.csv", "inventory2": d / "inventory2.csv", "sae": d / "sae",
-            "prompts": d / "prompts.txt"}
+    (d / "prompts.txt").write_text(
+        "\n".join(f"Prompt {i}: what matters to you{'?' * (i % 3)}" for i in range(10))
+    )
+    return {
+        "inventory": d / "inventory.csv",
+        "inventory2": d / "inventory2.csv",
+        "sae": d / "sae",
+        "prompts": d / "prompts.txt",
+    }
 
 
 def commands(inputs: dict[str, Path], out: Path) -> dict[str, list[str]]:
@@ -68,5 +74,3 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         path = os.environ.get("MECHVALUE_FAULT_COUNTS")
         if path:
             Path(path).write_text(json.dumps(COUNTS, indent=1))
-
-

@@ -60,7 +60,9 @@ def _install(kill_at: int | None, mode: str, counter: list[int]) -> None:
         real = getattr(owner, name)
 
         def f(*a, **k):
-            writes = not (name == "mkdir" and os.path.isdir(a[0]))  # mkdir of an existing folder writes nothing
+            writes = not (
+                name == "mkdir" and os.path.isdir(a[0])
+            )  # mkdir of an existing folder writes nothing
             event((lambda: torn_writer(real, *a, **k)) if torn_writer and mode == "torn" else None, writes)
             return real(*a, **k)
 
@@ -84,7 +86,9 @@ def _install(kill_at: int | None, mode: str, counter: list[int]) -> None:
     wrap(h5py.AttributeManager, "__setitem__")
 
 
-def run_cli(argv: list[str], kill_at: int | None = None, mode: str = "kill", logdir: Path | None = None) -> Result:
+def run_cli(
+    argv: list[str], kill_at: int | None = None, mode: str = "kill", logdir: Path | None = None
+) -> Result:
     """Run `mechvalue argv` in a forked child; `mode` kill | torn | enospc at event `kill_at`."""
     import tempfile
 

@@ -24,7 +24,11 @@ from mechvalue.study.inventory import load_inventory
 from tests.faults.harness import count
 
 CI, FULL = 25, 200  # examples per input kind: default run, -m slow
-TEXT = st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF, blacklist_characters=",\"'\n\r"), min_size=1, max_size=12)
+TEXT = st.text(
+    st.characters(min_codepoint=33, max_codepoint=0x2FF, blacklist_characters=",\"'\n\r"),
+    min_size=1,
+    max_size=12,
+)
 
 
 def fuzz(n: int):
@@ -65,14 +69,20 @@ def refused(argv: list[str], named: Path | str, out: Path | None, kind: str) -> 
     assert code == 2, (kind, code, err.getvalue())
     assert len(lines) == 1 and str(named) in lines[0], (kind, lines)
     if out is not None:
-        assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()], (kind, list(out.rglob("*")))
+        assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()], (
+            kind,
+            list(out.rglob("*")),
+        )
     count("bad inputs", kind)
     return lines[0]
 
 
 # ---- CSV corruptions ------------------------------------------------------------------------------
 
-def corrupt_csv(df: pd.DataFrame, data, required: list[str], numeric: list[str], text: list[str]) -> tuple[bytes, str]:
+
+def corrupt_csv(
+    df: pd.DataFrame, data, required: list[str], numeric: list[str], text: list[str]
+) -> tuple[bytes, str]:
     """One corruption of `df` drawn by hypothesis: (file bytes, what was done)."""
     how = data.draw(st.sampled_from(["missing", "renamed", "duplicated", "non-numeric", "empty column", "NaN",
                                      "latin-1", "utf-16", "empty file", "header only", "ragged row", "binary"]))  # fmt: skip
@@ -90,7 +100,9 @@ def corrupt_csv(df: pd.DataFrame, data, required: list[str], numeric: list[str],
         c = data.draw(st.sampled_from(numeric))
         i = data.draw(st.integers(0, len(df) - 1))
         df[c] = df[c].astype(object)
-        df.iloc[i, df.columns.get_loc(c)] = data.draw(TEXT.filter(lambda s: _not_number(s))) if how == "non-numeric" else "NaN"
+        df.iloc[i, df.columns.get_loc(c)] = (
+            data.draw(TEXT.filter(lambda s: _not_number(s))) if how == "non-numeric" else "NaN"
+        )
     elif how == "empty column":
         c = data.draw(st.sampled_from(numeric + text))
         df[c] = ""
@@ -132,11 +144,15 @@ INVENTORY = load_inventory().groupby("value").head(2).reset_index(drop=True)
 
 def inventory_case(data):
     d = _tmp()
-    blob, how = corrupt_csv(INVENTORY, data, list(INVENTORY.columns), ["agreement"], ["question", "value", "questionnaire"])
+    blob, how = corrupt_csv(
+        INVENTORY, data, list(INVENTORY.columns), ["agreement"], ["question", "value", "questionnaire"]
+    )
     f = d / "inventory.csv"
     f.write_bytes(blob)
     out = d / "out"
-    refused(["measure", "--inventory", str(f), "--roles", "2", "--out", str(out)], f, out, f"inventory CSV: {how}")
+    refused(
+        ["measure", "--inventory", str(f), "--roles", "2", "--out", str(out)], f, out, f"inventory CSV: {how}"
+    )
     shutil.rmtree(d)
 
 
@@ -154,7 +170,9 @@ TABLE = value_table()
 
 def value_table_case(data):
     d = _tmp()
-    blob, how = corrupt_csv(TABLE, data, ["steer_dim", "player_name"], list(TABLE.columns[2:]), ["player_name"])
+    blob, how = corrupt_csv(
+        TABLE, data, ["steer_dim", "player_name"], list(TABLE.columns[2:]), ["player_name"]
+    )
     f = d / "table.csv"
     f.write_bytes(blob)
     out = d / "out"
@@ -164,11 +182,21 @@ def value_table_case(data):
 
 def pvq40_case(data):
     rng = np.random.default_rng(0)
-    cols = [f"{c}{i}" for c, i in zip(["sd", "st", "he", "ac", "po", "se", "co", "tr", "be", "un"] * 4, sorted(range(1, 41)))]
+    cols = [
+        f"{c}{i}"
+        for c, i in zip(
+            ["sd", "st", "he", "ac", "po", "se", "co", "tr", "be", "un"] * 4, sorted(range(1, 41))
+        )
+    ]
     base = pd.DataFrame(rng.integers(1, 7, size=(30, 40)), columns=cols)
     d = _tmp()
     blob, how = corrupt_csv(base, data, cols, cols, cols)
-    if how in ("non-numeric", "NaN", "renamed", "duplicated"):  # one cell off-scale is a missing answer, by design:
+    if how in (
+        "non-numeric",
+        "NaN",
+        "renamed",
+        "duplicated",
+    ):  # one cell off-scale is a missing answer, by design:
         col = data.draw(st.sampled_from(cols))  # spoil the whole column so no one has complete answers
         base = base.astype(object)
         base[col] = "x" if how == "non-numeric" else "NaN"
@@ -181,6 +209,7 @@ def pvq40_case(data):
 
 
 # ---- JSON corruptions -----------------------------------------------------------------------------
+
 
 def corrupt_json(obj, data, mutations: dict) -> tuple[bytes, str]:
     how = data.draw(st.sampled_from(["truncated", "not an object", "utf-16", "empty file", *mutations]))
@@ -201,7 +230,9 @@ PLAYER_MUTATIONS = {
     "no players": lambda o, d: {},
     "player not an object": lambda o, d: o | {"Ann": d.draw(st.sampled_from(["text", 1, None, []]))},
     "no mini_trait": lambda o, d: o | {"Ann": {"trait": "x"}},
-    "mini_trait not text": lambda o, d: o | {"Bob": {"mini_trait": d.draw(st.sampled_from([1, None, [], {}, ""]))}},
+    "mini_trait not text": lambda o, d: (
+        o | {"Bob": {"mini_trait": d.draw(st.sampled_from([1, None, [], {}, ""]))}}
+    ),
 }
 
 
@@ -226,9 +257,12 @@ GRAPH_MUTATIONS = {
     "node twice": lambda o, d: o | {"nodes": [*o["nodes"], "Power"]},
     "edges not a list": lambda o, d: o | {"edges": d.draw(st.sampled_from([{}, "x", 1]))},
     "edge to unknown node": lambda o, d: o | {"edges": [{"source": "Power", "target": d.draw(TEXT)}]},
-    "edge of unknown kind": lambda o, d: o | {"edges": [{"source": "Power", "target": "Security",
-                                                         "kind": d.draw(TEXT)}]},  # fmt: skip
-    "edge of wrong shape": lambda o, d: o | {"edges": [d.draw(st.sampled_from([["Power"], {"source": "Power"}, 7, None]))]},
+    "edge of unknown kind": lambda o, d: (
+        o | {"edges": [{"source": "Power", "target": "Security", "kind": d.draw(TEXT)}]}
+    ),  # fmt: skip
+    "edge of wrong shape": lambda o, d: (
+        o | {"edges": [d.draw(st.sampled_from([["Power"], {"source": "Power"}, 7, None]))]}
+    ),
 }
 
 
@@ -304,7 +338,9 @@ def sae_case(data, inputs, tmp: Path):
                    for k, t in tensors.items()}, weights)  # fmt: skip
         cfg_file.write_text(json.dumps(cfg | {"d_in": n}))
     elif how == "hook not in the model":
-        cfg_file.write_text(json.dumps(cfg | {"hook_name": data.draw(st.sampled_from(["blocks.99.hook_resid_post", "nope"]))}))
+        cfg_file.write_text(
+            json.dumps(cfg | {"hook_name": data.draw(st.sampled_from(["blocks.99.hook_resid_post", "nope"]))})
+        )
     elif how == "empty folder":
         shutil.rmtree(sae)
         sae.mkdir()

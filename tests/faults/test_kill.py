@@ -45,7 +45,9 @@ def reference(zygote, inputs, tmp_path_factory):
     return get
 
 
-def crash_and_resume(name: str, inputs, ref: Reference, tmp: Path, points: int, seed: int, modes: tuple[str, ...]) -> int:
+def crash_and_resume(
+    name: str, inputs, ref: Reference, tmp: Path, points: int, seed: int, modes: tuple[str, ...]
+) -> int:
     """Crash `name` at `points` seeded random events, rerun, compare; returns the points survived."""
     rng = random.Random(seed)
     ks = sorted(rng.sample(range(1, ref.events + 1), min(points, ref.events)))
@@ -58,10 +60,15 @@ def crash_and_resume(name: str, inputs, ref: Reference, tmp: Path, points: int, 
         if mode == "enospc":
             lines = [x for x in r.stderr.splitlines() if "mechvalue: error:" in x]  # besides progress bars
             assert r.status == 2, f"{where}: exit {r.status}\n{r.stderr[-3000:]}"
-            assert len(lines) == 1 and "disk full" in lines[0] and "Traceback" not in r.stderr, (where, r.stderr)
+            assert len(lines) == 1 and "disk full" in lines[0] and "Traceback" not in r.stderr, (
+                where,
+                r.stderr,
+            )
             assert not leftovers(out), (where, leftovers(out))
         else:
-            assert r.status == -9, f"{where}: the command ended ({r.status}) before its kill point\n{r.stderr[-3000:]}"
+            assert r.status == -9, (
+                f"{where}: the command ended ({r.status}) before its kill point\n{r.stderr[-3000:]}"
+            )
         again = run_cli(cmd, logdir=tmp)
         assert again.status == 0, f"{where}: the rerun failed\n{again.stderr[-3000:]}"
         assert digest_tree(out, SKIP) == ref.digest, f"{where}: outputs differ from an uninterrupted run"
@@ -75,7 +82,9 @@ def crash_and_resume(name: str, inputs, ref: Reference, tmp: Path, points: int, 
 
 @pytest.mark.parametrize("name", list(CI_POINTS))
 def test_kill_points_ci(name, reference, inputs, tmp_path):
-    n = crash_and_resume(name, inputs, reference(name), tmp_path, CI_POINTS[name], seed=17, modes=("kill", "torn"))
+    n = crash_and_resume(
+        name, inputs, reference(name), tmp_path, CI_POINTS[name], seed=17, modes=("kill", "torn")
+    )
     assert n == min(CI_POINTS[name], reference(name).events)
 
 
@@ -100,7 +109,9 @@ def test_grid_parts_of_other_settings_are_refused_not_mixed(zygote, inputs, tmp_
 @pytest.mark.slow
 @pytest.mark.parametrize("name", COMMANDS)
 def test_kill_points_full(name, reference, inputs, tmp_path):
-    n = crash_and_resume(name, inputs, reference(name), tmp_path, FULL_POINTS, seed=2026, modes=("kill", "kill", "torn"))
+    n = crash_and_resume(
+        name, inputs, reference(name), tmp_path, FULL_POINTS, seed=2026, modes=("kill", "kill", "torn")
+    )
     assert n == min(FULL_POINTS, reference(name).events)
 
 

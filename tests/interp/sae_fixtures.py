@@ -44,7 +44,9 @@ def write_gemma_scope(folder: str | Path, d_in: int, d_sae: int, layer: int, see
     return out
 
 
-def sparsify_tensors(d_in: int, num_latents: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+def sparsify_tensors(
+    d_in: int, num_latents: int, seed: int = 0, dtype: torch.dtype = torch.float32
+) -> dict[str, torch.Tensor]:
     """The state dict sparsify's `SparseCoder` saves: encoder.weight (num_latents, d_in), encoder.bias,
     W_dec (num_latents, d_in, unit rows as `normalize_decoder` keeps them) and b_dec (d_in)."""
     g = torch.Generator().manual_seed(seed)
@@ -68,7 +70,9 @@ def write_sparsify(folder: str | Path, d_in: int, num_latents: int, k: int, hook
            "k": k, "multi_topk": False, "skip_connection": False, "transcode": False}  # fmt: skip
     try:
         from sparsify import SaeConfig, SparseCoder
-    except ImportError:  # written as sparsify's save_to_disk does: safetensors' save_model, cfg.to_dict() + d_in
+    except (
+        ImportError
+    ):  # written as sparsify's save_to_disk does: safetensors' save_model, cfg.to_dict() + d_in
         from safetensors.torch import save_file
 
         out.mkdir(parents=True, exist_ok=True)

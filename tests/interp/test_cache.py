@@ -94,7 +94,9 @@ def test_full_disk_leaves_committed_rows(smollm2, tmp_path, monkeypatch):
         return real(*a, **k)
 
     monkeypatch.setattr(c, "append_batch", failing)
-    with pytest.raises(MechValueError, match=r"z.h5: cannot write \(disk full\); the batches committed so far are kept"):
+    with pytest.raises(
+        MechValueError, match=r"z.h5: cannot write \(disk full\); the batches committed so far are kept"
+    ):
         cache_activations(model, ps, HOOKS, tmp_path / "z.h5", "last", batch_size=2, progress=False)
     monkeypatch.setattr(c, "append_batch", real)
     with h5py.File(tmp_path / "z.h5") as f:

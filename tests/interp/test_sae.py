@@ -31,7 +31,9 @@ def test_activations():
     assert torch.equal(relu.encode(x), pre.relu())
     top = SAE(SAEConfig(8, 20, "topk", k=3))
     f = top.encode(x)
-    assert ((f > 0).sum(-1) <= 3).all() and torch.equal(f.max(-1).values, top.pre_acts(x).max(-1).values.clamp(min=0))
+    assert ((f > 0).sum(-1) <= 3).all() and torch.equal(
+        f.max(-1).values, top.pre_acts(x).max(-1).values.clamp(min=0)
+    )
     jump = SAE(SAEConfig(8, 20, "jumprelu"))
     with torch.no_grad():
         jump.threshold.fill_(-1.0)  # a negative threshold still keeps only positive activations

@@ -106,7 +106,9 @@ def test_gemma_scope_missing_or_misshaped_tensor_names_file_and_tensor(tmp_path)
     with pytest.raises(MechValueError, match=r"params\.npz: no tensor 'threshold'"):
         load_sae(folder)
     np.savez(folder / "params.npz", **(a | {"b_dec": a["b_dec"][:-1]}))
-    with pytest.raises(MechValueError, match=rf"params\.npz: tensor 'b_dec' has shape \({D_IN - 1},\), expected \({D_IN},\)"):
+    with pytest.raises(
+        MechValueError, match=rf"params\.npz: tensor 'b_dec' has shape \({D_IN - 1},\), expected \({D_IN},\)"
+    ):
         load_sae(folder)
     np.savez(folder / "params.npz", **(a | {"W_enc": a["W_enc"].ravel()}))
     with pytest.raises(MechValueError, match=r"params\.npz: tensor 'W_enc' has shape"):
@@ -199,7 +201,10 @@ def test_sparsify_errors_name_the_folder_file_and_tensor(tmp_path):
     with pytest.raises(MechValueError, match=r"layers\.1/sae\.safetensors: no tensor 'W_dec'"):
         load_sae(leaf)
     save_file(t | {"encoder.bias": t["encoder.bias"][:10].clone()}, str(leaf / "sae.safetensors"))
-    with pytest.raises(MechValueError, match=rf"sae\.safetensors: tensor 'encoder\.bias' has shape \(10,\), expected \({D_SAE},\)"):
+    with pytest.raises(
+        MechValueError,
+        match=rf"sae\.safetensors: tensor 'encoder\.bias' has shape \(10,\), expected \({D_SAE},\)",
+    ):
         load_sae(leaf)
     (leaf / "sae.safetensors").unlink()
     with pytest.raises(MechValueError, match=r"layers\.1/sae\.safetensors: missing"):
@@ -237,7 +242,9 @@ def test_saelens_misshaped_tensor_names_file_and_tensor(tmp_path):
     folder = write_saelens(tmp_path / "lens", D_IN, D_SAE, "blocks.4.hook_resid_post")
     t = load_file(str(folder / "sae_weights.safetensors"))
     save_file(t | {"W_dec": t["W_dec"].T.contiguous()}, str(folder / "sae_weights.safetensors"))
-    with pytest.raises(MechValueError, match=rf"sae_weights\.safetensors: tensor 'W_dec' has shape \({D_IN}, {D_SAE}\)"):
+    with pytest.raises(
+        MechValueError, match=rf"sae_weights\.safetensors: tensor 'W_dec' has shape \({D_IN}, {D_SAE}\)"
+    ):
         load_sae(folder)
     (folder / "sae_weights.safetensors").unlink()
     with pytest.raises(MechValueError, match=r"sae_weights\.safetensors: missing"):
@@ -262,7 +269,9 @@ def test_study_release_resolves_from_the_local_cache(offline_hf_cache):
     with pytest.raises(MechValueError, match=r"not in the local cache .* HF_HUB_OFFLINE is set; .*hf download "
                        r"jbloom/Gemma-2b-IT-Residual-Stream-SAEs --include 'gemma_2b_it_blocks\.12\.hook_resid_post_16384/\*'"):  # fmt: skip
         load_sae(ref)
-    folder = write_release_to_hf_cache(offline_hf_cache, "gemma-2b-it-res-jb", "blocks.12.hook_resid_post", D_IN, D_SAE)
+    folder = write_release_to_hf_cache(
+        offline_hf_cache, "gemma-2b-it-res-jb", "blocks.12.hook_resid_post", D_IN, D_SAE
+    )
     ours, lens = load_sae(ref), LensSAE.load_from_disk(str(folder))
     assert ours.cfg.hook_name == "blocks.12.hook_resid_post"
     x = _x()
@@ -271,9 +280,14 @@ def test_study_release_resolves_from_the_local_cache(offline_hf_cache):
 
 
 def test_unknown_release_or_id_is_a_clear_error(offline_hf_cache):
-    with pytest.raises(MechValueError, match=r"unknown SAELens release 'gemma-2b-it-res-xx' \(similar: .*gemma-2b-it-res-jb"):
+    with pytest.raises(
+        MechValueError, match=r"unknown SAELens release 'gemma-2b-it-res-xx' \(similar: .*gemma-2b-it-res-jb"
+    ):
         load_sae("gemma-2b-it-res-xx:blocks.12.hook_resid_post")
-    with pytest.raises(MechValueError, match=r"has no SAE 'blocks\.13\.hook_resid_post' \(it has blocks\.12\.hook_resid_post\)"):
+    with pytest.raises(
+        MechValueError,
+        match=r"has no SAE 'blocks\.13\.hook_resid_post' \(it has blocks\.12\.hook_resid_post\)",
+    ):
         load_sae("gemma-2b-it-res-jb:blocks.13.hook_resid_post")
 
 
@@ -316,7 +330,12 @@ def test_run_keeps_a_release_name(offline_hf_cache, tmp_path):
     from mechvalue.pipeline.config import RunConfig
     from mechvalue.pipeline.stages import sae as sae_stage
 
-    write_release_to_hf_cache(offline_hf_cache, "gemma-2b-it-res-jb", "blocks.12.hook_resid_post", D_IN, D_SAE)
+    write_release_to_hf_cache(
+        offline_hf_cache, "gemma-2b-it-res-jb", "blocks.12.hook_resid_post", D_IN, D_SAE
+    )
     sae_stage(tmp_path / "out", RunConfig(sae="gemma-2b-it-res-jb:blocks.12.hook_resid_post"), None)
     ref = json.loads((tmp_path / "out" / "sae.json").read_text())
-    assert (ref["path"], ref["hook_name"]) == ("gemma-2b-it-res-jb:blocks.12.hook_resid_post", "blocks.12.hook_resid_post")
+    assert (ref["path"], ref["hook_name"]) == (
+        "gemma-2b-it-res-jb:blocks.12.hook_resid_post",
+        "blocks.12.hook_resid_post",
+    )

@@ -45,7 +45,9 @@ def test_hooks_that_would_do_nothing_raise_and_high_strength_steers(smollm2):
     with pytest.raises(MechValueError, match="no position"):
         SAEEditHook(_sae(), SteeringSpec([5], "add", 3.0), positions=torch.zeros(1, 4, dtype=torch.bool))
     with pytest.raises(MechValueError, match="unknown hook"):
-        generate_steered(model, ps, "blocks.15.hook_resid_pots", SAEEditHook(_sae(), SteeringSpec([5], "add", 3.0)))
+        generate_steered(
+            model, ps, "blocks.15.hook_resid_pots", SAEEditHook(_sae(), SteeringSpec([5], "add", 3.0))
+        )
     plain = generate_steered(model, ps, HOOK, None, "all", 16)
     strong = generate_steered(
         model, ps, HOOK, SAEEditHook(_sae(), SteeringSpec([5], "add", 300.0)), "all", 16

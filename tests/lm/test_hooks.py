@@ -55,7 +55,9 @@ def test_run_with_hooks_edits_only_the_given_positions(model):
         # a boolean mask and "all"
         mask = torch.zeros(toks.shape, dtype=torch.bool)
         mask[0, [2, 8]] = True
-        out = model.run_with_hooks(toks, fwd_hooks=[(LAST, mechvalue.sae_hook(_sae(LAST), {3: 5.0}, where=mask))])
+        out = model.run_with_hooks(
+            toks, fwd_hooks=[(LAST, mechvalue.sae_hook(_sae(LAST), {3: 5.0}, where=mask))]
+        )
         assert _changed(out, base).tolist() == mask[0].tolist()
         out = model.run_with_hooks(toks, fwd_hooks=[(LAST, mechvalue.sae_hook(_sae(LAST), {3: 5.0}))])
         assert _changed(out, base).all()
@@ -139,7 +141,10 @@ def test_bfloat16_model_with_a_float32_sae(folder):
     seen = []
     with torch.no_grad():
         base = m.bridge(toks)
-        with mechvalue.steer(m, sae, {1: 8.0}, mode="clamp"), m.hooks([(FIRST, lambda x, hook: seen.append(x.dtype))]):
+        with (
+            mechvalue.steer(m, sae, {1: 8.0}, mode="clamp"),
+            m.hooks([(FIRST, lambda x, hook: seen.append(x.dtype))]),
+        ):
             out = m.bridge(toks)
     assert out.dtype == torch.bfloat16 and seen == [torch.bfloat16]
     assert (out.float() - base.float()).abs().max() > 1e-2

@@ -34,7 +34,9 @@ def test_logits_equal_hf_under_every_name(tiny, arch):
     for name in NAMES[arch]:
         m = load_model(str(folder.parent / name), dtype="float32")
         assert isinstance(m, LoadedModel) and m.dtype == torch.float32
-        assert m.bridge.original_model.config.num_hidden_layers == 3  # the folder's config, not an official one
+        assert (
+            m.bridge.original_model.config.num_hidden_layers == 3
+        )  # the folder's config, not an official one
         toks = _tokens(m.tokenizer)
         ref = hf_logits(folder, toks, torch.float32) if ref is None else ref
         with torch.no_grad():
@@ -68,7 +70,9 @@ def test_cached_decoding_and_shared_prefix_equal_full_passes(tiny, arch):
     got = greedy_generate(m, [a, b], 6, stop_ids=set())
     hf = AutoModelForCausalLM.from_pretrained(tiny[arch], attn_implementation="eager").eval()
     for seq, new in zip((a, b), got):
-        want = hf.generate(torch.tensor([seq]), max_new_tokens=6, do_sample=False, min_new_tokens=6)[0, len(seq):]
+        want = hf.generate(torch.tensor([seq]), max_new_tokens=6, do_sample=False, min_new_tokens=6)[
+            0, len(seq) :
+        ]
         assert new == want.tolist()
     assert greedy_generate(m, [a, b], 6, stop_ids=set(), use_cache=False) == got
     full = torch.stack([m.bridge(torch.tensor([s]))[0, -1] for s in (b, b[:6])]).detach()
