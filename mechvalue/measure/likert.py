@@ -13,7 +13,15 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from mechvalue.study.prompts import TEMPLATES, HardPrompt, RenderedPrompt, bio_hint, check_form, tokenize
+from mechvalue.study.prompts import (
+    TEMPLATES,
+    HardPrompt,
+    RenderedPrompt,
+    bio_hint,
+    check_form,
+    tokenize,
+    wrap,
+)
 from mechvalue.study.roles import Role
 from mechvalue.study.schema import item_table
 
@@ -58,15 +66,8 @@ def render_text(item: str, role: Role | None, fmt: str, tokenizer=None, hard: Ha
                 form: str = "study") -> str:  # fmt: skip
     """The Likert prompt for one item (its first-person statement as the portrait), ending in
     "Answer: " so that the next token is the option digit."""
-    instr, person = instruction(role, hard, form), f'Person: "{str(item).strip()}"\n'
-    if fmt in TEMPLATES:
-        text = TEMPLATES[fmt].format(instruction=instr, examples=person, question=QUESTION)
-        return text[: -len("Thought:")] + ANSWER_PREFIX
-    if fmt != "chat":
-        raise ValueError(f"unknown prompt format {fmt!r}: use chat, gemma or llama")
-    messages = [{"role": "user", "content": f"{instr}{person}Question: {QUESTION}"}]
-    head = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return head + ANSWER_PREFIX
+    person = f'Person: "{str(item).strip()}"\n'
+    return wrap(fmt, tokenizer, instruction(role, hard, form), person, QUESTION, ANSWER_PREFIX)
 
 
 def render(item: str, role: Role | None, fmt: str, tokenizer, hard: HardPrompt | None = None,

@@ -123,13 +123,20 @@ def render_text(
 ) -> str:
     """Prompt text ending in `answer_prefix` ("Thought:" to generate, "Answer:" to score);
     `form` picks the instrument's wording (FORMS; "study" is the study's text)."""
-    instr, ex = instruction(role, hard, allow_unsure, form), examples(form)
+    return wrap(
+        fmt, tokenizer, instruction(role, hard, allow_unsure, form), examples(form), question, answer_prefix
+    )
+
+
+def wrap(fmt: str, tokenizer, instr: str, examples_text: str, question: str, answer_prefix: str) -> str:
+    """Instruction, examples and question in the study's template for `fmt` (or the tokenizer's chat
+    template), ending in `answer_prefix` where the model's answer starts."""
     if fmt in TEMPLATES:
-        text = TEMPLATES[fmt].format(instruction=instr, examples=ex, question=question)
+        text = TEMPLATES[fmt].format(instruction=instr, examples=examples_text, question=question)
         return text[: -len("Thought:")] + answer_prefix
     if fmt != "chat":
         raise ValueError(f"unknown prompt format {fmt!r}: use chat, gemma or llama")
-    messages = [{"role": "user", "content": f"{instr}{ex}Question: {question}"}]
+    messages = [{"role": "user", "content": f"{instr}{examples_text}Question: {question}"}]
     head = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return head + answer_prefix
 
