@@ -53,11 +53,17 @@ assert not moved[: span[0]].any()
 
 # 3. steer the feature up while generating, every position; then the same with a reading hook stacked
 strength = 8.0 * float(feats[:, feature].max())
-kw = dict(max_new_tokens=24, do_sample=False, verbose=False, prepend_bos=False)
+
+
+def new_text(out):  # generate returns tokens for token input: decode what follows the prompt
+    return model.tokenizer.decode(out[0, tokens.shape[1] :], skip_special_tokens=True)
+
+
+kw = dict(max_new_tokens=24, do_sample=False, verbose=False)
 with torch.no_grad():
-    plain = model.generate(text, **kw)[len(text) :]
+    plain = new_text(model.generate(tokens, **kw))
     with mechvalue.steer(model, sae, {feature: strength}, mode="add", where="all"):
-        steered = model.generate(text, **kw)[len(text) :]
+        steered = new_text(model.generate(tokens, **kw))
         with model.hooks(fwd_hooks=[(hook_name, read)]):  # runs after the steering hook
             model.run_with_hooks(tokens)
 print(f"unsteered: {plain!r}\nsteered (+{strength:.1f} on feature {feature}): {steered!r}")
