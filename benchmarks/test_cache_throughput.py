@@ -105,7 +105,12 @@ def _growth_mb(roles: int, out) -> dict[str, float]:
     env = os.environ | {"MALLOC_MMAP_THRESHOLD_": "131072"}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     batch, base, peak, end = map(int, r.stdout.split()[-4:])
-    return {"batch": batch / 1024, "baseline": base / 1024, "peak": (peak - base) / 1024, "end": (end - base) / 1024}
+    return {
+        "batch": batch / 1024,
+        "baseline": base / 1024,
+        "peak": (peak - base) / 1024,
+        "end": (end - base) / 1024,
+    }
 
 
 def test_cache_memory_growth_flat(tmp_path):

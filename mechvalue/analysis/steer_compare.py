@@ -398,6 +398,10 @@ def prepare(model, measurer: Measurer, sae, typical: Tensor | None, items: pd.Da
     unknown = sorted(set(targets) - set(items["value"]))
     if unknown:
         raise MechValueError(f"unknown value(s) {unknown}: not in the items' column 'value'")
+    for v in sorted(set(targets) - set(held_out_values(items, spec.seed))):
+        n = int((items["value"] == v).sum())
+        raise MechValueError(f"value {v!r} has {n} item(s): the seeded 0.7 split leaves it without train or "
+                             "test items, and every method is built on train items and judged on test ones")  # fmt: skip
     hook = sae.cfg.hook_name if sae is not None else spec.hook
     if not hook or (sae is None and any(m in SAE_METHODS for m in spec.methods)):
         raise MechValueError("the SAE methods need an SAE (without one, give spec.hook and no sae_* method)")
@@ -445,6 +449,12 @@ def condition_for(method: str, value: str, strength: float, prep: Prepared, sae,
         mk = lambda: [(sae.cfg.hook_name, SAEEditHook(sae, SteeringSpec([f], "add", strength, where, "typical"),  # noqa: E731
                                                        typical=typical))]  # fmt: skip
     return Condition(f"{method}:{value}@{strength:g}", mk(), where=where, info=info), mk(), None
+
+
+def held_out_values(items: pd.DataFrame, seed: int = 0) -> list[str]:
+    """The values with both train and test items under the seeded 0.7 split (at least 2 items)."""
+    train, test = split(items, seed)
+    return sorted(set(train["value"]) & set(test["value"]))
 
 
 def run_compare(model, measurer: Measurer, sae, typical: Tensor | None, items: pd.DataFrame, roles: list[Role],
@@ -637,6 +647,8 @@ def report_section(out: str | Path) -> dict:
     if not (out / "summary.json").exists():
         return {"verdict": "steer-compare has not run", "best": [], "plots": []}
     summ = json.loads((out / "summary.json").read_text())
+    if not (out / "best.csv").exists():  # the stage said why it did not run
+        return {"verdict": summ["verdict"], "best": [], "plots": []}
     best = pd.read_csv(out / "best.csv")
     cols = [c for c in ("value", "method", "strength", "feature", "efficacy", "efficacy_lo", "efficacy_hi", "target_change",
                         "share_up", "selectivity", "selectivity_lo", "selectivity_hi", "off_target", "kl",

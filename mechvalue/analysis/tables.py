@@ -40,7 +40,7 @@ def direction_counts(df: pd.DataFrame, features: list, values: list[str]) -> pd.
             d = (grid.loc[steer_key(f)] - base).dropna()
             rows.append({"feature": steer_key(f), "value": v, "up": int((d > 0).sum()),
                          "down": int((d < 0).sum()), "same": int((d == 0).sum())})  # fmt: skip
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["feature", "value", "up", "down", "same"])
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:

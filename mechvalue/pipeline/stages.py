@@ -254,16 +254,22 @@ def steer_compare(out: Path, model, info, sae, typical, items: pd.DataFrame, rol
                   ws: Workspace) -> dict:  # fmt: skip
     """Every steering method on the held-out value test (mechvalue.analysis.steer_compare); under
     --quick one target value, one strength per method, 2 neutral prompts of 16 tokens."""
-    from mechvalue.analysis.steer_compare import CompareSpec, run_compare, value_graph
+    from mechvalue.analysis.steer_compare import CompareSpec, held_out_values, run_compare, value_graph
     from mechvalue.causal.graph import load_graph
     from mechvalue.measure.scoring import Measurer
 
+    testable = held_out_values(items, cfg.seed)
+    if not testable:  # an inventory of one item per value: nothing to build on and judge on
+        verdict = ("Not run: no value has both train and test items under the seeded 0.7 split "
+                   f"(the inventory has at most {items['value'].value_counts().max()} item(s) per value).")  # fmt: skip
+        write_json({"verdict": verdict}, out / "summary.json")
+        return {"rows": 0, "verdict": verdict}
     learned = ws.out / "graph" / "learned.json"
     graph, gname = ((load_graph(learned), "learned (graph stage)") if learned.exists()
                     else value_graph(sorted(items["value"].unique()), cfg.human))  # fmt: skip
     spec = CompareSpec(seed=cfg.seed)
     if cfg.quick:
-        spec = CompareSpec(values=sorted(items["value"].unique())[:1], vector_strengths=[0.5], sae_strengths=[8.0],
+        spec = CompareSpec(values=testable[:1], vector_strengths=[0.5], sae_strengths=[8.0],
                            vector_roles=1, corr_roles=2, grad_roles=2, candidates=4, neutral_prompts=2,
                            neutral_texts=2, gen_tokens=16, n_boot=100, n_null=50, seed=cfg.seed)  # fmt: skip
     res = run_compare(model, Measurer(model, info.prompt_format), sae, typical, items,

@@ -15,6 +15,7 @@ import torch
 
 from mechvalue.analysis import steer_compare as sc
 from mechvalue.causal.graph import Edge, ValueGraph
+from mechvalue.errors import MechValueError
 from mechvalue.study.inventory import split
 
 # ------------------------------------------------------------------ pure statistics
@@ -192,3 +193,14 @@ def test_planted_direction_recovered_and_selective(planted, tmp_path, monkeypatc
     monkeypatch.setattr(sc, "measure", lambda *a, **k: pytest.fail("remeasured"))
     again = sc.run_compare(model, measurer, sae, torch.ones(16), items, roles, spec, tmp_path, progress=False)
     pd.testing.assert_frame_equal(again["compare"], res["compare"])
+
+
+def test_values_without_held_out_items_are_named_not_crashed_on():
+    """One item per value leaves nothing to build on and judge on: `prepare` names the value (no
+    model is touched first) and `held_out_values` tells the run stage to skip, saying why."""
+    items = pd.DataFrame({"item": ["a", "b", "c"], "question": ["Qa?", "Qb?", "Qc?"],
+                          "value": ["Power", "Power", "Tradition"], "agreement": [1, 1, 1]})  # fmt: skip
+    assert sc.held_out_values(items) == ["Power"]
+    assert sc.held_out_values(items[items["value"] == "Tradition"]) == []
+    with pytest.raises(MechValueError, match="'Tradition' has 1 item"):
+        sc.prepare(None, None, None, None, items, [], sc.CompareSpec(values=["Power", "Tradition"]))

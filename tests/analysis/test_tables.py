@@ -64,3 +64,5 @@ def test_table1_leaves_out_values_on_one_side_of_the_split():
     )  # fmt: skip
     res = ex.table1(rows(["A", "B"]), rows(["A"]), [7])
     assert list(res["cells"]["value"]) == ["A"] and res["mean_similarity"] == {"7": 1.0}
+    none = ex.table1(rows(["B"]), rows(["A"]), [7])  # no value on both sides: an empty table, no error
+    assert none["cells"].empty and none["mean_similarity"] == {} and none["noise_ratio"] == {}
