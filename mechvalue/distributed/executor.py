@@ -201,6 +201,15 @@ class RayExecutor(Executor):
     def prepare(self, model) -> None:
         self._actors(model)
 
+    def _release_workers(self) -> None:
+        """Model workers keep their CPUs (and GPUs) while alive, so CPU-only tasks (bootstrap blocks)
+        queued behind them would wait forever on a cluster they fill: end them first (a later model
+        stage starts them again)."""
+        for actors in _POOLS.values():
+            for a in actors:
+                self.ray.kill(a)
+        _POOLS.clear()
+
     def worker_pids(self, model) -> list[int]:
         """The current process of each model worker (tests kill one to check recovery)."""
         return self.ray.get([a.pid.remote() for a in self._actors(model)])
@@ -243,6 +252,7 @@ class RayExecutor(Executor):
         from mechvalue.distributed.worker import apply_block
 
         ray = self.ray
+        self._release_workers()
         c = self.cfg.cpus_per_worker
         remote = ray.remote(apply_block).options(num_cpus=c, max_retries=self.cfg.max_task_retries)
         per = math.ceil(len(items) / max(1, 4 * self.workers()))  # about 4 blocks per worker
