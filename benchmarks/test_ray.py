@@ -30,9 +30,7 @@ def test_quick_grid_local_vs_ray_1_and_2_workers(smollm2, tmp_path):
     cores = os.cpu_count() or 2
     torch.set_num_threads(cores)  # local: every core, as a Ray worker given all of them
     torch.manual_seed(0)
-    sae = SAE(
-        SAEConfig(model.cfg.d_model, 512, hook_name="blocks.15.hook_resid_post")
-    )  # the quick SAE's shape
+    sae = SAE(SAEConfig(model.cfg.d_model, 512, hook_name="blocks.15.hook_resid_post"))  # quick SAE's shape
     sae.save(tmp_path / "sae")
     items = inv.load_inventory()
     items = items[

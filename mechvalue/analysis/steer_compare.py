@@ -398,10 +398,11 @@ def prepare(model, measurer: Measurer, sae, typical: Tensor | None, items: pd.Da
     unknown = sorted(set(targets) - set(items["value"]))
     if unknown:
         raise MechValueError(f"unknown value(s) {unknown}: not in the items' column 'value'")
-    for v in sorted(set(targets) - set(held_out_values(items, spec.seed))):
-        n = int((items["value"] == v).sum())
-        raise MechValueError(f"value {v!r} has {n} item(s): the seeded 0.7 split leaves it without train or "
-                             "test items, and every method is built on train items and judged on test ones")  # fmt: skip
+    short = sorted(set(targets) - set(held_out_values(items, spec.seed)))
+    if short:
+        counts = ", ".join(f"value {v!r} has {int((items['value'] == v).sum())} item(s)" for v in short)
+        raise MechValueError(f"{counts}: the seeded 0.7 split leaves no train or test items, and every "
+                             "method is built on train items and judged on test ones")  # fmt: skip
     hook = sae.cfg.hook_name if sae is not None else spec.hook
     if not hook or (sae is None and any(m in SAE_METHODS for m in spec.methods)):
         raise MechValueError("the SAE methods need an SAE (without one, give spec.hook and no sae_* method)")

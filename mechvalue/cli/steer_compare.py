@@ -54,9 +54,8 @@ def cmd_steer_compare(a: argparse.Namespace) -> None:
         sae = load_sae(str(sae_path), a.device)
         if sae.cfg.hook_name != hook:
             raise MechValueError(f"--layer {a.layer}: the SAE reads {sae.cfg.hook_name}")
-        own = (
-            sae_path.parent / "activations.h5"
-        )  # the recipe's training cache: typical activations as steer-grid
+        # the recipe's training cache: typical activations as steer-grid
+        own = sae_path.parent / "activations.h5"
         typical = typical_from_store(sae, own) if own.exists() else None
     model, info = load_model(a.model, a.device, a.dtype, a.prompt_format)
     graph, gname = value_graph(values, a.human or default_human_answers(), a.graph)

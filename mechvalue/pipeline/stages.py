@@ -258,8 +258,8 @@ def steer_compare(out: Path, model, info, sae, typical, items: pd.DataFrame, rol
     from mechvalue.causal.graph import load_graph
     from mechvalue.measure.scoring import Measurer
 
-    testable = held_out_values(items, cfg.seed)
-    if not testable:  # an inventory of one item per value: nothing to build on and judge on
+    testable = held_out_values(items, cfg.seed)  # values with items to build on and to judge on
+    if not testable:
         verdict = ("Not run: no value has both train and test items under the seeded 0.7 split "
                    f"(the inventory has at most {items['value'].value_counts().max()} item(s) per value).")  # fmt: skip
         write_json({"verdict": verdict}, out / "summary.json")
@@ -267,7 +267,7 @@ def steer_compare(out: Path, model, info, sae, typical, items: pd.DataFrame, rol
     learned = ws.out / "graph" / "learned.json"
     graph, gname = ((load_graph(learned), "learned (graph stage)") if learned.exists()
                     else value_graph(sorted(items["value"].unique()), cfg.human))  # fmt: skip
-    spec = CompareSpec(seed=cfg.seed)
+    spec = CompareSpec(values=testable, seed=cfg.seed)
     if cfg.quick:
         spec = CompareSpec(values=testable[:1], vector_strengths=[0.5], sae_strengths=[8.0],
                            vector_roles=1, corr_roles=2, grad_roles=2, candidates=4, neutral_prompts=2,

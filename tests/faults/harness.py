@@ -60,9 +60,8 @@ def _install(kill_at: int | None, mode: str, counter: list[int]) -> None:
         real = getattr(owner, name)
 
         def f(*a, **k):
-            writes = not (
-                name == "mkdir" and os.path.isdir(a[0])
-            )  # mkdir of an existing folder writes nothing
+            # mkdir of an existing folder writes nothing
+            writes = not (name == "mkdir" and os.path.isdir(a[0]))
             event((lambda: torn_writer(real, *a, **k)) if torn_writer and mode == "torn" else None, writes)
             return real(*a, **k)
 
