@@ -230,3 +230,20 @@ def test_task_failing_twice_fails_naming_the_condition_and_keeps_what_finished(d
         _grid(design, tmp_path / "grid", ex, roles)
     assert int((tmp_path / "deaths").read_text()) >= 2  # the failing task's two tries at least
     assert list((tmp_path / "grid" / "parts").glob("*.r0-2.csv"))  # finished blocks are on disk
+
+
+def test_bootstrap_after_model_workers_holding_every_cpu_does_not_wait_on_them(cluster, design, ex):
+    """Model workers keep their CPUs while alive, so a CPU-only stage after a model stage must end
+    them first: a run with as many workers as CPUs once waited forever on its bootstrap."""
+    full = RayExecutor(ExecutorConfig("ray", workers=3), progress=False)
+    full.prepare(design["info"])  # with the module's two workers: more model actors than the 3 CPUs
+    rng = np.random.default_rng(1)
+    table = pd.DataFrame(rng.normal(size=(20, 4)), columns=list("ABCD"))
+    groups = pd.Series([f"p{i}" for i in range(20)])
+    got = []
+    t = threading.Thread(target=lambda: got.append(bootstrap_edges(table, groups, 8, seed=2, executor=full)),
+                         daemon=True)  # fmt: skip
+    t.start()
+    t.join(timeout=300)
+    assert got, "the bootstrap blocks waited on model workers holding every CPU"
+    pd.testing.assert_frame_equal(got[0], bootstrap_edges(table, groups, 8, seed=2, workers=1))
