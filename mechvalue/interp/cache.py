@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from mechvalue import __version__
 from mechvalue.errors import MechValueError
+from mechvalue.io import atomic_path
 from mechvalue.lm.batching import chunks, left_pad
 
 STORAGE = {"float32": np.float32, "float16": np.float16, "bfloat16": np.uint16}
@@ -94,11 +95,7 @@ def cache_activations(
     check_hooks(model, hooks)
     if storage not in STORAGE:
         raise MechValueError(f"storage dtype {storage!r}: use one of {sorted(STORAGE)}")
-    out = Path(out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise MechValueError(f"{out}: cannot create folder ({e})") from None
+    out = Path(out)  # its folder is made with the file (`_open`)
     tok_hash = hashlib.sha256(json.dumps([p.tokens for p in prompts]).encode()).hexdigest()[:16]
     settings = {"model": model_name, "hooks": hooks, "positions": positions, "storage": storage,
                 "prompts": tok_hash, "n_prompts": len(prompts)}  # fmt: skip
@@ -170,8 +167,7 @@ def _open(out: Path, h: str, settings: dict, hooks: list[str], model, storage: s
                 f"{out}: damaged activation cache ({e}); try `mechvalue cache --repair {out}`"
             ) from None
         return f
-    tmp = out.with_name(out.name + ".init")
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:  # a failed start leaves no temp file
         for name in hooks:
             width = _hook_width(model, name)
             f.create_dataset(name, (0, width), maxshape=(None, width), dtype=STORAGE[storage],
@@ -183,9 +179,6 @@ def _open(out: Path, h: str, settings: dict, hooks: list[str], model, storage: s
                         "tokenizer": getattr(model.tokenizer, "name_or_path", ""),
                         "mechvalue_version": __version__, "settings": json.dumps(settings),
                         "settings_hash": h, "complete": False})  # fmt: skip
-        _fsync(f)
-    os.replace(tmp, out)
-    _fsync_dir(out.parent)
     return h5py.File(out, "r+")
 
 
@@ -206,14 +199,6 @@ def _fsync(f) -> None:
     """Flush h5py's buffers to the OS, then the OS's to the disk."""
     f.flush()
     os.fsync(f.id.get_vfd_handle())
-
-
-def _fsync_dir(d: Path) -> None:
-    fd = os.open(d, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _records(f) -> np.ndarray:

@@ -163,6 +163,6 @@ def leftovers(root: Path) -> list[str]:
     bad = []
     for p in root.rglob("*"):
         n = p.name
-        if n.endswith((".tmp", ".partial", ".old", ".init")):
+        if n.endswith((".tmp", ".partial", ".old")):
             bad.append(str(p.relative_to(root)))
     return bad

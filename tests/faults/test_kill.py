@@ -45,12 +45,13 @@ def reference(zygote, inputs, tmp_path_factory):
     return get
 
 
-def crash_and_resume(
-    name: str, inputs, ref: Reference, tmp: Path, points: int, seed: int, modes: tuple[str, ...]
-) -> int:
-    """Crash `name` at `points` seeded random events, rerun, compare; returns the points survived."""
+def crash_and_resume(name: str, inputs, ref: Reference, tmp: Path, points: int, seed: int,
+                     modes: tuple[str, ...], first: bool = False) -> int:  # fmt: skip
+    """Crash `name` at `points` seeded random events (`first`: its first events), rerun, compare;
+    returns the points survived."""
     rng = random.Random(seed)
-    ks = sorted(rng.sample(range(1, ref.events + 1), min(points, ref.events)))
+    n = min(points, ref.events)
+    ks = list(range(1, n + 1)) if first else sorted(rng.sample(range(1, ref.events + 1), n))
     for k in ks:
         mode = rng.choice(modes)
         out = tmp / f"{name}-{mode}-{k}"
@@ -91,6 +92,13 @@ def test_kill_points_ci(name, reference, inputs, tmp_path):
 @pytest.mark.parametrize("name", ["cache"])
 def test_full_disk_ci(name, reference, inputs, tmp_path):
     assert crash_and_resume(name, inputs, reference(name), tmp_path, 1, seed=5, modes=("enospc",)) == 1
+
+
+def test_full_disk_while_the_cache_file_is_created_leaves_nothing(reference, inputs, tmp_path):
+    """The disk fills at each of `cache`'s first writes (folder, temp file, its first HDF5 writes):
+    `run` once left the new file's temp copy behind there."""
+    ref = reference("cache")
+    assert crash_and_resume("cache", inputs, ref, tmp_path, 8, seed=0, modes=("enospc",), first=True) == 8
 
 
 def test_grid_parts_of_other_settings_are_refused_not_mixed(zygote, inputs, tmp_path):
