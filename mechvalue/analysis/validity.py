@@ -248,10 +248,16 @@ def _lower(m: np.ndarray) -> np.ndarray:
     return m[np.tril_indices_from(m, -1)]
 
 
+def _varying(corr: pd.DataFrame, vals: list[str]) -> list[str]:
+    """The values of `vals` whose correlations are defined: a value every respondent scores the
+    same (SmolLM2's generated answers to Universalism are all "no") has none, and is left out."""
+    return [v for v in vals if np.isfinite(corr.loc[v, v])]
+
+
 def matrix_correlation(a: pd.DataFrame, b: pd.DataFrame, n_perm: int = 5000, seed: int = 0) -> dict:
     """Pearson r between the off-diagonal cells of two correlation matrices over their common
     values, and the one-sided label-permutation p-value (rows and columns of b permuted together)."""
-    common = [v for v in a.columns if v in set(b.columns)]
+    common = _varying(b, _varying(a, [v for v in a.columns if v in set(b.columns)]))
     if len(common) < 4:
         return {"values": common, "r": float("nan"), "p": float("nan"), "n_perm": 0}
     ma, mb = a.loc[common, common].to_numpy(), b.loc[common, common].to_numpy()
@@ -271,7 +277,7 @@ def circle_structure(corr: pd.DataFrame, n_perm: int = 5000, seed: int = 0) -> d
     """Do correlations fall with distance on Schwartz's circle? Spearman rho between each pair's
     correlation and its distance (negative = as theory predicts), one-sided label-permutation
     p-value, and the mean correlation at each distance."""
-    vals = [v for v in SCHWARTZ_VALUES if v in corr.columns]
+    vals = _varying(corr, [v for v in SCHWARTZ_VALUES if v in corr.columns])
     if len(vals) < 4:
         return {"values": vals, "rho": float("nan"), "p": float("nan"), "mean_r_by_distance": {}}
     m = corr.loc[vals, vals].to_numpy()

@@ -132,6 +132,13 @@ def test_matrix_correlation_and_circle_on_a_circumplex():
     p = rng.permutation(10)
     shuffled = pd.DataFrame(m.to_numpy()[np.ix_(p, p)], index=vals, columns=vals)
     assert V.matrix_correlation(m, shuffled, 500)["r"] < same["r"]
+    # a value no respondent moves has no correlations: both use the other nine
+    scores = pd.DataFrame(rng.normal(size=(30, 10)), columns=vals).assign(Universalism=0.5)
+    flat = scores.corr()
+    assert V.matrix_correlation(flat, m, 200)["values"] == [v for v in vals if v != "Universalism"]
+    assert np.isfinite(V.matrix_correlation(flat, m, 200)["r"])
+    c = V.circle_structure(flat, 200)
+    assert len(c["values"]) == 9 and np.isfinite(c["rho"])
 
 
 def test_known_groups_hits_and_sign_test():
