@@ -75,9 +75,14 @@ def center_scores(long: pd.DataFrame) -> pd.DataFrame:
     """Each respondent's item scores minus that respondent's mean over all its items: the PVQ's
     own correction for scale use (Schwartz's centred scores, "MRAT"). It removes a role-wide
     shift (acquiescence: a persona that says yes to everything) that otherwise passes for
-    consistency within every value."""
+    consistency within every value. A value whose every item gets one answer from all respondents
+    is left out: centring would give its items one shared role shift, a perfect consistency made
+    by the centring alone."""
     rows = respondents(long)
-    return rows.assign(score=rows["score"] - rows.groupby("player_name")["score"].transform("mean"))
+    fixed = rows.groupby(["value", "item"])["score"].transform("nunique").eq(1)
+    flat = fixed.groupby(rows["value"]).transform("all")
+    centred = rows.assign(score=rows["score"] - rows.groupby("player_name")["score"].transform("mean"))
+    return centred[~flat]
 
 
 def item_matrices(long: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -306,3 +306,10 @@ def test_centering_removes_acquiescence_that_passes_for_consistency():
     cen = V.reliability(V.center_scores(long), n_boot=0).set_index("value")
     assert (raw["alpha"] > 0.9).all()
     assert cen.loc["Signal", "alpha"] > 0.8 and (cen.loc[["A", "B", "C"], "alpha"] < 0.5).all()
+    # a value every role answers the same way has no reliability, centred or not (centring would
+    # make its items agree perfectly: the role shift is all that is left of them)
+    flat = pd.concat([long, long[long["value"] == "A"].assign(value="Flat", item=lambda d: "F" + d["item"],
+                                                                score=-1.0)])  # fmt: skip
+    assert np.isnan(V.reliability(flat, n_boot=0).set_index("value").loc["Flat", "alpha"])
+    cen = V.reliability(V.center_scores(flat), n_boot=0).set_index("value")
+    assert "Flat" not in cen.index and cen.loc["Signal", "alpha"] > 0.8
