@@ -398,7 +398,7 @@ def prepare(model, measurer: Measurer, sae, typical: Tensor | None, items: pd.Da
     unknown = sorted(set(targets) - set(items["value"]))
     if unknown:
         raise MechValueError(f"unknown value(s) {unknown}: not in the items' column 'value'")
-    short = sorted(set(targets) - set(held_out_values(items, spec.seed)))
+    short = sorted(set(targets) - (set(train["value"]) & set(test["value"])))  # as held_out_values
     if short:
         counts = ", ".join(f"value {v!r} has {int((items['value'] == v).sum())} item(s)" for v in short)
         raise MechValueError(f"{counts}: the seeded 0.7 split leaves no train or test items, and every "
