@@ -2,6 +2,8 @@
 
     out = x + (f' - f) @ W_dec,   f = act((x - b_dec) @ W_enc + b_enc),   f' = f * mul + add
 
+with act ReLU or JumpReLU, relu(pre) * (pre > threshold) (`gate`)
+
 `mul`/`add` encode the edit per feature (untouched: 1/0; clamp to v: 0/v; scale by v: v/0;
 add v: 1/v). Since decode(f') - decode(f) = (f' - f) @ W_dec, the SAE's reconstruction error
 is kept exactly and only one encode and one decode happen per token, where SAELens's
@@ -83,8 +85,9 @@ def _sae_edit_kernel(
     pre += tl.load(b_enc_ptr + feats, mask=f_ok, other=0.0).to(tl.float32)[None, :]
     # activation, then the edit; only the difference f' - f is decoded
     if ACT == JUMPRELU:
+        # relu(pre) * (pre > thr): the ReLU matters where a threshold is below 0
         thr = tl.load(thr_ptr + feats, mask=f_ok, other=0.0).to(tl.float32)
-        f = tl.where(pre > thr[None, :], pre, 0.0)
+        f = tl.where(pre > thr[None, :], tl.maximum(pre, 0.0), 0.0)
     else:
         f = tl.maximum(pre, 0.0)
     mul = tl.load(mul_ptr + feats, mask=f_ok, other=1.0).to(tl.float32)
@@ -168,12 +171,21 @@ def sae_edit_triton(
     return acc if x.dtype == torch.float32 else acc.to(x.dtype)
 
 
+def gate(pre: Float[Tensor, "... s"], threshold: Float[Tensor, " s"] | None) -> Float[Tensor, "... s"]:
+    """The SAE activation of the fused paths: ReLU, or JumpReLU as `relu(pre) * (pre > threshold)`
+    (Gemma Scope's and SAELens's definition; the ReLU matters only for thresholds below 0).
+    `SAE.encode`, this reference and the kernel all gate this way."""
+    if threshold is None:
+        return pre.clamp_min(0)
+    return torch.where(pre > threshold.to(pre.dtype), pre.clamp_min(0), torch.zeros_like(pre))
+
+
 def sae_edit_reference(x, W_enc, b_enc, W_dec, b_dec, threshold, mul, add):
     """The same computation in plain torch (float32 accumulation), as written in the docstring.
 
     Differentiable in x (and in any operand that requires grad)."""
     xf = x.float()
     pre = (xf - b_dec.float()) @ W_enc.float() + b_enc.float()
-    f = torch.where(pre > threshold.float(), pre, 0.0) if threshold is not None else pre.clamp_min(0)
+    f = gate(pre, threshold.float() if threshold is not None else None)
     delta = f * (mul.float() - 1) + add.float()
     return (xf + delta @ W_dec.float()).to(x.dtype)

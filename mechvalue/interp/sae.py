@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from mechvalue.errors import MechValueError
 from mechvalue.io import atomic_dir
+from mechvalue.kernels import gate
 
 Activation = Literal["relu", "jumprelu", "topk"]
 
@@ -56,13 +57,10 @@ class SAE(nn.Module):
 
     def encode(self, x: Float[Tensor, "... d_in"]) -> Float[Tensor, "... d_sae"]:
         pre = self.pre_acts(x)
-        if self.cfg.activation == "jumprelu":
-            # ReLU as well as the threshold, as Gemma Scope and SAELens do (matters only below 0)
-            return torch.where(pre > self.threshold, pre.relu(), torch.zeros_like(pre))
         if self.cfg.activation == "topk":
             vals, idx = pre.relu().topk(self.cfg.k, dim=-1)
             return torch.zeros_like(pre).scatter(-1, idx, vals)
-        return pre.relu()
+        return gate(pre, self.threshold if self.cfg.activation == "jumprelu" else None)
 
     def decode(self, f: Float[Tensor, "... d_sae"]) -> Float[Tensor, "... d_in"]:
         return (f @ self.W_dec + self.b_dec) / self.cfg.input_scale

@@ -23,7 +23,7 @@ def _sae(act, d=48, s=300, seed=0):
     with torch.no_grad():
         sae.b_enc.normal_(0, 0.1)
         sae.b_dec.normal_(0, 0.1)
-        sae.threshold.uniform_(0, 0.2)
+        sae.threshold.uniform_(-0.3, 0.2)  # below 0 too: relu(pre) * (pre > thr)
     return sae
 
 

@@ -30,16 +30,17 @@ def _random(m, d, s, xdt, wdt, seed):
     mul[idx[1::3]] = 2.5  # scale
     add[idx[2::3]] = -1.5  # add
     return (r(m, d, dt=xdt), r(d, s, sc=d**-0.5, dt=wdt), r(s, sc=0.1), r(s, d, sc=s**-0.5, dt=wdt), r(d, sc=0.1),
-            (torch.rand(s, generator=g) * 0.3).to(DEV), mul.to(DEV), add.to(DEV))  # fmt: skip
+            (torch.rand(s, generator=g) * 0.6 - 0.3).to(DEV), mul.to(DEV), add.to(DEV))  # fmt: skip
 
 
 def independent(x, W_enc, b_enc, W_dec, b_dec, thr, mul, add):
-    """x + W_dec^T (f' - f), written out feature by feature in float64."""
+    """x + W_dec^T (f' - f), written out feature by feature in float64 (JumpReLU as Gemma Scope and
+    SAELens define it: relu(pre) * (pre > threshold))."""
     x64 = x.double()
     out = x64.clone()
     for i in range(W_enc.shape[1]):
         pre = (x64 - b_dec.double()) @ W_enc[:, i].double() + b_enc[i].double()
-        f = torch.where(pre > (thr[i].double() if thr is not None else 0.0), pre, torch.zeros_like(pre))
+        f = pre.clamp_min(0) * (pre > thr[i].double()) if thr is not None else pre.clamp_min(0)
         d = f * (mul[i].double() - 1) + add[i].double()
         out += d[:, None] * W_dec[i].double()[None, :]
     return out
@@ -94,6 +95,24 @@ def test_jumprelu_gate_at_the_threshold_is_exact_in_float32():
     got = sae_edit_triton(*args, block=(16, 64, 32)).cpu()
     want = independent(x, We, be, Wd, bd, thr, mul, add)
     assert (got.double() - want).abs().max() < 1e-4
+
+
+def test_jumprelu_with_negative_thresholds_gates_through_relu():
+    """A threshold below 0 lets no negative pre-activation through: f = relu(pre) * (pre > thr).
+    A gate without the ReLU (where(pre > thr, pre, 0)) differs here at about half the entries."""
+    g = torch.Generator().manual_seed(3)
+    m, d, s = 24, 48, 64
+    x = torch.randn(m, d, generator=g)
+    We, Wd = torch.randn(d, s, generator=g) / 6, torch.randn(s, d, generator=g) / 6
+    be, bd = torch.randn(s, generator=g) * 0.1, torch.zeros(d)
+    thr = -3 * torch.rand(s, generator=g)  # in (-3, 0), as SAELens JumpReLU SAEs can have
+    mul, add = torch.zeros(s), torch.full((s,), 0.5)  # clamp every feature to 0.5
+    args = [t.to(DEV) for t in (x, We, be, Wd, bd, thr, mul, add)]
+    want = independent(x, We, be, Wd, bd, thr, mul, add)
+    for got in (sae_edit_triton(*args, block=(16, 32, 32)).cpu(), sae_edit_reference(*args).cpu()):
+        assert (got.double() - want).abs().max() < 1e-4
+    pre = x.double() @ We.double() + be.double()
+    assert bool(((pre < 0) & (pre > thr.double())).any())  # the case exists in this draw
 
 
 @pytest.mark.parametrize("xdt", ["float32", "bfloat16"])
