@@ -13,9 +13,10 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from mechvalue.lm import compat
 from mechvalue.lm.batching import left_pad
+from mechvalue.lm.bridge import as_bridge, model_device
 from mechvalue.lm.hooks import HookList, installed, per_call
-from mechvalue.lm.models import as_bridge, model_device
 
 
 def new_cache():
@@ -37,10 +38,11 @@ def logits_at(
     appended to it. Other positions than the last are read from the final norm's output and
     unembedded here (with Gemma-2's final soft-capping), still only at the read positions."""
     bridge = as_bridge(model)
+    compat.install(bridge)
     n = tokens.shape[1]
     position_ids = (attn.cumsum(-1) - 1).clamp(min=0)[:, -n:]
     kw = {"attention_mask": attn, "position_ids": position_ids, "logits_to_keep": 1}
-    kw |= {"past_key_values": cache, "use_cache": True} if cache is not None else {"use_cache": False}
+    kw |= {**compat.cache_kwargs(bridge, cache), "use_cache": True} if cache is not None else {"use_cache": False}
     if at is None:
         with installed(bridge, hooks or []):
             return bridge(tokens, **kw)[:, -1]

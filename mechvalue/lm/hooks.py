@@ -1,15 +1,20 @@
 """Hooks whose positions are fixed when they are made, as plain TransformerLens `(activation, hook)`
 functions: nothing outside a hook changes where it edits.
 
+Whether a forward call is a prompt pass or a decode step is read from what the model is doing:
+the number of positions its KV cache already holds (`mechvalue.lm.compat.past_length`, recorded
+for every model `load_model` returns), never from how many positions the call has.
+
 Positions:
 - "all": every position of every forward call (the default);
-- "prompt": every position of multi-token calls (a prompt pass), none of one-token decode steps;
-- "generated": only one-token decode steps (KV-cached generation, as `generate` runs by default);
-- (start, end): that span of the prompt pass, e.g. a prompt's " your values" tokens;
-- a boolean mask [batch, pos] (or [pos]): those positions of a call of exactly that shape;
-  one-token decode steps are left alone, any other shape raises.
-`hook.at(positions)` is the same edit (its prepared operands shared) at other positions: the
-decoder and the measurer build one such hook per forward call.
+- "prompt": every position of a prompt pass (an empty cache), none of the calls that continue it;
+- "generated": every position of the calls that continue a cache (KV-cached decode steps);
+- (start, end): those positions of the sequence, e.g. a prompt's " your values" tokens: a call
+  that continues a cache covers positions [past, past + n) and edits its part of the span;
+- a boolean mask [batch, pos] (or [pos]): those positions of a prompt pass of exactly that shape;
+  calls that continue a cache are left alone, a prompt pass of any other shape raises.
+`hook.at(positions)` is the same edit (its prepared operands shared) for one forward call, its
+positions relative to that call: the decoder and the measurer build one such hook per call.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 from mechvalue.errors import MechValueError
+from mechvalue.lm.compat import past_length
 
 Where = Literal["all", "prompt", "generated"]
 WHERE: tuple[str, ...] = get_args(Where)
@@ -59,44 +65,60 @@ class PositionedHook:
 
     def __init__(self, positions: Positions = "all"):
         self.positions = check_positions(positions)
+        self.one_call = False  # positions relative to one forward call (`at`), not the sequence
 
     def edit(self, rows: Float[Tensor, "n d"]) -> Float[Tensor, "n d"]:
         raise NotImplementedError
 
     def at(self, positions: Positions) -> PositionedHook:
-        """The same edit at other positions (a shallow copy: prepared operands are shared)."""
+        """The same edit at other positions of one forward call (a shallow copy: prepared operands
+        are shared)."""
         other = copy.copy(self)
         other.positions = check_positions(positions)
+        other.one_call = True
         return other
+
+    def _edit_all(self, act):
+        return self.edit(act.reshape(-1, act.shape[-1])).reshape(act.shape)
 
     def __call__(self, act: Float[Tensor, "batch pos ..."], hook) -> Float[Tensor, "batch pos ..."]:
         b, p = act.shape[:2]
         pos = self.positions
-        if isinstance(pos, str):
-            if pos == "all" or (pos == "prompt") == (p > 1):
-                return self.edit(act.reshape(-1, act.shape[-1])).reshape(act.shape)
-            return act
-        if isinstance(pos, tuple):
-            if p == 1 and pos != (0, 1):
-                return act  # a decode step: the span is in the prompt
-            if pos[1] > p:
-                raise MechValueError(f"span {pos} is beyond this call's {p} positions")
-            out = act.clone()
-            out[:, pos[0] : pos[1]] = self.edit(act[:, pos[0] : pos[1]].reshape(-1, act.shape[-1])).reshape(
-                b, pos[1] - pos[0], *act.shape[2:]
-            )
-            return out
-        if pos.shape[1] != p or pos.shape[0] not in (1, b):
-            if p == 1:
-                return act  # a decode step after the masked prompt
+        if isinstance(pos, str) and pos == "all":
+            return self._edit_all(act)
+        past = 0 if self.one_call and not isinstance(pos, str) else past_length()
+        if past is None:
             raise MechValueError(
-                f"{hook.name if hook is not None else 'hook'}: positions were fixed for [batch, pos] = "
-                f"{list(pos.shape)}, the activation has {[b, p]}"
+                f"{_name(hook)}: positions {pos if isinstance(pos, str | tuple) else 'mask'} need to know "
+                "whether a call is a prompt pass or a decode step; load the model with "
+                "mechvalue.load_model (or call mechvalue.lm.compat.install(bridge) once)"
+            )
+        if isinstance(pos, str):
+            return self._edit_all(act) if (pos == "prompt") == (past == 0) else act
+        if isinstance(pos, tuple):
+            if past == 0 and pos[1] > p:
+                raise MechValueError(f"span {pos} is beyond this call's {p} positions")
+            lo, hi = max(pos[0] - past, 0), min(pos[1] - past, p)  # the span's part in this call
+            if lo >= hi:
+                return act
+            out = act.clone()
+            out[:, lo:hi] = self.edit(act[:, lo:hi].reshape(-1, act.shape[-1])).reshape(b, hi - lo, *act.shape[2:])
+            return out
+        if past > 0:
+            return act  # a call continuing the masked prompt
+        if pos.shape[1] != p or pos.shape[0] not in (1, b):
+            raise MechValueError(
+                f"{_name(hook)}: positions were fixed for [batch, pos] = {list(pos.shape)}, "
+                f"the activation has {[b, p]}"
             )
         m = pos.to(act.device).expand(b, p)
         out = act.clone()
         out[m] = self.edit(act[m])
         return out
+
+
+def _name(hook) -> str:
+    return hook.name if hook is not None else "hook"
 
 
 def per_call(hooks: HookList, positions: Positions | None) -> HookList:

@@ -20,6 +20,7 @@ import torch
 from platformdirs import user_cache_dir
 
 from mechvalue.errors import MechValueError
+from mechvalue.lm.bridge import as_bridge, model_device  # noqa: F401 - re-exported
 from mechvalue.io import atomic_dir
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -80,16 +81,6 @@ class LoadedModel:
     @property
     def n_layers(self) -> int:
         return int(self.bridge.cfg.n_layers)
-
-
-def as_bridge(model):
-    """The `TransformerBridge` of a `LoadedModel`, or the argument itself."""
-    return model.bridge if isinstance(model, LoadedModel) else model
-
-
-def model_device(model) -> torch.device:
-    """Where the model's weights are (what input token tensors are moved to)."""
-    return as_bridge(model).original_model.get_input_embeddings().weight.device
 
 
 def smollm2_gguf_path() -> Path:
@@ -178,11 +169,15 @@ def load_model(
     device: str | torch.device = "cpu",
     dtype: DType | torch.dtype = "float32",
     prompt_format: PromptFormat | None = None,
+    check: bool = True,
 ) -> LoadedModel:
     """Load a local HF model folder (or the default SmolLM2) as a TransformerBridge, offline.
 
     Any folder name works: the architecture is read from its `config.json`. A folder that is not
     a model, or whose weights do not load, fails with one MechValueError; nothing is fetched.
+    `check` runs `mechvalue.lm.selfcheck.self_check` (KV-cached and shared-prefix logits against
+    full passes, well under a second on SmolLM2) and raises if the installed transformers and
+    TransformerLens disagree.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -207,4 +202,10 @@ def load_model(
     chat = fmt == "chat"
     if chat:  # chat templates bring their own start token
         bridge.cfg.default_prepend_bos = False
+    from mechvalue.lm import compat
+    from mechvalue.lm.selfcheck import self_check
+
+    compat.install(bridge)
+    if check:  # KV-cached logits must equal a full pass on the installed libraries, or nothing runs
+        self_check(bridge)
     return LoadedModel(bridge, name_or_path, fmt, chat, dt, torch.device(device))

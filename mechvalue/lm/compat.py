@@ -1,0 +1,101 @@
+"""What the bridge needs on every supported transformers release, installed once per model.
+
+1. The KV cache reaches TransformerLens's own attention. transformers >= 5.24 hands the cache to
+   each attention module as `cache=` (`past_key_values` is deprecated, removal announced for
+   5.40). TransformerLens's attention bridges that compute attention themselves (rotary,
+   joint-QKV, ...) read only `past_key_values` / `layer_past` in `AttentionBridge._update_kv_cache`
+   (transformer-lens 3.9 and 4.3), so the cache stays empty: shared-prefix scores ignore the
+   prefix and cached decoding attends to the new token alone, with nothing but a FutureWarning.
+   A forward pre-hook on each such component passes the cache under the name it reads.
+   No upstream issue was found for it on 2026-11-29; the fix belongs in TransformerLens's
+   `_update_kv_cache` (read `cache` too).
+2. Every forward call records how many positions the cache already holds (`past_length()`),
+   so hooks tell a prompt pass from a decode step by what the model is doing, not by how many
+   positions a call has.
+3. `cache_kwargs(cache)` names the cache the way the installed transformers takes it, so no
+   call of ours goes through a deprecated keyword.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+
+import torch
+
+_PAST: contextvars.ContextVar[int | None] = contextvars.ContextVar("mechvalue_past_length", default=None)
+_INSTALLED = "_mechvalue_compat"
+
+
+def past_length() -> int | None:
+    """Positions already in the KV cache of the forward call running now (0: a prompt pass);
+    None outside a forward of a model `install` has seen."""
+    return _PAST.get()
+
+
+def _cache_of(kwargs: dict):
+    for key in ("cache", "past_key_values"):
+        if kwargs.get(key) is not None:
+            return kwargs[key]
+    return None
+
+
+def _record_past(module, args, kwargs):
+    cache = _cache_of(kwargs)
+    _PAST.set(int(cache.get_seq_length()) if cache is not None else 0)
+
+
+def _clear_past(module, args, kwargs, output):
+    _PAST.set(None)
+
+
+def _alias_cache(module, args, kwargs):
+    if kwargs.get("cache") is not None and kwargs.get("past_key_values") is None:
+        return args, {**kwargs, "past_key_values": kwargs["cache"]}
+    return None
+
+
+def _reads_cache_itself(module) -> bool:
+    """An attention bridge that runs attention itself and fills the cache in `_update_kv_cache`
+    (a pass-through bridge hands the cache to HF's own module, which takes `cache=`)."""
+    from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
+
+    return isinstance(module, AttentionBridge) and type(module).forward is not AttentionBridge.forward
+
+
+def install(bridge) -> None:
+    """Install both hooks on a bridge (idempotent)."""
+    if getattr(bridge, _INSTALLED, False):
+        return
+    hf = bridge.original_model
+    hf.register_forward_pre_hook(_record_past, with_kwargs=True)
+    hf.register_forward_hook(_clear_past, with_kwargs=True, always_call=True)
+    for module in bridge.modules():
+        if _reads_cache_itself(module):
+            module.register_forward_pre_hook(_alias_cache, with_kwargs=True)
+    object.__setattr__(bridge, _INSTALLED, True)
+
+
+@functools.cache
+def _takes_cache(forward) -> bool:
+    return "cache" in inspect.signature(forward).parameters
+
+
+def cache_kwargs(bridge, cache) -> dict:
+    """The keyword under which this transformers takes a KV cache (`cache` from 5.24 on)."""
+    forward = type(bridge.original_model).forward
+    return {"cache" if _takes_cache(forward) else "past_key_values": cache}
+
+
+def versions() -> str:
+    """'transformers X, transformer-lens Y, torch Z': what a self-check failure names."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for pkg in ("transformers", "transformer-lens"):
+        try:
+            out.append(f"{pkg} {version(pkg)}")
+        except PackageNotFoundError:
+            out.append(f"{pkg} (not installed)")
+    return ", ".join([*out, f"torch {torch.__version__}"])

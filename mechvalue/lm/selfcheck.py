@@ -1,0 +1,73 @@
+"""The load-time probe: KV-cached paths must give what a full pass gives, or nothing runs.
+
+A transformers or TransformerLens release that stops filling the KV cache makes every score and
+generation silently wrong (transformers 5.24 with transformer-lens 3.9 did). `self_check` runs a
+short prompt (16 tokens; six forward passes) and compares next-token logits with plain full passes:
+- a decode step after the prompt's KV cache (what `generate` does), with an identity hook at a
+  middle layer that must see the cache empty in the prompt pass and holding the prompt in the
+  step (`compat.past_length`, how positioned hooks tell decode steps apart);
+- shared-prefix scoring (the prefix's cache broadcast over two suffixes, as the measurer does).
+Any disagreement beyond the dtype's rounding raises one MechValueError naming the installed
+versions, so a command exits 2 instead of printing wrong numbers.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mechvalue.errors import MechValueError
+from mechvalue.lm import compat
+from mechvalue.lm.bridge import as_bridge, model_device
+from mechvalue.lm.generation import logits_at, new_cache, prefix_last_logits
+
+PROBE = "Here is a short story about a fox who wanted to learn how to read"
+# Largest |cached - full| allowed, relative to the spread (std) of the full pass's logits: float32
+# agrees to ~1e-6 of it; a cache that is not filled is off by the order of the spread itself.
+TOLERANCE = {torch.float32: 1e-3, torch.bfloat16: 0.1, torch.float16: 0.05}
+
+
+def _full(bridge, ids: list[int]) -> torch.Tensor:
+    t = torch.tensor([ids], device=model_device(bridge))
+    return logits_at(bridge, t, torch.ones_like(t))[0].float()
+
+
+def self_check(model) -> dict[str, float]:
+    """Compare the cached paths with full passes; return each path's relative error, or raise."""
+    bridge = as_bridge(model)
+    compat.install(bridge)
+    dev = model_device(bridge)
+    ids = bridge.tokenizer(PROBE, add_special_tokens=False)["input_ids"][:16]
+    dtype = bridge.original_model.get_input_embeddings().weight.dtype
+    seen: list[int | None] = []
+
+    def identity(act, hook):
+        seen.append(compat.past_length())
+        return act
+
+    mid = f"blocks.{int(bridge.cfg.n_layers) // 2}.hook_resid_post"
+    with torch.no_grad():
+        want, want_short = _full(bridge, ids), _full(bridge, ids[:-1])
+        scale = float(want.std().clamp_min(1e-6))
+        cache, hooks = new_cache(), [(mid, identity)]
+        p = torch.tensor([ids[:-1]], device=dev)
+        logits_at(bridge, p, torch.ones_like(p), cache, hooks)
+        step = torch.tensor([ids[-1:]], device=dev)
+        attn = torch.ones((1, len(ids)), dtype=torch.long, device=dev)
+        got = logits_at(bridge, step, attn, cache, hooks)[0].float()
+        err = {"cached decoding": float((got - want).abs().max()) / scale}
+        k = len(ids) // 2
+        shared = prefix_last_logits(bridge, ids[:k], [ids[k:], ids[k:-1]]).float()
+        err["shared-prefix scoring"] = max(
+            float((shared[0] - want).abs().max()), float((shared[1] - want_short).abs().max())
+        ) / scale
+    tol = TOLERANCE.get(dtype, 0.1)
+    bad = [f"{n} off by {e:.3g} of the logits' spread" for n, e in err.items() if not e <= tol]
+    if seen != [0, len(ids) - 1]:
+        bad.append(f"hooks saw cache lengths {seen}, expected [0, {len(ids) - 1}]")
+    if bad:
+        raise MechValueError(
+            f"self-check failed: KV-cached logits disagree with a full pass ({'; '.join(bad)}) on "
+            f"{compat.versions()}; install the locked versions (./setup.sh) or see the README's tested "
+            "combinations"
+        )
+    return err
