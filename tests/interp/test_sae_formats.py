@@ -1,5 +1,5 @@
 """SAE formats: small random SAEs written the way each publisher writes them (Gemma Scope's npz
-layout, EleutherAI sparsify's save_to_disk, SAELens's save_model, a SAELens release in a Hugging Face
+layout, Gemma Scope 2's config.json + params.safetensors, EleutherAI sparsify's save_to_disk, SAELens's save_model, a SAELens release in a Hugging Face
 cache) load into SAEs that compute what the publisher's code computes; bad folders give clear errors."""
 
 import json
@@ -13,13 +13,17 @@ from mechvalue.interp.sae_formats import (
     FORMATS,
     detect_format,
     gemma_scope_hook_name,
+    hf_hook_to_tl,
     load_sae,
     sparsify_hook_name,
 )
 from tests.interp.sae_fixtures import (
+    gemma_scope_2_tensors,
     gemma_scope_arrays,
     sparsify_tensors,
     write_gemma_scope,
+    write_gemma_scope_2,
+    write_gemma_scope_2_to_hf_cache,
     write_release_to_hf_cache,
     write_saelens,
     write_sparsify,
@@ -300,13 +304,14 @@ def test_unknown_folder_lists_every_format(tmp_path):
         load_sae(tmp_path)
     for name, fmt in FORMATS.items():
         assert f"{name} ({fmt.layout})" in str(e.value)
-    assert list(FORMATS) == ["mechvalue", "saelens", "sparsify", "gemma-scope"]
+    assert list(FORMATS) == ["mechvalue", "saelens", "sparsify", "gemma-scope", "gemma-scope-2"]
     with pytest.raises(MechValueError, match="no such SAE folder"):
         load_sae(tmp_path / "absent")
 
 
 def test_each_fixture_is_detected_as_its_own_format(tmp_path):
     assert detect_format(write_gemma_scope(tmp_path / "g", 4, 8, layer=0)).name == "gemma-scope"
+    assert detect_format(write_gemma_scope_2(tmp_path / "g2", "resid_post", 0, 4, 8)).name == "gemma-scope-2"
     assert detect_format(write_sparsify(tmp_path / "s", 4, 8, k=2)).name == "sparsify"
     assert detect_format(tmp_path / "s").name == "sparsify"
 
@@ -339,3 +344,132 @@ def test_run_keeps_a_release_name(offline_hf_cache, tmp_path):
         "gemma-2b-it-res-jb:blocks.12.hook_resid_post",
         "blocks.12.hook_resid_post",
     )
+
+
+# --- Gemma Scope 2 ------------------------------------------------------------------------------
+
+
+def test_gemma_scope_2_matches_the_release_math(tmp_path):
+    root = tmp_path / "gemma-scope-2-270m-pt"
+    folder = write_gemma_scope_2(root, "resid_post", 12, D_IN, D_SAE, seed=3)
+    assert (
+        folder.relative_to(tmp_path).as_posix()
+        == "gemma-scope-2-270m-pt/resid_post/layer_12_width_16k_l0_medium"
+    )
+    a = gemma_scope_arrays(D_IN, D_SAE, seed=3)
+    for path in (folder, folder / "params.safetensors"):
+        sae = load_sae(path)
+        assert detect_format(path).name == "gemma-scope-2"
+        for name in ("W_enc", "W_dec", "b_enc", "b_dec", "threshold"):
+            assert torch.equal(getattr(sae, name).detach(), torch.from_numpy(a[name])), name
+        assert (sae.cfg.activation, sae.cfg.hook_name, sae.cfg.apply_b_dec_to_input) == (
+            "jumprelu", "blocks.12.hook_resid_post", False)  # fmt: skip
+    x = _x()
+    acts, recon = _gemma_scope_reference(a, x.numpy().astype(np.float64))
+    with torch.no_grad():
+        f = sae.encode(x)
+        assert torch.equal(f > 0, torch.from_numpy(acts > 0))
+        np.testing.assert_allclose(f.numpy(), acts, atol=1e-5)
+        np.testing.assert_allclose(sae.decode(f).numpy(), recon, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("site", "config", "hook"),
+    [("resid_post", True, "blocks.5.hook_resid_post"), ("resid_post_all", False, "blocks.5.hook_resid_post"),
+     ("mlp_out", True, "blocks.5.hook_mlp_out"), ("mlp_out_all", False, "blocks.5.hook_mlp_out")],
+)  # fmt: skip
+def test_gemma_scope_2_hook_from_config_or_layout(tmp_path, site, config, hook):
+    """The HF-style site of config.json, or (where a folder has none) the site folder and layer_<n>."""
+    folder = write_gemma_scope_2(tmp_path / "gemma-scope-2-1b-it", site, 5, D_IN, D_SAE, config=config)
+    assert load_sae(folder).cfg.hook_name == hook
+    assert load_sae(folder, hook_name="blocks.2.hook_resid_post").cfg.hook_name == "blocks.2.hook_resid_post"
+
+
+@pytest.mark.parametrize(
+    ("hf", "tl"),
+    [("model.layers.12.output", "blocks.12.hook_resid_post"),
+     ("model.layers.3.post_feedforward_layernorm.output", "blocks.3.hook_mlp_out"),
+     ("model.layers.3.post_attention_layernorm.output", "blocks.3.hook_attn_out"),
+     ("model.layers.0.input", "blocks.0.hook_resid_pre"),
+     ("model.language_model.layers.20.output", "blocks.20.hook_resid_post")],
+)  # fmt: skip
+def test_hf_hook_names_map_to_transformerlens(hf, tl):
+    assert hf_hook_to_tl(hf) == tl
+
+
+def test_gemma_scope_2_sites_it_cannot_edit_are_clear_errors(tmp_path):
+    root = tmp_path / "gemma-scope-2-270m-pt"
+    with pytest.raises(MechValueError, match=r"config\.json: HF hook 'model\.layers\.4\.self_attn\.o_proj\.input': "
+                       "attention-output SAEs read o_proj's input"):  # fmt: skip
+        load_sae(write_gemma_scope_2(root, "attn_out", 4, D_IN, D_SAE))
+    with pytest.raises(MechValueError, match="not a residual-stream, MLP-output or attention-output site"):
+        hf_hook_to_tl("model.layers.4.mlp.down_proj.output")
+    for kw in ({}, {"affine": True}, {"config": False}):
+        folder = write_gemma_scope_2(root, "transcoder", 9, D_IN, D_SAE, **kw)
+        with pytest.raises(MechValueError, match=rf"{folder.name}/params\.safetensors: Gemma Scope 2 a transcoder "
+                           r"\(reads .*\): not supported"):  # fmt: skip
+            load_sae(folder)
+
+
+def test_gemma_scope_2_misshaped_or_missing_names_file_and_tensor(tmp_path):
+    from safetensors.torch import save_file
+
+    folder = write_gemma_scope_2(tmp_path / "gemma-scope-2-270m-pt", "resid_post", 1, D_IN, D_SAE)
+    t = gemma_scope_2_tensors(D_IN, D_SAE)
+    save_file(t | {"w_dec": t["w_dec"].T.contiguous()}, str(folder / "params.safetensors"))
+    with pytest.raises(
+        MechValueError, match=rf"params\.safetensors: tensor 'w_dec' has shape \({D_IN}, {D_SAE}\)"
+    ):
+        load_sae(folder)
+    save_file({k: v for k, v in t.items() if k != "threshold"}, str(folder / "params.safetensors"))
+    with pytest.raises(MechValueError, match=r"params\.safetensors: no tensor 'threshold'"):
+        load_sae(folder)
+    save_file(t, str(folder / "params.safetensors"))
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(cfg | {"width": 2 * D_SAE}))
+    with pytest.raises(
+        MechValueError, match=rf"config\.json: width {2 * D_SAE} but params\.safetensors has {D_SAE}"
+    ):
+        load_sae(folder)
+
+
+def _local_header_shapes(cache):
+    """SAELens asks the hub for a Gemma Scope 2 file's tensor shapes even when the file is cached:
+    read them from the cached file's header instead (the only network call its loader makes)."""
+
+    def shapes(repo_id, filename):
+        from huggingface_hub import try_to_load_from_cache
+        from safetensors import safe_open
+
+        with safe_open(try_to_load_from_cache(repo_id, filename, cache_dir=str(cache)), "pt") as f:
+            return {k: list(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+
+    return shapes
+
+
+@pytest.mark.parametrize(
+    ("release", "sae_id", "hook"),
+    [("gemma-scope-2-270m-pt-res", "layer_12_width_16k_l0_medium", "blocks.12.hook_resid_post"),
+     ("gemma-scope-2-270m-pt-mlp", "layer_12_width_16k_l0_small", "blocks.12.hook_mlp_out")],
+)  # fmt: skip
+def test_gemma_scope_2_release_from_the_local_cache_matches_saelens(offline_hf_cache, monkeypatch, release,
+                                                                   sae_id, hook):  # fmt: skip
+    from sae_lens import SAE as LensSAE
+
+    ref = f"{release}:{sae_id}"
+    with pytest.raises(MechValueError, match=rf"not in the local cache .*hf download google/gemma-scope-2-270m-pt "
+                       rf"--include '\w+/{sae_id}/\*'"):  # fmt: skip
+        load_sae(ref)
+    write_gemma_scope_2_to_hf_cache(offline_hf_cache, release, sae_id, D_IN, D_SAE, seed=5)
+    ours = load_sae(ref)
+    assert ours.cfg.hook_name == hook
+    monkeypatch.setattr("sae_lens.loading.pretrained_sae_loaders.get_safetensors_tensor_shapes",
+                        _local_header_shapes(offline_hf_cache))  # fmt: skip
+    lens = LensSAE.from_pretrained(release, sae_id, device="cpu")
+    assert (lens.cfg.metadata.hook_name, lens.cfg.metadata.hf_hook_name) == (
+        hook, json.loads(next(offline_hf_cache.rglob(f"{sae_id}/config.json")).read_text())["hf_hook_point_in"])  # fmt: skip
+    x = _x() * 2
+    with torch.no_grad():
+        assert torch.equal(ours.encode(x) > 0, lens.encode(x) > 0)
+        assert torch.allclose(ours.encode(x), lens.encode(x), atol=1e-5)
+        assert torch.allclose(ours(x), lens(x), atol=1e-5)

@@ -1,5 +1,5 @@
-"""Tiny random-weight HF checkpoints of the architectures users bring (Gemma-2, Gemma, Llama-3,
-Qwen2), with the shipped SmolLM2 tokenizer, written by `transformers` itself into a folder."""
+"""Tiny random-weight HF checkpoints of the architectures users bring (Gemma 3, Gemma-2, Gemma,
+Llama-3, Qwen2), with the shipped SmolLM2 tokenizer, written by `transformers` itself into a folder."""
 
 from __future__ import annotations
 
@@ -9,23 +9,31 @@ from pathlib import Path
 import pytest
 import torch
 
-ARCHS = ("gemma2", "gemma", "llama3", "qwen2")
+ARCHS = ("gemma3", "gemma2", "gemma", "llama3", "qwen2")
 # under several names: neutral, official-looking, and containing the family's name
 NAMES = {
+    "gemma3": ("tiny-model", "gemma-3-270m", "tiny-gemma-3-it"),
     "gemma2": ("tiny-model", "gemma-2-2b-it", "tiny-gemma-2-instruct"),
     "gemma": ("tiny-model", "gemma-2b-it", "my-gemma"),
     "llama3": ("tiny-model", "Meta-Llama-3-8B-Instruct", "tiny-llama-3-instruct"),
     "qwen2": ("tiny-model", "Qwen2-7B-Instruct", "tiny-qwen2"),
 }
 D_MODEL, N_LAYERS = 64, 3
+# Gemma 3 alternates sliding-window and full attention; a window this small makes every test
+# prompt cross it, and the middle layer is the full-attention one
+GEMMA3_WINDOW = 8
+GEMMA3_LAYER_TYPES = ["sliding_attention", "full_attention", "sliding_attention"]
 
 
 def _config(arch: str, tok):
-    from transformers import Gemma2Config, GemmaConfig, LlamaConfig, Qwen2Config
+    from transformers import Gemma2Config, Gemma3TextConfig, GemmaConfig, LlamaConfig, Qwen2Config
 
     common = dict(vocab_size=len(tok), hidden_size=D_MODEL, intermediate_size=128, num_hidden_layers=N_LAYERS,
                   num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=512,
                   bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)  # fmt: skip
+    if arch == "gemma3":
+        return Gemma3TextConfig(**common, sliding_window=GEMMA3_WINDOW, layer_types=GEMMA3_LAYER_TYPES,
+                                query_pre_attn_scalar=16)  # fmt: skip
     if arch == "gemma2":
         return Gemma2Config(**common, sliding_window=8, query_pre_attn_scalar=16,
                             final_logit_softcapping=30.0, attn_logit_softcapping=50.0)  # fmt: skip
