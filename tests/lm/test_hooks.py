@@ -173,3 +173,42 @@ def test_gradients_flow_through_a_steered_forward(model, activation):
         with pytest.raises(MechValueError, match="no backward"):
             grad(mechvalue.steer(model, sae, {9: 3.0}, mode="clamp", backend="triton"))
     emb.grad = None
+
+
+def test_prompt_or_decode_step_is_read_from_the_cache_not_the_call_width(model):
+    """A one-token prompt pass is a prompt pass ("prompt" edits it); a (0, 1) span edits the
+    prompt's first position and no decode step (both were once decided by the call's width)."""
+    sae = _sae(FIRST)
+    one = torch.tensor([[model.tokenizer.encode("one")[0]]])
+    with torch.no_grad():
+        plain = model(one)
+        with mechvalue.steer(model, sae, {1: 40.0}, where="prompt"):
+            assert _changed(model(one), plain).all()
+        toks = _toks(model)
+        kw = dict(
+            max_new_tokens=6, do_sample=False, use_past_kv_cache=True, return_type="tokens", verbose=False
+        )
+        seen = []
+
+        def record(x, hook):
+            seen.append(x.clone())
+
+        with mechvalue.steer(model, sae, {1: 40.0}, where=(0, 1)), model.hooks([(FIRST, record)]):
+            cached = model.generate(toks, **kw)
+        kw["use_past_kv_cache"] = False  # every step recomputes the sequence: the span is position 0 only
+        with mechvalue.steer(model, sae, {1: 40.0}, where=(0, 1)):
+            full = model.generate(toks, **kw)
+    assert torch.equal(cached, full)
+    assert len(seen) == 6 and all(s.shape[1] == 1 for s in seen[1:])
+
+
+def test_positioned_hooks_refuse_a_model_that_does_not_record_the_cache():
+    from mechvalue.lm.hooks import PositionedHook
+
+    class Nop(PositionedHook):
+        def edit(self, rows):
+            return rows
+
+    with pytest.raises(MechValueError, match="prompt pass or a decode step"):
+        Nop("prompt")(torch.zeros(1, 3, 4), None)
+    assert torch.equal(Nop("all")(torch.ones(1, 3, 4), None), torch.ones(1, 3, 4))

@@ -196,8 +196,15 @@ def test_steered_cached_generation_equals_a_full_recompute(smollm2, hf, tokens, 
     mask = torch.zeros(1, len(ids), dtype=torch.bool)
     mask[0, positions] = True
     hook = sae_hook(ours, {FEATURE: value}, mode="add")
-    mine = greedy_generate(smollm2, [ids], 20, stop_ids=set(), hooks=[(HOOK, hook)], prompt_masks=mask,
-                           steer_generated=where == "all")  # fmt: skip
+    mine = greedy_generate(
+        smollm2,
+        [ids],
+        20,
+        stop_ids=set(),
+        hooks=[(HOOK, hook)],
+        prompt_masks=mask,
+        steer_generated=where == "all",
+    )
     assert mine[0] == want
     assert want != greedy_generate(smollm2, [ids], 20, stop_ids=set())[0]  # the steering changes the text
     if where != "all":  # a span edited again at every decode step gives other tokens: the check can fail
