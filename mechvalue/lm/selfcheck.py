@@ -2,7 +2,7 @@
 
 A transformers or TransformerLens release that stops filling the KV cache makes every score and
 generation silently wrong (transformers 5.24 with transformer-lens 3.9 did). `self_check` runs a
-short prompt (16 tokens; six forward passes) and compares next-token logits with plain full passes:
+short prompt (12 tokens; five forward passes, 42 token positions) and compares next-token logits with plain full passes:
 - a decode step after the prompt's KV cache (what `generate` does), with an identity hook at a
   middle layer that must see the cache empty in the prompt pass and holding the prompt in the
   step (`compat.past_length`, how positioned hooks tell decode steps apart);
@@ -20,7 +20,7 @@ from mechvalue.lm import compat
 from mechvalue.lm.bridge import as_bridge, model_device
 from mechvalue.lm.generation import logits_at, new_cache, prefix_last_logits
 
-PROBE = "Here is a short story about a fox who wanted to learn how to read"
+PROBE = "Here is a short story about a fox who wanted to learn how to read"  # 12+ tokens for any tokenizer
 # Largest |cached - full| allowed, relative to the spread (std) of the full pass's logits: float32
 # agrees to ~1e-6 of it; a cache that is not filled is off by the order of the spread itself.
 TOLERANCE = {torch.float32: 1e-3, torch.bfloat16: 0.1, torch.float16: 0.05}
@@ -36,7 +36,7 @@ def self_check(model) -> dict[str, float]:
     bridge = as_bridge(model)
     compat.install(bridge)
     dev = model_device(bridge)
-    ids = bridge.tokenizer(PROBE, add_special_tokens=False)["input_ids"][:16]
+    ids = bridge.tokenizer(PROBE, add_special_tokens=False)["input_ids"][:12]
     dtype = bridge.original_model.get_input_embeddings().weight.dtype
     seen: list[int | None] = []
 
@@ -46,11 +46,11 @@ def self_check(model) -> dict[str, float]:
 
     mid = f"blocks.{int(bridge.cfg.n_layers) // 2}.hook_resid_post"
     with torch.no_grad():
-        want, want_short = _full(bridge, ids), _full(bridge, ids[:-1])
+        want = _full(bridge, ids)
         scale = float(want.std().clamp_min(1e-6))
         cache, hooks = new_cache(), [(mid, identity)]
         p = torch.tensor([ids[:-1]], device=dev)
-        logits_at(bridge, p, torch.ones_like(p), cache, hooks)
+        want_short = logits_at(bridge, p, torch.ones_like(p), cache, hooks)[0].float()  # a full pass too
         step = torch.tensor([ids[-1:]], device=dev)
         attn = torch.ones((1, len(ids)), dtype=torch.long, device=dev)
         got = logits_at(bridge, step, attn, cache, hooks)[0].float()
