@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import torch
-from conftest import interleaved, record
+from conftest import interleaved, need_smollm2, record
 
 from mechvalue.interp.cache import CachePrompt, cache_activations
 from mechvalue.lm.batching import chunks, left_pad
@@ -117,6 +117,7 @@ def test_cache_memory_growth_flat(tmp_path):
     """Memory caching adds for 40, 160 and 320 prompts (one fresh process each): rows go to disk
     batch by batch, so the peak stays within one batch's working memory and what stays after
     the run does not grow with the number of prompts."""
+    need_smollm2()  # the children load it
     figures = {}
     for roles in (1, 4, 8):
         out = tmp_path / str(roles)

@@ -167,6 +167,10 @@ def sae_edit_triton(
         tuned[lambda meta: launch_grid(M, S, meta["BLOCK_M"], meta["BLOCK_S"])](*args, ACT=act)
     else:
         bm, bs, bk = block or (16, 32, 32)
+        if not x.is_cuda:  # the interpreter: M, D, S as constexprs, which Python's range() takes as
+            # they are; an int becomes a 1-element array there, which triton < 3.8 hands to range()
+            # and numpy >= 2.4 refuses to convert (TypeError); compiled launches keep plain ints
+            args = (*args[:-3], *map(tl.constexpr, args[-3:]))
         _sae_edit_kernel[launch_grid(M, S, bm, bs)](*args, ACT=act, BLOCK_M=bm, BLOCK_S=bs, BLOCK_K=bk)
     return acc if x.dtype == torch.float32 else acc.to(x.dtype)
 
