@@ -1,49 +1,56 @@
-"""Which SAE features drive which values? Three estimates on SmolLM2's layer-15 SAE:
-correlation across roles, attribution patching (one backward pass), and measured interventions
-for the top features, with the agreement between the last two.
+"""Which SAE features drive which values? Two estimates on SmolLM2's layer-15 recipe SAE, with
+mechvalue's public API only: attribution patching (one backward pass per batch) and measured
+interventions for the top features, and how well the first predicts the second.
 
-    python examples/feature_attribution.py [--roles N] [--top K]
+    python examples/feature_attribution.py [--personas N] [--top K] [--strength S]
 """
 
 import argparse
 
-import torch
-from _common import model_and_sae
+import numpy as np
+import pandas as pd
 
-from mechvalue.analysis.attribution import attribution_agreement, gradient_attribution, interventional
-from mechvalue.measure.grid import GridSpec, run_grid
-from mechvalue.measure.scoring import Measurer
-from mechvalue.study import inventory as inv
-from mechvalue.study.roles import generate_roles
+import mechvalue
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--roles", type=int, default=3)
+    ap.add_argument("--personas", type=int, default=3)
     ap.add_argument("--top", type=int, default=3)
-    ap.add_argument("--out", default="runs/feature_attribution")
+    ap.add_argument(
+        "--strength", type=float, default=10.0, help="in units of each feature's typical activation"
+    )
     a = ap.parse_args()
-    model, info, sae, typical = model_and_sae()
-    items = inv.load_inventory()
-    roles = [None, *generate_roles(a.roles, 0)]
-    m = Measurer(model, info.prompt_format)
+    model = mechvalue.load_model()
+    sae = mechvalue.recipe_sae(model, 15)  # loaded; trained once (minutes) on an empty cache
+    items = mechvalue.load_inventory()
+    personas = mechvalue.generate_personas(a.personas, seed=0)
+    prompts = mechvalue.render_prompts(model, items, [None, *personas])
+    typical = mechvalue.typical_activations(sae, prompts, model=model)
 
-    grad = gradient_attribution(m, sae, items, roles).mul(typical.numpy(), axis=0)
+    grad = mechvalue.feature_attribution(model, sae, items, [None, *personas]).mul(typical.numpy(), axis=0)
     print("top features per value by attribution patching (effect per typical unit):")
     for v in grad.columns:
         top = grad[v].abs().nlargest(3).index
         print(f"  {v:15s}", ", ".join(f"{f} ({grad.loc[f, v]:+.4f})" for f in top))
 
     feats = [int(f) for f in grad.abs().max(axis=1).nlargest(a.top).index]
-    spec = GridSpec(feats, [10.0], hard_prompts=False)
-    t = run_grid(m, items, roles, sae, typical, spec, a.out)
-    conds = [{"kind": "sae", "label": f, "feature": f, "strength": 10.0} for f in feats]
-    eff = interventional(t["steer"], conds).pivot_table(index="feature", columns="value", values="effect")
-    print("\nmeasured effect per typical unit (strength 10 at ' your values', mean over roles):")
-    print(eff.round(4).to_string())
-    r = attribution_agreement(grad.loc[eff.index, eff.columns], eff)
-    print(f"\nattribution patching vs intervention: r = {r:.3f} over {eff.size} feature-value cells")
-    torch.save({"gradient": grad, "interventional": eff}, f"{a.out}/attribution.pt")
+    hook = sae.cfg.hook_name
+    steering = {str(f): [(hook, mechvalue.sae_hook(sae, {f: a.strength}, units="typical", typical=typical))]
+                for f in feats}  # fmt: skip
+    m = mechvalue.measure(model, items, personas, steering=steering, where="span")
+    values = list(grad.columns)
+    table = m.values.fillna({"steer_dim": "", "player_name": ""}).astype({"steer_dim": str})
+    by_persona = lambda label: table[table["steer_dim"] == label].set_index("player_name")[values]  # noqa: E731
+    effect = pd.DataFrame({f: (by_persona(str(f)) - by_persona("")).mean() / a.strength for f in feats}).T
+    print(
+        f"\nmeasured effect per typical unit (strength {a.strength:g} at ' your values', mean over personas):"
+    )
+    print(effect.round(4).to_string())
+    x, y = grad.loc[feats, values].to_numpy().ravel(), effect.to_numpy().ravel()
+    print(
+        f"\nattribution patching vs intervention: r = {np.corrcoef(x, y)[0, 1]:.3f} over {x.size} feature-value cells"
+    )
 
 
 if __name__ == "__main__":

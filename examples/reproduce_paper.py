@@ -10,13 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mechvalue.analysis import tables as ex
-from mechvalue.causal.compare import compare
-from mechvalue.causal.graph import load_graph
-from mechvalue.causal.study import study_graph
-from mechvalue.io import write_json
-from mechvalue.study import settings as paper
-from mechvalue.study.schema import load_table
+import mechvalue
+from mechvalue import paper_settings as paper
 
 
 def main() -> None:
@@ -28,29 +23,29 @@ def main() -> None:
     a = ap.parse_args()
     rel = Path(a.release)
     train, test = (
-        load_table(rel / "ans_gemma_train_formal.csv"),
-        load_table(rel / "ans_gemma_test_formal.csv"),
+        mechvalue.load_value_table(rel / "ans_gemma_train_formal.csv"),
+        mechvalue.load_value_table(rel / "ans_gemma_test_formal.csv"),
     )
     refs = rel / "reference_graphs.json"
 
-    pc, graph = study_graph(train, paper.KEPT_FEATURES)
-    same = compare(graph, load_graph(refs, "gemma"))
+    pc, graph = mechvalue.study_graph(train, paper.KEPT_FEATURES)
+    same = mechvalue.compare_graphs(graph, mechvalue.load_graph(refs, "gemma"))
     print(
         f"graph: PC {len(pc.edges)} edges -> reduced {len(graph.edges)}; vs the authors' graph SHD {same['shd']}"
     )
 
-    t1 = ex.table1(train, test, paper.KEPT_FEATURES, paper.TABLE1_EXCLUDED)
+    t1 = mechvalue.table1(train, test, paper.KEPT_FEATURES, paper.TABLE1_EXCLUDED)
     print("Table 1 mean similarity:", {k: round(v, 2) for k, v in t1["mean_similarity"].items()})
 
-    learned, human = load_graph(refs, "gemma"), load_graph(refs, "human1")
-    t2 = ex.table2(test, learned, human, paper.TABLE2_ROLE, paper.KEPT_FEATURES)
+    learned, human = mechvalue.load_graph(refs, "gemma"), mechvalue.load_graph(refs, "human1")
+    t2 = mechvalue.table2(test, learned, human, paper.TABLE2_ROLE, paper.KEPT_FEATURES)
     for half in ("prompt", "sae"):
         for g in ("learned", "reference"):
             print(
                 f"Table 2 {half:6s} {g:9s} expected {t2[half][g]['expected']:.3f} unexpected {t2[half][g]['unexpected']:.3f}"
             )
     improved = {
-        g: ex.table2_improved(test, gr, paper.KEPT_FEATURES, 1000, 1000)
+        g: mechvalue.table2_improved(test, gr, paper.KEPT_FEATURES, 1000, 1000)
         for g, gr in (("learned", learned), ("human1", human))
     }
     for g, res in improved.items():
@@ -61,12 +56,14 @@ def main() -> None:
                 f"p(gap<=0) {r['p_gap_positive']:.3f} p(vs random graph) {r['p_vs_random_graph']:.3f}"
             )
 
-    pies = {s: ex.pies(test, pd.read_csv(rel / f"ans_gemma_test_compare_{s}_s1.csv"), m)
+    pies = {s: mechvalue.direction_pies(test, pd.read_csv(rel / f"ans_gemma_test_compare_{s}_s1.csv"), m)
             for s, m in (("positive", paper.PIE_POSITIVE), ("negative", paper.PIE_NEGATIVE))}  # fmt: skip
     print("pies:", json.dumps(pies))
-    write_json({"pc_edges": len(pc.edges), "edges": len(graph.edges), "table1": t1["mean_similarity"],
-                "table2": {h: t2[h] for h in ("prompt", "sae")}, "table2_improved": improved, "pies": pies},
-               Path(a.out) / "paper.json")  # fmt: skip
+    out = Path(a.out) / "paper.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"pc_edges": len(pc.edges), "edges": len(graph.edges), "table1": t1["mean_similarity"],
+                               "table2": {h: t2[h] for h in ("prompt", "sae")}, "table2_improved": improved,
+                               "pies": pies}, indent=2, default=lambda x: x.tolist()))  # numpy numbers and arrays  # fmt: skip
     print(f"wrote {Path(a.out) / 'paper.json'}")
 
 

@@ -3,7 +3,7 @@ calls only: read feature activations at a span, clamp a feature to zero there (`
 steer one feature while generating (`mechvalue.steer` on `model.hooks()`), and stack a reading hook
 on top with `hooks()`.
 
-    python examples/research_hooks.py     # the first run trains the recipe SAE once (minutes)
+    python examples/research_hooks.py     # on an empty cache, recipe_sae trains the SAE once (minutes)
 """
 
 import torch
@@ -12,9 +12,7 @@ import mechvalue
 
 LAYER = 15
 model = mechvalue.load_model()  # a LoadedModel: TransformerBridge calls work on it directly
-folder = mechvalue.recipe_folder(mechvalue.DEFAULT_MODEL, LAYER)
-mechvalue.sae_recipe(model, model, folder, LAYER)  # returns at once when already trained
-sae = mechvalue.load_sae(folder / "sae")
+sae = mechvalue.recipe_sae(model, LAYER)  # loaded; trained once (minutes) on an empty cache
 hook_name = sae.cfg.hook_name  # blocks.15.hook_resid_post
 
 chat = [{"role": "user", "content": "Should I always tell my friends the truth, even when it hurts?"}]
@@ -25,10 +23,12 @@ ids = tokens[0].tolist()
 start = next(i for i in range(len(ids)) if ids[i : i + len(span_ids)] == span_ids)
 span = (start, start + len(span_ids))
 
-# 1. feature activations at the span
+# 1. feature activations at the span, the SAELens way (the error term kept: the logits are unchanged)
 with torch.no_grad():
-    _, cache = model.run_with_cache(tokens, names_filter=hook_name)
-    feats = sae.encode(cache[hook_name][0, span[0] : span[1]])
+    _, cache = model.run_with_cache_with_saes(
+        tokens, saes=[sae], names_filter=f"{hook_name}.hook_sae_acts_post"
+    )
+    feats = cache[f"{hook_name}.hook_sae_acts_post"][0, span[0] : span[1]]
 top = feats.mean(0).topk(3)
 feature = int(top.indices[0])
 print(f"top features on {model.tokenizer.decode(span_ids)!r}: {top.indices.tolist()} "

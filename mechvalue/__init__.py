@@ -1,35 +1,76 @@
 """mechvalue: measure, graph and steer the values an LLM expresses.
 
-The research API (imported lazily, so `import mechvalue` stays light):
-    model = mechvalue.load_model(folder, dtype="bfloat16")      # a LoadedModel (TransformerBridge inside)
-    sae = mechvalue.load_sae(folder)
+The public API is every name in `mechvalue.__all__`, imported lazily (`import mechvalue` stays
+light); the README's "Research API" section is one complete script with it. Everything else
+(`mechvalue.lm`, `mechvalue.interp`, ...) is internal and may change.
+
+    model = mechvalue.load_model()                  # a LoadedModel: TransformerBridge calls work on it
+    items = mechvalue.select_items(mechvalue.load_inventory(), values=["Power"])
+    m = mechvalue.measure(model, items, mechvalue.generate_personas(5))   # m.values, m.items, m.settings
+    sae = mechvalue.recipe_sae(model, 15)           # the recipe SAE: loaded, or trained once
+    _, cache = model.run_with_cache_with_saes(tokens, saes=[sae])   # ...hook_resid_post.hook_sae_acts_post
     with mechvalue.steer(model, sae, {feature: strength}, mode="add", where="all"):
         model.generate(...)
-    hook = mechvalue.sae_hook(sae, {feature: 0.0}, mode="clamp", where=(3, 7))
-    model.run_with_hooks(tokens, fwd_hooks=[(sae.cfg.hook_name, hook)])
 """
 
 __version__ = "0.1.0"
 
+# public name -> "module" (the same name there) or "module:name"
 _EXPORTS = {
+    # models and hooks
     "load_model": "mechvalue.lm.models",
     "LoadedModel": "mechvalue.lm.models",
     "DEFAULT_MODEL": "mechvalue.lm.models",
     "PositionedHook": "mechvalue.lm.hooks",
     "greedy_generate": "mechvalue.lm.generation",
+    # inventories, personas, prompts, measurement, attribution (the facade, mechvalue.research)
+    "load_inventory": "mechvalue.research",
+    "select_items": "mechvalue.research",
+    "split_items": "mechvalue.research",
+    "SCHWARTZ_VALUES": "mechvalue.research",
+    "Persona": "mechvalue.research",
+    "generate_personas": "mechvalue.research",
+    "load_players": "mechvalue.research",
+    "RenderedPrompt": "mechvalue.research",
+    "render_prompt": "mechvalue.research",
+    "render_prompts": "mechvalue.research",
+    "Measurement": "mechvalue.research",
+    "measure": "mechvalue.measure",  # the package, callable as mechvalue.research.measure (see there)
+    "typical_activations": "mechvalue.research",
+    "feature_attribution": "mechvalue.research",
+    # SAEs
+    "SAE": "mechvalue.interp.sae",
+    "load_sae": "mechvalue.research",
+    "recipe_sae": "mechvalue.interp.sae_recipe",
+    "recipe_folder": "mechvalue.interp.sae_recipe",
+    "sae_recipe": "mechvalue.interp.sae_recipe",
+    "to_sae_lens": "mechvalue.interp.sae_convert",
+    "from_sae_lens": "mechvalue.interp.sae_convert",
+    # steering
     "steer": "mechvalue.interp.steering",
     "sae_hook": "mechvalue.interp.steering",
     "SAEEditHook": "mechvalue.interp.steering",
     "SteeringSpec": "mechvalue.interp.steering",
-    "SAE": "mechvalue.interp.sae",
-    "load_sae": "mechvalue.interp.sae_formats",
-    "recipe_folder": "mechvalue.interp.sae_recipe",
-    "sae_recipe": "mechvalue.interp.sae_recipe",
-    "diffmean_vector": "mechvalue.interp.vectors",
-    "caa_vector": "mechvalue.interp.vectors",
+    "diffmean_vector": "mechvalue.research",
+    "caa_vector": "mechvalue.research",
+    "residual_norm": "mechvalue.research",
     "vector_hook": "mechvalue.interp.vectors",
     "VectorAddHook": "mechvalue.interp.vectors",
-    "residual_norm": "mechvalue.interp.vectors",
+    # the activation cache (layout: README, "The activation cache file")
+    "cache_activations": "mechvalue.interp.cache",
+    "CachePrompt": "mechvalue.interp.cache",
+    "ActivationStore": "mechvalue.interp.cache",
+    "verify_cache": "mechvalue.interp.cache:verify",
+    # the study's tables and graphs (examples/reproduce_paper.py)
+    "paper_settings": "mechvalue.research",
+    "load_value_table": "mechvalue.study.schema:load_table",
+    "study_graph": "mechvalue.causal.study",
+    "load_graph": "mechvalue.causal.graph",
+    "compare_graphs": "mechvalue.causal.compare:compare",
+    "table1": "mechvalue.analysis.tables",
+    "table2": "mechvalue.analysis.tables",
+    "table2_improved": "mechvalue.analysis.tables",
+    "direction_pies": "mechvalue.analysis.tables:pies",
     "MechValueError": "mechvalue.errors",
 }
 __all__ = [*_EXPORTS, "__version__"]
@@ -39,7 +80,10 @@ def __getattr__(name: str):
     if name in _EXPORTS:
         import importlib
 
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
+        module, _, attr = _EXPORTS[name].partition(":")
+        if module == f"mechvalue.{name}":  # `measure`: the package of that name, callable
+            return importlib.import_module(module)
+        return getattr(importlib.import_module(module), attr or name)
     raise AttributeError(f"module 'mechvalue' has no attribute {name!r}")
 
 

@@ -20,6 +20,30 @@ def _study_prompts(a: argparse.Namespace, tokenizer, fmt: str, span_text: str):
     return [render_text(q, r, fmt, tokenizer) for r in roles for q in items["question"]]
 
 
+def _file_prompts(a: argparse.Namespace, tokenizer, fmt: str) -> tuple[list[str], bool]:
+    """(texts, whether a start token goes first) for `--prompts FILE` under `--template`: the lines as
+    they are (the start token where the model's format has one), each wrapped in the tokenizer's
+    chat template as a user turn, or each asked as a questionnaire item in the study's prompt."""
+    from mechvalue.study.prompts import TEMPLATES, render_text
+
+    if a.template is None:
+        raise MechValueError("--prompts needs --template: raw (the lines as they are), chat (each line a user "
+                             "turn in the tokenizer's chat template) or study (each line a question in the "
+                             "study's prompt)")  # fmt: skip
+    try:
+        lines = [t for t in Path(a.prompts).read_text().splitlines() if t.strip()]
+    except OSError as e:
+        raise MechValueError(f"{a.prompts}: cannot read prompts ({e})") from None
+    if a.template == "raw":
+        return lines, fmt != "chat"
+    if a.template == "study":
+        return [render_text(q, None, fmt, tokenizer) for q in lines], fmt in TEMPLATES
+    if not getattr(tokenizer, "chat_template", None):
+        raise MechValueError("--template chat: this model's tokenizer has no chat template; use raw or study")
+    chat = [[{"role": "user", "content": q}] for q in lines]
+    return [tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in chat], False
+
+
 def cmd_cache(a: argparse.Namespace) -> None:
     import json
 
@@ -44,13 +68,14 @@ def cmd_cache(a: argparse.Namespace) -> None:
     if positions.startswith("span:"):
         positions, span_text = "span", positions[5:].strip('"')
     if a.prompts:
-        try:
-            texts = [t for t in Path(a.prompts).read_text().splitlines() if t.strip()]
-        except OSError as e:
-            raise MechValueError(f"{a.prompts}: cannot read prompts ({e})") from None
+        texts, bos = _file_prompts(a, model.tokenizer, info.prompt_format)
     else:
+        if a.template is not None:
+            raise MechValueError(
+                "--template applies to --prompts FILE; the study's items use the study's prompt"
+            )
         texts = _study_prompts(a, model.tokenizer, info.prompt_format, span_text)
-    bos = info.prompt_format in TEMPLATES or (a.prompts is not None and not info.chat)
+        bos = info.prompt_format in TEMPLATES
     prompts = []
     for i, t in enumerate(texts):
         try:
@@ -62,14 +87,13 @@ def cmd_cache(a: argparse.Namespace) -> None:
             ids = model.tokenizer(t, add_special_tokens=False)["input_ids"]
             prompts.append(CachePrompt(([model.tokenizer.bos_token_id] if bos else []) + ids))
     hooks = csv_list(a.hooks)
-    cache_activations(
-        model, prompts, hooks, a.out, positions, a.batch_size, a.store_dtype, a.compression, a.model
-    )
+    cache_activations(model, prompts, hooks, a.out, positions, a.batch_size, a.store_dtype, a.compression,
+                      info.name, first_position=a.first_position)  # fmt: skip
     print(json.dumps(verify(a.out), indent=1))
 
 
 def cmd_sae_train(a: argparse.Namespace) -> None:
-    from mechvalue.interp.sae_recipe import recipe_folder, sae_recipe
+    from mechvalue.interp.sae_recipe import describe, recipe_folder, sae_recipe
     from mechvalue.interp.sae_training import TrainConfig
     from mechvalue.lm.models import load_model
 
@@ -87,8 +111,7 @@ def cmd_sae_train(a: argparse.Namespace) -> None:
         questionnaire=csv_list(a.questionnaire),
         seed=a.seed,
     )
-    print(m)
-    print(f"SAE saved to {out / 'sae'}")
+    print(f"SAE saved to {out / 'sae'}: {describe(m)}; metrics in {out / 'metrics.json'}")
 
 
 def register(sub) -> None:
@@ -97,7 +120,14 @@ def register(sub) -> None:
     add_design_args(c, roles=5)
     c.add_argument("--hooks", default=None, help="comma-separated hook names")
     c.add_argument("--positions", default="all", help="all, last, or span:TEXT")
-    c.add_argument("--prompts", default=None, help="text file, one prompt per line")
+    c.add_argument("--prompts", default=None, help="text file, one prompt per line (needs --template)")
+    c.add_argument("--template", choices=["raw", "chat", "study"], default=None,
+                   help="how --prompts lines are wrapped: raw (as they are, plus the start token where the "
+                   "model's format has one), chat (a user turn in the tokenizer's chat template, ending where "
+                   "the reply starts) or study (a question in the study's prompt)")  # fmt: skip
+    c.add_argument("--first-position", choices=["keep", "drop"], default="keep",
+                   help="position 0, the start token: an attention sink whose residual norm is ~150x the "
+                   "others' in SmolLM2 (drop it for per-prompt means)")  # fmt: skip
     c.add_argument("--batch-size", type=int, default=16)
     c.add_argument("--store-dtype", choices=["float32", "float16", "bfloat16"], default="float32",
                    help="how activations are stored in the HDF5 file")  # fmt: skip

@@ -20,6 +20,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import h5py
 import numpy as np
@@ -35,6 +36,8 @@ from mechvalue.lm.batching import chunks, left_pad
 
 STORAGE = {"float32": np.float32, "float16": np.float16, "bfloat16": np.uint16}
 INDEX = ("prompt_id", "position", "token_id")  # per-row bookkeeping datasets beside the hooks
+FirstPosition = Literal["keep", "drop"]
+FIRST_POSITIONS: tuple[str, ...] = get_args(FirstPosition)
 
 
 @dataclass
@@ -60,7 +63,14 @@ def _stop_layer(hooks: list[str], n_layers: int) -> int | None:
     return deepest + 1 if deepest + 1 < n_layers else None
 
 
-def select_positions(p: CachePrompt, positions: str) -> list[int]:
+def select_positions(p: CachePrompt, positions: str, first_position: FirstPosition = "keep") -> list[int]:
+    """The positions of `p` to cache; `first_position="drop"` leaves out position 0 (the start token,
+    an attention sink: ~150x the usual residual norm in SmolLM2, it dominates any plain mean)."""
+    sel = _select(p, positions)
+    return [i for i in sel if i > 0] if first_position == "drop" else sel
+
+
+def _select(p: CachePrompt, positions: str) -> list[int]:
     n = len(p.tokens)
     if positions == "all":
         return list(range(n))
@@ -90,15 +100,26 @@ def cache_activations(
     compression: str | None = None,
     model_name: str = "",
     progress: bool = True,
+    first_position: FirstPosition = "keep",
 ) -> Path:
-    """Run `prompts` through `model` and append the selected activations to `out` (HDF5)."""
+    """Run `prompts` through `model` and append the selected activations to `out` (HDF5).
+
+    The file's layout is in the README ("The activation cache file"); `model_name` (default: the
+    name the model was loaded by) is recorded in its attributes, `first_position="drop"` leaves
+    position 0, the attention sink, out of every prompt."""
     check_hooks(model, hooks)
     if storage not in STORAGE:
         raise MechValueError(f"storage dtype {storage!r}: use one of {sorted(STORAGE)}")
+    if first_position not in FIRST_POSITIONS:
+        raise MechValueError(
+            f"first_position={first_position!r}: expected one of {', '.join(FIRST_POSITIONS)}"
+        )
     out = Path(out)  # its folder is made with the file (`_open`)
     tok_hash = hashlib.sha256(json.dumps([p.tokens for p in prompts]).encode()).hexdigest()[:16]
-    settings = {"model": model_name, "hooks": hooks, "positions": positions, "storage": storage,
-                "prompts": tok_hash, "n_prompts": len(prompts)}  # fmt: skip
+    settings = {"model": model_name or model_label(model), "hooks": hooks, "positions": positions,
+                "storage": storage, "prompts": tok_hash, "n_prompts": len(prompts)}  # fmt: skip
+    if first_position != "keep":  # only then: files written before the option keep their settings hash
+        settings["first_position"] = first_position
     h = settings_hash(settings)
     try:
         return _cache(
@@ -135,7 +156,7 @@ def _cache(model, prompts, hooks, out, positions, batch_size, storage, compressi
             rows_b, rows_p, pid, pos, tid = [], [], [], [], []
             width = tokens.shape[1]
             for b, p in enumerate(batch):
-                sel = select_positions(p, positions)
+                sel = select_positions(p, positions, settings.get("first_position", "keep"))
                 shift = width - len(p.tokens)
                 rows_b += [b] * len(sel)
                 rows_p += [shift + i for i in sel]
@@ -151,6 +172,16 @@ def _cache(model, prompts, hooks, out, positions, batch_size, storage, compressi
             bar.close()  # before any error message, which then starts its own line
         f.close()
     return out
+
+
+def model_label(model) -> str:
+    """The name a model was loaded by (`LoadedModel.name`), else the bridge's model name or its
+    tokenizer's folder: what a cache file records as `model`."""
+    for name in (getattr(model, "name", None), getattr(getattr(model, "cfg", None), "model_name", None),
+                 getattr(getattr(model, "tokenizer", None), "name_or_path", None)):  # fmt: skip
+        if isinstance(name, str) and name:
+            return name
+    raise MechValueError("cannot tell the model's name for the cache file: pass model_name=")
 
 
 def _open(out: Path, h: str, settings: dict, hooks: list[str], model, storage: str, compression):
@@ -319,6 +350,13 @@ class ActivationStore:
         self, hook: str, start: int = 0, stop: int | None = None, device="cpu"
     ) -> Float[Tensor, "rows d"]:
         return self._decode(self.f[hook][start : self.n if stop is None else stop], device)
+
+    def index(self):
+        """A DataFrame with one row per cached activation (the rows of every hook's dataset, in
+        order): `prompt_id`, `position` (in that prompt's tokens) and `token_id`."""
+        import pandas as pd
+
+        return pd.DataFrame({name: self.f[name][: self.n] for name in INDEX})
 
     def for_prompt(self, prompt_id: int, hook: str, device="cpu") -> Float[Tensor, "rows d"]:
         idx = np.flatnonzero(self.prompt_id == prompt_id)

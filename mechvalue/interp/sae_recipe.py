@@ -1,18 +1,25 @@
 """The SmolLM2 SAE recipe: cache a middle layer on questionnaire prompts plus text the model
-generates itself (no corpus can be downloaded), train, measure, and save under the cache."""
+generates itself (no corpus can be downloaded), train, measure, and save under the cache.
+`recipe_sae(model, layer)` is the one call that gives it: loaded when made before, else trained."""
 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
+from mechvalue.errors import MechValueError
 from mechvalue.interp.cache import ActivationStore, CachePrompt, cache_activations
+from mechvalue.interp.sae import SAE
+from mechvalue.interp.sae_formats import load_sae
 from mechvalue.interp.sae_training import TrainConfig, sae_metrics, spliced_loss, train_sae
 from mechvalue.io import write_json
 from mechvalue.lm.generation import greedy_generate
+from mechvalue.lm.models import model_device
 from mechvalue.study.inventory import load_inventory, select
 from mechvalue.study.prompts import render
 from mechvalue.study.roles import generate_roles
@@ -25,9 +32,40 @@ def recipe_folder(model: str, layer: int, tag: str = "") -> Path:
     return cache_dir() / "saes" / f"{model.replace('/', '_')}-L{layer}{tag}"
 
 
+def recipe_sae(model, layer: int = 15, train: bool = True, device: str | torch.device | None = None,
+               config: TrainConfig | None = None, **recipe) -> SAE:  # fmt: skip
+    """The recipe SAE of `model` (a `LoadedModel`) at `layer`: loaded from `recipe_folder(model.name,
+    layer)` when `mechvalue sae-train` or an earlier call made it; otherwise trained there now (a
+    few minutes on a CPU, with progress bars; `config` and `recipe` go to `sae_recipe` then), or,
+    with `train=False`, an error saying what to run."""
+    folder = recipe_folder(model.name, layer)
+    if not (folder / "sae").exists() or not (folder / "metrics.json").exists():
+        if not train:
+            raise MechValueError(
+                f"no recipe SAE for {model.name} at layer {layer} in {folder}: run `mechvalue sae-train "
+                f"--model {model.name} --layer {layer}` (or mechvalue.recipe_sae(model, {layer}), which trains it)"
+            )
+        print(
+            f"training the recipe SAE for {model.name}, layer {layer} (once; cached in {folder})",
+            file=sys.stderr,
+        )
+        metrics = sae_recipe(model, model, folder, layer, train=config, **recipe)
+        print(f"recipe SAE: {describe(metrics)}", file=sys.stderr)
+    return load_sae(folder / "sae", device or model_device(model))
+
+
+def describe(metrics: dict) -> str:
+    """One line on a trained SAE: sparsity, variance explained, what splicing it in costs."""
+    return (f"L0 {metrics['l0']:.1f}, FVE {metrics['fve']:.3f}, delta loss {metrics['delta_loss']:+.3f} "
+            f"(d_sae {metrics['d_sae']}, {metrics['activation']}, {metrics['rows']} training rows)")  # fmt: skip
+
+
 def sae_recipe(model, info, out: Path, layer: int, roles: int = 8, gen_prompts: int = 48,
                gen_tokens: int = 48, train: TrainConfig | None = None, inventory=None,
                questionnaire: list[str] | None = None, seed: int = 0) -> dict:  # fmt: skip
+    """Train the recipe SAE into `out` (its `sae/` folder, `activations.h5` training cache and
+    `metrics.json`) and return the metrics; with the same settings as before, return them at once.
+    `recipe_sae(model, layer)` is the usual way in."""
     train = train or TrainConfig(seed=seed)
     hook = f"blocks.{layer}.hook_resid_post"
     items = select(load_inventory(inventory), questionnaire)
@@ -46,7 +84,7 @@ def sae_recipe(model, info, out: Path, layer: int, roles: int = 8, gen_prompts: 
     pick = torch.randperm(len(rendered), generator=g)[:gen_prompts].tolist()
     seqs = [rendered[i].tokens for i in pick]
     new = []
-    for i in range(0, len(seqs), 16):
+    for i in tqdm(range(0, len(seqs), 16), desc="sae recipe: self-generated text", leave=False):
         new += greedy_generate(model, seqs[i : i + 16], gen_tokens)
     selfgen = [s + n for s, n in zip(seqs, new)]
     # position 0 (<|im_start|> / BOS) is an attention sink with ~150x the usual norm: left out

@@ -21,6 +21,7 @@ from torch import Tensor
 from mechvalue.errors import MechValueError
 from mechvalue.interp.edit import SAEEdit
 from mechvalue.interp.sae import SAE
+from mechvalue.interp.sae_convert import as_mechvalue_sae
 from mechvalue.lm.batching import StudyWhere
 from mechvalue.lm.hooks import PositionedHook, Positions, check_hook_names, installed
 
@@ -128,8 +129,9 @@ class StudyAddHook(PositionedHook):
 
 def sae_hook(sae: SAE, features: dict[int, float], mode: Mode = "add", where: Positions = "all",
              units: Units = "raw", typical: Tensor | None = None, backend: str = "auto") -> SAEEditHook:  # fmt: skip
-    """A hook editing `features` ({feature: strength}) of `sae` at `where` ("all", "prompt",
-    "generated", a (start, end) span, or a boolean [batch, pos] mask)."""
+    """A hook editing `features` ({feature: strength}) of `sae` (ours or a `sae_lens.SAE`) at `where`
+    ("all", "prompt", "generated", a (start, end) span, or a boolean [batch, pos] mask)."""
+    sae = as_mechvalue_sae(sae)
     spec = SteeringSpec(list(features), mode, [float(v) for v in features.values()], "all", units)
     return SAEEditHook(sae, spec, backend, typical, positions=where)
 
@@ -141,11 +143,13 @@ def steer(model, sae: SAE, features: dict[int, float], mode: Mode = "add", where
     """`with steer(model, sae, {feature: strength}, mode="add", where="all"): model.generate(...)`
 
     Installs an `SAEEditHook` at the SAE's hook point (or `hook_name`) on `model.hooks()` for the
-    block; nests, and two models can be steered at once. Yields the hook.
+    block; nests, and two models can be steered at once. `sae` is ours or a `sae_lens.SAE`.
+    Yields the hook.
     """
     from mechvalue.lm.models import as_bridge
 
     bridge = as_bridge(model)
+    sae = as_mechvalue_sae(sae)
     name = hook_name or sae.cfg.hook_name
     check_hook_names(bridge, [name])
     hook = sae_hook(sae, features, mode, where, units, typical, backend)

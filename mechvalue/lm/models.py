@@ -57,10 +57,13 @@ def check_prompt_format(fmt: str, tokenizer=None, model: str = "") -> str:
 
 @dataclass
 class LoadedModel:
-    """A `TransformerBridge` plus what mechvalue needs to know about it.
+    """A `TransformerBridge` plus what mechvalue needs to know about it, used as the bridge is.
 
-    `model, info = load_model(...)` unpacks into (bridge, this object); attributes the bridge
-    has (`hooks`, `run_with_hooks`, `generate`, `tokenizer`, `cfg`, ...) are reachable here too.
+    `model(tokens)`, `run_with_cache`, `run_with_hooks`, `hooks`, `to_tokens`, `generate`,
+    `tokenizer`, `cfg`, ... are the bridge's; `run_with_saes` / `run_with_cache_with_saes` /
+    `saes` attach SAEs (mechvalue's or `sae_lens.SAE`) as SAELens does, cache names
+    `<hook>.hook_sae_acts_post` etc., error term kept by default (`mechvalue.lm.sae_attach`).
+    `model, info = load_model(...)` also unpacks into (bridge, this object).
     """
 
     bridge: Any  # transformer_lens.model_bridge.TransformerBridge
@@ -84,6 +87,39 @@ class LoadedModel:
     @property
     def n_layers(self) -> int:
         return int(self.bridge.cfg.n_layers)
+
+    def __call__(self, *args, **kwargs):
+        """`model(tokens)`: the bridge's forward (logits unless `return_type` says otherwise)."""
+        return self.bridge(*args, **kwargs)
+
+    def to(self, *args, **kwargs) -> LoadedModel:
+        """Move or cast the bridge as `bridge.to` does; returns this object, not the bare bridge."""
+        self.bridge.to(*args, **kwargs)
+        w = self.bridge.original_model.get_input_embeddings().weight
+        self.device, self.dtype = w.device, w.dtype
+        return self
+
+    def run_with_saes(self, *args, saes, use_error_term: bool = True, fwd_hooks=(), **kwargs):
+        """The forward pass with `saes` attached (SAELens's `run_with_saes`; `fwd_hooks` may name
+        the SAEs' points, e.g. `blocks.15.hook_resid_post.hook_sae_acts_post`, to edit features)."""
+        from mechvalue.lm import sae_attach
+
+        return sae_attach.run_with_saes(self.bridge, args, kwargs, saes, use_error_term, fwd_hooks)
+
+    def run_with_cache_with_saes(self, *args, saes, use_error_term: bool = True, names_filter=None,
+                                 fwd_hooks=(), **kwargs):  # fmt: skip
+        """(logits, cache) with `saes` attached: the cache holds `<hook>.hook_sae_acts_post` (the
+        feature activations), `hook_sae_input`, `_acts_pre`, `_recons`, `_error`, `_output` per SAE."""
+        from mechvalue.lm import sae_attach
+
+        return sae_attach.run_with_cache_with_saes(self.bridge, args, kwargs, saes, use_error_term,
+                                                   names_filter, fwd_hooks)  # fmt: skip
+
+    def saes(self, saes, use_error_term: bool = True):
+        """`with model.saes([sae]): ...`: the SAEs attached for the block (generation included)."""
+        from mechvalue.lm import sae_attach
+
+        return sae_attach.attached(self.bridge, saes, use_error_term)
 
 
 def smollm2_gguf_path() -> Path:

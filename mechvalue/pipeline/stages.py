@@ -26,6 +26,10 @@ def measure(out: Path, measurer, items: pd.DataFrame, roles: list, executor, inf
 
 
 def sae(out: Path, cfg: RunConfig, loaded) -> dict:
+    """The SAE of the run: `--sae` as given; else the recipe SAE, trained once and cached (`--quick`
+    reuses the full recipe SAE when it exists, and trains a smaller one of its own only when not)."""
+    import json
+
     from mechvalue.interp.sae_recipe import recipe_folder, sae_recipe
     from mechvalue.interp.sae_training import TrainConfig
 
@@ -36,6 +40,13 @@ def sae(out: Path, cfg: RunConfig, loaded) -> dict:
         given = load_sae(path)  # a folder of no known format fails here, before anything is measured
         ref = {"path": path, "trained": False, "metrics": {}, "hook_name": given.cfg.hook_name,
                "activation": given.cfg.activation, "d_sae": given.cfg.d_sae}  # fmt: skip
+    elif cfg.quick and (recipe_folder(cfg.model, cfg.layer) / "metrics.json").exists():
+        # the recipe SAE `sae-train` (or mechvalue.recipe_sae) made: reused, never a smaller one trained beside it
+        folder = recipe_folder(cfg.model, cfg.layer)
+        metrics = json.loads((folder / "metrics.json").read_text())
+        ref = {"path": str(folder / "sae"), "trained": True, "reused": "the recipe SAE",
+               "activations": str(folder / "activations.h5"),
+               "metrics": {k: v for k, v in metrics.items() if k != "settings"}}  # fmt: skip
     else:
         model, info = loaded
         kw = dict(cfg.sae_train)
