@@ -33,6 +33,7 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 : >"$out/run.log"
 exec > >(tee -a "$out/run.log") 2>&1
+tee_pid=$!
 steps=()
 failed=0
 
@@ -105,7 +106,7 @@ step edit 140 "$py" -m pytest "${pytest_args[@]}" -s benchmarks/test_cuda_edit.p
 step decoding 220 "$py" -m pytest "${pytest_args[@]}" -s benchmarks/test_cuda_decoding.py \
   --junitxml="$out/junit-decoding.xml"
 if [ "$cuda" != 1 ] && [ "${SMOKE:-0}" = 1 ]; then
-  step smoke 400 env MECHVALUE_BENCH_SMOKE=1 "$py" -m pytest "${pytest_args[@]}" -s -x \
+  step smoke 900 env MECHVALUE_BENCH_SMOKE=1 "$py" -m pytest "${pytest_args[@]}" -s -x \
     benchmarks/test_cuda_edit.py benchmarks/test_cuda_decoding.py
 fi
 
@@ -118,4 +119,6 @@ total=$(($(date +%s) - start))
 echo "=== summary (${total}s of ${budget}s)"
 for s in "${steps[@]}"; do echo "  $s"; done
 echo "results: $out/results.json; log: $out/run.log"
+exec >&- 2>&- # let tee write the log's last lines before this script (and its machine) ends
+wait "$tee_pid" 2>/dev/null
 exit $failed
