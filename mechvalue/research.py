@@ -107,6 +107,7 @@ def render_prompts(model: LoadedModel, items: pd.DataFrame, personas: Sequence[P
 # --- measurement -----------------------------------------------------------------------------------
 
 
+# what each scorer's prompt ends in, and what its score is (recorded in `Measurement.settings`)
 @dataclass
 class Measurement:
     """What `measure` returns.
@@ -134,12 +135,12 @@ def measure(model: LoadedModel, items: pd.DataFrame, personas: Sequence[Persona 
     `steering={label: [(hook_name, hook), ...]}` measures every persona again under each label's
     hooks (e.g. `mechvalue.sae_hook(...)`), rows labelled in `steer_dim`; positioned hooks edit
     `where` in each prompt ("span": " your values", "prompt", "generated", "all")."""
-    from mechvalue.measure.scoring import SCORINGS, Condition, Measurer
+    from mechvalue.measure.scorers import get_scorer
+    from mechvalue.measure.scoring import Condition, Measurer
     from mechvalue.measure.scoring import measure as run
 
     m = _model(model)
-    if scoring not in SCORINGS:
-        raise MechValueError(f"scoring={scoring!r}: expected one of {', '.join(SCORINGS)}")
+    scorer = get_scorer(scoring)
     if form not in FORMS:
         raise MechValueError(f"form={form!r}: expected one of {', '.join(FORMS)}")
     people = [*([None] if no_persona else []), *personas]
@@ -150,10 +151,7 @@ def measure(model: LoadedModel, items: pd.DataFrame, personas: Sequence[Persona 
     measurer = Measurer(m, m.prompt_format, scoring, batch_size, max_new_tokens, form=form)
     long, wide = run(measurer, items, people, conds, progress)
     settings = {"scoring": scoring, "model": m.name, "prompt_format": m.prompt_format, "form": form,
-                "answer_prefix": {"logprob": "Answer:", "generate": "Thought:", "likert": "Answer: "}[scoring],
-                "score": {"logprob": "agreement x (p(yes) - p(no)) at the answer position",
-                          "likert": "agreement x the expected six-point answer (6 = very much like me) centred to [-1, 1]",
-                          "generate": "agreement x (+1 yes, -1 no, 0 unsure) parsed from greedy text"}[scoring],
+                "score": scorer.description,
                 "batch_size": batch_size, "max_new_tokens": max_new_tokens if scoring == "generate" else None,
                 "personas": len(personas), "no_persona": no_persona, "items": len(items),
                 "values": int(items["value"].nunique()), "steering": list(map(str, steering or {})),

@@ -33,3 +33,11 @@ def add_design_args(p: argparse.ArgumentParser, roles: int | None = 10, seed: in
     p.add_argument("--questionnaire", default=None, help="comma-separated questionnaire names")
     p.add_argument("--roles", type=int, default=roles)
     p.add_argument("--seed", type=int, default=seed)
+
+
+def add_scoring_arg(p: argparse.ArgumentParser) -> None:
+    """--scoring, its choices the scorer registry's names."""
+    from mechvalue.measure.scorers import SCORERS
+
+    how = "; ".join(f"{n}: {s.description}" for n, s in SCORERS.items())
+    p.add_argument("--scoring", choices=list(SCORERS), default="logprob", help=how)

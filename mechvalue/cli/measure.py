@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mechvalue.cli.common import add_design_args, add_model_args, csv_list
+from mechvalue.cli.common import add_design_args, add_model_args, add_scoring_arg, csv_list
 from mechvalue.distributed.executor import add_executor_args, executor_from_args
 from mechvalue.study.prompts import FORMS
 
@@ -44,7 +44,7 @@ def register(sub) -> None:
     m.add_argument("--values", default=None, help="comma-separated value names")
     m.add_argument("--min-items", type=int, default=0)
     m.add_argument("--players", default=None, help="study players*.json instead of generated roles")
-    m.add_argument("--scoring", choices=["logprob", "generate", "likert"], default="logprob")
+    add_scoring_arg(m)
     m.add_argument(
         "--form", choices=FORMS, default="study", help="the instrument's wording (robustness checks)"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mechvalue.cli.common import add_model_args
+from mechvalue.cli.common import add_model_args, add_scoring_arg
 from mechvalue.distributed.executor import add_executor_args, executor_from_args
 
 
@@ -115,7 +115,7 @@ def register(sub) -> None:
     g.add_argument("--questionnaire", default=None)
     g.add_argument("--roles", type=int, default=10)
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--scoring", choices=["logprob", "generate"], default="logprob")
+    add_scoring_arg(g)
     add_executor_args(g)
     g.add_argument("--out", required=True)
     g.set_defaults(fn=cmd_steer_grid)

@@ -3,7 +3,6 @@
 One forward pass per item; the score is the expected answer under the model's probabilities of
 the six option tokens ("1".."6", renormalised over those six), turned into importance (6 = very
 much like me) and centred to [-1, 1] so that it averages with the yes/no scorers' scores.
-`Measurer(..., scoring="likert")` dispatches here.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from mechvalue.measure.scorer import MeasurerView
 from mechvalue.study.prompts import (
     TEMPLATES,
     HardPrompt,
@@ -23,7 +23,6 @@ from mechvalue.study.prompts import (
     wrap,
 )
 from mechvalue.study.roles import Role
-from mechvalue.study.schema import item_table
 
 # The PVQ's answer labels in its own order (column 1 = "very much like me"), as in the human data.
 LABELS = ("Very much like me", "Like me", "Somewhat like me", "A little like me", "Not like me",
@@ -99,23 +98,34 @@ def likert_expectation(
     return p, p @ torch.tensor(values, dtype=p.dtype, device=p.device), mass
 
 
-def score_items(measurer, items: pd.DataFrame, role: Role | None, cond) -> pd.DataFrame:
-    """Per-item Likert answers for one role under one condition: p_1..p_6 (answer numbers as
-    shown), `mass`, `importance` (1..6), `answer` (most likely importance), `raw` = importance
-    centred to [-1, 1], `score` = agreement * raw."""
-    form = getattr(measurer, "form", "study")
-    tok = measurer.model.tokenizer
-    ids, values = option_token_ids(tok), importance_of_answer(form)
-    prompts = [render(it, role, measurer.prompt_format, tok, (cond.hard or {}).get(v), form)
-               for it, v in zip(items["item"], items["value"])]  # fmt: skip
-    rows: list[dict] = [{}] * len(items)
-    for idx in measurer.batches(items, cond):
-        p, expected, mass = likert_expectation(
-            measurer.answer_logits([prompts[i] for i in idx], cond), ids, values
-        )
-        for j, i in enumerate(idx):
+class Likert:
+    name = "likert"
+    description = "agreement x the expected six-point answer (6 = very much like me) centred to [-1, 1]"
+
+    def prompts(self, m: MeasurerView, items: pd.DataFrame, role: Role | None, cond) -> list[RenderedPrompt]:
+        hard = cond.hard or {}
+        return [
+            render(it, role, m.prompt_format, m.model.tokenizer, hard.get(v), m.form)
+            for it, v in zip(items["item"], items["value"])
+        ]
+
+    def score(self, m: MeasurerView, batch: list[RenderedPrompt], cond) -> list[dict]:
+        """p_1..p_6 (answer numbers as shown), `mass`, `importance` (1..6), `answer` (most likely
+        importance), `raw` = importance centred to [-1, 1]."""
+        ids, values = option_token_ids(m.model.tokenizer), importance_of_answer(m.form)
+        p, expected, mass = likert_expectation(m.answer_logits(batch, cond), ids, values)
+        rows = []
+        for j in range(len(batch)):
             row = {f"p_{k + 1}": float(p[j, k]) for k in range(6)}
-            row |= {"mass": float(mass[j]), "importance": float(expected[j]),
-                    "answer": str(int(values[int(p[j].argmax())])), "raw": (float(expected[j]) - 3.5) / 2.5}  # fmt: skip
-            rows[i] = row
-    return item_table(items, rows)
+            importance = float(expected[j])
+            answer = str(int(values[int(p[j].argmax())]))
+            rows.append(
+                row
+                | {
+                    "mass": float(mass[j]),
+                    "importance": importance,
+                    "answer": answer,
+                    "raw": (importance - 3.5) / 2.5,
+                }
+            )
+        return rows

@@ -1,69 +1,33 @@
 """Value measurement: ask every item to every role, score answers, average per value.
 
-Two scorers share items and prompts:
-- `generate`: the study's protocol (greedy decoding, then its parse rule);
-- `logprob`: one forward pass; score = agreement * (p(yes) - p(no)) at the answer position.
+The `Measurer` holds the model, the prompt settings and the batching (one value per batch under
+hard prompts, the shared prefix run once); how a prompt ends and how an answer becomes a score is
+its scorer's (`mechvalue.measure.scorers.SCORERS`: log-prob, generate-and-parse, Likert).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import get_args
 
 import pandas as pd
-import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from mechvalue.errors import MechValueError
 from mechvalue.lm.batching import StudyWhere, chunks, where_mask
-from mechvalue.lm.generation import greedy_generate, last_logits, prefix_last_logits
+from mechvalue.lm.generation import last_logits, prefix_last_logits
 from mechvalue.lm.hooks import PositionedHook
 from mechvalue.lm.models import as_bridge, check_prompt_format
-from mechvalue.study.prompts import HardPrompt, RenderedPrompt, render
+from mechvalue.measure.logprob import answer_token_ids, yes_no_probs  # noqa: F401 - re-exported
+from mechvalue.measure.scorers import SCORERS, get_scorer
+from mechvalue.study.prompts import HardPrompt, RenderedPrompt
 from mechvalue.study.roles import Role
 from mechvalue.study.schema import item_table, wide_table
 
-
-def parse_answer(text: str) -> str:
-    """The study's rule: the text or the part after the last "\\nanswer:" starts with
-    yes/sure -> yes, no -> no, anything else -> unsure."""
-    t = text.lower()
-    tail = t.split("\nanswer:")[-1].strip()
-    if t.startswith(("yes", "sure")) or tail.startswith(("yes", "sure")):
-        return "yes"
-    if t.startswith("no") or tail.startswith("no"):
-        return "no"
-    return "unsure"
-
-
-def yes_no_probs(
-    logits: Float[Tensor, "batch vocab"], answer_ids: dict[str, list[int]]
-) -> tuple[Float[Tensor, " batch"], Float[Tensor, " batch"]]:
-    """p(yes) and p(no) from answer-position logits, each summed over its token variants."""
-    probs = torch.softmax(logits.float(), -1)
-    return probs[:, answer_ids["yes"]].sum(-1), probs[:, answer_ids["no"]].sum(-1)
-
-
-def answer_token_ids(tokenizer) -> dict[str, list[int]]:
-    """Single-token case and leading-space variants of yes / no."""
-    out: dict[str, list[int]] = {}
-    for key, words in (("yes", ("yes",)), ("no", ("no",))):
-        ids = set()
-        for w in words:
-            for v in {w, w.capitalize(), w.upper()}:
-                for s in (v, " " + v):
-                    enc = tokenizer.encode(s, add_special_tokens=False)
-                    if len(enc) == 1:
-                        ids.add(enc[0])
-        out[key] = sorted(ids)
-    return out
-
-
-SIGN = {"yes": 1, "no": -1, "unsure": 0}
-Scoring = Literal["logprob", "generate", "likert"]
-SCORINGS: tuple[str, ...] = get_args(Scoring)
+SCORINGS: tuple[str, ...] = tuple(SCORERS)
+Scoring = str  # a key of SCORERS
 
 
 @dataclass
@@ -95,15 +59,14 @@ class Condition:
 class Measurer:
     model: object
     prompt_format: str
-    scoring: Scoring = "logprob"
+    scoring: Scoring = "logprob"  # a key of SCORERS
     batch_size: int = 16
     max_new_tokens: int = 100
     prefix_cache: bool = True
     form: str = "study"  # the instrument's wording (mechvalue.study.prompts.FORMS), for robustness checks
 
     def __post_init__(self):
-        if self.scoring not in SCORINGS:
-            raise MechValueError(f"scoring={self.scoring!r}: expected one of {', '.join(SCORINGS)}")
+        self.scorer = get_scorer(self.scoring)
         check_prompt_format(self.prompt_format)
         self.model = as_bridge(self.model)
         tok = self.model.tokenizer
@@ -115,28 +78,17 @@ class Measurer:
                 self.stop_ids.add(tid)
 
     def prompts(self, items: pd.DataFrame, role: Role | None, cond: Condition) -> list[RenderedPrompt]:
-        prefix = "Answer:" if self.scoring == "logprob" else "Thought:"
-        tok = self.model.tokenizer
-        return [
-            render(q, role, self.prompt_format, tok, (cond.hard or {}).get(v), prefix, self.form)
-            for q, v in zip(items["question"], items["value"])
-        ]
+        return self.scorer.prompts(self, items, role, cond)
 
     def score_items(
         self, items: pd.DataFrame, role: Role | None, cond: Condition | None = None
     ) -> pd.DataFrame:
         """Per-item answers and scores for one role under one condition."""
         cond = cond or Condition()
-        if self.scoring == "likert":  # the PVQ's six-point format: mechvalue.measure.likert
-            from mechvalue.measure.likert import score_items
-
-            return score_items(self, items, role, cond)
         prompts = self.prompts(items, role, cond)
         rows = [None] * len(prompts)
         for idx in self.batches(items, cond):
-            batch = [prompts[i] for i in idx]
-            res = self._logprob(batch, cond) if self.scoring == "logprob" else self._generate(batch, cond)
-            for i, r in zip(idx, res):
+            for i, r in zip(idx, self.scorer.score(self, [prompts[i] for i in idx], cond)):
                 rows[i] = r
         return item_table(items, rows)
 
@@ -163,35 +115,6 @@ class Measurer:
             return prefix_last_logits(self.model, seqs[0][:n], [s[n:] for s in seqs], cond.hooks, pmask,
                                       steer_suffix=cond.where in ("prompt", "all"))  # fmt: skip
         return last_logits(self.model, seqs, cond.hooks, cond.prompt_masks(batch, max(map(len, seqs))))
-
-    def _logprob(self, batch: list[RenderedPrompt], cond: Condition) -> list[dict]:
-        logits = self.answer_logits(batch, cond)
-        p_yes, p_no = yes_no_probs(logits, self.answer_ids)
-        top = logits.argmax(-1).tolist()
-        yes, no = set(self.answer_ids["yes"]), set(self.answer_ids["no"])
-        return [
-            {
-                "p_yes": float(py),
-                "p_no": float(pn),
-                "answer": "yes" if t in yes else "no" if t in no else "unsure",
-                "raw": float(py - pn),
-            }
-            for py, pn, t in zip(p_yes, p_no, top)
-        ]
-
-    def _generate(self, batch: list[RenderedPrompt], cond: Condition) -> list[dict]:
-        seqs = [p.tokens for p in batch]
-        masks = cond.prompt_masks(batch, max(map(len, seqs)))
-        steer_new = cond.where in ("generated", "all")
-        new = greedy_generate(
-            self.model, seqs, self.max_new_tokens, self.stop_ids, cond.hooks, masks, steer_new
-        )
-        texts = self.model.tokenizer.batch_decode(new, skip_special_tokens=True)
-        rows = []
-        for t in texts:
-            a = parse_answer(t)
-            rows.append({"completion": t, "answer": a, "raw": float(SIGN[a])})
-        return rows
 
 
 def _common_prefix(seqs: list[list[int]]) -> int:

@@ -1,6 +1,7 @@
 import pytest
 
-from mechvalue.measure.scoring import Measurer, measure, parse_answer, scorer_agreement
+from mechvalue.measure.generate import parse_answer
+from mechvalue.measure.scoring import Measurer, measure, scorer_agreement
 from mechvalue.study import inventory as inv
 from mechvalue.study.roles import generate_roles
 
@@ -98,3 +99,28 @@ def test_span_steering_through_shared_prefix_equals_full_pass(smollm2, items):
     plain = Measurer(model, info.prompt_format, batch_size=8).score_items(items, role)
     assert (fast["p_yes"] - slow["p_yes"]).abs().max() < 1e-4
     assert (fast["p_yes"] - plain["p_yes"]).abs().max() > 1e-3  # the edit did something
+
+
+def test_a_new_scorer_is_one_registry_entry(smollm2, items, monkeypatch):
+    """A scorer the Measurer has never heard of: one object with `prompts` and `score`, one entry in
+    SCORERS. This one scores p(yes) alone on the log-prob prompt; its rows equal log-prob's p_yes."""
+    from mechvalue.measure import scorers
+    from mechvalue.measure.logprob import LogProb, answer_token_ids, yes_no_probs
+
+    class YesOnly:
+        name = "yes-only"
+        description = "agreement x p(yes) at the answer position"
+
+        def prompts(self, m, items, role, cond):
+            return LogProb().prompts(m, items, role, cond)
+
+        def score(self, m, batch, cond):
+            p_yes, _ = yes_no_probs(m.answer_logits(batch, cond), answer_token_ids(m.model.tokenizer))
+            return [{"answer": "yes" if p > 0.5 else "no", "raw": float(p)} for p in p_yes]
+
+    monkeypatch.setitem(scorers.SCORERS, "yes-only", YesOnly())
+    model, info = smollm2
+    new, _ = measure(Measurer(model, info.prompt_format, "yes-only"), items, [None], progress=False)
+    ref, _ = measure(Measurer(model, info.prompt_format, "logprob"), items, [None], progress=False)
+    assert (new["raw"] - ref["p_yes"]).abs().max() < 1e-6
+    assert (new["score"] - ref["p_yes"] * ref["agreement"]).abs().max() < 1e-6
