@@ -17,8 +17,19 @@ def _floats(s: str, flag: str) -> list[float]:
         raise MechValueError(f"{flag} {s!r}: expected comma-separated numbers") from None
 
 
+def _methods(s: str) -> list[str]:
+    """--methods: comma-separated names of `steering.methods.METHODS` entries."""
+    from mechvalue.analysis.steering.methods import METHODS
+
+    names = csv_list(s) or []
+    bad = [m for m in names if m not in METHODS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown method(s) {bad}: use {', '.join(METHODS)}")
+    return names
+
+
 def cmd_steer_compare(a: argparse.Namespace) -> None:
-    from mechvalue.analysis.steer_compare import METHODS, SAE_METHODS, CompareSpec, run_compare, value_graph
+    from mechvalue.analysis.steer_compare import METHODS, CompareSpec, run_compare, value_graph
     from mechvalue.errors import MechValueError
     from mechvalue.interp.features import typical_from_store
     from mechvalue.interp.sae_formats import load_sae
@@ -30,14 +41,24 @@ def cmd_steer_compare(a: argparse.Namespace) -> None:
     from mechvalue.study.settings import default_human_answers
 
     hook = f"blocks.{a.layer}.hook_resid_post"
-    methods = csv_list(a.methods) or list(METHODS)
+    methods = a.methods or list(METHODS)
     items = inv.select(inv.load_inventory(a.inventory), csv_list(a.questionnaire))
-    spec = CompareSpec(values=csv_list(a.values), methods=methods, hook=hook,
-                       vector_strengths=_floats(a.vector_strengths, "--vector-strengths"),
-                       sae_strengths=_floats(a.sae_strengths, "--sae-strengths"), where=a.where,
-                       kl_bound=a.kl_bound, vector_roles=a.vector_roles, corr_roles=a.corr_roles,
-                       grad_roles=a.grad_roles, neutral_prompts=a.neutral, neutral_texts=a.neutral,
-                       n_boot=a.bootstrap, seed=a.seed)  # fmt: skip
+    spec = CompareSpec(
+        values=csv_list(a.values),
+        methods=methods,
+        hook=hook,
+        vector_strengths=_floats(a.vector_strengths, "--vector-strengths"),
+        sae_strengths=_floats(a.sae_strengths, "--sae-strengths"),
+        where=a.where,
+        kl_bound=a.kl_bound,
+        vector_roles=a.vector_roles,
+        corr_roles=a.corr_roles,
+        grad_roles=a.grad_roles,
+        neutral_prompts=a.neutral,
+        neutral_texts=a.neutral,
+        n_boot=a.bootstrap,
+        seed=a.seed,
+    )
     spec.check()
     values = sorted(items["value"].unique())
     unknown = sorted(set(spec.values or []) - set(values))
@@ -47,10 +68,12 @@ def cmd_steer_compare(a: argparse.Namespace) -> None:
         raise MechValueError(f"--roles {a.roles}: expected 2..500 (split 0.7 train / 0.3 test)")
     sae_path = Path(a.sae) if a.sae else recipe_folder(a.model, a.layer) / "sae"
     sae = typical = None
-    if any(m in SAE_METHODS for m in methods):
+    if spec.needs_sae():
         if not a.sae and not sae_path.exists():
-            raise MechValueError(f"{sae_path}: no SAE; train it with `mechvalue sae-train --layer {a.layer}`, "
-                                 "pass --sae, or leave the sae_* methods out of --methods")  # fmt: skip
+            raise MechValueError(
+                f"{sae_path}: no SAE; train it with `mechvalue sae-train --layer {a.layer}`, "
+                "pass --sae, or leave the sae_* methods out of --methods"
+            )
         sae = load_sae(str(sae_path), a.device)
         if sae.cfg.hook_name != hook:
             raise MechValueError(f"--layer {a.layer}: the SAE reads {sae.cfg.hook_name}")
@@ -84,8 +107,11 @@ def register(sub) -> None:
     p.add_argument("--sae", default=None, help="SAE folder (default: the recipe's for --layer)")
     p.add_argument("--layer", type=int, default=15)
     p.add_argument("--values", default=None, help="comma-separated target values (default: all)")
+    from mechvalue.analysis.steering.methods import METHODS
+
+    names = ", ".join(f"{n} ({m.unit})" for n, m in METHODS.items())
     p.add_argument(
-        "--methods", default=None, help="comma-separated: prompting,diffmean,caa,sae_span,sae_corr,sae_grad"
+        "--methods", type=_methods, default=None, help=f"comma-separated, of: {names} (default: all)"
     )
     p.add_argument("--vector-strengths", default="0.25,0.5,1", help="residual-norm units")
     p.add_argument("--sae-strengths", default="4,8,16", help="typical-activation units")

@@ -14,6 +14,10 @@ import pytest
 import torch
 
 from mechvalue.analysis import steer_compare as sc
+from mechvalue.analysis.steering.base import SteerContext, TrainContext
+from mechvalue.analysis.steering.fluency import mean_kl, perplexity
+from mechvalue.analysis.steering.methods import METHODS, Vector
+from mechvalue.analysis.steering.stats import effect_metrics
 from mechvalue.causal.graph import Edge, ValueGraph
 from mechvalue.errors import MechValueError
 from mechvalue.study.inventory import split
@@ -27,13 +31,13 @@ def test_perplexity_and_kl_equal_hand_computation():
     L = logits.double().numpy()
     p = np.exp(L) / np.exp(L).sum(1, keepdims=True)
     nll = -np.log([p[0, 0], p[1, 2]])
-    assert sc.perplexity(logits, targets) == pytest.approx(math.exp(nll.mean()), rel=1e-12)
+    assert perplexity(logits, targets) == pytest.approx(math.exp(nll.mean()), rel=1e-12)
     q_logits = torch.tensor([[0.0, 0.0, 0.0], [1.0, -2.0, 0.0]])
     Q = q_logits.double().numpy()
     q = np.exp(Q) / np.exp(Q).sum(1, keepdims=True)
     kl = (p * np.log(p / q)).sum(1).mean()
-    assert sc.mean_kl(logits, q_logits) == pytest.approx(kl, rel=1e-12)
-    assert sc.mean_kl(logits, logits) == 0.0
+    assert mean_kl(logits, q_logits) == pytest.approx(kl, rel=1e-12)
+    assert mean_kl(logits, logits) == 0.0
 
 
 def _tables(n: int, shift: float, noise: float = 0.01, seed: int = 0):
@@ -49,7 +53,7 @@ def _tables(n: int, shift: float, noise: float = 0.01, seed: int = 0):
 def test_effect_metrics_numbers_and_too_few_roles():
     base, steered = _tables(12, 2.0)
     g = ValueGraph(["A", "B", "C", "D"], [Edge("A", "B", "directed"), Edge("C", "D", "directed")])
-    m = sc.effect_metrics(base, steered, "A", g, n_boot=200, n_null=100)
+    m = effect_metrics(base, steered, "A", g, n_boot=200, n_null=100)
     assert m["efficacy"] == pytest.approx(2.0, abs=1e-9) and m["n_roles"] == 12 and m["note"] == ""
     assert m["share_up"] == 1.0 and m["share_up_lo"] > 0.7
     d = (steered - base) / base.std(ddof=1)
@@ -58,14 +62,22 @@ def test_effect_metrics_numbers_and_too_few_roles():
     assert m["efficacy_lo"] <= 2.0 <= m["efficacy_hi"]
     gap = d["B"].abs().mean() - d[["C", "D"]].abs().to_numpy().mean()
     assert m["desc_gap"] == pytest.approx(gap) and m["desc_gap"] > 0.4
-    few = sc.effect_metrics(*_tables(sc.MIN_ROLES - 1, 2.0), "A", g)
+    few = effect_metrics(*_tables(sc.MIN_ROLES - 1, 2.0), "A", g)
     assert "too few roles" in few["note"] and math.isnan(few["efficacy"]) and math.isnan(few["selectivity"])
 
 
 def test_best_strength_respects_the_fluency_bound():
-    cmp = pd.DataFrame({"method": ["caa"] * 3 + ["sae_grad"], "value": ["A"] * 4, "strength": [0.5, 1, 2, 8],
-                        "efficacy": [0.5, 1.0, 3.0, 0.2], "selectivity": [1, 2, 3, 1], "kl": [0.01, 0.1, 2.0, 0.01],
-                        "admissible": [True, True, False, True]})  # fmt: skip
+    cmp = pd.DataFrame(
+        {
+            "method": ["caa"] * 3 + ["sae_grad"],
+            "value": ["A"] * 4,
+            "strength": [0.5, 1, 2, 8],
+            "efficacy": [0.5, 1.0, 3.0, 0.2],
+            "selectivity": [1, 2, 3, 1],
+            "kl": [0.01, 0.1, 2.0, 0.01],
+            "admissible": [True, True, False, True],
+        }
+    )
     best = sc.best_table(cmp)
     assert best.set_index("method").loc["caa", "strength"] == 1.0  # 2.0 moves more but breaks fluency
     assert sc.winners(best)["overall"] == "caa"
@@ -89,13 +101,25 @@ def planted(tmp_path_factory):
     src = _smollm2_hf_dir()
     tok = AutoTokenizer.from_pretrained(src)
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
-                      tie_word_embeddings=False, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)  # fmt: skip
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     hf = LlamaForCausalLM(cfg).eval()
     u = torch.zeros(64)
     u[5] = 1.0
-    enc = lambda w: tok.encode(w, add_special_tokens=False)  # noqa: E731
+
+    def enc(w: str) -> list[int]:
+        return tok.encode(w, add_special_tokens=False)
+
     yes, no = enc(" yes")[0], enc(" no")[0]
     with torch.no_grad():
         emb, head = hf.model.embed_tokens.weight, hf.lm_head.weight
@@ -156,10 +180,20 @@ def test_planted_direction_recovered_and_selective(planted, tmp_path, monkeypatc
         return real(model_, hook, seqs, positions, batch_size)
 
     monkeypatch.setattr(sc.vec, "residual_rows", spy)
-    spec = sc.CompareSpec(values=["Power"], methods=["prompting", "diffmean", "caa"], vector_strengths=[0.0, 4.0],
-                          vector_roles=3, neutral_prompts=2, neutral_texts=2, gen_tokens=8, n_boot=100,
-                          n_null=50, kl_bound=1e9)  # fmt: skip
-    prep, test_items, test_roles = sc.prepare(model, measurer, sae, torch.ones(16), items, roles, spec, False)
+    spec = sc.CompareSpec(
+        values=["Power"],
+        methods=["prompting", "diffmean", "caa"],
+        vector_strengths=[0.0, 4.0],
+        vector_roles=3,
+        neutral_prompts=2,
+        neutral_texts=2,
+        gen_tokens=8,
+        n_boot=100,
+        n_null=50,
+        kl_bound=1e9,
+    )
+    inputs = sc.CompareInputs(model, measurer, sae, torch.ones(16), items, roles)
+    prep, test_items, test_roles = sc.prepare(inputs, spec, False)
     text = model.tokenizer.batch_decode(seen)
     assert seen and not any(q in t for q in test["question"] for t in text)
     assert set(prep.train_items).isdisjoint(prep.test_items) and set(prep.train_roles).isdisjoint(
@@ -167,7 +201,7 @@ def test_planted_direction_recovered_and_selective(planted, tmp_path, monkeypatc
     )
     assert sorted(prep.test_items) == sorted(test["item"]) and len(test_roles) == sc.MIN_ROLES
     for m in ("diffmean", "caa"):
-        cos = float(torch.cosine_similarity(prep.vectors[m]["Power"], u, 0))
+        cos = float(torch.cosine_similarity(prep.built[m]["Power"], u, 0))
         assert cos > 0.9, (m, cos)
 
     res = sc.run_compare(model, measurer, sae, torch.ones(16), items, roles, spec, tmp_path, progress=False)
@@ -182,7 +216,8 @@ def test_planted_direction_recovered_and_selective(planted, tmp_path, monkeypatc
     assert (tmp_path / "best.csv").exists() and (tmp_path / "tradeoff.png").exists()
 
     # strength 0: every item's score bit for bit as unsteered (test items, test roles)
-    zero = sc.condition_for("caa", "Power", 0.0, prep, sae, None, VALUES, "all")[0]
+    ctx = SteerContext(prep.unit, prep.hook, sae, None, VALUES, "all")
+    zero = sc.condition_for("caa", "Power", 0.0, prep, ctx).condition
     a, _ = measure(measurer, test_items, test_roles[:2], [Condition(where="all")], progress=False)
     b, _ = measure(measurer, test_items, test_roles[:2], [zero], progress=False)
     assert np.array_equal(a["score"].to_numpy(), b["score"].to_numpy())
@@ -198,9 +233,71 @@ def test_planted_direction_recovered_and_selective(planted, tmp_path, monkeypatc
 def test_values_without_held_out_items_are_named_not_crashed_on():
     """One item per value leaves nothing to build on and judge on: `prepare` names the value (no
     model is touched first) and `held_out_values` tells the run stage to skip, saying why."""
-    items = pd.DataFrame({"item": ["a", "b", "c"], "question": ["Qa?", "Qb?", "Qc?"],
-                          "value": ["Power", "Power", "Tradition"], "agreement": [1, 1, 1]})  # fmt: skip
+    items = pd.DataFrame(
+        {
+            "item": ["a", "b", "c"],
+            "question": ["Qa?", "Qb?", "Qc?"],
+            "value": ["Power", "Power", "Tradition"],
+            "agreement": [1, 1, 1],
+        }
+    )
     assert sc.held_out_values(items) == ["Power"]
     assert sc.held_out_values(items[items["value"] == "Tradition"]) == []
     with pytest.raises(MechValueError, match="'Tradition' has 1 item"):
-        sc.prepare(None, None, None, None, items, [], sc.CompareSpec(values=["Power", "Tradition"]))
+        sc.prepare(
+            sc.CompareInputs(None, None, None, None, items, []), sc.CompareSpec(values=["Power", "Tradition"])
+        )
+
+
+# ------------------------------------------------------------------ adding a method: one entry
+
+
+def _random_direction(ctx: TrainContext, value: str) -> torch.Tensor:
+    """A seeded random direction per value (the planted model's width): a method that knows nothing."""
+    return torch.randn(64, generator=torch.Generator().manual_seed(VALUES.index(value)))
+
+
+def test_a_new_method_is_one_registry_entry(planted, tmp_path, monkeypatch):
+    """Registering one entry puts a method in the default spec, its strengths (by its unit), the
+    CLI's --methods help and the whole comparison's tables."""
+    import argparse
+
+    from mechvalue.cli import steer_compare as cli
+    from mechvalue.measure.scoring import Measurer
+    from mechvalue.study.roles import generate_roles
+
+    monkeypatch.setitem(METHODS, "random", Vector("random", _random_direction))
+    assert "random" in sc.CompareSpec().methods
+    sub = argparse.ArgumentParser().add_subparsers()
+    cli.register(sub)
+    assert "random (residual norm)" in sub.choices["steer-compare"].format_help()
+
+    model, info, _ = planted
+    spec = sc.CompareSpec(
+        values=["Power"],
+        methods=["random"],
+        vector_strengths=[0.0, 2.0],
+        hook="blocks.0.hook_resid_post",
+        vector_roles=1,
+        neutral_prompts=1,
+        neutral_texts=1,
+        gen_tokens=4,
+        n_boot=20,
+        n_null=10,
+    )
+    assert spec.strengths("random") == [0.0, 2.0]
+    res = sc.run_compare(
+        model,
+        Measurer(model, info.prompt_format),
+        None,
+        None,
+        _items(),
+        generate_roles(26, 0),
+        spec,
+        tmp_path,
+        progress=False,
+    )
+    cmp = res["compare"].set_index("strength")
+    assert list(res["compare"]["method"]) == ["random", "random"]
+    assert cmp.loc[0.0, "efficacy"] == 0.0 and np.isfinite(cmp.loc[2.0, "efficacy"])
+    assert (tmp_path / "parts" / "random@2.csv").exists()

@@ -1,0 +1,7 @@
+"""The steering comparison's parts, one job per module (`mechvalue.analysis.steer_compare` runs them).
+
+`base` (what a steering method is), `methods` (the `METHODS` registry: prompting, DiffMean, CAA,
+the three SAE feature choices), `features` (choosing those features from train items), `spec`
+(the comparison's settings), `fluency` (the fluency and speed costs), `stats` (the effect
+statistics), `report` (best strengths, the verdict, plots and the report section).
+"""
