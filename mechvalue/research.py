@@ -107,7 +107,6 @@ def render_prompts(model: LoadedModel, items: pd.DataFrame, personas: Sequence[P
 # --- measurement -----------------------------------------------------------------------------------
 
 
-# what each scorer's prompt ends in, and what its score is (recorded in `Measurement.settings`)
 @dataclass
 class Measurement:
     """What `measure` returns.

@@ -1,4 +1,4 @@
-"""The research-script example and the README's hook snippet run as is (`-m slow`: the first run
+"""The research-script example and the README's Python blocks run as is (`-m slow`: the first run
 trains the recipe SAE for SmolLM2's layer 15, minutes on a CPU)."""
 
 from __future__ import annotations
@@ -28,10 +28,13 @@ def test_research_hooks_example_runs_as_is():
     assert steered and plain and steered.group(1) != plain.group(1), out
 
 
+README_BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+
+
 @pytest.mark.slow
-def test_readme_hooks_snippet_runs_as_is(tmp_path):
-    readme = (ROOT / "README.md").read_text()
-    code = re.search(r"```python\n(import mechvalue\n.*?)```", readme, re.S).group(1)
+@pytest.mark.parametrize("block", range(len(README_BLOCKS)))
+def test_readme_python_blocks_run_as_is(tmp_path, block):
+    """Every Python block of the README as printed (the research-API script, the hooks snippet)."""
     script = tmp_path / "snippet.py"
-    script.write_text(code)
-    assert _run([str(script)]).strip()  # the steered generation is printed
+    script.write_text(README_BLOCKS[block])
+    assert _run([str(script)]).strip()  # each prints what it found

@@ -20,6 +20,7 @@ from mechvalue.interp.sae_training import TrainConfig, sae_metrics, spliced_loss
 from mechvalue.io import write_json
 from mechvalue.lm.generation import greedy_generate
 from mechvalue.lm.models import model_device
+from mechvalue.lm.weights_cache import building
 from mechvalue.study.inventory import load_inventory, select
 from mechvalue.study.prompts import render
 from mechvalue.study.roles import generate_roles
@@ -39,18 +40,19 @@ def recipe_sae(model, layer: int = 15, train: bool = True, device: str | torch.d
     few minutes on a CPU, with progress bars; `config` and `recipe` go to `sae_recipe` then), or,
     with `train=False`, an error saying what to run."""
     folder = recipe_folder(model.name, layer)
-    if not (folder / "sae").exists() or not (folder / "metrics.json").exists():
+    made = lambda: (folder / "sae").exists() and (folder / "metrics.json").exists()  # noqa: E731
+    if not made():
         if not train:
             raise MechValueError(
                 f"no recipe SAE for {model.name} at layer {layer} in {folder}: run `mechvalue sae-train "
                 f"--model {model.name} --layer {layer}` (or mechvalue.recipe_sae(model, {layer}), which trains it)"
             )
-        print(
-            f"training the recipe SAE for {model.name}, layer {layer} (once; cached in {folder})",
-            file=sys.stderr,
-        )
-        metrics = sae_recipe(model, model, folder, layer, train=config, **recipe)
-        print(f"recipe SAE: {describe(metrics)}", file=sys.stderr)
+        with building(folder):  # a second process waits for the first one's SAE rather than training its own
+            if not made():
+                print(f"training the recipe SAE for {model.name}, layer {layer} (once; cached in {folder})",
+                      file=sys.stderr)  # fmt: skip
+                metrics = sae_recipe(model, model, folder, layer, train=config, **recipe)
+                print(f"recipe SAE: {describe(metrics)}", file=sys.stderr)
     return load_sae(folder / "sae", device or model_device(model))
 
 

@@ -86,3 +86,29 @@ def test_sae_train_prints_a_summary_not_its_items(model, tmp_path, capsys, monke
     assert code == 0 and out == (f"SAE saved to {tmp_path / 'sae' / 'sae'}: L0 31.5, FVE 0.710, delta loss +0.120 "
                                  f"(d_sae 64, topk, 900 training rows); metrics in {tmp_path / 'sae' / 'metrics.json'}\n")  # fmt: skip
     assert not any(q in out for q in questions)
+
+
+def test_two_calls_at_once_train_the_recipe_once(model, empty_cache, monkeypatch):
+    import threading
+    import time
+
+    import mechvalue.interp.sae_recipe as recipe
+    from mechvalue.interp.sae import SAEConfig
+
+    calls = []
+
+    def train(model, info, out, layer, **kw):  # stands in for the minutes of training
+        calls.append(out)
+        time.sleep(0.5)
+        mechvalue.SAE(SAEConfig(64, 32, hook_name=f"blocks.{layer}.hook_resid_post")).save(out / "sae")
+        (out / "metrics.json").write_text("{}")
+        return {"l0": 1.0, "fve": 0.5, "delta_loss": 0.0, "d_sae": 32, "activation": "relu", "rows": 10}
+
+    monkeypatch.setattr(recipe, "sae_recipe", train)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(mechvalue.recipe_sae(model, 2))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(got) == 2 and all(s.cfg.d_sae == 32 for s in got)
