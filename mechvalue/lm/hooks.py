@@ -3,7 +3,9 @@ functions: nothing outside a hook changes where it edits.
 
 Whether a forward call is a prompt pass or a decode step is read from what the model is doing:
 the number of positions its KV cache already holds (`mechvalue.lm.compat.past_length`, recorded
-for every model `load_model` returns), never from how many positions the call has.
+for every model `load_model` returns or `steer` / `installed` touches), never from how many
+positions the call has. Called outside such a forward (on a tensor), a span or mask indexes the
+tensor it is given; "prompt" and "generated" raise there.
 
 Positions:
 - "all": every position of every forward call (the default);
@@ -29,7 +31,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 from mechvalue.errors import MechValueError
-from mechvalue.lm.compat import past_length
+from mechvalue.lm.compat import install, past_length
 
 Where = Literal["all", "prompt", "generated"]
 WHERE: tuple[str, ...] = get_args(Where)
@@ -87,12 +89,14 @@ class PositionedHook:
         if isinstance(pos, str) and pos == "all":
             return self._edit_all(act)
         past = 0 if self.one_call and not isinstance(pos, str) else past_length()
-        if past is None:
-            raise MechValueError(
-                f"{_name(hook)}: positions {pos if isinstance(pos, str | tuple) else 'mask'} need to know "
-                "whether a call is a prompt pass or a decode step; load the model with "
-                "mechvalue.load_model (or call mechvalue.lm.compat.install(bridge) once)"
-            )
+        if past is None:  # not inside a forward of a model compat knows: a span or mask indexes `act`
+            if isinstance(pos, str):
+                raise MechValueError(
+                    f"{_name(hook)}: positions {pos!r} need to know whether a call is a prompt pass or a "
+                    "decode step; load the model with mechvalue.load_model (or call "
+                    "mechvalue.lm.compat.install(bridge) once)"
+                )
+            past = 0
         if isinstance(pos, str):
             return self._edit_all(act) if (pos == "prompt") == (past == 0) else act
         if isinstance(pos, tuple):
@@ -166,6 +170,7 @@ def installed(bridge, hooks: HookList):
     if not hooks:
         yield bridge
         return
+    install(bridge)
     points = hook_points(bridge, [n for n, _ in hooks])
     level = bridge.context_level + 1
     added = []

@@ -202,7 +202,7 @@ def test_prompt_or_decode_step_is_read_from_the_cache_not_the_call_width(model):
     assert len(seen) == 6 and all(s.shape[1] == 1 for s in seen[1:])
 
 
-def test_positioned_hooks_refuse_a_model_that_does_not_record_the_cache():
+def test_prompt_or_generated_outside_a_recorded_forward_raise():
     from mechvalue.lm.hooks import PositionedHook
 
     class Nop(PositionedHook):
@@ -211,4 +211,11 @@ def test_positioned_hooks_refuse_a_model_that_does_not_record_the_cache():
 
     with pytest.raises(MechValueError, match="prompt pass or a decode step"):
         Nop("prompt")(torch.zeros(1, 3, 4), None)
-    assert torch.equal(Nop("all")(torch.ones(1, 3, 4), None), torch.ones(1, 3, 4))
+
+    class Double(Nop):
+        def edit(self, rows):
+            return rows * 2
+
+    x = torch.ones(1, 3, 4)
+    assert torch.equal(Double("all")(x, None), 2 * x)
+    assert Double((1, 2))(x, None)[0, :, 0].tolist() == [1, 2, 1]  # on a bare tensor a span indexes it
