@@ -42,7 +42,11 @@ def logits_at(
     n = tokens.shape[1]
     position_ids = (attn.cumsum(-1) - 1).clamp(min=0)[:, -n:]
     kw = {"attention_mask": attn, "position_ids": position_ids, "logits_to_keep": 1}
-    kw |= {**compat.cache_kwargs(bridge, cache), "use_cache": True} if cache is not None else {"use_cache": False}
+    kw |= (
+        {**compat.cache_kwargs(bridge, cache), "use_cache": True}
+        if cache is not None
+        else {"use_cache": False}
+    )
     if at is None:
         with installed(bridge, hooks or []):
             return bridge(tokens, **kw)[:, -1]

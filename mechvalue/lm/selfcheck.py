@@ -57,9 +57,9 @@ def self_check(model) -> dict[str, float]:
         err = {"cached decoding": float((got - want).abs().max()) / scale}
         k = len(ids) // 2
         shared = prefix_last_logits(bridge, ids[:k], [ids[k:], ids[k:-1]]).float()
-        err["shared-prefix scoring"] = max(
-            float((shared[0] - want).abs().max()), float((shared[1] - want_short).abs().max())
-        ) / scale
+        err["shared-prefix scoring"] = (
+            max(float((shared[0] - want).abs().max()), float((shared[1] - want_short).abs().max())) / scale
+        )
     tol = TOLERANCE.get(dtype, 0.1)
     bad = [f"{n} off by {e:.3g} of the logits' spread" for n, e in err.items() if not e <= tol]
     if seen != [0, len(ids) - 1]:
