@@ -23,7 +23,8 @@ def main() -> None:
     sae = mechvalue.recipe_sae(model, 15)  # loaded; trained once (minutes) on an empty cache
     hook = sae.cfg.hook_name
     items = mechvalue.load_inventory()
-    prompts = mechvalue.render_prompts(model, items.iloc[::8], answer_prefix="Thought:")
+    asked = items.iloc[::8]  # one item in eight, no persona
+    prompts = mechvalue.render_prompts(model, asked, answer_prefix="Thought:")
     typical = mechvalue.typical_activations(sae, prompts, model=model)
     if a.feature is None:
         p0 = prompts[0]
@@ -34,7 +35,7 @@ def main() -> None:
 
     for strength in (0.0, a.strength):
         print(f"\n--- strength {strength:g} ---")
-        for p in prompts:
+        for question, p in zip(asked["question"], prompts):
             tokens = torch.tensor([p.tokens])
             with torch.no_grad():
                 if strength:
@@ -43,13 +44,14 @@ def main() -> None:
                 else:
                     out = model.generate(tokens, max_new_tokens=32, do_sample=False, verbose=False)
             text = model.tokenizer.decode(out[0, tokens.shape[1] :], skip_special_tokens=True)
-            print(f"{p.text.splitlines()[-2][:60]!r} -> {text!r}")
+            print(f"{question[:60]!r} -> {text!r}")
 
     steering = {f"{a.feature}@{s:g}": [(hook, mechvalue.sae_hook(sae, {a.feature: s}, units="typical", typical=typical))]
                 for s in (10.0, 30.0)}  # fmt: skip
     m = mechvalue.measure(model, items, [], steering=steering, where="span")
     print("\nvalue scores (no persona), unsteered and steered at ' your values':")
-    print(m.values.drop(columns="player_name").set_index("steer_dim").T.round(3).to_string())
+    table = m.values.fillna({"steer_dim": "unsteered"}).drop(columns="player_name")
+    print(table.set_index("steer_dim").T.round(3).to_string())
 
 
 if __name__ == "__main__":
