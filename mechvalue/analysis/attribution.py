@@ -133,4 +133,6 @@ def attribution_agreement(a: pd.DataFrame, b: pd.DataFrame) -> float:
     """Pearson r between two feature x value effect matrices on their shared cells."""
     x, y = a.to_numpy(float).ravel(), b.to_numpy(float).ravel()
     ok = np.isfinite(x) & np.isfinite(y)
-    return float(np.corrcoef(x[ok], y[ok])[0, 1]) if ok.sum() > 2 else float("nan")
+    if ok.sum() <= 2 or x[ok].std() == 0 or y[ok].std() == 0:  # undefined: one side does not vary
+        return float("nan")
+    return float(np.corrcoef(x[ok], y[ok])[0, 1])

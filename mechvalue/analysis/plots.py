@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import networkx as nx  # noqa: E402
+import numpy as np  # noqa: E402
 
 from mechvalue.causal.graph import ValueGraph  # noqa: E402
 from mechvalue.io import atomic_path  # noqa: E402
@@ -42,13 +43,40 @@ def draw_graph(g: ValueGraph, path: str | Path, title: str = "", freqs: dict | N
     _save(fig, path)
 
 
-def heatmap(df, path: str | Path, title: str = "", vmin: float = -1, vmax: float = 1) -> None:
-    fig, ax = plt.subplots(figsize=(1 + 0.55 * df.shape[1], 1 + 0.28 * df.shape[0]))
-    im = ax.imshow(df.to_numpy(float), cmap="RdBu", vmin=vmin, vmax=vmax, aspect="auto")
+def color_scale(x) -> tuple[str, float, float]:
+    """A colour map and limits that fit the data: diverging around 0 (red below, blue above) when
+    it has both signs, otherwise sequential over its own range (reds for all-negative data, darker =
+    more negative; blues for all-positive), so no part of the bar lies outside the data."""
+    a = np.asarray(x, dtype=float)
+    a = a[np.isfinite(a)]
+    if not a.size:
+        return "RdBu", -1.0, 1.0
+    lo, hi = float(a.min()), float(a.max())
+    if lo < 0 < hi:
+        lim = max(-lo, hi)
+        return "RdBu", -lim, lim
+    if lo == hi:  # one colour: a bar around the single value
+        pad = abs(lo) * 0.01 or 1e-12
+        lo, hi = lo - pad, hi + pad
+    return ("Reds_r" if hi <= 0 else "Blues"), lo, hi
+
+
+def heatmap(df, path: str | Path, title: str = "", vmin: float | None = None, vmax: float | None = None,
+            label: str = "", cmap: str | None = None) -> None:  # fmt: skip
+    """Cells coloured by value; without vmin/vmax the scale fits the data (`color_scale`), with
+    them (a diverging map around 0 by default) the caller fixes it; `label` names the colour bar."""
+    x = df.to_numpy(float)
+    fit_cmap, lo, hi = color_scale(x)
+    if vmin is not None and vmax is not None:
+        lo, hi, fit_cmap = vmin, vmax, "RdBu"
+    fig, ax = plt.subplots(figsize=(1.6 + 0.55 * df.shape[1], 1.2 + 0.28 * df.shape[0]))
+    im = ax.imshow(x, cmap=cmap or fit_cmap, vmin=lo, vmax=hi, aspect="auto")
     ax.set_xticks(range(df.shape[1]), [str(c) for c in df.columns], rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(df.shape[0]), [str(i) for i in df.index], fontsize=7)
-    fig.colorbar(im, ax=ax, shrink=0.6)
-    ax.set_title(title)
+    bar = fig.colorbar(im, ax=ax, shrink=0.6)
+    if label:
+        bar.set_label(label, fontsize=8)
+    ax.set_title(title, fontsize=9)
     _save(fig, path)
 
 

@@ -194,15 +194,23 @@ def icc1(x: pd.DataFrame) -> dict:
             "icc1k": float(t.loc["ICC(1,k)", "ICC"])}  # fmt: skip
 
 
-def reliability(long: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
+def reliability(long: pd.DataFrame, n_boot: int = 200, seed: int = 0, noise: float = 0.0) -> pd.DataFrame:
     """Per value: alpha, omega (bootstrap CIs), ICC(1) (CI), ICC(1,k), the score's between-role SD,
-    and the warning flags (see `flags`)."""
+    and the warning flags (see `flags`). A value whose between-role SD does not exceed `noise`
+    (mechvalue.analysis.noise) has no between-role variance: its alpha, omega and ICC(1) would
+    describe rounding (ICC(1) = -1/(k-1) on identical rows), so they are left undefined (NaN)
+    and the value is flagged "no role variance"."""
     mats = item_matrices(long)
     out = consistency(mats, n_boot, seed)
     icc = pd.DataFrame([{"value": v, **icc1(x)} for v, x in mats.items()])
     out = out.merge(icc, on="value")
     out["role_sd"] = [float(x.mean(axis=1).std()) for x in mats.values()]
-    out["flags"] = [";".join(flags(r)) for r in out.to_dict("records")]
+    flat = ~(out["role_sd"] > noise)
+    stats_cols = [c for c in out.columns if c.split("_")[0] in ("alpha", "omega", "icc1", "icc1k")]
+    out.loc[flat, stats_cols] = np.nan
+    out["flags"] = [
+        ";".join(["no role variance"] if f else flags(r)) for f, r in zip(flat, out.to_dict("records"))
+    ]
     return out
 
 
@@ -358,9 +366,11 @@ def known_group_predictions(groups: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def known_groups(long: pd.DataFrame, groups: dict) -> tuple[pd.DataFrame, dict]:
-    """Per prediction the two personas' value scores and whether the predicted one is higher (ties
-    miss); summary: hit rate and the one-sided sign-test p-value (binomial, p = 1/2)."""
+def known_groups(long: pd.DataFrame, groups: dict, min_diff: float = 0.0) -> tuple[pd.DataFrame, dict]:
+    """Per prediction the two personas' value scores and whether the predicted one is higher by
+    more than `min_diff` (the measurement noise: a smaller difference is a tie, and ties miss);
+    summary: hit rate, the one-sided sign-test p-value (binomial, p = 1/2) and how many
+    differences were within the noise."""
     rows = long[long["player_name"].isin(list(groups))]
     if "steer_dim" in rows.columns:
         rows = rows[rows["steer_dim"].isna()]
@@ -373,10 +383,13 @@ def known_groups(long: pd.DataFrame, groups: dict) -> tuple[pd.DataFrame, dict]:
     )
     pred = pred[ok].reset_index(drop=True)
     if pred.empty:
-        return pred, {"predictions": 0, "hits": 0, "hit_rate": float("nan"), "p_sign": float("nan")}
+        return pred, {"predictions": 0, "hits": 0, "hit_rate": float("nan"), "p_sign": float("nan"),
+                      "min_diff": min_diff, "within_noise": 0}  # fmt: skip
     pred["score_higher"] = [scores.loc[h, v] for h, v in zip(pred["higher"], pred["value"])]
     pred["score_lower"] = [scores.loc[lo, v] for lo, v in zip(pred["lower"], pred["value"])]
-    pred["hit"] = pred["score_higher"] > pred["score_lower"]
+    diff = pred["score_higher"] - pred["score_lower"]
+    pred["within_noise"] = diff.abs() <= min_diff
+    pred["hit"] = diff > min_diff
     n, k = len(pred), int(pred["hit"].sum())
     p = float(stats.binomtest(k, n, 0.5, alternative="greater").pvalue)
     return pred, {
@@ -385,6 +398,8 @@ def known_groups(long: pd.DataFrame, groups: dict) -> tuple[pd.DataFrame, dict]:
         "hit_rate": k / n,
         "p_sign": p,
         "pairs": int(pred["pair"].nunique()),
+        "min_diff": min_diff,
+        "within_noise": int(pred["within_noise"].sum()),
     }
 
 
@@ -409,13 +424,18 @@ def form_robustness(base: pd.DataFrame, forms: dict[str, pd.DataFrame]) -> pd.Da
 
 # ---------------------------------------------------------------- everything for one table
 def validity(long: pd.DataFrame, human_path: str | Path | None = None, forms: dict[str, pd.DataFrame] | None = None,
-             groups: dict | None = None, n_boot: int = 200, n_perm: int = 5000, seed: int = 0) -> dict:  # fmt: skip
-    """All checks for one item table: reliability (+ human), structure, known groups, forms."""
+             groups: dict | None = None, n_boot: int = 200, n_perm: int = 5000, seed: int = 0,
+             noise: float = 0.0) -> dict:  # fmt: skip
+    """All checks for one item table: reliability (+ human), structure, known groups, forms.
+    `noise`: the measurement noise (mechvalue.analysis.noise): values whose between-role SD does
+    not exceed it get no reliability figures, and known-group differences within it are ties."""
     long = check_items(long)
     if groups is not None:  # the known-group personas are extremes, not a sample of respondents
         long, kg = long[~long["player_name"].isin(list(groups))], long
-    res: dict = {"reliability": reliability(long, n_boot, seed)}
-    res["reliability_centered"] = reliability(center_scores(long), n_boot, seed)
+    res: dict = {"noise": noise, "reliability": reliability(long, n_boot, seed, noise)}
+    centred = center_scores(long)
+    if len(centred):  # empty when every value gets one answer per item from all roles
+        res["reliability_centered"] = reliability(centred, n_boot, seed, noise)
     human = None
     if human_path is not None:
         res["human"] = consistency(human_item_matrices(human_path), n_boot, seed)
@@ -423,7 +443,7 @@ def validity(long: pd.DataFrame, human_path: str | Path | None = None, forms: di
         human = human_value_scores(human_path)
     res["structure"] = structure(long, human, n_perm, seed)
     if groups is not None:
-        res["known_groups"], res["known_groups_summary"] = known_groups(kg, groups)
+        res["known_groups"], res["known_groups_summary"] = known_groups(kg, groups, noise)
     if forms:
         res["forms"] = form_robustness(long, forms)
     return res

@@ -31,7 +31,8 @@ def summary(res: dict) -> dict:
     rel = res["reliability"]
     out = {"thresholds": THRESHOLDS, "values": len(rel), "respondents": int(rel["n_respondents"].max()),
            "median_alpha": float(rel["alpha"].median()), "median_omega": float(rel["omega"].median()),
-           "median_icc1": float(rel["icc1"].median()), "flagged": flagged_values(rel)}  # fmt: skip
+           "median_icc1": float(rel["icc1"].median()), "flagged": flagged_values(rel),
+           "noise": float(res.get("noise", 0.0))}  # fmt: skip
     if "reliability_centered" in res:
         c = res["reliability_centered"]
         out |= {f"median_{k}_centered": float(c[k].median()) for k in ("alpha", "omega", "icc1")}

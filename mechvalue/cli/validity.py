@@ -19,6 +19,17 @@ def _forms(spec: str | None) -> dict[str, str]:
     return out
 
 
+def _noise(long, a: argparse.Namespace) -> float:
+    """--noise, or the rounding floor of --dtype on the items' answer probabilities (their scores
+    without them): known-group differences within it are ties, values that vary no more are flagged."""
+    from mechvalue.analysis.noise import rounding_floor
+
+    if a.noise is not None:
+        return a.noise
+    cols = [c for c in ("p_yes", "p_no") if c in long.columns]
+    return rounding_floor(long[cols].to_numpy(float) if cols else long["score"].to_numpy(float), a.dtype)
+
+
 def cmd_validity(a: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -36,7 +47,7 @@ def cmd_validity(a: argparse.Namespace) -> None:
         long = pd.concat([long, read_items(a.known_groups)], ignore_index=True)
     if not long["player_name"].isin(list(groups)).any():
         groups = None  # no known-group personas measured
-    res = validity(long, a.human, forms, groups, a.bootstrap, a.permutations, a.seed)
+    res = validity(long, a.human, forms, groups, a.bootstrap, a.permutations, a.seed, _noise(long, a))
     items = Path(a.items).resolve()
     s = save(
         res, a.out, f"{items.parent.name}/{items.name}: alpha, omega, ICC(1) per value; dashed: .70, .05"
@@ -58,5 +69,9 @@ def register(sub) -> None:
     v.add_argument("--bootstrap", type=int, default=200, help="respondent resamples for alpha/omega CIs")
     v.add_argument("--permutations", type=int, default=5000)
     v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--noise", type=float, default=None,
+                   help="measurement noise in score units (default: the --dtype rounding floor of the answer probabilities)")  # fmt: skip
+    v.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
+                   help="the dtype the items were scored in (sets the default --noise)")  # fmt: skip
     v.add_argument("--out", required=True)
     v.set_defaults(fn=cmd_validity)

@@ -37,9 +37,12 @@ class TimeLog:
             w["pids"].append(info.get("pid"))
             w["load_s"] = round(w["load_s"] + info.get("load_s", 0.0), 3)  # each process loads once
 
-    def stage(self, name: str, seconds: float) -> None:
-        """A whole pipeline stage's wall time (whatever ran it)."""
+    def stage(self, name: str, seconds: float, cpu_seconds: float | None = None) -> None:
+        """A whole pipeline stage's wall time (whatever ran it) and, if given, the CPU time this
+        process spent on it (all its threads; Ray workers not included)."""
         self.data.setdefault("run_stages", {})[name] = round(seconds, 3)
+        if cpu_seconds is not None:
+            self.data.setdefault("run_stages_cpu", {})[name] = round(cpu_seconds, 3)
 
     def stop(self, stage: str) -> dict:
         s = self.data["stages"][stage]
@@ -56,7 +59,7 @@ class TimeLog:
         p = Path(out) / FILE
         if p.exists():
             old = json.loads(p.read_text())
-            for k in ("stages", "run_stages"):
+            for k in ("stages", "run_stages", "run_stages_cpu"):
                 self.data[k] = {**old.get(k, {}), **self.data.get(k, {})}
 
 

@@ -31,7 +31,11 @@ class RunConfig:
 
     @classmethod
     def quick_preset(cls, **kw) -> RunConfig:
-        """A few-minute run: 2 items per value, 14 roles, a small SAE, 2 features."""
+        """A few-minute run (every stage, the report; numbers that mean little): 2 items per value,
+        14 roles, 2 grid roles, 2 features, 20 bootstraps; the recipe SAE if trained, else a small
+        one of its own. The stages do less under `quick` too (see stages.py and
+        resources.py: batches of 32, no hard prompts in the grid, activations and attribution on
+        one no-role prompt per value, a 3-role steering comparison)."""
         base = {"roles": 14, "grid_roles": 2, "features": 2, "bootstrap": 20, "null": 100, "quick": True,
                 "sae_train": {"roles": 1, "gen_prompts": 8, "gen_tokens": 16, "d_sae": 512, "epochs": 1}}  # fmt: skip
         return cls(**(base | {k: v for k, v in kw.items() if v is not None}))

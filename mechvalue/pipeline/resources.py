@@ -62,11 +62,31 @@ class Resources:
         """Roles of the steering grid, whose activations are also cached and correlated with their scores."""
         return self.roles[: self.cfg.grid_roles + 1]
 
+    @property
+    def act_roles(self) -> list:
+        """Roles whose activations are cached, correlated and used for attribution: the grid roles;
+        under --quick the no-role prompt alone (correlations across roles need
+        grounds.MIN_CORR_ROLES roles, which a quick run never has)."""
+        return self.grid_roles[:1] if self.cfg.quick else self.grid_roles
+
+    @property
+    def act_items(self) -> pd.DataFrame:
+        """Items whose activations are cached and attributed: all; under --quick one per value (the
+        span " your values" precedes the question, so its activations are the same for every item
+        of a role, and a backward pass through each prompt is the features stage's main cost)."""
+        if not self.cfg.quick:
+            return self.items
+        return self.items.groupby("value", sort=False).head(1).reset_index(drop=True)
+
     @cached_property
     def measurer(self):
+        """Log-prob scoring; under --quick in batches of 32 (every item of a role in one batch: the
+        role's shared prefix runs once instead of once per 16 items)."""
         from mechvalue.measure.scoring import Measurer
 
-        return Measurer(self.model, self.info.prompt_format, "logprob")
+        return Measurer(
+            self.model, self.info.prompt_format, "logprob", batch_size=32 if self.cfg.quick else 16
+        )
 
     @property
     def sae_ref(self) -> dict:

@@ -5,7 +5,9 @@ time); a rerun skips finished stages, so an interrupted run resumes (the steerin
 resumes inside its stage). `OUT/config.json` records every setting and library version, and a
 rerun with different settings on the same folder is refused. The executor (this process, or Ray
 workers: mechvalue.distributed) runs the measure, grid and bootstrap work and does not change the
-results; where time went (per stage, per worker) goes to `OUT/timings.json`.
+results; where time went goes to `OUT/timings.json`: every stage's wall seconds (`run_stages`) and
+this process's CPU seconds (`run_stages_cpu`), and per executor stage (measure, grid, bootstrap)
+its tasks and workers (`stages`).
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ def run(out: str | Path, cfg: RunConfig, progress: bool = True, executor=None) -
         for name, fn in STAGES:
             if ws.done(name):
                 continue
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             if progress:
                 print(f"[mechvalue run] {name} ...", flush=True)
             info = fn(ws.dir(name), **res.arguments(fn)) or {}
-            executor.log.stage(name, time.perf_counter() - t0)
+            cpu = time.process_time() - c0
+            executor.log.stage(name, time.perf_counter() - t0, cpu)
             executor.log.write(ws.out)
-            ws.finish(name, t0, **info)  # the done marker, written last
+            ws.finish(name, t0, cpu_seconds=round(cpu, 2), **info)  # the done marker, written last
     return ws.out / "report" / "report.html"

@@ -16,12 +16,20 @@ from mechvalue.pipeline.workspace import Workspace
 TOL = 0.02  # score changes up to this size count as "unchanged" in the side-effect tables
 
 
-def measure(out: Path, measurer, items: pd.DataFrame, roles: list, executor, info) -> dict:
+def measure(out: Path, measurer, items: pd.DataFrame, roles: list, executor, info, cfg: RunConfig) -> dict:
+    """Every item x every role; inputs.json records what the settings resolved to (the inventory
+    file, the questionnaires, the prompt format the model got), for the report."""
     from mechvalue.distributed.measure import measure_roles
+    from mechvalue.study.inventory import default_inventory_path
 
     long, wide = measure_roles(measurer, items, roles, executor, info)
     write_csv(long, out / "items.csv")
     write_csv(wide, out / "values.csv")
+    write_json({"model": info.name, "prompt_format": info.prompt_format, "scoring": measurer.scoring,
+                "inventory": str(cfg.inventory or default_inventory_path()),
+                "questionnaires": sorted(items["questionnaire"].unique()), "items": len(items),
+                "values": int(items["value"].nunique()), "roles": len(roles) - 1},
+               out / "inputs.json")  # fmt: skip
     return {"rows": len(wide), "items": int(long["item"].nunique())}
 
 
@@ -61,20 +69,26 @@ def sae(out: Path, cfg: RunConfig, loaded) -> dict:
     return {"path": ref["path"]}
 
 
-def activations(out: Path, model, info, sae, items: pd.DataFrame, grid_roles: list, cfg: RunConfig) -> dict:
+def activations(
+    out: Path, model, info, sae, act_items: pd.DataFrame, act_roles: list, cfg: RunConfig
+) -> dict:
+    """The SAE layer at " your values" and the answer position of every `act_items` x `act_roles` prompt."""
     from mechvalue.interp.cache import cache_activations
     from mechvalue.interp.features import cache_prompts
     from mechvalue.study.prompts import render
 
     rendered = [render(q, r, info.prompt_format, model.tokenizer, answer_prefix="Answer:")
-                for r in grid_roles for q in items["question"]]  # fmt: skip
+                for r in act_roles for q in act_items["question"]]  # fmt: skip
     prompts = cache_prompts(rendered)
     cache_activations(model, prompts, [sae.cfg.hook_name], out / "acts.h5", "mask", model_name=cfg.model)
     return {"prompts": len(prompts)}
 
 
-def features(out: Path, ws: Workspace, sae, sae_ref: dict, measurer, items: pd.DataFrame, grid_roles: list,
+def features(out: Path, ws: Workspace, sae, sae_ref: dict, measurer, act_items: pd.DataFrame, act_roles: list,
              cfg: RunConfig) -> dict:  # fmt: skip
+    """Typical activations, the span rule, correlations (used to choose only with enough roles and
+    role variance) and gradient attribution (on the cached items, first 4 cached roles); the chosen
+    features."""
     from mechvalue.analysis.attribution import correlation, gradient_attribution
     from mechvalue.interp.cache import ActivationStore
     from mechvalue.interp.features import (
@@ -83,23 +97,31 @@ def features(out: Path, ws: Workspace, sae, sae_ref: dict, measurer, items: pd.D
         typical_activation,
         typical_from_store,
     )
+    from mechvalue.pipeline.grounds import MIN_CORR_ROLES, grounds
 
     hook = sae.cfg.hook_name
     store = ActivationStore(ws.out / "activations" / "acts.h5")
-    span, last = prompt_features(store, sae, hook, len(items) * len(grid_roles))
+    span, last = prompt_features(store, sae, hook, len(act_items) * len(act_roles))
     if sae_ref.get("activations") and Path(sae_ref["activations"]).exists():  # the SAE's own training cache
         typical = typical_from_store(sae, sae_ref["activations"])
     else:
         typical = typical_activation(sae, store.rows(hook))
     store.close()
-    names = [r.name if r else "" for r in grid_roles for _ in range(len(items))]
-    values = list(items["value"]) * len(grid_roles)
+    names = [r.name if r else "" for r in act_roles for _ in range(len(act_items))]
+    values = list(act_items["value"]) * len(act_roles)
     corr = correlation(last, names, values, ws.read_csv("measure", "values.csv"))
-    grad = gradient_attribution(measurer, sae, items, grid_roles[:4])
+    grad = gradient_attribution(measurer, sae, act_items, act_roles[:4])
     grad_typ = grad.mul(typical.numpy(), axis=0)  # per typical unit of steering
     k = cfg.features
     chosen = {f: "span" for f in span_candidates(span, max(1, k // 3))}
-    for why, score in (("correlation", corr.abs()), ("attribution", grad_typ.abs())):
+    # correlations choose only with enough roles, and only for values that vary between roles
+    usable = [v for v in corr.columns if v in grounds(ws).varying] if len(act_roles) >= MIN_CORR_ROLES else []
+    why_not = ("" if usable else f"{len(act_roles)} roles (correlations need {MIN_CORR_ROLES})"
+               if len(act_roles) < MIN_CORR_ROLES else "no value varies between roles beyond the noise")  # fmt: skip
+    for why, score in [
+        *([("correlation", corr[usable].abs())] if usable else []),
+        ("attribution", grad_typ.abs()),
+    ]:
         quota = len(chosen) + (max(1, k // 3) if why == "correlation" else k)
         for f in score.max(axis=1).sort_values(ascending=False).index:
             if len(chosen) >= min(quota, k):
@@ -109,8 +131,9 @@ def features(out: Path, ws: Workspace, sae, sae_ref: dict, measurer, items: pd.D
     write_csv(grad_typ.assign(feature=grad_typ.index).loc[list(chosen)], out / "gradient_attribution.csv")
     save_torch(typical, out / "typical.pt")
     write_json({"features": [{"feature": f, "reason": why, "typical": float(typical[f]),
-                              "span_activation": float(span[:, f].mean())} for f, why in chosen.items()]},
-               out / "features.json")  # fmt: skip
+                              "span_activation": float(span[:, f].mean())} for f, why in chosen.items()],
+                "correlation": {"used": bool(usable), "roles": len(act_roles), "values": usable,
+                                "why_not": why_not}}, out / "features.json")  # fmt: skip
     return {"features": list(chosen)}
 
 
@@ -118,7 +141,9 @@ def grid(out: Path, measurer, items: pd.DataFrame, grid_roles: list, sae, typica
          cfg: RunConfig, executor, info, sae_ref: dict) -> dict:  # fmt: skip
     from mechvalue.measure.grid import GridSpec, run_grid
 
-    spec = GridSpec(chosen, [cfg.strength], "add", "span", "typical")
+    # --quick leaves out the hard-prompt conditions: per value a prefix pass of its own for every role,
+    # four times the rest of the grid; steer_compare's prompting method still runs that path
+    spec = GridSpec(chosen, [cfg.strength], "add", "span", "typical", hard_prompts=not cfg.quick)
     t = run_grid(measurer, items, grid_roles, sae, typical, spec, out, executor=executor, model=info,
                  sae_path=sae_ref["path"])  # fmt: skip
     return {"rows": len(t["steer"])}
@@ -131,7 +156,7 @@ def generations(out: Path, model, info, sae, typical, chosen: list[int], items: 
 
     qs = list(items.groupby("value", sort=False).head(1)["question"][:2])
     ps = [render(q, None, info.prompt_format, model.tokenizer) for q in qs]
-    n = 24 if cfg.quick else 40
+    n = 16 if cfg.quick else 40
     plain = generate_steered(model, ps, sae.cfg.hook_name, None, "all", n)
     examples = []
     for f in chosen:
@@ -162,17 +187,35 @@ def _reference(cfg: RunConfig, nodes: list[str]):
 
 
 def graph(out: Path, ws: Workspace, cfg: RunConfig, executor) -> dict:
+    """PC on the unsteered rows over the values that vary between roles by more than the measurement
+    noise (a value that does not would give PC edges learned from rounding); with fewer than two
+    such values no graph is learned, and summary.json says why."""
+    from mechvalue.analysis.noise import describe_noise
     from mechvalue.analysis.plots import draw_graph
     from mechvalue.causal.compare import compare_with_null
     from mechvalue.causal.discovery import learn_graph
     from mechvalue.causal.stability import bootstrap_edges, edges_recurring
+    from mechvalue.pipeline.grounds import grounds
     from mechvalue.study.schema import select_rows, value_matrix
 
     rows = select_rows(ws.read_csv("measure", "values.csv"), [])
-    x = value_matrix(rows, drop_constant=True)
+    gr = grounds(ws)
+    keep = [c for c in rows.columns if c in gr.varying]
+    base = {"rows": len(rows), "values": keep, "no_role_variance": gr.flat, "noise": gr.noise["noise"]}
+    if len(keep) < 2:
+        why = (f"not learned: {len(keep)} of {len(gr.values)} values vary between roles by more than the "
+               f"measurement noise ({describe_noise(gr.noise)}); PC needs at least 2")  # fmt: skip
+        ref, ref_name = _reference(cfg, gr.values)
+        ref.save(out / "reference.json")  # the tables still compare steering with the reference
+        write_json(base | {"learned": False, "why": why, "edges": 0, "reference": ref_name,
+                           "reference_edges": len(ref.edges)}, out / "summary.json")  # fmt: skip
+        return {"edges": 0, "learned": False}
+    x = value_matrix(rows[["steer_dim", "player_name", *keep]], drop_constant=True)
     g = learn_graph(x, "pc", 0.05)
     g.save(out / "learned.json")
-    freqs = bootstrap_edges(x, rows["player_name"], cfg.bootstrap, "pc", 0.05, cfg.seed, executor=executor)
+    # --quick: its 20 small resamples in this process (a worker pool's start-up costs more than they do)
+    freqs = bootstrap_edges(x, rows["player_name"], cfg.bootstrap, "pc", 0.05, cfg.seed,
+                            workers=1 if cfg.quick else None, executor=executor)  # fmt: skip
     write_csv(freqs, out / "edge_frequencies.csv")
     ref, ref_name = _reference(cfg, list(x.columns))
     ref.save(out / "reference.json")
@@ -183,14 +226,17 @@ def graph(out: Path, ws: Workspace, cfg: RunConfig, executor) -> dict:
         g, out / "learned.png", f"{cfg.model}: {len(g.edges)} edges ({stable} in >=80% of resamples)", fq
     )
     draw_graph(ref, out / "reference.png", f"reference: {ref_name}")
-    summary = {"edges": len(g.edges), "edges_recurring_80pct": stable, "reference": ref_name,
-               "reference_edges": len(ref.edges), "compare": cmp, "rows": len(x),
-               "failed_resamples": freqs.attrs["failed_resamples"]}  # fmt: skip
+    summary = base | {"learned": True, "edges": len(g.edges), "edges_recurring_80pct": stable,
+                      "reference": ref_name, "reference_edges": len(ref.edges), "compare": cmp,
+                      "failed_resamples": freqs.attrs["failed_resamples"]}  # fmt: skip
     write_json(summary, out / "summary.json")
     return {"edges": len(g.edges)}
 
 
 def tables(out: Path, ws: Workspace, items: pd.DataFrame, cfg: RunConfig) -> dict:
+    """Table 1, Table 2 (against the learned graph when one was learned, and the reference), the
+    interventional effects, side effects and pies; tables.json also records the items and roles
+    each rests on."""
     from mechvalue.analysis.attribution import interventional, side_effects
     from mechvalue.analysis.tables import pies, table1, table2, table2_improved
     from mechvalue.causal.graph import load_graph
@@ -199,10 +245,10 @@ def tables(out: Path, ws: Workspace, items: pd.DataFrame, cfg: RunConfig) -> dic
 
     conds = ws.read_json("grid", "conditions.json")["conditions"]
     steer, long = ws.read_csv("grid", "steer.csv"), ws.read_csv("grid", "items.csv")
-    learned, ref = (
-        load_graph(ws.out / "graph" / "learned.json"),
-        load_graph(ws.out / "graph" / "reference.json"),
-    )
+    lpath = ws.out / "graph" / "learned.json"
+    learned = load_graph(lpath) if lpath.exists() else None  # none when too few values vary
+    ref = load_graph(ws.out / "graph" / "reference.json")
+    graphs = ({"learned": learned} if learned is not None else {}) | {"reference": ref}
     feats = [c["label"] for c in conds if c["kind"] == "sae"]
     nb = 50 if cfg.quick else 200
     train, test = split(items, cfg.seed)
@@ -211,15 +257,21 @@ def tables(out: Path, ws: Workspace, items: pd.DataFrame, cfg: RunConfig) -> dic
                 wide_table(sae_rows[sae_rows["item"].isin(test["item"])]), feats)  # fmt: skip
     write_csv(t1["cells"], out / "table1_cells.csv")
     first_role = steer["player_name"].dropna().iloc[0]
-    res = {"table1": {k: t1[k] for k in ("mean_similarity", "noise_ratio")},
-           "table2_study": table2(steer, learned, ref, first_role),
-           "table2_learned": table2_improved(steer, learned, n_boot=nb, n_null=nb, seed=cfg.seed, tol=TOL),
-           "table2_reference": table2_improved(steer, ref, n_boot=nb, n_null=nb, seed=cfg.seed, tol=TOL)}  # fmt: skip
+    study = table2(steer, learned or ref, ref, first_role)
+    for half in ("prompt", "sae"):  # without a learned graph only the reference half is meaningful
+        study[half] = {g: study[half][g] for g in graphs}
+    res = {"table1": {k: t1[k] for k in ("mean_similarity", "noise_ratio")}
+                     | {"train_items": len(train), "test_items": len(test),
+                        "values": sorted(set(train["value"]) & set(test["value"]))},
+           "roles": int(steer["player_name"].dropna().nunique()), "first_role": first_role,
+           "graphs": list(graphs), "table2_study": study}  # fmt: skip
+    for g, graph in graphs.items():
+        res[f"table2_{g}"] = table2_improved(steer, graph, n_boot=nb, n_null=nb, seed=cfg.seed, tol=TOL)
     res["table2_study"].pop("per_value")
     eff = interventional(steer, conds)
     write_csv(eff, out / "interventional.csv")
-    res["side_effects_learned"] = side_effects(eff, learned)
-    res["side_effects_reference"] = side_effects(eff, ref)
+    for g, graph in graphs.items():
+        res[f"side_effects_{g}"] = side_effects(eff, graph)
     best = eff[eff["effect"] > 0].sort_values("t", ascending=False).drop_duplicates("value")
     chosen = {r.value: r.label for r in best.itertuples()}
     if chosen and (ws.out / "grid" / "hard_positive.csv").exists():
@@ -240,6 +292,7 @@ def validity(
     from mechvalue.analysis.validity_report import save
     from mechvalue.causal.graph import load_graph
     from mechvalue.measure.scoring import measure as measure_values
+    from mechvalue.pipeline.grounds import run_noise
     from mechvalue.study.roles import load_players
 
     long, groups = ws.read_csv("measure", "items.csv"), load_known_groups()
@@ -252,7 +305,7 @@ def validity(
                         *((sc, replace(measurer, scoring=sc)) for sc in ("likert", "generate"))]:  # fmt: skip
             forms[name] = measure_values(m, items, grid_roles, progress=False)[0]
     res = validity(pd.concat([long, kg], ignore_index=True), cfg.human, forms, groups,
-                   50 if cfg.quick else 200, 500 if cfg.quick else 5000, cfg.seed)  # fmt: skip
+                   50 if cfg.quick else 200, 500 if cfg.quick else 5000, cfg.seed, run_noise(ws)["noise"])  # fmt: skip
     s = save(res, out, f"{cfg.model} ({measurer.scoring}): alpha, omega, ICC(1) per value")
     if (ws.out / "graph" / "learned.json").exists():
         g = load_graph(ws.out / "graph" / "learned.json")
@@ -264,7 +317,9 @@ def validity(
 def steer_compare(out: Path, model, info, sae, typical, items: pd.DataFrame, roles: list, cfg: RunConfig,
                   ws: Workspace) -> dict:  # fmt: skip
     """Every steering method on the held-out value test (mechvalue.analysis.steer_compare); under
-    --quick one target value, one strength per method, 2 neutral prompts of 16 tokens."""
+    --quick one target value, one strength per method, 3 roles (2 train, 1 test: every statistic is
+    then "too few roles", the fluency and speed costs are measured), one neutral prompt of 8 tokens
+    and 2 neutral texts."""
     from mechvalue.analysis.steer_compare import CompareSpec, held_out_values, run_compare, value_graph
     from mechvalue.causal.graph import load_graph
     from mechvalue.measure.scoring import Measurer
@@ -281,10 +336,11 @@ def steer_compare(out: Path, model, info, sae, typical, items: pd.DataFrame, rol
     spec = CompareSpec(values=testable, seed=cfg.seed)
     if cfg.quick:
         spec = CompareSpec(values=testable[:1], vector_strengths=[0.5], sae_strengths=[8.0],
-                           vector_roles=1, corr_roles=2, grad_roles=2, candidates=4, neutral_prompts=2,
-                           neutral_texts=2, gen_tokens=16, n_boot=100, n_null=50, seed=cfg.seed)  # fmt: skip
+                           vector_roles=1, corr_roles=2, grad_roles=2, candidates=4, neutral_prompts=1,
+                           neutral_texts=2, gen_tokens=8, n_boot=100, n_null=50, seed=cfg.seed)  # fmt: skip
+    named = [r for r in roles if r is not None]
     res = run_compare(model, Measurer(model, info.prompt_format), sae, typical, items,
-                      [r for r in roles if r is not None], spec, out, graph, graph_name=gname)  # fmt: skip
+                      named[:3] if cfg.quick else named, spec, out, graph, graph_name=gname)  # fmt: skip
     return {"rows": len(res["compare"]), "verdict": res["summary"]["verdict"]}
 
 

@@ -1,0 +1,162 @@
+"""The report cannot mislead: `mechvalue run --quick` on a tiny random-weight Llama-3 folder with a
+sparsify SAE, once as is (conftest's `tiny_llama3_run`) and once with a scorer that never sees the
+persona (every role scores the same, as on a broken install), each page rendered in headless
+Chromium at 1280 px.
+
+The page must fit the window (wide tables scroll inside their box), show no "nan", "None" or
+Python literal in its visible text, and the degenerate run must say at the top and in every
+section that its numbers mean nothing, instead of drawing them."""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from mechvalue.measure.scoring import Measurer
+from mechvalue.pipeline.config import RunConfig
+from mechvalue.pipeline.run import run
+from mechvalue.pipeline.stages import STAGES
+from tests.interp.sae_fixtures import write_sparsify
+from tests.lm.tiny import D_MODEL, write_tiny
+from tests.pipeline.conftest import LAYER
+
+WIDTH = 1280
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+# measured after layout, then the visible text without the model's own generations (random text)
+PROBE = """<script>
+const w = document.documentElement.scrollWidth, vw = document.documentElement.clientWidth;
+document.querySelectorAll('.model-text').forEach(e => e.remove());
+const t = document.body.innerText;
+const pre = document.createElement('pre'); pre.id = 'probe';
+pre.textContent = JSON.stringify({scrollWidth: w, clientWidth: vw}) + '\\n' + t;
+document.body.appendChild(pre);
+</script>"""
+RAW = [r"\bnan\b", r"\bNone\b", r"\{\s*['\"]", r"['\"]\s*:\s*[\[{'\"\d]", r"\binf\b"]
+
+
+def _chromium() -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("chromium not installed (apt-get install chromium; .ci/run installs it)")
+    return exe
+
+
+def render(report: Path) -> tuple[dict, str]:
+    """Load the page at 1280 px in headless Chromium; its width and its visible text."""
+    import json
+
+    page = report.parent / "probe.html"
+    page.write_text(report.read_text().replace("</body>", PROBE + "</body>"))
+    with tempfile.TemporaryDirectory() as profile:
+        r = subprocess.run([_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={WIDTH},900",
+                            "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)  # fmt: skip
+    m = re.search(r'<pre id="probe">(.*?)</pre>', r.stdout, re.S)
+    assert m, f"chromium rendered nothing: {r.stderr[-2000:]}"
+    first, _, visible = html.unescape(m.group(1)).partition("\n")
+    return json.loads(first), visible
+
+
+def role_blind(self, batch, cond):
+    """A scorer that never sees the persona or the steering: logits from the last tokens of the
+    prompt only (the question), plus a persona-dependent wobble far below float32 rounding."""
+    vocab = self.model.cfg.d_vocab
+    out = torch.empty(len(batch), vocab)
+    for i, p in enumerate(batch):
+        out[i] = torch.randn(vocab, generator=torch.Generator().manual_seed(sum(p.tokens[-6:])))
+        out[i] += 1e-7 * (len(p.tokens) % 5)  # shifts every logit alike: rounding-level change
+    return out
+
+
+@pytest.fixture(scope="module")
+def as_is(tiny_llama3_run):
+    return tiny_llama3_run
+
+
+@pytest.fixture(scope="module")
+def degenerate(tmp_path_factory):
+    """The same run, in this process, with a scorer that never sees the persona."""
+    root = tmp_path_factory.mktemp("degenerate")
+    model = write_tiny("llama3", root / "models")
+    sae = write_sparsify(root / "checkpoints" / "run", D_MODEL, 128, k=8, hookpoint=f"layers.{LAYER}")
+    out = root / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Measurer, "answer_logits", role_blind)
+        run(out, RunConfig.quick_preset(model=str(model), sae=str(sae), layer=LAYER), progress=False)
+    for s, _ in STAGES:
+        assert (out / s / "done.json").exists(), s
+    return out
+
+
+@pytest.mark.parametrize("which", ["as_is", "degenerate"])
+def test_report_fits_1280_px_and_shows_no_raw_values(which, request):
+    out = request.getfixturevalue(which)
+    size, visible = render(out / "report" / "report.html")
+    assert size["scrollWidth"] <= size["clientWidth"] <= WIDTH, size
+    for pattern in RAW:
+        hits = [visible[max(0, m.start() - 60) : m.end() + 60] for m in re.finditer(pattern, visible)]
+        assert not hits, (pattern, hits[:3])
+    assert "Settings and timings" in visible and "Time per stage" in visible
+
+
+def _sections(page: str) -> dict[str, str]:
+    """Section title -> its HTML, from the report."""
+    parts = re.split(r"<h2>\d+\. (.*?)</h2>", page)
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
+def test_degenerate_run_says_at_the_top_and_in_every_section_that_its_numbers_mean_nothing(degenerate):
+    page = (degenerate / "report" / "report.html").read_text()
+    top = page.split("<h2>")[0]
+    assert (
+        'id="banner"' in top
+        and "These numbers mean nothing" in top
+        and "Every persona scored the same" in top
+    )
+    sections = _sections(page)
+    for title, body in sections.items():
+        if title == "Settings and timings":
+            continue
+        said = any(
+            s in body for s in ("Every persona scored the same", "No steered change exceeds", "No graph")
+        )
+        assert said and 'class="warning"' in body, title
+    # nothing drawn from the noise: no profile heatmap, no graph, no effects heatmap, no reliability figures
+    assert "data:image/png" not in sections["Value profile across roles"]
+    assert "data:image/png" not in sections["Value graph: learned vs reference"]
+    assert "data:image/png" not in sections["SAE and the features behind each value"]
+    validity = sections["Are the scores measurements? Reliability and validity"]
+    assert ">-1<" not in validity and ">-1.00<" not in validity  # no ICC(1) = -1/(k-1) from identical rows
+
+
+def test_degenerate_run_chooses_no_feature_by_correlation(degenerate):
+    import json
+
+    feats = json.loads((degenerate / "features" / "features.json").read_text())
+    assert "correlation" not in {f["reason"] for f in feats["features"]} and not feats["correlation"]["used"]
+
+
+def test_degenerate_run_counts_no_known_group_hit_and_learns_no_graph(degenerate):
+    import json
+
+    v = json.loads((degenerate / "validity" / "validity.json").read_text())
+    kg = v["known_groups"]
+    assert kg["hits"] == 0 and kg["within_noise"] == kg["predictions"] > 0
+    assert set(v["flagged"].values()) == {"no role variance"}
+    g = json.loads((degenerate / "graph" / "summary.json").read_text())
+    assert g["learned"] is False and g["edges"] == 0 and not (degenerate / "graph" / "learned.json").exists()
+
+
+def test_timings_record_every_stage(as_is):
+    import json
+
+    t = json.loads((as_is / "timings.json").read_text())
+    assert [s for s, _ in STAGES] == list(t["run_stages"])
+    assert all(isinstance(x, float) for x in t["run_stages"].values())
