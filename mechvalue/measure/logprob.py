@@ -55,9 +55,8 @@ class LogProb:
 
     def score(self, m: MeasurerView, batch: list[RenderedPrompt], cond) -> list[dict]:
         logits = m.answer_logits(batch, cond)
-        ids = answer_token_ids(m.model.tokenizer)
-        p_yes, p_no = yes_no_probs(logits, ids)
-        yes, no = set(ids["yes"]), set(ids["no"])
+        p_yes, p_no = yes_no_probs(logits, m.answer_ids)
+        yes, no = set(m.answer_ids["yes"]), set(m.answer_ids["no"])
         return [
             {
                 "p_yes": float(py),

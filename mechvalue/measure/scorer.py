@@ -25,6 +25,7 @@ class MeasurerView(Protocol):
     form: str
     max_new_tokens: int
     stop_ids: set[int]
+    answer_ids: dict[str, list[int]]  # yes / no token variants (`logprob.answer_token_ids`)
 
     def answer_logits(self, batch: list[RenderedPrompt], cond) -> Float[Tensor, "batch vocab"]: ...
 

@@ -93,9 +93,8 @@ def write_sparsify(folder: str | Path, d_in: int, num_latents: int, k: int, hook
     return out
 
 
-def write_saelens(folder: str | Path, d_in: int, d_sae: int, hook_name: str, seed: int = 0,
-                  architecture: str = "standard", k: int = 8) -> Path:  # fmt: skip
-    """A SAELens SAE (standard, jumprelu or topk) with random weights, saved by SAELens's `save_model`."""
+def saelens_sae(architecture: str, d_in: int, d_sae: int, hook_name: str, k: int = 8):
+    """An untrained SAELens SAE object (standard, jumprelu or topk) reading `hook_name`."""
     from sae_lens import (
         JumpReLUSAE,
         JumpReLUSAEConfig,
@@ -107,11 +106,17 @@ def write_saelens(folder: str | Path, d_in: int, d_sae: int, hook_name: str, see
     from sae_lens.saes.sae import SAEMetadata
 
     meta = SAEMetadata(hook_name=hook_name)
-    lens = {
+    return {
         "standard": lambda: StandardSAE(StandardSAEConfig(d_in=d_in, d_sae=d_sae, metadata=meta)),
         "jumprelu": lambda: JumpReLUSAE(JumpReLUSAEConfig(d_in=d_in, d_sae=d_sae, metadata=meta)),
         "topk": lambda: TopKSAE(TopKSAEConfig(d_in=d_in, d_sae=d_sae, k=k, metadata=meta)),
     }[architecture]()
+
+
+def write_saelens(folder: str | Path, d_in: int, d_sae: int, hook_name: str, seed: int = 0,
+                  architecture: str = "standard", k: int = 8) -> Path:  # fmt: skip
+    """A SAELens SAE (standard, jumprelu or topk) with random weights, saved by SAELens's `save_model`."""
+    lens = saelens_sae(architecture, d_in, d_sae, hook_name, k)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in lens.named_parameters():

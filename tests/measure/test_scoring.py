@@ -105,7 +105,7 @@ def test_a_new_scorer_is_one_registry_entry(smollm2, items, monkeypatch):
     """A scorer the Measurer has never heard of: one object with `prompts` and `score`, one entry in
     SCORERS. This one scores p(yes) alone on the log-prob prompt; its rows equal log-prob's p_yes."""
     from mechvalue.measure import scorers
-    from mechvalue.measure.logprob import LogProb, answer_token_ids, yes_no_probs
+    from mechvalue.measure.logprob import LogProb, yes_no_probs
 
     class YesOnly:
         name = "yes-only"
@@ -115,7 +115,7 @@ def test_a_new_scorer_is_one_registry_entry(smollm2, items, monkeypatch):
             return LogProb().prompts(m, items, role, cond)
 
         def score(self, m, batch, cond):
-            p_yes, _ = yes_no_probs(m.answer_logits(batch, cond), answer_token_ids(m.model.tokenizer))
+            p_yes, _ = yes_no_probs(m.answer_logits(batch, cond), m.answer_ids)
             return [{"answer": "yes" if p > 0.5 else "no", "raw": float(p)} for p in p_yes]
 
     monkeypatch.setitem(scorers.SCORERS, "yes-only", YesOnly())

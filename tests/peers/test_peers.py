@@ -17,6 +17,7 @@ import torch
 from mechvalue import load_sae, sae_hook, steer, vector_hook
 from mechvalue.lm.generation import greedy_generate
 from mechvalue.lm.models import DEFAULT_MODEL, model_folder
+from tests.interp.sae_fixtures import saelens_sae
 
 pytest.importorskip("sae_lens")
 nnsight = pytest.importorskip("nnsight")
@@ -51,22 +52,9 @@ def _lens_sae(architecture: str, resid: torch.Tensor, folder):
     """A SAELens SAE scaled to SmolLM2's residual (pre-activations ~N(0, 1)), saved by SAELens and
     returned as SAELens reads it back, beside mechvalue's load of the same folder."""
     from sae_lens import SAE as LensSAE
-    from sae_lens import (
-        JumpReLUSAE,
-        JumpReLUSAEConfig,
-        StandardSAE,
-        StandardSAEConfig,
-        TopKSAE,
-        TopKSAEConfig,
-    )
-    from sae_lens.saes.sae import SAEMetadata
 
-    d_in, d_sae, meta = resid.shape[-1], 256, SAEMetadata(hook_name=HOOK)
-    lens = {
-        "standard": lambda: StandardSAE(StandardSAEConfig(d_in=d_in, d_sae=d_sae, metadata=meta)),
-        "jumprelu": lambda: JumpReLUSAE(JumpReLUSAEConfig(d_in=d_in, d_sae=d_sae, metadata=meta)),
-        "topk": lambda: TopKSAE(TopKSAEConfig(d_in=d_in, d_sae=d_sae, k=16, metadata=meta)),
-    }[architecture]()
+    d_in, d_sae = resid.shape[-1], 256
+    lens = saelens_sae(architecture, d_in, d_sae, HOOK, k=16)
     g = torch.Generator().manual_seed(0)
     rms = float(resid.pow(2).mean().sqrt())
     with torch.no_grad():
