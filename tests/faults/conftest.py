@@ -10,21 +10,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.faults.harness import COUNTS
+from tests.faults.harness import COUNTS, PRELOADED
 
 HOOKS = "blocks.1.hook_resid_post,blocks.3.hook_mlp_out"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def zygote(smollm2):
-    """Commands forked from this process get the already loaded model instead of loading it."""
-    import mechvalue.lm.models as models
-
-    real = models.load_model
-    models.load_model = lambda *a, **k: smollm2
+    """Commands forked from this process (harness.run_cli) get the already loaded model instead of
+    loading it; one intra-op thread while this module's children fork (OpenMP is not fork-safe)."""
+    threads = torch.get_num_threads()
+    PRELOADED["model"] = smollm2
     torch.set_num_threads(1)
     yield smollm2
-    models.load_model = real
+    PRELOADED.clear()
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,11 @@ COUNTS: dict[str, dict[str, int]] = {"kill points": {}, "full-disk points": {}, 
                                      "bad inputs": {}}  # fmt: skip
 
 
+# The model forked children get from `load_model` (set by the `zygote` fixture); the test process
+# itself never has `load_model` replaced, so later tests load what they ask for.
+PRELOADED: dict[str, object] = {}
+
+
 def count(kind: str, what: str, n: int = 1) -> None:
     COUNTS[kind][what] = COUNTS[kind].get(what, 0) + n
 
@@ -107,6 +112,10 @@ def run_cli(
             sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
             counter = [0]
             _install(kill_at, mode, counter)
+            if "model" in PRELOADED:
+                import mechvalue.lm.models as models
+
+                models.load_model = lambda *a, **k: PRELOADED["model"]
             from mechvalue.cli.main import main
 
             code = main(argv)

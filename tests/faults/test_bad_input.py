@@ -366,14 +366,14 @@ def grid_refused():
     grid.run_grid = real
 
 
-def test_bad_sae_folder_ci(zygote, inputs, grid_refused, tmp_path):
-    models.load_model = lambda *a, **k: zygote
+def test_bad_sae_folder_ci(zygote, inputs, grid_refused, tmp_path, monkeypatch):
+    monkeypatch.setattr(models, "load_model", lambda *a, **k: zygote)
     fuzz(CI)(given(st.data())(lambda data: sae_case(data, inputs, tmp_path)))()
 
 
 @pytest.mark.slow
-def test_bad_sae_folder_full(zygote, inputs, grid_refused, tmp_path):
-    models.load_model = lambda *a, **k: zygote
+def test_bad_sae_folder_full(zygote, inputs, grid_refused, tmp_path, monkeypatch):
+    monkeypatch.setattr(models, "load_model", lambda *a, **k: zygote)
     fuzz(FULL)(given(st.data())(lambda data: sae_case(data, inputs, tmp_path)))()
 
 

@@ -28,9 +28,9 @@ class Reference:
     out: Path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def reference(zygote, inputs, tmp_path_factory):
-    """The uninterrupted run of each command, made once per session on first use."""
+    """The uninterrupted run of each command, made once per module on first use."""
     made: dict[str, Reference] = {}
 
     def get(name: str) -> Reference:
