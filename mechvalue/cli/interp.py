@@ -93,11 +93,13 @@ def cmd_cache(a: argparse.Namespace) -> None:
 
 
 def cmd_sae_train(a: argparse.Namespace) -> None:
-    from mechvalue.interp.sae_recipe import describe, recipe_folder, sae_recipe
+    from mechvalue.interp.sae_recipe import describe, model_recipe_shape, recipe_folder, sae_recipe
     from mechvalue.interp.sae_training import TrainConfig
     from mechvalue.lm.models import load_model
 
     model, info = load_model(a.model, a.device, a.dtype, a.prompt_format)
+    if a.layer is None:
+        a.layer = model_recipe_shape(model)[0]
     out = Path(a.out) if a.out else recipe_folder(a.model, a.layer)
     cfg = TrainConfig(d_sae=a.d_sae, activation=a.activation, k=a.k, epochs=a.epochs, seed=a.seed)
     m = sae_recipe(
@@ -140,7 +142,7 @@ def register(sub) -> None:
     t = sub.add_parser("sae-train", help="train an SAE on the model's own activations (recipe)")
     add_model_args(t)
     add_design_args(t, roles=8)
-    t.add_argument("--layer", type=int, default=15)
+    t.add_argument("--layer", type=int, default=None, help="default: the model's middle layer (the recipe's)")
     t.add_argument("--d-sae", type=int, default=2048)
     t.add_argument("--activation", choices=["topk", "relu"], default="topk")
     t.add_argument("--k", type=int, default=32)

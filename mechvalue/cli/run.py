@@ -78,7 +78,7 @@ def register(sub) -> None:
         default=None,
         help="'train' (default) or an SAE folder (mechvalue, SAELens, sparsify, Gemma Scope) or a SAELens release:sae_id",
     )
-    r.add_argument("--layer", type=int, default=None)
+    r.add_argument("--layer", type=int, default=None, help="default: the model's middle layer (the recipe's)")
     r.add_argument("--inventory", default=None)
     r.add_argument("--questionnaire", default=None)
     r.add_argument("--roles", type=int, default=None)

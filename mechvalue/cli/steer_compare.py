@@ -40,6 +40,10 @@ def cmd_steer_compare(a: argparse.Namespace) -> None:
     from mechvalue.study.roles import generate_roles
     from mechvalue.study.settings import default_human_answers
 
+    if a.layer is None:
+        from mechvalue.interp.sae_recipe import recipe_layer
+
+        a.layer = recipe_layer(a.model)
     hook = f"blocks.{a.layer}.hook_resid_post"
     methods = a.methods or list(METHODS)
     items = inv.select(inv.load_inventory(a.inventory), csv_list(a.questionnaire))
@@ -105,7 +109,7 @@ def register(sub) -> None:
     )
     add_model_args(p)
     p.add_argument("--sae", default=None, help="SAE folder (default: the recipe's for --layer)")
-    p.add_argument("--layer", type=int, default=15)
+    p.add_argument("--layer", type=int, default=None, help="default: the model's middle layer (the recipe's)")
     p.add_argument("--values", default=None, help="comma-separated target values (default: all)")
     from mechvalue.analysis.steering.methods import METHODS
 

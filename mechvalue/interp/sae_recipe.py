@@ -33,12 +33,13 @@ def recipe_folder(model: str, layer: int, tag: str = "") -> Path:
     return cache_dir() / "saes" / f"{model.replace('/', '_')}-L{layer}{tag}"
 
 
-def recipe_sae(model, layer: int = 15, train: bool = True, device: str | torch.device | None = None,
+def recipe_sae(model, layer: int | None = None, train: bool = True, device: str | torch.device | None = None,
                config: TrainConfig | None = None, **recipe) -> SAE:  # fmt: skip
     """The recipe SAE of `model` (a `LoadedModel`) at `layer`: loaded from `recipe_folder(model.name,
     layer)` when `mechvalue sae-train` or an earlier call made it; otherwise trained there now (a
     few minutes on a CPU, with progress bars; `config` and `recipe` go to `sae_recipe` then), or,
-    with `train=False`, an error saying what to run."""
+    with `train=False`, an error saying what to run. `layer` None: the model's middle layer."""
+    layer = model_recipe_shape(model)[0] if layer is None else layer
     folder = recipe_folder(model.name, layer)
     made = lambda: (folder / "sae").exists() and (folder / "metrics.json").exists()  # noqa: E731
     if not made():
@@ -121,3 +122,15 @@ def recipe_shape(n_layers: int, d_model: int) -> tuple[int, int]:
 def model_recipe_shape(model) -> tuple[int, int]:
     """`recipe_shape` of a loaded model (a `LoadedModel` or a bridge)."""
     return recipe_shape(int(model.cfg.n_layers), int(model.cfg.d_model))
+
+
+def recipe_layer(name_or_path: str) -> int:
+    """The recipe's layer for a model by name or folder, read from its `config.json` without loading
+    the weights: the default `--layer` of `run`, `sae-train` and `steer-compare`."""
+    from transformers import AutoConfig
+
+    from mechvalue.lm.models import model_folder
+
+    cfg = AutoConfig.from_pretrained(model_folder(name_or_path))
+    cfg = getattr(cfg, "text_config", None) or cfg
+    return recipe_shape(int(cfg.num_hidden_layers), int(cfg.hidden_size))[0]

@@ -106,7 +106,9 @@ class PositionedHook:
             if lo >= hi:
                 return act
             out = act.clone()
-            out[:, lo:hi] = self.edit(act[:, lo:hi].reshape(-1, act.shape[-1])).reshape(b, hi - lo, *act.shape[2:])
+            out[:, lo:hi] = self.edit(act[:, lo:hi].reshape(-1, act.shape[-1])).reshape(
+                b, hi - lo, *act.shape[2:]
+            )
             return out
         if past > 0:
             return act  # a call continuing the masked prompt

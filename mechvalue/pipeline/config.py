@@ -11,7 +11,7 @@ from importlib import metadata
 class RunConfig:
     model: str = "smollm2-135m-instruct"
     sae: str = "train"  # "train" (the SmolLM2 recipe, cached) or a folder (ours or SAELens)
-    layer: int = 15
+    layer: int | None = None  # None: the recipe's layer of the model (interp.sae_recipe.recipe_layer)
     inventory: str | None = None
     questionnaire: str | None = None
     roles: int = 40

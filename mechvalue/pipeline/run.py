@@ -13,6 +13,7 @@ its tasks and workers (`stages`).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -27,6 +28,10 @@ def run(out: str | Path, cfg: RunConfig, progress: bool = True, executor=None) -
     """Run (or resume) every stage; returns the report's path."""
     from mechvalue.distributed.executor import make_executor
 
+    if cfg.layer is None:
+        from mechvalue.interp.sae_recipe import recipe_layer
+
+        cfg = replace(cfg, layer=recipe_layer(cfg.model))
     torch.manual_seed(cfg.seed)
     executor = executor or make_executor(progress=progress)
     with run_lock(out):  # one run per folder at a time

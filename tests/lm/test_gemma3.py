@@ -152,9 +152,10 @@ def test_chat_format_without_a_chat_template_is_one_error(folder, tmp_path, caps
     assert code == 2 and len(err.splitlines()) == 1 and "chat template" in err
 
 
-def test_the_sae_recipe_shape_comes_from_the_model(model):
-    from mechvalue.interp.sae_recipe import model_recipe_shape, recipe_shape
+def test_the_sae_recipe_shape_comes_from_the_model(model, folder):
+    from mechvalue.interp.sae_recipe import model_recipe_shape, recipe_layer, recipe_shape
 
     assert recipe_shape(30, 576) == (15, 2048)  # SmolLM2-135M: the recipe's layer 15, 2048 features
     assert recipe_shape(18, 640) == (9, 2048)  # Gemma 3 270M
     assert model_recipe_shape(model) == (N_LAYERS // 2, 256)
+    assert recipe_layer(str(folder)) == N_LAYERS // 2  # from config.json alone: the default --layer

@@ -160,3 +160,28 @@ def test_timings_record_every_stage(as_is):
     t = json.loads((as_is / "timings.json").read_text())
     assert [s for s, _ in STAGES] == list(t["run_stages"])
     assert all(isinstance(x, float) for x in t["run_stages"].values())
+
+
+def test_compare_runs_sets_runs_side_by_side_and_says_which_measures(as_is, degenerate, tmp_path, capsys):
+    import json
+
+    import pandas as pd
+
+    from mechvalue.cli.main import main
+
+    out = tmp_path / "cmp"
+    assert main(["compare-runs", str(as_is), str(degenerate), "--out", str(out), "--null", "50"]) == 0
+    md = capsys.readouterr().out
+    assert md == (out / "compare.md").read_text()
+    t = pd.read_csv(out / "compare.csv", index_col=0)
+    healthy, broken = t.columns  # the same tiny model twice: columns named with their run folders
+    assert str(as_is) in healthy and str(degenerate) in broken
+    assert t.loc["graph edges", broken] == "not learned" and "a graph was not learned" in md
+    v = json.loads((as_is / "validity" / "validity.json").read_text())
+    assert t.loc["alpha median (raw)", healthy] == f"{v['median_alpha']:.2f}"
+    assert t.loc["values with ICC(1) CI above 0.05", broken].startswith("0 of ")
+    assert f"{broken}: does not pass the thresholds" in md
+    assert main(["compare-runs", str(as_is), "--out", str(out)]) == 2  # one run: nothing to compare
+    assert main(["compare-runs", str(as_is), str(tmp_path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and str(tmp_path / "config.json") in err[1]

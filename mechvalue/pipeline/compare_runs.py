@@ -1,0 +1,251 @@
+"""Two or more `mechvalue run` folders side by side, as the study compared its two models: the
+measurement's reliability and validity, the value graphs (each against the human graph with its
+nulls, and against each other with the same nulls), the steering comparison's winners per value,
+and where the time went. Reads only what the runs wrote; a missing stage is one error naming it."""
+
+from __future__ import annotations
+
+import json
+from itertools import combinations
+from pathlib import Path
+
+import pandas as pd
+
+from mechvalue.causal.compare import compare_with_null
+from mechvalue.causal.graph import load_graph
+from mechvalue.errors import MechValueError
+from mechvalue.io import write_json
+
+ICC_MIN = 0.05  # analysis.validity's threshold: roles move the value (LeBreton & Senter, 2008)
+ALPHA_MIN = 0.70  # Nunnally (1978)
+
+
+def _read(run: Path, *parts: str):
+    p = run.joinpath(*parts)
+    if not p.is_file():
+        raise MechValueError(f"{p}: missing; is {run} a finished `mechvalue run` folder?")
+    return json.loads(p.read_text()) if p.suffix == ".json" else pd.read_csv(p)
+
+
+def _fmt(x, digits: int = 2) -> str:
+    return "n/a" if x is None or x != x else f"{x:.{digits}f}"
+
+
+def _reliability(run: Path) -> dict:
+    v = _read(run, "validity", "validity.json")
+    rows = {}
+    for kind, f in (("raw", "reliability.csv"), ("centred", "reliability_centered.csv")):
+        r = _read(run, "validity", f)
+        rows[kind] = {
+            "alpha_median": v["median_alpha" + ("" if kind == "raw" else "_centered")],
+            "omega_median": v["median_omega" + ("" if kind == "raw" else "_centered")],
+            "icc1_median": v["median_icc1" + ("" if kind == "raw" else "_centered")],
+            "values_alpha_ok": int((r["alpha"] >= ALPHA_MIN).sum()),
+            "values_icc1_ci_above": int((r["icc1_lo"] > ICC_MIN).sum()),
+            "values": len(r),
+        }
+    kg = v.get("known_groups") or {}
+    return {
+        **rows,
+        "respondents": v["respondents"],
+        "matrix_r": v.get("matrix_r"),
+        "matrix_p": v.get("matrix_p"),
+        "circle_rho": v.get("circle_rho_model"),
+        "circle_p": v.get("circle_p_model"),
+        "known_groups": {k: kg.get(k) for k in ("hits", "predictions", "p_sign")},
+        "human_alpha_centred": v.get("human_median_alpha_centered"),
+    }
+
+
+def _graph(run: Path) -> dict:
+    s = _read(run, "graph", "summary.json")
+    out = {"learned": bool(s.get("learned")), "edges": s.get("edges"), "reference": s.get("reference")}
+    if out["learned"]:
+        c = s["compare"]
+        out |= {
+            "shd_to_reference": c["observed"]["shd"],
+            "f1_to_reference": c["observed"]["skeleton_f1"],
+            "p_shd_random": c["random_graph"]["p_shd"],
+            "p_shd_permuted": c["permuted_labels"]["p_shd"],
+        }
+    return out
+
+
+def _steering(run: Path) -> dict:
+    s = _read(run, "steer_compare", "summary.json")
+    w = s.get("winners") or {}
+    return {"verdict": s.get("verdict"), "per_value": w.get("per_value") or {}, "overall": w.get("overall")}
+
+
+def _times(run: Path) -> dict:
+    t = _read(run, "timings.json").get("run_stages") or {}
+    return {"total_s": round(sum(t.values()), 1), "stages_s": t}
+
+
+def summarize(run: str | Path) -> dict:
+    """What one finished run says about its model, read from its files."""
+    run = Path(run)
+    cfg = _read(run, "config.json")
+    items = _read(run, "measure", "items.csv")
+    return {
+        "run": str(run),
+        "model": cfg["settings"]["model"],
+        "settings": {k: cfg["settings"].get(k) for k in ("dtype", "layer", "roles", "seed", "quick")},
+        "versions": cfg["versions"],
+        "items": int(items["question"].nunique()),
+        "reliability": _reliability(run),
+        "graph": _graph(run),
+        "steering": _steering(run),
+        "times": _times(run),
+    }
+
+
+def graph_distances(runs: list[str | Path], n_null: int = 1000, seed: int = 0) -> list[dict]:
+    """Each pair of runs' learned graphs: SHD and skeleton F1, with p against random same-size graphs
+    and against permuted labels (`causal.compare.compare_with_null`, the first graph as `learned`)."""
+    out = []
+    for a, b in combinations([Path(r) for r in runs], 2):
+        if not (_graph(a)["learned"] and _graph(b)["learned"]):
+            out.append({"a": str(a), "b": str(b), "note": "a graph was not learned"})
+            continue
+        ga, gb = load_graph(a / "graph" / "learned.json"), load_graph(b / "graph" / "learned.json")
+        c = compare_with_null(ga, gb, n_null, seed)
+        out.append(
+            {
+                "a": str(a),
+                "b": str(b),
+                "shd": c["observed"]["shd"],
+                "f1": c["observed"]["skeleton_f1"],
+                "p_shd_random": c["random_graph"]["p_shd"],
+                "p_shd_permuted": c["permuted_labels"]["p_shd"],
+            }
+        )
+    return out
+
+
+def labels(summaries: list[dict]) -> list[str]:
+    """Column names: the model (a folder's last part), with the run folder when models repeat."""
+    names = [Path(s["model"]).name for s in summaries]
+    if len(set(names)) < len(names):
+        names = [f"{n} ({s['run']})" for n, s in zip(names, summaries)]
+    return names
+
+
+def table(summaries: list[dict]) -> pd.DataFrame:
+    """One row per figure, one column per run (named by its model)."""
+    rows: dict[str, list[str]] = {}
+
+    def put(name: str, f) -> None:
+        rows[name] = [f(s) for s in summaries]
+
+    put("items x roles", lambda s: f"{s['items']} x {s['reliability']['respondents']}")
+    put("dtype, layer", lambda s: f"{s['settings']['dtype']}, {s['settings']['layer']}")
+    for kind in ("raw", "centred"):
+        put(f"alpha median ({kind})", lambda s, k=kind: _fmt(s["reliability"][k]["alpha_median"]))
+        put(f"omega median ({kind})", lambda s, k=kind: _fmt(s["reliability"][k]["omega_median"]))
+        put(
+            f"values with alpha >= {ALPHA_MIN:.2f} ({kind})",
+            lambda s, k=kind: f"{s['reliability'][k]['values_alpha_ok']} of {s['reliability'][k]['values']}",
+        )
+    put("ICC(1) median", lambda s: _fmt(s["reliability"]["raw"]["icc1_median"]))
+    put(
+        f"values with ICC(1) CI above {ICC_MIN}",
+        lambda s: f"{s['reliability']['raw']['values_icc1_ci_above']} of {s['reliability']['raw']['values']}",
+    )
+    put(
+        "matrix r with humans (p)",
+        lambda s: f"{_fmt(s['reliability']['matrix_r'])} ({_fmt(s['reliability']['matrix_p'], 3)})",
+    )
+    put(
+        "circle rho (p)",
+        lambda s: f"{_fmt(s['reliability']['circle_rho'])} ({_fmt(s['reliability']['circle_p'], 3)})",
+    )
+    put(
+        "known groups hits (p)",
+        lambda s: (
+            "n/a"
+            if s["reliability"]["known_groups"]["hits"] is None
+            else f"{s['reliability']['known_groups']['hits']} of {s['reliability']['known_groups']['predictions']} "
+            f"({_fmt(s['reliability']['known_groups']['p_sign'], 3)})"
+        ),
+    )
+    put("graph edges", lambda s: str(s["graph"]["edges"]) if s["graph"]["learned"] else "not learned")
+    put(
+        "SHD to human graph (p random, p permuted)",
+        lambda s: (
+            "n/a"
+            if not s["graph"]["learned"]
+            else f"{s['graph']['shd_to_reference']} ({_fmt(s['graph']['p_shd_random'], 3)}, "
+            f"{_fmt(s['graph']['p_shd_permuted'], 3)})"
+        ),
+    )
+    put(
+        "best steering method per value",
+        lambda s: (
+            ", ".join(f"{v}: {m}" for v, m in sorted(s["steering"]["per_value"].items())) or "none ranked"
+        ),
+    )
+    put("run time (s)", lambda s: f"{s['times']['total_s']:.0f}")
+    names = labels(summaries)
+    return pd.DataFrame(rows, index=names).T
+
+
+def verdicts(summaries: list[dict]) -> list[str]:
+    """Plain sentences: does each model pass the reliability thresholds, and which measures better."""
+    out = []
+    for name, s in zip(labels(summaries), summaries):
+        c = s["reliability"]["centred"]
+        ok = c["values_alpha_ok"] >= 5 and s["reliability"]["raw"]["values_icc1_ci_above"] >= 5
+        out.append(
+            f"{name}: {'passes' if ok else 'does not pass'} the thresholds (centred alpha >= "
+            f"{ALPHA_MIN:.2f} on {c['values_alpha_ok']} of {c['values']} values, ICC(1) CI above "
+            f"{ICC_MIN} on {s['reliability']['raw']['values_icc1_ci_above']}; humans' centred alpha "
+            f"{_fmt(s['reliability']['human_alpha_centred'])})."
+        )
+
+    def score(s: dict) -> tuple:
+        r = s["reliability"]
+        return (
+            r["raw"]["values_icc1_ci_above"] + r["centred"]["values_alpha_ok"],
+            round(r["matrix_r"], 2) if r["matrix_r"] is not None else -1,  # as shown in the table
+        )
+
+    ranked = sorted(zip(labels(summaries), summaries), key=lambda x: score(x[1]), reverse=True)
+    if score(ranked[0][1]) == score(ranked[1][1]):
+        out.append("Neither measures values better by these figures (a tie).")
+    else:
+        out.append(
+            f"Measures values better: {ranked[0][0]} (more values passing, then matrix r with humans)."
+        )
+    return out
+
+
+def compare_runs(runs: list[str | Path], out: str | Path, n_null: int = 1000, seed: int = 0) -> str:
+    """Write `compare.json`, `compare.csv` and `compare.md` into `out`; return the markdown."""
+    if len(runs) < 2:
+        raise MechValueError(f"compare-runs needs two or more run folders, got {len(runs)}")
+    summaries = [summarize(r) for r in runs]
+    t = table(summaries)
+    dist = graph_distances(runs, n_null, seed)
+    lines = [t.to_markdown(), ""]
+    for d in dist:
+        a, b = Path(d["a"]).name, Path(d["b"]).name
+        lines.append(
+            f"- graphs {a} vs {b}: "
+            + (
+                d["note"]
+                if "note" in d
+                else f"SHD {d['shd']}, skeleton F1 {_fmt(d['f1'])} (p random {_fmt(d['p_shd_random'], 3)}, "
+                f"p permuted {_fmt(d['p_shd_permuted'], 3)}; {n_null} null draws, seed {seed})"
+            )
+        )
+    lines += [f"- {v}" for v in verdicts(summaries)]
+    md = "\n".join(lines) + "\n"
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(
+        {"runs": summaries, "graph_distances": dist, "verdicts": verdicts(summaries)}, out / "compare.json"
+    )
+    t.to_csv(out / "compare.csv")
+    (out / "compare.md").write_text(md)
+    return md
