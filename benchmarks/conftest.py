@@ -147,8 +147,9 @@ def device_key() -> str:
 
 
 def record(name: str, figures: dict) -> None:
-    """Print and store one benchmark's figures (merged into the results file, keyed by device,
-    with a GPU's environment beside them); smoke runs only print."""
+    """Print and store one benchmark's figures (merged into the results file, keyed by device; each
+    row with the environment it was measured in: versions, threads, the load average, the date);
+    smoke runs only print."""
     print(
         f"\n[{name}] "
         + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items())
@@ -159,5 +160,7 @@ def record(name: str, figures: dict) -> None:
     dev = data.setdefault(device_key(), {})
     if CUDA:
         dev["environment"] = environment()
-    dev[name] = figures
+    measured = {"environment": environment(), "load_avg_1min": round(os.getloadavg()[0], 2),
+                "date": time.strftime("%Y-%m-%d")}  # fmt: skip
+    dev[name] = figures | {"measured": measured}
     RESULTS.write_text(json.dumps(data, indent=1))
