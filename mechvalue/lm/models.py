@@ -13,7 +13,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import torch
 from platformdirs import user_cache_dir
@@ -21,14 +21,16 @@ from platformdirs import user_cache_dir
 from mechvalue.errors import MechValueError
 from mechvalue.lm import embedded
 from mechvalue.lm.bridge import as_bridge, model_device  # noqa: F401 - re-exported
+from mechvalue.lm.literals import (  # noqa: F401 - re-exported
+    DEFAULT_MODEL,
+    DTYPES,
+    PROMPT_FORMATS,
+    DType,
+    PromptFormat,
+)
 
-DEFAULT_MODEL = "smollm2-135m-instruct"
 EMBEDDED_MODELS: tuple[str, ...] = tuple(embedded.EMBEDDED)  # names `load_model` / `--model` take
 
-DType = Literal["float32", "bfloat16", "float16"]
-PromptFormat = Literal["chat", "gemma", "llama"]
-DTYPES: tuple[str, ...] = get_args(DType)
-PROMPT_FORMATS: tuple[str, ...] = get_args(PromptFormat)
 
 
 def cache_dir() -> Path:

@@ -16,27 +16,33 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 from torch import Tensor
 
 from mechvalue.errors import MechValueError
 from mechvalue.interp.sae import SAE
-from mechvalue.interp.steering import SAEEditHook, SteeringSpec, is_identity
+from mechvalue.interp.steering import Mode, SAEEditHook, SteeringSpec, Units, is_identity
 from mechvalue.io import write_csv, write_json
 from mechvalue.measure.scoring import Condition, Measurer
 from mechvalue.study.prompts import HardPrompt
 from mechvalue.study.roles import Role
 from mechvalue.study.schema import HARD_LABELS, hard_label, is_hard, wide_table
 
+GridWhere = Literal["span", "prompt"]
+
 
 @dataclass
 class GridSpec:
     features: list[int]
     strengths: list[float] = field(default_factory=lambda: [8.0])
-    mode: str = "add"  # add | clamp | scale (see SteeringSpec)
-    where: str = "span"  # span | prompt
-    units: str = "typical"  # typical: strength x the feature's typical activation; raw
+    mode: Mode = "add"
+    """add, clamp or scale (see SteeringSpec)"""
+    where: GridWhere = "span"
+    """the " your values" span or every prompt token"""
+    units: Units = "typical"
+    """typical: strength x the feature's typical activation; raw"""
     hard_prompts: bool = True
 
 
