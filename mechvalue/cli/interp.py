@@ -10,7 +10,7 @@ from typing import Literal
 from mechvalue.cli.common import DesignOptions, ModelOptions, csv_list
 from mechvalue.cli.options import add_dataclass_args
 from mechvalue.errors import MechValueError
-from mechvalue.interp.cache import FirstPosition
+from mechvalue.interp.cache_write import FirstPosition
 from mechvalue.interp.sae_training import TrainActivation
 from mechvalue.lm.literals import DType
 
@@ -95,17 +95,16 @@ def cmd_cache(a: argparse.Namespace) -> None:
                 raise MechValueError(f"prompt {i + 1} does not contain {span_text!r}") from None
             ids = model.tokenizer(t, add_special_tokens=False)["input_ids"]
             prompts.append(CachePrompt(([model.tokenizer.bos_token_id] if bos else []) + ids))
-    hooks = csv_list(a.hooks)
     cache_activations(
         model,
         prompts,
-        hooks,
+        csv_list(a.hooks),
         a.out,
         positions,
-        a.batch_size,
-        a.store_dtype,
-        a.compression,
-        info.name,
+        batch_size=a.batch_size,
+        storage=a.store_dtype,
+        compression=a.compression,
+        model_name=info.name,
         first_position=a.first_position,
     )
     print(json.dumps(verify(a.out), indent=1))

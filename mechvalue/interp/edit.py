@@ -42,9 +42,16 @@ def _check(value, kind, name: str) -> None:
 class SAEEdit:
     """x -> x + decode(f * mul + add) - decode(f) on rows, for activations of `dtype` on `device`."""
 
-    def __init__(self, sae: SAE, mul: Float[Tensor, " d_sae"], add: Float[Tensor, " d_sae"],
-                 dtype: torch.dtype, device: torch.device | str, path: EditPath = "auto",
-                 backend: Backend = "auto"):  # fmt: skip
+    def __init__(
+        self,
+        sae: SAE,
+        mul: Float[Tensor, " d_sae"],
+        add: Float[Tensor, " d_sae"],
+        dtype: torch.dtype,
+        device: torch.device | str,
+        path: EditPath = "auto",
+        backend: Backend = "auto",
+    ):
         _check(path, EditPath, "path")
         _check(backend, Backend, "backend")
         act, sc, device = sae.cfg.activation, sae.cfg.input_scale, torch.device(device)
@@ -117,8 +124,10 @@ class SAEEdit:
         if self.backend == "triton":
             if x.requires_grad and torch.is_grad_enabled():
                 if self.explicit == "triton":
-                    raise MechValueError("the fused Triton SAE kernel has no backward: use backend='torch' "
-                                         "(or 'auto') when the steered forward needs gradients")  # fmt: skip
+                    raise MechValueError(
+                        "the fused Triton SAE kernel has no backward: use backend='torch' "
+                        "(or 'auto') when the steered forward needs gradients"
+                    )
                 return sae_edit_reference(*args)
             return sae_edit_triton(*args)
         return sae_edit_reference(*args)

@@ -90,8 +90,11 @@ def sae_metrics(sae: SAE, x: Float[Tensor, "n d_in"]) -> dict:
     f = sae.encode(x)
     r = sae.decode(f)
     fve = 1 - (x - r).pow(2).sum() / (x - x.mean(0)).pow(2).sum()
-    return {"l0": float((f > 0).float().sum(-1).mean()), "fve": float(fve),
-            "dead_frac": float(((f > 0).sum(0) == 0).float().mean())}  # fmt: skip
+    return {
+        "l0": float((f > 0).float().sum(-1).mean()),
+        "fve": float(fve),
+        "dead_frac": float(((f > 0).sum(0) == 0).float().mean()),
+    }
 
 
 @torch.no_grad()

@@ -27,11 +27,19 @@ def measure(out: Path, r: Resources) -> dict:
     long, wide = measure_roles(measurer, items, roles, r.executor, info)
     write_csv(long, out / "items.csv")
     write_csv(wide, out / "values.csv")
-    write_json({"model": info.name, "prompt_format": info.prompt_format, "scoring": measurer.scoring,
-                "inventory": str(cfg.inventory or default_inventory_path()),
-                "questionnaires": sorted(items["questionnaire"].unique()), "items": len(items),
-                "values": int(items["value"].nunique()), "roles": len(roles) - 1},
-               out / "inputs.json")  # fmt: skip
+    write_json(
+        {
+            "model": info.name,
+            "prompt_format": info.prompt_format,
+            "scoring": measurer.scoring,
+            "inventory": str(cfg.inventory or default_inventory_path()),
+            "questionnaires": sorted(items["questionnaire"].unique()),
+            "items": len(items),
+            "values": int(items["value"].nunique()),
+            "roles": len(roles) - 1,
+        },
+        out / "inputs.json",
+    )
     return {"rows": len(wide), "items": int(long["item"].nunique())}
 
 
@@ -49,25 +57,48 @@ def sae(out: Path, r: Resources) -> dict:
 
         path = sae_reference(cfg.sae)
         given = load_sae(path)  # a folder of no known format fails here, before anything is measured
-        ref = {"path": path, "trained": False, "metrics": {}, "hook_name": given.cfg.hook_name,
-               "activation": given.cfg.activation, "d_sae": given.cfg.d_sae}  # fmt: skip
+        ref = {
+            "path": path,
+            "trained": False,
+            "metrics": {},
+            "hook_name": given.cfg.hook_name,
+            "activation": given.cfg.activation,
+            "d_sae": given.cfg.d_sae,
+        }
     elif cfg.quick and (recipe_folder(cfg.model, cfg.layer) / "metrics.json").exists():
         # the recipe SAE `sae-train` (or mechvalue.recipe_sae) made: reused, never a smaller one trained beside it
         folder = recipe_folder(cfg.model, cfg.layer)
         metrics = json.loads((folder / "metrics.json").read_text())
-        ref = {"path": str(folder / "sae"), "trained": True, "reused": "the recipe SAE",
-               "activations": str(folder / "activations.h5"),
-               "metrics": {k: v for k, v in metrics.items() if k != "settings"}}  # fmt: skip
+        ref = {
+            "path": str(folder / "sae"),
+            "trained": True,
+            "reused": "the recipe SAE",
+            "activations": str(folder / "activations.h5"),
+            "metrics": {k: v for k, v in metrics.items() if k != "settings"},
+        }
     else:
         model, info = r.loaded
         kw = dict(cfg.sae_train)
         train = TrainConfig(seed=cfg.seed, **{k: kw.pop(k) for k in ("d_sae", "epochs", "k") if k in kw})
         folder = recipe_folder(cfg.model, cfg.layer, "-quick" if cfg.quick else "")  # default: `sae-train`'s
         q = [cfg.questionnaire] if cfg.questionnaire else None
-        metrics = sae_recipe(model, info, folder, cfg.layer, train=train, inventory=cfg.inventory,
-                             questionnaire=q, seed=cfg.seed, **kw)  # fmt: skip
-        ref = {"path": str(folder / "sae"), "trained": True, "activations": str(folder / "activations.h5"),
-               "metrics": {k: v for k, v in metrics.items() if k != "settings"}}  # fmt: skip
+        metrics = sae_recipe(
+            model,
+            info,
+            folder,
+            cfg.layer,
+            train=train,
+            inventory=cfg.inventory,
+            questionnaire=q,
+            seed=cfg.seed,
+            **kw,
+        )
+        ref = {
+            "path": str(folder / "sae"),
+            "trained": True,
+            "activations": str(folder / "activations.h5"),
+            "metrics": {k: v for k, v in metrics.items() if k != "settings"},
+        }
     write_json(ref, out / "sae.json")
     return {"path": ref["path"]}
 
@@ -80,8 +111,11 @@ def activations(out: Path, r: Resources) -> dict:
 
     model, info, act_items, act_roles = r.model, r.info, r.act_items, r.act_roles
 
-    rendered = [render(q, r, info.prompt_format, model.tokenizer, answer_prefix="Answer:")
-                for r in act_roles for q in act_items["question"]]  # fmt: skip
+    rendered = [
+        render(q, r, info.prompt_format, model.tokenizer, answer_prefix="Answer:")
+        for r in act_roles
+        for q in act_items["question"]
+    ]
     prompts = cache_prompts(rendered)
     cache_activations(model, prompts, [r.sae.cfg.hook_name], out / "acts.h5", "mask", model_name=r.cfg.model)
     return {"prompts": len(prompts)}
@@ -119,8 +153,13 @@ def features(out: Path, r: Resources) -> dict:
     chosen = {f: "span" for f in span_candidates(span, max(1, k // 3))}
     # correlations choose only with enough roles, and only for values that vary between roles
     usable = [v for v in corr.columns if v in grounds(ws).varying] if len(act_roles) >= MIN_CORR_ROLES else []
-    why_not = ("" if usable else f"{len(act_roles)} roles (correlations need {MIN_CORR_ROLES})"
-               if len(act_roles) < MIN_CORR_ROLES else "no value varies between roles beyond the noise")  # fmt: skip
+    why_not = (
+        ""
+        if usable
+        else f"{len(act_roles)} roles (correlations need {MIN_CORR_ROLES})"
+        if len(act_roles) < MIN_CORR_ROLES
+        else "no value varies between roles beyond the noise"
+    )
     for why, score in [
         *([("correlation", corr[usable].abs())] if usable else []),
         ("attribution", grad_typ.abs()),
@@ -133,10 +172,26 @@ def features(out: Path, r: Resources) -> dict:
     write_csv(corr.assign(feature=corr.index), out / "correlation.csv")
     write_csv(grad_typ.assign(feature=grad_typ.index).loc[list(chosen)], out / "gradient_attribution.csv")
     save_torch(typical, out / "typical.pt")
-    write_json({"features": [{"feature": f, "reason": why, "typical": float(typical[f]),
-                              "span_activation": float(span[:, f].mean())} for f, why in chosen.items()],
-                "correlation": {"used": bool(usable), "roles": len(act_roles), "values": usable,
-                                "why_not": why_not}}, out / "features.json")  # fmt: skip
+    write_json(
+        {
+            "features": [
+                {
+                    "feature": f,
+                    "reason": why,
+                    "typical": float(typical[f]),
+                    "span_activation": float(span[:, f].mean()),
+                }
+                for f, why in chosen.items()
+            ],
+            "correlation": {
+                "used": bool(usable),
+                "roles": len(act_roles),
+                "values": usable,
+                "why_not": why_not,
+            },
+        },
+        out / "features.json",
+    )
     return {"features": list(chosen)}
 
 
@@ -219,12 +274,23 @@ def graph(out: Path, r: Resources) -> dict:
     keep = [c for c in rows.columns if c in gr.varying]
     base = {"rows": len(rows), "values": keep, "no_role_variance": gr.flat, "noise": gr.noise["noise"]}
     if len(keep) < 2:
-        why = (f"not learned: {len(keep)} of {len(gr.values)} values vary between roles by more than the "
-               f"measurement noise ({describe_noise(gr.noise)}); PC needs at least 2")  # fmt: skip
+        why = (
+            f"not learned: {len(keep)} of {len(gr.values)} values vary between roles by more than the "
+            f"measurement noise ({describe_noise(gr.noise)}); PC needs at least 2"
+        )
         ref, ref_name = _reference(cfg, gr.values)
         ref.save(out / "reference.json")  # the tables still compare steering with the reference
-        write_json(base | {"learned": False, "why": why, "edges": 0, "reference": ref_name,
-                           "reference_edges": len(ref.edges)}, out / "summary.json")  # fmt: skip
+        write_json(
+            base
+            | {
+                "learned": False,
+                "why": why,
+                "edges": 0,
+                "reference": ref_name,
+                "reference_edges": len(ref.edges),
+            },
+            out / "summary.json",
+        )
         return {"edges": 0, "learned": False}
     x = value_matrix(rows[["steer_dim", "player_name", *keep]], drop_constant=True)
     g = learn_graph(x, "pc", 0.05)
@@ -250,9 +316,15 @@ def graph(out: Path, r: Resources) -> dict:
         g, out / "learned.png", f"{cfg.model}: {len(g.edges)} edges ({stable} in >=80% of resamples)", fq
     )
     draw_graph(ref, out / "reference.png", f"reference: {ref_name}")
-    summary = base | {"learned": True, "edges": len(g.edges), "edges_recurring_80pct": stable,
-                      "reference": ref_name, "reference_edges": len(ref.edges), "compare": cmp,
-                      "failed_resamples": freqs.attrs["failed_resamples"]}  # fmt: skip
+    summary = base | {
+        "learned": True,
+        "edges": len(g.edges),
+        "edges_recurring_80pct": stable,
+        "reference": ref_name,
+        "reference_edges": len(ref.edges),
+        "compare": cmp,
+        "failed_resamples": freqs.attrs["failed_resamples"],
+    }
     write_json(summary, out / "summary.json")
     return {"edges": len(g.edges)}
 
@@ -278,18 +350,28 @@ def tables(out: Path, r: Resources) -> dict:
     nb = 50 if cfg.quick else 200
     train, test = split(items, cfg.seed)
     sae_rows = long[~is_hard(long["steer_dim"])]
-    t1 = table1(wide_table(sae_rows[sae_rows["item"].isin(train["item"])]),
-                wide_table(sae_rows[sae_rows["item"].isin(test["item"])]), feats)  # fmt: skip
+    t1 = table1(
+        wide_table(sae_rows[sae_rows["item"].isin(train["item"])]),
+        wide_table(sae_rows[sae_rows["item"].isin(test["item"])]),
+        feats,
+    )
     write_csv(t1["cells"], out / "table1_cells.csv")
     first_role = steer["player_name"].dropna().iloc[0]
     study = table2(steer, learned or ref, ref, first_role)
     for half in ("prompt", "sae"):  # without a learned graph only the reference half is meaningful
         study[half] = {g: study[half][g] for g in graphs}
-    res = {"table1": {k: t1[k] for k in ("mean_similarity", "noise_ratio")}
-                     | {"train_items": len(train), "test_items": len(test),
-                        "values": sorted(set(train["value"]) & set(test["value"]))},
-           "roles": int(steer["player_name"].dropna().nunique()), "first_role": first_role,
-           "graphs": list(graphs), "table2_study": study}  # fmt: skip
+    res = {
+        "table1": {k: t1[k] for k in ("mean_similarity", "noise_ratio")}
+        | {
+            "train_items": len(train),
+            "test_items": len(test),
+            "values": sorted(set(train["value"]) & set(test["value"])),
+        },
+        "roles": int(steer["player_name"].dropna().nunique()),
+        "first_role": first_role,
+        "graphs": list(graphs),
+        "table2_study": study,
+    }
     for g, graph in graphs.items():
         res[f"table2_{g}"] = table2_improved(steer, graph, n_boot=nb, n_null=nb, seed=cfg.seed, tol=TOL)
     res["table2_study"].pop("per_value")
@@ -325,16 +407,28 @@ def validity(out: Path, r: Resources) -> dict:
     kg, _ = measure_values(measurer, items, kg_roles, progress=False)
     forms = {}
     if not cfg.quick:
-        for name, m in [*((f, replace(measurer, form=f)) for f in ("swapped", "plain", "reflect")),
-                        *((sc, replace(measurer, scoring=sc)) for sc in ("likert", "generate"))]:  # fmt: skip
+        for name, m in [
+            *((f, replace(measurer, form=f)) for f in ("swapped", "plain", "reflect")),
+            *((sc, replace(measurer, scoring=sc)) for sc in ("likert", "generate")),
+        ]:
             forms[name] = measure_values(m, items, r.grid_roles, progress=False)[0]
-    res = validity(pd.concat([long, kg], ignore_index=True), cfg.human, forms, groups,
-                   50 if cfg.quick else 200, 500 if cfg.quick else 5000, cfg.seed, run_noise(ws)["noise"])  # fmt: skip
+    res = validity(
+        pd.concat([long, kg], ignore_index=True),
+        cfg.human,
+        forms,
+        groups,
+        50 if cfg.quick else 200,
+        500 if cfg.quick else 5000,
+        cfg.seed,
+        run_noise(ws)["noise"],
+    )
     s = save(res, out, f"{cfg.model} ({measurer.scoring}): alpha, omega, ICC(1) per value")
     if (ws.out / "graph" / "learned.json").exists():
         g = load_graph(ws.out / "graph" / "learned.json")
-        write_json(graph_warnings(g.nodes, [(e.source, e.target) for e in g.edges], s["flagged"]),
-                   out / "graph_warnings.json")  # fmt: skip
+        write_json(
+            graph_warnings(g.nodes, [(e.source, e.target) for e in g.edges], s["flagged"]),
+            out / "graph_warnings.json",
+        )
     return {"flagged": len(s["flagged"]), "median_alpha": s["median_alpha"], "median_icc1": s["median_icc1"]}
 
 
@@ -356,18 +450,35 @@ def steer_compare(out: Path, r: Resources) -> dict:
     cfg, items = r.cfg, r.items
     testable = held_out_values(items, cfg.seed)  # values with items to build on and to judge on
     if not testable:
-        verdict = ("Not run: no value has both train and test items under the seeded 0.7 split "
-                   f"(the inventory has at most {items['value'].value_counts().max()} item(s) per value).")  # fmt: skip
+        verdict = (
+            "Not run: no value has both train and test items under the seeded 0.7 split "
+            f"(the inventory has at most {items['value'].value_counts().max()} item(s) per value)."
+        )
         write_json({"verdict": verdict}, out / "summary.json")
         return {"rows": 0, "verdict": verdict}
     learned = r.ws.out / "graph" / "learned.json"
-    graph, gname = ((load_graph(learned), "learned (graph stage)") if learned.exists()
-                    else value_graph(sorted(items["value"].unique()), cfg.human))  # fmt: skip
+    graph, gname = (
+        (load_graph(learned), "learned (graph stage)")
+        if learned.exists()
+        else value_graph(sorted(items["value"].unique()), cfg.human)
+    )
     spec = CompareSpec(values=testable, seed=cfg.seed)
     if cfg.quick:
-        spec = CompareSpec(values=testable[:1], vector_strengths=[0.5], sae_strengths=[8.0],
-                           vector_roles=1, corr_roles=2, grad_roles=2, candidates=4, neutral_prompts=1,
-                           neutral_texts=2, gen_tokens=8, n_boot=100, n_null=50, seed=cfg.seed)  # fmt: skip
+        spec = CompareSpec(
+            values=testable[:1],
+            vector_strengths=[0.5],
+            sae_strengths=[8.0],
+            vector_roles=1,
+            corr_roles=2,
+            grad_roles=2,
+            candidates=4,
+            neutral_prompts=1,
+            neutral_texts=2,
+            gen_tokens=8,
+            n_boot=100,
+            n_null=50,
+            seed=cfg.seed,
+        )
     named = [role for role in r.roles if role is not None]
     measurer = Measurer(r.model, r.info.prompt_format)
     inputs = CompareInputs(measurer, r.sae, r.typical, items, named[:3] if cfg.quick else named)

@@ -286,7 +286,9 @@ def test_a_new_method_is_one_registry_entry(planted, tmp_path, monkeypatch):
         n_null=10,
     )
     assert spec.strengths("random") == [0.0, 2.0]
-    inputs = sc.CompareInputs(Measurer(model, info.prompt_format), None, None, _items(), generate_roles(26, 0))
+    inputs = sc.CompareInputs(
+        Measurer(model, info.prompt_format), None, None, _items(), generate_roles(26, 0)
+    )
     res = sc.run_compare(inputs, spec, tmp_path, progress=False)
     cmp = res["compare"].set_index("strength")
     assert list(res["compare"]["method"]) == ["random", "random"]

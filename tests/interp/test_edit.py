@@ -35,8 +35,11 @@ def want(sae, x, mul, add):
         return x.double() + ref.decode(f * mul.double() + add.double()) - ref.decode(f)
 
 
-SPECS = {"clamp": SteeringSpec([3, 77, 250], "clamp", [4.0, 0.0, 2.0]),
-         "scale": SteeringSpec([5, 6], "scale", 3.0), "add": SteeringSpec([9, 100], "add", [2.0, -1.0])}  # fmt: skip
+SPECS = {
+    "clamp": SteeringSpec([3, 77, 250], "clamp", [4.0, 0.0, 2.0]),
+    "scale": SteeringSpec([5, 6], "scale", 3.0),
+    "add": SteeringSpec([9, 100], "add", [2.0, -1.0]),
+}
 
 
 @pytest.mark.parametrize("act", ["relu", "jumprelu", "topk"])
