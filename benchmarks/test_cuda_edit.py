@@ -25,7 +25,7 @@ import torch
 from conftest import CUDA, SMOKE, budgeted, cuda_only, record, within_budget
 from gpu.shapes import SAE_SHAPES, SMOKE_SAE, jumprelu_sae
 
-from mechvalue.interp.edit import SAEEdit
+from mechvalue.interp.edit import sae_edit
 from mechvalue.interp.steering import SteeringSpec
 
 FEATURES = [11, 222, 3333]
@@ -118,8 +118,8 @@ def test_cuda_fused_edit(d_in, d_sae, dtype, tokens, copy_bound, matmul_rate):
     tokens = min(tokens, 5) if SMOKE else tokens  # the interpreter runs every program in Python
     sae, lens = _saes(d, s, dtype, dev)
     mul, add = SteeringSpec(_features(s), "clamp", 5.0).edit_vectors(sae)
-    delta, full = (SAEEdit(sae, mul, add, dtype, dev, p, "triton") for p in ("delta", "full"))
-    ref = SAEEdit(sae, mul, add, dtype, dev, "full", "torch")
+    delta, full = (sae_edit(sae, mul, add, dtype, dev, p, "triton") for p in ("delta", "full"))
+    ref = sae_edit(sae, mul, add, dtype, dev, "full", "torch")
     torch.manual_seed(tokens)
     x = torch.randn(tokens, d, device=dev, dtype=dtype)
     with torch.no_grad():

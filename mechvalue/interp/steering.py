@@ -19,7 +19,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from mechvalue.errors import MechValueError
-from mechvalue.interp.edit import SAEEdit
+from mechvalue.interp.edit import SAEEdit, sae_edit
 from mechvalue.interp.sae import SAE
 from mechvalue.interp.sae_convert import as_mechvalue_sae
 from mechvalue.lm.hooks import PositionedHook, Positions, check_hook_names, installed
@@ -110,7 +110,7 @@ class SAEEditHook(PositionedHook):
         """The edit with its operands prepared for activations of `dtype` on `device` (once each)."""
         key = (dtype, torch.device(device))
         if key not in self._edits:
-            self._edits[key] = SAEEdit(self.sae, self.mul, self.add, dtype, device, *self._opts)
+            self._edits[key] = sae_edit(self.sae, self.mul, self.add, dtype, device, *self._opts)
         return self._edits[key]
 
     def edit(self, x: Float[Tensor, "n d"]) -> Float[Tensor, "n d"]:
