@@ -134,15 +134,9 @@ class TopKEdit(SAEEdit):
     copies, so the set is the one SAE.encode picks); "topk" then decodes only the |S| rows of
     f' - f (zero elsewhere), "full" decodes f' and f over every feature."""
 
-    def __init__(
-        self,
-        sae: SAE,
-        S: Tensor,
-        vectors: tuple[Tensor, Tensor],
-        path: str,
-        dtype: torch.dtype,
-        device: torch.device,
-    ):
+    def __init__(self, sae: SAE, S: Tensor, vectors: tuple[Tensor, Tensor], path: str, on: tuple):
+        """`on`: (dtype, device) of the activations."""
+        dtype, device = on
         super().__init__(dtype, device)
         self.sae, self.path = sae, path
         mul, add = vectors
@@ -206,7 +200,7 @@ def sae_edit(
     elif fused:
         edit = FusedEdit(sae, S, (mul, add), path, backend, dtype, device)
     else:
-        edit = TopKEdit(sae, S, (mul, add), path, dtype, device)
+        edit = TopKEdit(sae, S, (mul, add), path, (dtype, device))
     if not isinstance(edit, FusedEdit):
         edit.explicit = backend
         edit.backend = ("triton" if device.type == "cuda" else "torch") if backend == "auto" else backend
