@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from mechvalue.errors import MechValueError
-from mechvalue.interp.cache_file import INDEX, fsync, open_h5, records, settings_hash, truncate
+from mechvalue.interp.cache_file import INDEX, crc, fsync, open_h5, records, settings_hash, truncate
 from mechvalue.interp.cache_store import ActivationStore
 
 
@@ -20,7 +20,7 @@ def _batch_problems(f, hooks: list[str], storage: str, n_prompts: int) -> tuple[
     if "commits" in f and len(rec) < f["commits"].shape[0]:
         return [f"commit record {len(rec)} is half written or out of order"], len(rec)
     start, p0 = 0, 0
-    for k, (r, p, crc) in enumerate(rec):
+    for k, (r, p, want) in enumerate(rec):
         for name in [*hooks, *INDEX]:
             if f[name].shape[0] < r:
                 return [f"{name} has {f[name].shape[0]} rows < {r} committed by batch {k}"], k
@@ -28,7 +28,7 @@ def _batch_problems(f, hooks: list[str], storage: str, n_prompts: int) -> tuple[
             arrays = [f[name][start:r] for name in [*hooks, *INDEX]]
         except OSError as e:
             return [f"batch {k} (rows {start}-{r}) is unreadable ({str(e).split('(')[0].strip()})"], k
-        if crc >= 0 and crc(arrays) != crc:
+        if want >= 0 and crc(arrays) != want:
             return [f"batch {k} (rows {start}-{r}) fails its CRC-32 check (corrupted on disk)"], k
         pid = arrays[len(hooks)]
         if len(pid) and (np.any(np.diff(pid) < 0) or pid[0] < p0 or pid[-1] >= p):
