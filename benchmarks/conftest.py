@@ -97,8 +97,13 @@ def interleaved(variants: dict[str, Callable], rounds: int, inner: int | dict[st
     return {k: statistics.median(v) for k, v in samples.items()}, out
 
 
-def budgeted(variants: dict[str, Callable], seconds: float, min_rounds: int = 3, max_rounds: int = 15,
-             sample_s: float = 2e-3):  # fmt: skip
+def budgeted(
+    variants: dict[str, Callable],
+    seconds: float,
+    min_rounds: int = 3,
+    max_rounds: int = 15,
+    sample_s: float = 2e-3,
+):
     """`interleaved` sized to about `seconds`: one timed call of each variant (after a warm-up
     call) sets how many calls make a sample of at least `sample_s` and how many rounds fit."""
     once = {}
@@ -117,8 +122,12 @@ def budgeted(variants: dict[str, Callable], seconds: float, min_rounds: int = 3,
 
 def _driver() -> str | None:
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20)  # fmt: skip
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -130,13 +139,24 @@ def environment() -> dict:
     import transformers
     import triton
 
-    env = {"python": platform.python_version(), "torch": torch.__version__, "triton": triton.__version__,
-           "transformers": transformers.__version__, "numpy": numpy.__version__,
-           "triton_interpret": os.environ.get("TRITON_INTERPRET", "0")}  # fmt: skip
+    env = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "triton": triton.__version__,
+        "transformers": transformers.__version__,
+        "numpy": numpy.__version__,
+        "triton_interpret": os.environ.get("TRITON_INTERPRET", "0"),
+    }
     if CUDA:
         p = torch.cuda.get_device_properties(0)
-        env |= {"device": p.name, "capability": f"sm_{p.major}{p.minor}", "multiprocessors": p.multi_processor_count,
-                "memory_GiB": round(p.total_memory / 2**30, 1), "cuda": torch.version.cuda, "driver": _driver()}  # fmt: skip
+        env |= {
+            "device": p.name,
+            "capability": f"sm_{p.major}{p.minor}",
+            "multiprocessors": p.multi_processor_count,
+            "memory_GiB": round(p.total_memory / 2**30, 1),
+            "cuda": torch.version.cuda,
+            "driver": _driver(),
+        }
     else:
         env |= {"device": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
     return env

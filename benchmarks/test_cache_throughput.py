@@ -49,8 +49,16 @@ def test_cache_vs_plain_forward(smollm2, tmp_path):
     t, _ = interleaved({"plain": plain, "cached": cached}, rounds=3)
     t_plain, t_cache = t["plain"], t["cached"]
     tokens = sum(len(p.tokens) for p in prompts)
-    record("cache", {"prompts": len(prompts), "tokens": tokens, "plain_tokens_per_s": tokens / t_plain,
-                     "cache_tokens_per_s": tokens / t_cache, "ratio": t_plain / t_cache})  # fmt: skip
+    record(
+        "cache",
+        {
+            "prompts": len(prompts),
+            "tokens": tokens,
+            "plain_tokens_per_s": tokens / t_plain,
+            "cache_tokens_per_s": tokens / t_cache,
+            "ratio": t_plain / t_cache,
+        },
+    )
     assert t_plain / t_cache >= 0.85
 
 

@@ -31,13 +31,19 @@ PROMPT, NEW = (6, 3) if SMOKE else (32, 32)
 BF16, F32 = torch.bfloat16, torch.float32
 # (model, activation dtype, batch, runner), in priority order
 CASES = [
-    ("gemma-2-2b", BF16, 1, "mechvalue"), ("gemma-2-2b", BF16, 16, "mechvalue"),
-    ("gemma-2-2b", BF16, 1, "hf"), ("gemma-2-2b", BF16, 16, "hf"),
-    ("gemma-3-270m", BF16, 1, "mechvalue"), ("gemma-3-270m", BF16, 16, "mechvalue"),
-    ("gemma-3-1b", BF16, 1, "mechvalue"), ("gemma-3-1b", BF16, 16, "mechvalue"),
-    ("llama-3-8b-4-layers", BF16, 1, "mechvalue"), ("llama-3-8b-4-layers", BF16, 16, "mechvalue"),
-    ("gemma-2-2b", F32, 1, "mechvalue"), ("gemma-2-2b", F32, 16, "mechvalue"),
-]  # fmt: skip
+    ("gemma-2-2b", BF16, 1, "mechvalue"),
+    ("gemma-2-2b", BF16, 16, "mechvalue"),
+    ("gemma-2-2b", BF16, 1, "hf"),
+    ("gemma-2-2b", BF16, 16, "hf"),
+    ("gemma-3-270m", BF16, 1, "mechvalue"),
+    ("gemma-3-270m", BF16, 16, "mechvalue"),
+    ("gemma-3-1b", BF16, 1, "mechvalue"),
+    ("gemma-3-1b", BF16, 16, "mechvalue"),
+    ("llama-3-8b-4-layers", BF16, 1, "mechvalue"),
+    ("llama-3-8b-4-layers", BF16, 16, "mechvalue"),
+    ("gemma-2-2b", F32, 1, "mechvalue"),
+    ("gemma-2-2b", F32, 16, "mechvalue"),
+]
 SECONDS = 12.0 if CUDA else 0.5
 _held: dict = {}  # one model at a time (Gemma-2-2B is 10 GiB in float32)
 
@@ -68,8 +74,9 @@ def _decoders(hf, bridge, layer: int, hooks: dict, ids: torch.Tensor):
 
         def run(h):
             hk = [(name, h)] if h is not None else []
-            return greedy_generate(bridge, prompts, NEW, stop_ids=set(), hooks=hk, prompt_masks=masks,
-                                   steer_generated=True)  # fmt: skip
+            return greedy_generate(
+                bridge, prompts, NEW, stop_ids=set(), hooks=hk, prompt_masks=masks, steer_generated=True
+            )
 
         return {k: (lambda h=h: run(h)) for k, h in hooks.items()}
     block = hf.model.layers[layer]
@@ -82,8 +89,14 @@ def _decoders(hf, bridge, layer: int, hooks: dict, ids: torch.Tensor):
 
         handle = block.register_forward_hook(edit) if h is not None else None
         try:
-            out = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=NEW, min_new_tokens=NEW,
-                              do_sample=False, pad_token_id=shapes.PAD)  # fmt: skip
+            out = hf.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=NEW,
+                min_new_tokens=NEW,
+                do_sample=False,
+                pad_token_id=shapes.PAD,
+            )
             return out[:, ids.shape[1] :].tolist()
         finally:
             if handle is not None:
@@ -122,8 +135,11 @@ def test_cuda_decoding(name, dtype, batch, runner):
     d_sae = 64 if SMOKE else shape.d_sae
     sae = shapes.jumprelu_sae(d, d_sae, dev, f"blocks.{layer}.hook_resid_post")
     spec = SteeringSpec([f % d_sae for f in FEATURES], "clamp", 5.0, where="all")
-    hooks = {"unsteered": None, "delta": SAEEditHook(sae, spec, "triton", path="delta"),
-             "full": SAEEditHook(sae, spec, "triton", path="full")}  # fmt: skip
+    hooks = {
+        "unsteered": None,
+        "delta": SAEEditHook(sae, spec, "triton", path="delta"),
+        "full": SAEEditHook(sae, spec, "triton", path="full"),
+    }
     g = torch.Generator().manual_seed(batch)
     ids = torch.randint(4, min(hf.config.vocab_size, 256), (batch, PROMPT), generator=g).to(dev)
     with torch.no_grad():
@@ -132,13 +148,25 @@ def test_cuda_decoding(name, dtype, batch, runner):
     same = sum(a == b for ra, rb in zip(out["delta"], out["full"]) for a, b in zip(ra, rb)) / (batch * NEW)
     cfg = hf.config
     figures = {
-        "model": name, "d_model": d, "layers": cfg.num_hidden_layers, "vocab": cfg.vocab_size,
-        "attention": getattr(cfg, "_attn_implementation", None), "steered_layer": layer, "d_sae": d_sae,
-        "sae": "jumprelu", "dtype": str(dtype)[6:], "runner": runner, "batch": batch, "prompt_tokens": PROMPT,
-        "new_tokens": NEW, **{f"{k}_tokens_per_s": v for k, v in tps.items()},
-        "delta_over_unsteered": tps["delta"] / tps["unsteered"], "full_over_unsteered": tps["full"] / tps["unsteered"],
-        "delta_full_same_tokens": same, **_tuned(batch, d, dtype, len(FEATURES)),
-    }  # fmt: skip
+        "model": name,
+        "d_model": d,
+        "layers": cfg.num_hidden_layers,
+        "vocab": cfg.vocab_size,
+        "attention": getattr(cfg, "_attn_implementation", None),
+        "steered_layer": layer,
+        "d_sae": d_sae,
+        "sae": "jumprelu",
+        "dtype": str(dtype)[6:],
+        "runner": runner,
+        "batch": batch,
+        "prompt_tokens": PROMPT,
+        "new_tokens": NEW,
+        **{f"{k}_tokens_per_s": v for k, v in tps.items()},
+        "delta_over_unsteered": tps["delta"] / tps["unsteered"],
+        "full_over_unsteered": tps["full"] / tps["unsteered"],
+        "delta_full_same_tokens": same,
+        **_tuned(batch, d, dtype, len(FEATURES)),
+    }
     missed = (
         []
         if figures["delta_over_unsteered"] >= 0.97

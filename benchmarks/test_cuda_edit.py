@@ -25,7 +25,7 @@ import torch
 from conftest import CUDA, SMOKE, budgeted, cuda_only, record, within_budget
 from gpu.shapes import SAE_SHAPES, SMOKE_SAE, jumprelu_sae
 
-from mechvalue.interp.edit import SAEEdit
+from mechvalue.interp.edit import sae_edit
 from mechvalue.interp.steering import SteeringSpec
 
 FEATURES = [11, 222, 3333]
@@ -118,8 +118,8 @@ def test_cuda_fused_edit(d_in, d_sae, dtype, tokens, copy_bound, matmul_rate):
     tokens = min(tokens, 5) if SMOKE else tokens  # the interpreter runs every program in Python
     sae, lens = _saes(d, s, dtype, dev)
     mul, add = SteeringSpec(_features(s), "clamp", 5.0).edit_vectors(sae)
-    delta, full = (SAEEdit(sae, mul, add, dtype, dev, p, "triton") for p in ("delta", "full"))
-    ref = SAEEdit(sae, mul, add, dtype, dev, "full", "torch")
+    delta, full = (sae_edit(sae, mul, add, dtype, dev, p, "triton") for p in ("delta", "full"))
+    ref = sae_edit(sae, mul, add, dtype, dev, "full", "torch")
     torch.manual_seed(tokens)
     x = torch.randn(tokens, d, device=dev, dtype=dtype)
     with torch.no_grad():
@@ -127,8 +127,15 @@ def test_cuda_fused_edit(d_in, d_sae, dtype, tokens, copy_bound, matmul_rate):
         cfg_full = _config_name(x)
         delta.apply(x)
         cfg_delta = _config_name(x)
-        t, out = budgeted({"full": lambda: full.apply(x), "delta": lambda: delta.apply(x),
-                           "saelens": lambda: lens(x), "copy_x": lambda: x.clone()}, SECONDS)  # fmt: skip
+        t, out = budgeted(
+            {
+                "full": lambda: full.apply(x),
+                "delta": lambda: delta.apply(x),
+                "saelens": lambda: lens(x),
+                "copy_x": lambda: x.clone(),
+            },
+            SECONDS,
+        )
         want = ref.apply(x).float()
     scale = want.abs().max().item()
     err = {k: (out[k].float() - want).abs().max().item() / scale for k in ("full", "delta", "saelens")}
@@ -139,17 +146,32 @@ def test_cuda_fused_edit(d_in, d_sae, dtype, tokens, copy_bound, matmul_rate):
     flops = 4 * tokens * d * s
     bound_s = max(full_bytes / copy_bound, flops / matmul_rate[dtype])
     figures = {
-        "d_in": d, "d_sae": s, "tokens": tokens, "dtype": str(dtype)[6:], "accumulation": "float32",
-        "full_us": t["full"] * 1e6, "delta_us": t["delta"] * 1e6, "saelens_us": t["saelens"] * 1e6,
-        "copy_x_us": t["copy_x"] * 1e6, "copy_GBps": copy_bound / 1e9,
-        "matmul_TFLOPs": matmul_rate[dtype] / 1e12, "full_GBps": full_bytes / t["full"] / 1e9,
-        "full_TFLOPs": flops / t["full"] / 1e12, "full_of_copy_bandwidth": full_bytes / t["full"] / copy_bound,
-        "full_of_roofline": bound_s / t["full"], "delta_GBps": delta_bytes / t["delta"] / 1e9,
-        "delta_over_copy_x": t["delta"] / t["copy_x"], "saelens_over_full": t["saelens"] / t["full"],
-        "saelens_over_delta": t["saelens"] / t["delta"], "full_over_delta": t["full"] / t["delta"],
-        "max_err_full": err["full"], "max_err_delta": err["delta"], "max_err_saelens": err["saelens"],
-        "autotune_full": cfg_full, "autotune_delta": cfg_delta,
-    }  # fmt: skip
+        "d_in": d,
+        "d_sae": s,
+        "tokens": tokens,
+        "dtype": str(dtype)[6:],
+        "accumulation": "float32",
+        "full_us": t["full"] * 1e6,
+        "delta_us": t["delta"] * 1e6,
+        "saelens_us": t["saelens"] * 1e6,
+        "copy_x_us": t["copy_x"] * 1e6,
+        "copy_GBps": copy_bound / 1e9,
+        "matmul_TFLOPs": matmul_rate[dtype] / 1e12,
+        "full_GBps": full_bytes / t["full"] / 1e9,
+        "full_TFLOPs": flops / t["full"] / 1e12,
+        "full_of_copy_bandwidth": full_bytes / t["full"] / copy_bound,
+        "full_of_roofline": bound_s / t["full"],
+        "delta_GBps": delta_bytes / t["delta"] / 1e9,
+        "delta_over_copy_x": t["delta"] / t["copy_x"],
+        "saelens_over_full": t["saelens"] / t["full"],
+        "saelens_over_delta": t["saelens"] / t["delta"],
+        "full_over_delta": t["full"] / t["delta"],
+        "max_err_full": err["full"],
+        "max_err_delta": err["delta"],
+        "max_err_saelens": err["saelens"],
+        "autotune_full": cfg_full,
+        "autotune_delta": cfg_delta,
+    }
     missed = []
     if tokens <= 64 and figures["full_of_roofline"] < 0.8:
         missed.append(f"full {figures['full_of_roofline']:.2f} of the roofline bound (target 0.8)")

@@ -16,14 +16,27 @@ def test_logprob_vs_generate(smollm2):
     fmt = info.prompt_format
     run = lambda **kw: measure(Measurer(model, fmt, **kw), items, roles, progress=False)  # noqa: E731
     t, out = interleaved(
-        {"generate": lambda: run(scoring="generate", max_new_tokens=100), "logprob": lambda: run(scoring="logprob"),
-         "logprob_no_prefix": lambda: run(scoring="logprob", prefix_cache=False)},
+        {
+            "generate": lambda: run(scoring="generate", max_new_tokens=100),
+            "logprob": lambda: run(scoring="logprob"),
+            "logprob_no_prefix": lambda: run(scoring="logprob", prefix_cache=False),
+        },
         rounds=2,
-    )  # fmt: skip
+    )
     t_gen, t_lp, t_np, gen = t["generate"], t["logprob"], t["logprob_no_prefix"], out["generate"]
     n = len(items) * len(roles)
-    record("measure", {"items": n, "logprob_items_per_s": n / t_lp, "generate_items_per_s": n / t_gen,
-                       "logprob_speedup": t_gen / t_lp, "prefix_cache_gain": t_np / t_lp,
-                       "mean_generated_tokens": float(gen[0]["completion"].map(lambda s: len(model.tokenizer.encode(s))).mean())})  # fmt: skip
+    record(
+        "measure",
+        {
+            "items": n,
+            "logprob_items_per_s": n / t_lp,
+            "generate_items_per_s": n / t_gen,
+            "logprob_speedup": t_gen / t_lp,
+            "prefix_cache_gain": t_np / t_lp,
+            "mean_generated_tokens": float(
+                gen[0]["completion"].map(lambda s: len(model.tokenizer.encode(s))).mean()
+            ),
+        },
+    )
     assert t_gen / t_lp >= 20, "logprob scoring should be at least 20x faster than generating"
     assert t_np > t_lp

@@ -98,7 +98,7 @@ def test_bridge_vs_hooked_transformer(smollm2):
     batches = [
         [render(q, r, info.prompt_format, tok, answer_prefix="Answer:").tokens for q in qs]
         for r in generate_roles(2, 0)
-    ]  # fmt: skip  (2 batches of 16 sharing a prefix)
+    ]  # 2 batches of 16 sharing a prefix
     n_items = sum(map(len, batches))
 
     def score(fn, model):
@@ -120,8 +120,12 @@ def test_bridge_vs_hooked_transformer(smollm2):
         def run():
             kept = []
             with torch.no_grad():
-                model.run_with_hooks(fwd_tokens, attention_mask=fwd_attn, stop_at_layer=16,
-                                     fwd_hooks=[(HOOK, lambda t, hook: kept.append(t.detach()))])  # fmt: skip
+                model.run_with_hooks(
+                    fwd_tokens,
+                    attention_mask=fwd_attn,
+                    stop_at_layer=16,
+                    fwd_hooks=[(HOOK, lambda t, hook: kept.append(t.detach()))],
+                )
             return kept[0]
 
         return run
@@ -137,15 +141,17 @@ def test_bridge_vs_hooked_transformer(smollm2):
     t, out = interleaved(variants, rounds=3, warmup=1)
     ratios = {k: t[f"{k}_old"] / t[f"{k}_new"] for k in ("score", "decode", "forward")}
     figures = {
-        "score_items_per_s_old": n_items / t["score_old"], "score_items_per_s_new": n_items / t["score_new"],
-        "decode_tokens_per_s_old": 48 / t["decode_old"], "decode_tokens_per_s_new": 48 / t["decode_new"],
+        "score_items_per_s_old": n_items / t["score_old"],
+        "score_items_per_s_new": n_items / t["score_new"],
+        "decode_tokens_per_s_old": 48 / t["decode_old"],
+        "decode_tokens_per_s_new": 48 / t["decode_new"],
         "forward_tokens_per_s_old": fwd_tokens.numel() / t["forward_old"],
         "forward_tokens_per_s_new": fwd_tokens.numel() / t["forward_new"],
         **{f"{k}_ratio_new_over_old": v for k, v in ratios.items()},
         "score_max_abs_logit_diff": float((out["score_old"] - out["score_new"]).abs().max()),
         "decode_same_tokens": out["decode_old"] == out["decode_new"],
         "threads": torch.get_num_threads(),
-    }  # fmt: skip
+    }
     record("model_layer", figures)
     for k, v in ratios.items():
         assert v >= 0.9, f"{k}: new/old speed {v:.3f}"

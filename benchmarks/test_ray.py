@@ -65,18 +65,41 @@ def test_quick_grid_local_vs_ray_1_and_2_workers(smollm2, tmp_path):
             for name, ex in runs.items():
                 out = tmp_path / f"{name}{r}"
                 t = time.perf_counter()
-                run_grid(m, items, roles, sae, typical, spec, out, progress=False, executor=ex, model=info,
-                         sae_path=str(tmp_path / "sae"))  # fmt: skip
+                run_grid(
+                    m,
+                    items,
+                    roles,
+                    sae,
+                    typical,
+                    spec,
+                    out,
+                    progress=False,
+                    executor=ex,
+                    model=info,
+                    sae_path=str(tmp_path / "sae"),
+                )
                 times[name].append(time.perf_counter() - t)
                 tables[name] = (out / "items.csv").read_bytes()
     finally:
         ray.shutdown()
     med = {k: statistics.median(v) for k, v in times.items()}
     ratio1, ratio2 = med["ray1"] / med["local"], med["ray2"] / med["ray1"]
-    record("ray_quick_grid", {"cores": cores, "prompts": len(items) * len(roles) * 5, "rounds": len(times["local"]),
-                              "local_s": med["local"], "ray1_s": med["ray1"], "ray2_s": med["ray2"],
-                              "ray1_over_local": ratio1, "ray2_over_ray1": ratio2, "ray_init_s": t_init,
-                              "worker_load_s": t_load, "load_avg_1min": os.getloadavg()[0]})  # fmt: skip
+    record(
+        "ray_quick_grid",
+        {
+            "cores": cores,
+            "prompts": len(items) * len(roles) * 5,
+            "rounds": len(times["local"]),
+            "local_s": med["local"],
+            "ray1_s": med["ray1"],
+            "ray2_s": med["ray2"],
+            "ray1_over_local": ratio1,
+            "ray2_over_ray1": ratio2,
+            "ray_init_s": t_init,
+            "worker_load_s": t_load,
+            "load_avg_1min": os.getloadavg()[0],
+        },
+    )
     assert tables["ray1"] == tables["local"] == tables["ray2"]
     assert ratio1 <= 1.15, f"Ray with 1 worker {ratio1:.2f}x local"
     assert ratio2 < 1.0, f"2 Ray workers {ratio2:.2f}x the time of 1"

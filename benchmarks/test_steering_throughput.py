@@ -32,8 +32,12 @@ def _sae(d_in, d_sae, device, hook=""):
 def _saelens(sae, dtype=torch.float32):
     from sae_lens import StandardSAE, StandardSAEConfig
 
-    cfg = StandardSAEConfig(d_in=sae.cfg.d_in, d_sae=sae.cfg.d_sae, device=str(sae.W_enc.device),
-                            dtype=str(dtype).removeprefix("torch."))  # fmt: skip
+    cfg = StandardSAEConfig(
+        d_in=sae.cfg.d_in,
+        d_sae=sae.cfg.d_sae,
+        device=str(sae.W_enc.device),
+        dtype=str(dtype).removeprefix("torch."),
+    )
     lens = StandardSAE(cfg)
     with torch.no_grad():
         for n in ("W_enc", "b_enc", "W_dec", "b_dec"):
@@ -61,15 +65,25 @@ def test_edit_latency(d_in, d_sae, tokens):
         _saelens(sae),
     )
     with torch.no_grad():
-        t, out = interleaved({"delta": lambda: delta.edit(x), "full": lambda: full.edit(x), "saelens": lambda: lens(x)},
-                             rounds=5)  # fmt: skip
+        t, out = interleaved(
+            {"delta": lambda: delta.edit(x), "full": lambda: full.edit(x), "saelens": lambda: lens(x)},
+            rounds=5,
+        )
     want = out["saelens"]
     for k in ("delta", "full"):
         assert (out[k] - want).abs().max() < 1e-3 * want.abs().max()
-    record(f"edit_{d_in}x{d_sae}_m{tokens}", {
-        "backend": delta.backend, "dtype": "float32", "delta_us": t["delta"] * 1e6, "full_us": t["full"] * 1e6,
-        "saelens_us": t["saelens"] * 1e6, "saelens_over_full": t["saelens"] / t["full"],
-        "full_over_delta": t["full"] / t["delta"]})  # fmt: skip
+    record(
+        f"edit_{d_in}x{d_sae}_m{tokens}",
+        {
+            "backend": delta.backend,
+            "dtype": "float32",
+            "delta_us": t["delta"] * 1e6,
+            "full_us": t["full"] * 1e6,
+            "saelens_us": t["saelens"] * 1e6,
+            "saelens_over_full": t["saelens"] / t["full"],
+            "full_over_delta": t["full"] / t["delta"],
+        },
+    )
     assert t["delta"] < t["full"] < t["saelens"]
 
 
@@ -94,10 +108,17 @@ def test_steered_vs_unsteered_decoding(smollm2):
             rounds=7,
         )
     tps = {k: len(ps) * n / v for k, v in t.items()}
-    record("decoding", {"backend": hooks["delta"].backend, "batch": len(ps), "new_tokens": n,
-                        **{f"{k}_tokens_per_s": v for k, v in tps.items()},
-                        "delta_over_unsteered": tps["delta"] / tps["unsteered"],
-                        "full_over_unsteered": tps["full"] / tps["unsteered"],
-                        "saelens_over_unsteered": tps["saelens"] / tps["unsteered"]})  # fmt: skip
+    record(
+        "decoding",
+        {
+            "backend": hooks["delta"].backend,
+            "batch": len(ps),
+            "new_tokens": n,
+            **{f"{k}_tokens_per_s": v for k, v in tps.items()},
+            "delta_over_unsteered": tps["delta"] / tps["unsteered"],
+            "full_over_unsteered": tps["full"] / tps["unsteered"],
+            "saelens_over_unsteered": tps["saelens"] / tps["unsteered"],
+        },
+    )
     assert texts["delta"] == texts["full"]
     assert tps["delta"] / tps["unsteered"] >= 0.95

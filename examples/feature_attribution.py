@@ -36,8 +36,10 @@ def main() -> None:
 
     feats = [int(f) for f in grad.abs().max(axis=1).nlargest(a.top).index]
     hook = sae.cfg.hook_name
-    steering = {str(f): [(hook, mechvalue.sae_hook(sae, {f: a.strength}, units="typical", typical=typical))]
-                for f in feats}  # fmt: skip
+    steering = {
+        str(f): [(hook, mechvalue.sae_hook(sae, {f: a.strength}, units="typical", typical=typical))]
+        for f in feats
+    }
     m = mechvalue.measure(model, items, personas, steering=steering, where="span")
     values = list(grad.columns)
     table = m.values.fillna({"steer_dim": "", "player_name": ""}).astype({"steer_dim": str})

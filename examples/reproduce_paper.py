@@ -56,14 +56,27 @@ def main() -> None:
                 f"p(gap<=0) {r['p_gap_positive']:.3f} p(vs random graph) {r['p_vs_random_graph']:.3f}"
             )
 
-    pies = {s: mechvalue.direction_pies(test, pd.read_csv(rel / f"ans_gemma_test_compare_{s}_s1.csv"), m)
-            for s, m in (("positive", paper.PIE_POSITIVE), ("negative", paper.PIE_NEGATIVE))}  # fmt: skip
+    pies = {
+        s: mechvalue.direction_pies(test, pd.read_csv(rel / f"ans_gemma_test_compare_{s}_s1.csv"), m)
+        for s, m in (("positive", paper.PIE_POSITIVE), ("negative", paper.PIE_NEGATIVE))
+    }
     print("pies:", json.dumps(pies))
     out = Path(a.out) / "paper.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"pc_edges": len(pc.edges), "edges": len(graph.edges), "table1": t1["mean_similarity"],
-                               "table2": {h: t2[h] for h in ("prompt", "sae")}, "table2_improved": improved,
-                               "pies": pies}, indent=2, default=lambda x: x.tolist()))  # numpy numbers and arrays  # fmt: skip
+    out.write_text(
+        json.dumps(
+            {
+                "pc_edges": len(pc.edges),
+                "edges": len(graph.edges),
+                "table1": t1["mean_similarity"],
+                "table2": {h: t2[h] for h in ("prompt", "sae")},
+                "table2_improved": improved,
+                "pies": pies,
+            },
+            indent=2,
+            default=lambda x: x.tolist(),
+        )
+    )  # numpy numbers and arrays
     print(f"wrote {Path(a.out) / 'paper.json'}")
 
 

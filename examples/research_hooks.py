@@ -31,8 +31,10 @@ with torch.no_grad():
     feats = cache[f"{hook_name}.hook_sae_acts_post"][0, span[0] : span[1]]
 top = feats.mean(0).topk(3)
 feature = int(top.indices[0])
-print(f"top features on {model.tokenizer.decode(span_ids)!r}: {top.indices.tolist()} "
-      f"(mean activations {[round(v, 2) for v in top.values.tolist()]})")  # fmt: skip
+print(
+    f"top features on {model.tokenizer.decode(span_ids)!r}: {top.indices.tolist()} "
+    f"(mean activations {[round(v, 2) for v in top.values.tolist()]})"
+)
 
 # 2. clamp that feature to zero at the span only: a plain hook with its positions fixed when made
 clamp = mechvalue.sae_hook(sae, {feature: 0.0}, mode="clamp", where=span)
@@ -47,8 +49,10 @@ with torch.no_grad():
     base = model.run_with_hooks(tokens)
     clamped = model.run_with_hooks(tokens, fwd_hooks=[(hook_name, clamp), (hook_name, read)])
 moved = (clamped[0] - base[0]).abs().amax(-1) > 1e-4
-print(f"clamped feature {feature}: activation at the span now {seen['f'][span[0] : span[1]].tolist()}; "
-      f"logits moved at positions {moved.nonzero().flatten().tolist()} (span {span}, none before it)")  # fmt: skip
+print(
+    f"clamped feature {feature}: activation at the span now {seen['f'][span[0] : span[1]].tolist()}; "
+    f"logits moved at positions {moved.nonzero().flatten().tolist()} (span {span}, none before it)"
+)
 assert not moved[: span[0]].any()
 
 # 3. steer the feature up while generating, every position; then the same with a reading hook stacked

@@ -46,8 +46,12 @@ def main() -> None:
             text = model.tokenizer.decode(out[0, tokens.shape[1] :], skip_special_tokens=True)
             print(f"{question[:60]!r} -> {text!r}")
 
-    steering = {f"{a.feature}@{s:g}": [(hook, mechvalue.sae_hook(sae, {a.feature: s}, units="typical", typical=typical))]
-                for s in (10.0, 30.0)}  # fmt: skip
+    steering = {
+        f"{a.feature}@{s:g}": [
+            (hook, mechvalue.sae_hook(sae, {a.feature: s}, units="typical", typical=typical))
+        ]
+        for s in (10.0, 30.0)
+    }
     m = mechvalue.measure(model, items, [], steering=steering, where="span")
     print("\nvalue scores (no persona), unsteered and steered at ' your values':")
     table = m.values.fillna({"steer_dim": "unsteered"}).drop(columns="player_name")

@@ -37,8 +37,13 @@ from .sae_edit import JUMPRELU, KERNELS, RELU, configs
 DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 ACTS = {"relu": RELU.value, "jumprelu": JUMPRELU.value}
 # (activation dtype, SAE weight dtype): float32 weights, or weights in the model's dtype
-DTYPE_PAIRS = [("float32", "float32"), ("float16", "float32"), ("float16", "float16"),
-               ("bfloat16", "float32"), ("bfloat16", "bfloat16")]  # fmt: skip
+DTYPE_PAIRS = [
+    ("float32", "float32"),
+    ("float16", "float32"),
+    ("float16", "float16"),
+    ("bfloat16", "float32"),
+    ("bfloat16", "bfloat16"),
+]
 
 
 @dataclass
@@ -62,10 +67,24 @@ class CompileRow:
 
 def _signature(x: str, w: str) -> dict[str, str]:
     p = lambda t: "*" + DTYPES[t]  # noqa: E731
-    return {"x_ptr": p(x), "acc_ptr": "*fp32", "w_enc_ptr": p(w), "b_enc_ptr": "*fp32", "w_dec_ptr": p(w),
-            "b_dec_ptr": "*fp32", "thr_ptr": "*fp32", "mul_ptr": "*fp32", "add_ptr": "*fp32",
-            "M": "i32", "D": "i32", "S": "i32", "ACT": "constexpr", "BLOCK_M": "constexpr",
-            "BLOCK_S": "constexpr", "BLOCK_K": "constexpr"}  # fmt: skip
+    return {
+        "x_ptr": p(x),
+        "acc_ptr": "*fp32",
+        "w_enc_ptr": p(w),
+        "b_enc_ptr": "*fp32",
+        "w_dec_ptr": p(w),
+        "b_dec_ptr": "*fp32",
+        "thr_ptr": "*fp32",
+        "mul_ptr": "*fp32",
+        "add_ptr": "*fp32",
+        "M": "i32",
+        "D": "i32",
+        "S": "i32",
+        "ACT": "constexpr",
+        "BLOCK_M": "constexpr",
+        "BLOCK_S": "constexpr",
+        "BLOCK_K": "constexpr",
+    }
 
 
 def _ptxas(ptx: str, arch: int) -> dict[str, int]:
@@ -85,8 +104,12 @@ def _ptxas(ptx: str, arch: int) -> dict[str, int]:
         ]
         log = subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
     num = lambda pat: int(re.search(pat, log).group(1))  # noqa: E731
-    return {"registers": num(r"Used (\d+) registers"), "spill_stores": num(r"(\d+) bytes spill stores"),
-            "spill_loads": num(r"(\d+) bytes spill loads"), "stack_bytes": num(r"(\d+) bytes stack frame")}  # fmt: skip
+    return {
+        "registers": num(r"Used (\d+) registers"),
+        "spill_stores": num(r"(\d+) bytes spill stores"),
+        "spill_loads": num(r"(\d+) bytes spill loads"),
+        "stack_bytes": num(r"(\d+) bytes stack frame"),
+    }
 
 
 def matrix(subset: bool = False) -> list[tuple[str, str, str, int]]:
@@ -113,11 +136,25 @@ def compile_one(name: str, arch: int, x: str, w: str, act: str, cfg: triton.Conf
     src = ASTSource(fn=fn, signature=sig, constexprs={"ACT": ACTS[act], **cfg.kwargs}, attrs=attrs)
     with knobs.runtime.scope():  # compile for the GPU even where tests run the interpreter
         knobs.runtime.interpret = False
-        k = triton.compile(src, target=GPUTarget("cuda", arch, 32),
-                       options={"num_warps": cfg.num_warps, "num_stages": cfg.num_stages})  # fmt: skip
-    return CompileRow(name, f"sm_{arch}", x, w, act, cfg.kwargs["BLOCK_M"], cfg.kwargs["BLOCK_S"],
-                      cfg.kwargs["BLOCK_K"], cfg.num_warps, cfg.num_stages, **_ptxas(k.asm["ptx"], arch),
-                      shared_bytes=int(k.metadata.shared))  # fmt: skip
+        k = triton.compile(
+            src,
+            target=GPUTarget("cuda", arch, 32),
+            options={"num_warps": cfg.num_warps, "num_stages": cfg.num_stages},
+        )
+    return CompileRow(
+        name,
+        f"sm_{arch}",
+        x,
+        w,
+        act,
+        cfg.kwargs["BLOCK_M"],
+        cfg.kwargs["BLOCK_S"],
+        cfg.kwargs["BLOCK_K"],
+        cfg.num_warps,
+        cfg.num_stages,
+        **_ptxas(k.asm["ptx"], arch),
+        shared_bytes=int(k.metadata.shared),
+    )
 
 
 def _job(job: tuple) -> CompileRow:

@@ -59,10 +59,23 @@ def launch_grid(M: int, S: int, BLOCK_M: int, BLOCK_S: int) -> tuple[int, int]:
 
 @triton.jit
 def _sae_edit_kernel(
-    x_ptr, acc_ptr, w_enc_ptr, b_enc_ptr, w_dec_ptr, b_dec_ptr, thr_ptr, mul_ptr, add_ptr,
-    M, D, S,
-    ACT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_K: tl.constexpr,
-):  # fmt: skip
+    x_ptr,
+    acc_ptr,
+    w_enc_ptr,
+    b_enc_ptr,
+    w_dec_ptr,
+    b_dec_ptr,
+    thr_ptr,
+    mul_ptr,
+    add_ptr,
+    M,
+    D,
+    S,
+    ACT: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_S: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
     cdt = x_ptr.dtype.element_ty  # the one compute dtype of the tl.dot operands
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     feats = tl.program_id(1) * BLOCK_S + tl.arange(0, BLOCK_S)
@@ -102,8 +115,12 @@ def _sae_edit_kernel(
             w_dec_ptr + feats[:, None] * D + cols[None, :], mask=f_ok[:, None] & c_ok[None, :], other=0.0
         )
         part = tl.dot(delta, wd.to(cdt), input_precision="ieee")
-        tl.atomic_add(acc_ptr + rows[:, None] * D + cols[None, :], part, mask=row_ok[:, None] & c_ok[None, :],
-                      sem="relaxed")  # fmt: skip
+        tl.atomic_add(
+            acc_ptr + rows[:, None] * D + cols[None, :],
+            part,
+            mask=row_ok[:, None] & c_ok[None, :],
+            sem="relaxed",
+        )
 
 
 _autotuned = {  # the accumulator is restored after each timing run (the kernel adds into it)

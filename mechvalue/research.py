@@ -26,8 +26,8 @@ from torch import Tensor
 from mechvalue.errors import MechValueError
 from mechvalue.interp.sae import SAE
 from mechvalue.interp.sae_convert import as_mechvalue_sae
-from mechvalue.lm.batching import StudyWhere
 from mechvalue.lm.models import LoadedModel
+from mechvalue.lm.positions import StudyWhere
 from mechvalue.measure.scoring import Scoring
 from mechvalue.study import settings as paper_settings  # noqa: F401 - exported: the study's published settings
 from mechvalue.study.inventory import SCHWARTZ_VALUES, load_inventory  # noqa: F401 - exported as they are
@@ -52,8 +52,12 @@ def _names(x: str | Sequence[str] | None) -> list[str] | None:
 # --- inventories -----------------------------------------------------------------------------------
 
 
-def select_items(items: pd.DataFrame, questionnaires: str | Sequence[str] | None = None,
-                 values: str | Sequence[str] | None = None, min_items: int = 0) -> pd.DataFrame:  # fmt: skip
+def select_items(
+    items: pd.DataFrame,
+    questionnaires: str | Sequence[str] | None = None,
+    values: str | Sequence[str] | None = None,
+    min_items: int = 0,
+) -> pd.DataFrame:
     """The items of the given questionnaires (e.g. "PVQ40") and values, keeping values with at
     least `min_items` items; an unknown name is an error naming it."""
     from mechvalue.study.inventory import select
@@ -84,9 +88,14 @@ def generate_personas(n: int, seed: int = 0) -> list[Persona]:
 # --- prompts ---------------------------------------------------------------------------------------
 
 
-def render_prompt(model: LoadedModel, question: str, persona: Persona | None = None,
-                  answer_prefix: AnswerPrefix = "Answer:", hard_prompt: tuple[str, int] | None = None,
-                  form: str = "study") -> RenderedPrompt:  # fmt: skip
+def render_prompt(
+    model: LoadedModel,
+    question: str,
+    persona: Persona | None = None,
+    answer_prefix: AnswerPrefix = "Answer:",
+    hard_prompt: tuple[str, int] | None = None,
+    form: str = "study",
+) -> RenderedPrompt:
     """The study's prompt for `question` as `persona` (None: no persona) in the model's prompt
     format: `.text`, `.tokens` (ids, start token included) and `.span`, the token positions of
     " your values". It ends in "Answer:" (the scored position) or "Thought:" (to generate).
@@ -98,8 +107,12 @@ def render_prompt(model: LoadedModel, question: str, persona: Persona | None = N
     return render(question, persona, m.prompt_format, m.tokenizer, hard, answer_prefix, form)
 
 
-def render_prompts(model: LoadedModel, items: pd.DataFrame, personas: Sequence[Persona | None] = (None,),
-                   answer_prefix: AnswerPrefix = "Answer:") -> list[RenderedPrompt]:  # fmt: skip
+def render_prompts(
+    model: LoadedModel,
+    items: pd.DataFrame,
+    personas: Sequence[Persona | None] = (None,),
+    answer_prefix: AnswerPrefix = "Answer:",
+) -> list[RenderedPrompt]:
     """Every item for every persona, persona by persona (the order `measure` asks them in)."""
     return [render_prompt(model, q, p, answer_prefix) for p in personas for q in items["question"]]
 
@@ -122,11 +135,19 @@ class Measurement:
     settings: dict
 
 
-def measure(model: LoadedModel, items: pd.DataFrame, personas: Sequence[Persona | None],
-            scoring: Scoring = "logprob", no_persona: bool = True,
-            steering: Mapping[str, Sequence[HookPair]] | None = None, where: StudyWhere = "span",
-            form: str = "study", batch_size: int = 16, max_new_tokens: int = 100,
-            progress: bool = True) -> Measurement:  # fmt: skip
+def measure(
+    model: LoadedModel,
+    items: pd.DataFrame,
+    personas: Sequence[Persona | None],
+    scoring: Scoring = "logprob",
+    no_persona: bool = True,
+    steering: Mapping[str, Sequence[HookPair]] | None = None,
+    where: StudyWhere = "span",
+    form: str = "study",
+    batch_size: int = 16,
+    max_new_tokens: int = 100,
+    progress: bool = True,
+) -> Measurement:
     """Ask every item to every persona (and to no persona first, unless `no_persona=False`) and
     score the answers: "logprob" (agreement x (p(yes) - p(no)) after "Answer:", one forward
     pass), "likert" (the PVQ's six points) or "generate" (the study's greedy decoding and parse).
@@ -145,24 +166,39 @@ def measure(model: LoadedModel, items: pd.DataFrame, personas: Sequence[Persona 
     people = [*([None] if no_persona else []), *personas]
     if not people:
         raise MechValueError("no persona to ask (personas is empty and no_persona=False)")
-    conds = [Condition()] + [Condition(str(label), list(hooks), where=where, info={"kind": "hooks"})
-                             for label, hooks in (steering or {}).items()]  # fmt: skip
+    conds = [Condition()] + [
+        Condition(str(label), list(hooks), where=where, info={"kind": "hooks"})
+        for label, hooks in (steering or {}).items()
+    ]
     measurer = Measurer(m, m.prompt_format, scoring, batch_size, max_new_tokens, form=form)
     long, wide = run(measurer, items, people, conds, progress)
-    settings = {"scoring": scoring, "model": m.name, "prompt_format": m.prompt_format, "form": form,
-                "score": scorer.description,
-                "batch_size": batch_size, "max_new_tokens": max_new_tokens if scoring == "generate" else None,
-                "personas": len(personas), "no_persona": no_persona, "items": len(items),
-                "values": int(items["value"].nunique()), "steering": list(map(str, steering or {})),
-                "where": where if steering else None}  # fmt: skip
+    settings = {
+        "scoring": scoring,
+        "model": m.name,
+        "prompt_format": m.prompt_format,
+        "form": form,
+        "score": scorer.description,
+        "batch_size": batch_size,
+        "max_new_tokens": max_new_tokens if scoring == "generate" else None,
+        "personas": len(personas),
+        "no_persona": no_persona,
+        "items": len(items),
+        "values": int(items["value"].nunique()),
+        "steering": list(map(str, steering or {})),
+        "where": where if steering else None,
+    }
     return Measurement(wide, long, settings)
 
 
 # --- SAE features ----------------------------------------------------------------------------------
 
 
-def typical_activations(sae, source: Float[Tensor, "rows d_in"] | str | Path | Sequence[RenderedPrompt],
-                        model: LoadedModel | None = None, limit: int = 20000) -> Float[Tensor, " d_sae"]:  # fmt: skip
+def typical_activations(
+    sae,
+    source: Float[Tensor, "rows d_in"] | str | Path | Sequence[RenderedPrompt],
+    model: LoadedModel | None = None,
+    limit: int = 20000,
+) -> Float[Tensor, " d_sae"]:
     """Each feature's mean activation where it fires (the unit of `units="typical"` steering
     strengths; features that never fire get the median), from `source`: residual rows
     [rows, d_in], an activation cache file holding the SAE's hook (its first `limit` rows), or
@@ -182,8 +218,14 @@ def typical_activations(sae, source: Float[Tensor, "rows d_in"] | str | Path | S
     return typical_activation(sae, rows[:limit])
 
 
-def feature_attribution(model: LoadedModel, sae, items: pd.DataFrame, personas: Sequence[Persona | None] = (None,),
-                        where: StudyWhere = "span", batch_size: int = 16) -> pd.DataFrame:  # fmt: skip
+def feature_attribution(
+    model: LoadedModel,
+    sae,
+    items: pd.DataFrame,
+    personas: Sequence[Persona | None] = (None,),
+    where: StudyWhere = "span",
+    batch_size: int = 16,
+) -> pd.DataFrame:
     """Attribution patching: for every feature (rows) and value (columns), the derivative of the
     value's log-prob score with respect to adding the feature's decoder direction (raw units) at
     `where`, at the unsteered model, averaged over the items and personas. One backward pass per
@@ -192,8 +234,13 @@ def feature_attribution(model: LoadedModel, sae, items: pd.DataFrame, personas: 
     from mechvalue.measure.scoring import Measurer
 
     m = _model(model)
-    return gradient_attribution(Measurer(m, m.prompt_format, "logprob", batch_size), as_mechvalue_sae(sae),
-                                items, list(personas), where)  # fmt: skip
+    return gradient_attribution(
+        Measurer(m, m.prompt_format, "logprob", batch_size),
+        as_mechvalue_sae(sae),
+        items,
+        list(personas),
+        where,
+    )
 
 
 def load_sae(
@@ -205,17 +252,25 @@ def load_sae(
 
     p = Path(path)
     if not p.exists() and ":" not in str(path):
-        raise MechValueError(f"{p}: no such SAE folder (nor a SAELens 'release:sae_id'). For the SmolLM2 recipe "
-                             "SAE call mechvalue.recipe_sae(model, layer), which trains it once if needed, or run "
-                             "`mechvalue sae-train --layer 15`")  # fmt: skip
+        raise MechValueError(
+            f"{p}: no such SAE folder (nor a SAELens 'release:sae_id'). For the SmolLM2 recipe "
+            "SAE call mechvalue.recipe_sae(model, layer), which trains it once if needed, or run "
+            "`mechvalue sae-train --layer 15`"
+        )
     return load(path, device, dtype, hook_name)
 
 
 # --- steering vectors ------------------------------------------------------------------------------
 
 
-def caa_vector(model: LoadedModel, train: pd.DataFrame, value: str, hook: str,
-               personas: Sequence[Persona | None] = (None,), batch_size: int = 16) -> Float[Tensor, " d_model"]:  # fmt: skip
+def caa_vector(
+    model: LoadedModel,
+    train: pd.DataFrame,
+    value: str,
+    hook: str,
+    personas: Sequence[Persona | None] = (None,),
+    batch_size: int = 16,
+) -> Float[Tensor, " d_model"]:
     """CAA for `value` at `hook`: mean residual at the answer token for the answer agreeing with
     the value minus the disagreeing one, over `value`'s items in `train` x `personas`."""
     from mechvalue.interp.vectors import caa_vector as build
@@ -224,9 +279,15 @@ def caa_vector(model: LoadedModel, train: pd.DataFrame, value: str, hook: str,
     return build(m, train, value, hook, list(personas), m.prompt_format, batch_size)
 
 
-def diffmean_vector(model: LoadedModel, train: pd.DataFrame, value: str, hook: str,
-                    personas: Sequence[Persona | None] = (None,), where: StudyWhere = "all",
-                    batch_size: int = 16) -> Float[Tensor, " d_model"]:  # fmt: skip
+def diffmean_vector(
+    model: LoadedModel,
+    train: pd.DataFrame,
+    value: str,
+    hook: str,
+    personas: Sequence[Persona | None] = (None,),
+    where: StudyWhere = "all",
+    batch_size: int = 16,
+) -> Float[Tensor, " d_model"]:
     """DiffMean for `value` at `hook`: mean residual over `where` with the hard prompt "inclined to
     value" minus "disinclined", over `value`'s items in `train` x `personas`."""
     from mechvalue.interp.vectors import diffmean_vector as build
@@ -235,8 +296,13 @@ def diffmean_vector(model: LoadedModel, train: pd.DataFrame, value: str, hook: s
     return build(m, train, value, hook, list(personas), where, m.prompt_format, batch_size)
 
 
-def residual_norm(model: LoadedModel, hook: str, prompts: Sequence[RenderedPrompt], where: StudyWhere = "all",
-                  batch_size: int = 16) -> float:  # fmt: skip
+def residual_norm(
+    model: LoadedModel,
+    hook: str,
+    prompts: Sequence[RenderedPrompt],
+    where: StudyWhere = "all",
+    batch_size: int = 16,
+) -> float:
     """The unit of vector strengths: mean L2 norm of the residual at `hook` over `where` of the
     (unsteered) `prompts`, position 0 (the attention sink) left out."""
     from mechvalue.interp.vectors import residual_norm as norm
@@ -244,7 +310,26 @@ def residual_norm(model: LoadedModel, hook: str, prompts: Sequence[RenderedPromp
     return norm(_model(model), hook, list(prompts), where, batch_size)
 
 
-__all__ = ["AnswerPrefix", "HardPrompt", "Measurement", "Persona", "RenderedPrompt", "SCHWARTZ_VALUES",
-           "caa_vector", "diffmean_vector", "feature_attribution", "generate_personas", "load_inventory",
-           "load_players", "load_sae", "measure", "paper_settings", "render_prompt", "render_prompts",
-           "residual_norm", "select_items", "split_items", "typical_activations"]  # fmt: skip
+__all__ = [
+    "AnswerPrefix",
+    "HardPrompt",
+    "Measurement",
+    "Persona",
+    "RenderedPrompt",
+    "SCHWARTZ_VALUES",
+    "caa_vector",
+    "diffmean_vector",
+    "feature_attribution",
+    "generate_personas",
+    "load_inventory",
+    "load_players",
+    "load_sae",
+    "measure",
+    "paper_settings",
+    "render_prompt",
+    "render_prompts",
+    "residual_norm",
+    "select_items",
+    "split_items",
+    "typical_activations",
+]

@@ -8,8 +8,21 @@ import networkx as nx
 
 ROOT = Path(__file__).resolve().parents[1]
 # each package may import from those before it (causal sits beside measure: it reads value tables)
-ORDER = ["errors", "io", "inputs", "kernels", "study", "lm", "interp", "measure", "causal", "analysis", "distributed",
-         "pipeline", "cli"]  # fmt: skip
+ORDER = [
+    "errors",
+    "io",
+    "inputs",
+    "kernels",
+    "study",
+    "lm",
+    "interp",
+    "measure",
+    "causal",
+    "analysis",
+    "distributed",
+    "pipeline",
+    "cli",
+]
 
 
 def _modules() -> dict[str, Path]:

@@ -55,11 +55,18 @@ def private_uses(source: str) -> list[str]:
 
 
 def test_the_checker_catches_private_imports():
-    src = ("import mechvalue\nimport mechvalue.lm.models\nfrom mechvalue.study.roles import Role\n"
-           "from mechvalue import load_model, _EXPORTS\nfrom _common import x\nmechvalue.interp.cache\n"
-           "mechvalue.load_model()\n")  # fmt: skip
-    assert private_uses(src) == ["import mechvalue.lm.models", "from mechvalue.study.roles import ...",
-                                 "from mechvalue import _EXPORTS", "from _common import ...", "mechvalue.interp"]  # fmt: skip
+    src = (
+        "import mechvalue\nimport mechvalue.lm.models\nfrom mechvalue.study.roles import Role\n"
+        "from mechvalue import load_model, _EXPORTS\nfrom _common import x\nmechvalue.interp.cache\n"
+        "mechvalue.load_model()\n"
+    )
+    assert private_uses(src) == [
+        "import mechvalue.lm.models",
+        "from mechvalue.study.roles import ...",
+        "from mechvalue import _EXPORTS",
+        "from _common import ...",
+        "mechvalue.interp",
+    ]
 
 
 @pytest.mark.parametrize("name, source", _sources(), ids=lambda x: x if len(x) < 60 else "")

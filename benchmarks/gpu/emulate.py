@@ -45,9 +45,13 @@ def build(dest: Path, overrides: list[Path]) -> Path:
     subprocess.run([str(base), "-m", "venv", "--without-pip", str(dest)], check=True)
     python = dest / "bin" / "python"
     site = Path(
-        subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                       capture_output=True, text=True, check=True).stdout.strip()
-    )  # fmt: skip
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     want = present()
     chosen = {k: d for k, d in _dists([sysconfig.get_path("purelib")]).items() if k in want}
     for o in overrides:
@@ -58,8 +62,10 @@ def build(dest: Path, overrides: list[Path]) -> Path:
             link = site / top
             if (root / top).exists() and not link.exists():
                 link.symlink_to(root / top)
-    print(f"{python}: {len(chosen)} distributions of present.txt, from {sysconfig.get_path('purelib')}"
-          + "".join(f" + {o}" for o in overrides))  # fmt: skip
+    print(
+        f"{python}: {len(chosen)} distributions of present.txt, from {sysconfig.get_path('purelib')}"
+        + "".join(f" + {o}" for o in overrides)
+    )
     return python
 
 

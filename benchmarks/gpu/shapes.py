@@ -48,20 +48,71 @@ MODELS = {
     m.name: m
     for m in [
         ModelShape("gemma-2-2b", "Gemma2Config", "Gemma2ForCausalLM", {}, 12, 16384),  # the defaults
-        ModelShape("gemma-3-270m", "Gemma3TextConfig", "Gemma3ForCausalLM",
-                   dict(vocab_size=262144, hidden_size=640, intermediate_size=2048, num_hidden_layers=18,
-                        num_attention_heads=4, num_key_value_heads=1, head_dim=256, sliding_window=512), 9, 16384),
-        ModelShape("gemma-3-1b", "Gemma3TextConfig", "Gemma3ForCausalLM",
-                   dict(vocab_size=262144, hidden_size=1152, intermediate_size=6912, num_hidden_layers=26,
-                        num_attention_heads=4, num_key_value_heads=1, head_dim=256, sliding_window=512), 13, 16384),
-        ModelShape("llama-3-8b-4-layers", "LlamaConfig", "LlamaForCausalLM",
-                   dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=4,
-                        num_attention_heads=32, num_key_value_heads=8, head_dim=128, max_position_embeddings=8192,
-                        rope_theta=500000.0, tie_word_embeddings=False), 2, 65536),
+        ModelShape(
+            "gemma-3-270m",
+            "Gemma3TextConfig",
+            "Gemma3ForCausalLM",
+            dict(
+                vocab_size=262144,
+                hidden_size=640,
+                intermediate_size=2048,
+                num_hidden_layers=18,
+                num_attention_heads=4,
+                num_key_value_heads=1,
+                head_dim=256,
+                sliding_window=512,
+            ),
+            9,
+            16384,
+        ),
+        ModelShape(
+            "gemma-3-1b",
+            "Gemma3TextConfig",
+            "Gemma3ForCausalLM",
+            dict(
+                vocab_size=262144,
+                hidden_size=1152,
+                intermediate_size=6912,
+                num_hidden_layers=26,
+                num_attention_heads=4,
+                num_key_value_heads=1,
+                head_dim=256,
+                sliding_window=512,
+            ),
+            13,
+            16384,
+        ),
+        ModelShape(
+            "llama-3-8b-4-layers",
+            "LlamaConfig",
+            "LlamaForCausalLM",
+            dict(
+                vocab_size=128256,
+                hidden_size=4096,
+                intermediate_size=14336,
+                num_hidden_layers=4,
+                num_attention_heads=32,
+                num_key_value_heads=8,
+                head_dim=128,
+                max_position_embeddings=8192,
+                rope_theta=500000.0,
+                tie_word_embeddings=False,
+            ),
+            2,
+            65536,
+        ),
     ]
-}  # fmt: skip
-SMOKE_SIZES = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
-                   num_key_value_heads=1, head_dim=16, sliding_window=8)  # fmt: skip
+}
+SMOKE_SIZES = dict(
+    vocab_size=512,
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    num_key_value_heads=1,
+    head_dim=16,
+    sliding_window=8,
+)
 PAD, EOS, BOS = 0, 1, 2
 
 
@@ -98,8 +149,13 @@ def tokenizer_folder() -> Path:
     from transformers import PreTrainedTokenizerFast
 
     vocab = {"<pad>": PAD, "<eos>": EOS, "<bos>": BOS, "<unk>": 3} | {f"t{i}": i for i in range(4, 256)}
-    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="<unk>")),
-                                  pad_token="<pad>", eos_token="<eos>", bos_token="<bos>", unk_token="<unk>")  # fmt: skip
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="<unk>")),
+        pad_token="<pad>",
+        eos_token="<eos>",
+        bos_token="<bos>",
+        unk_token="<unk>",
+    )
     folder = Path(tempfile.mkdtemp(prefix="mechvalue-tok-"))
     tok.save_pretrained(folder)
     return folder

@@ -44,8 +44,9 @@ def correlation(
     return pd.DataFrame(out)
 
 
-def gradient_attribution(measurer: Measurer, sae: SAE, items: pd.DataFrame, roles: list[Role | None],
-                         where: str = "span") -> pd.DataFrame:  # fmt: skip
+def gradient_attribution(
+    measurer: Measurer, sae: SAE, items: pd.DataFrame, roles: list[Role | None], where: str = "span"
+) -> pd.DataFrame:
     """d(value score)/d(steering strength) for adding each feature (raw units) at `where`,
     linearised at the unsteered model: W_dec[f] . mean over the value's prompts of the
     gradient of agreement * (p(yes) - p(no)) w.r.t. the residual, summed over steered positions."""
@@ -101,9 +102,18 @@ def interventional(grid: pd.DataFrame, conditions: list[dict]) -> pd.DataFrame:
             x = d[v].to_numpy(float)
             se = x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else np.nan
             mean = x.mean() if len(x) else np.nan
-            rows.append({"label": steer_key(c["label"]), "feature": c["feature"], "strength": c["strength"],
-                         "value": v, "effect": mean, "se": se, "t": mean / se if se and se > 0 else 0.0,
-                         "n_roles": len(x)})  # fmt: skip
+            rows.append(
+                {
+                    "label": steer_key(c["label"]),
+                    "feature": c["feature"],
+                    "strength": c["strength"],
+                    "value": v,
+                    "effect": mean,
+                    "se": se,
+                    "t": mean / se if se and se > 0 else 0.0,
+                    "n_roles": len(x),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -119,14 +129,27 @@ def side_effects(effects: pd.DataFrame, graph: ValueGraph, t_min: float = 2.0) -
         desc = graph.descendants(target) & set(others)
         side = [v for v in others if abs(e.loc[v, "t"]) >= t_min]
         on_desc = [v for v in side if v in desc]
-        per.append({"label": label, "target": target, "target_t": float(e.loc[target, "t"]),
-                    "side_effects": side, "descendants": sorted(desc), "side_on_descendants": on_desc})  # fmt: skip
+        per.append(
+            {
+                "label": label,
+                "target": target,
+                "target_t": float(e.loc[target, "t"]),
+                "side_effects": side,
+                "descendants": sorted(desc),
+                "side_on_descendants": on_desc,
+            }
+        )
         hits, draws = hits + len(on_desc), draws + len(side)
         pool_desc, pool_all = pool_desc + len(desc), pool_all + len(others)
     p = float(stats.hypergeom.sf(hits - 1, pool_all, pool_desc, draws)) if draws else float("nan")
-    return {"features": per, "side_effects": draws, "on_descendants": hits,
-            "share_on_descendants": hits / draws if draws else float("nan"),
-            "chance_share": pool_desc / pool_all if pool_all else float("nan"), "p_value": p}  # fmt: skip
+    return {
+        "features": per,
+        "side_effects": draws,
+        "on_descendants": hits,
+        "share_on_descendants": hits / draws if draws else float("nan"),
+        "chance_share": pool_desc / pool_all if pool_all else float("nan"),
+        "p_value": p,
+    }
 
 
 def attribution_agreement(a: pd.DataFrame, b: pd.DataFrame) -> float:

@@ -46,8 +46,9 @@ def repeat_difference(a: pd.DataFrame, b: pd.DataFrame) -> float | None:
     return float(np.nanmax(d)) if np.isfinite(d).any() else None
 
 
-def measurement_noise(values: pd.DataFrame, dtype: str = "float32", repeat: pd.DataFrame | None = None,
-                      probabilities=None) -> dict:  # fmt: skip
+def measurement_noise(
+    values: pd.DataFrame, dtype: str = "float32", repeat: pd.DataFrame | None = None, probabilities=None
+) -> dict:
     """The noise level of a wide value table's scores: {"noise", "rounding", "repeat", "dtype"}.
     `repeat`: another wide table scoring some of the same roles again (optional); `probabilities`:
     the answer probabilities behind the scores (default: the scores' own size)."""

@@ -33,11 +33,17 @@ def draw_graph(g: ValueGraph, path: str | Path, title: str = "", freqs: dict | N
         w = 1.0 + 3.0 * (freqs or {}).get(frozenset((e.source, e.target)), 0.0)
         directed = e.kind in ("directed", "partially_directed")
         nx.draw_networkx_edges(
-            nx.DiGraph([(e.source, e.target)]), pos, ax=ax, width=w, arrows=True,
-            arrowstyle="-|>" if directed else "-", arrowsize=14, node_size=900,
+            nx.DiGraph([(e.source, e.target)]),
+            pos,
+            ax=ax,
+            width=w,
+            arrows=True,
+            arrowstyle="-|>" if directed else "-",
+            arrowsize=14,
+            node_size=900,
             edge_color="#c0392b" if e.kind == "bidirected" else "#333333",
             style="dashed" if e.kind in ("undirected", "nondirected") else "solid",
-        )  # fmt: skip
+        )
     ax.set_title(title or f"{len(g.edges)} edges")
     ax.axis("off")
     _save(fig, path)
@@ -61,8 +67,15 @@ def color_scale(x) -> tuple[str, float, float]:
     return ("Reds_r" if hi <= 0 else "Blues"), lo, hi
 
 
-def heatmap(df, path: str | Path, title: str = "", vmin: float | None = None, vmax: float | None = None,
-            label: str = "", cmap: str | None = None) -> None:  # fmt: skip
+def heatmap(
+    df,
+    path: str | Path,
+    title: str = "",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    label: str = "",
+    cmap: str | None = None,
+) -> None:
     """Cells coloured by value; without vmin/vmax the scale fits the data (`color_scale`), with
     them (a diverging map around 0 by default) the caller fixes it; `label` names the colour bar."""
     x = df.to_numpy(float)
@@ -82,7 +95,12 @@ def heatmap(df, path: str | Path, title: str = "", vmin: float | None = None, vm
 
 def pie(shares: dict, path: str | Path, title: str = "") -> None:
     fig, ax = plt.subplots(figsize=(4, 4))
-    ax.pie([shares["up"], shares["unchanged"], shares["down"]], labels=["up", "unchanged", "down"],
-           colors=["#42A5F5", "#eeeeee", "#FFCA28"], autopct="%1.1f%%", startangle=140)  # fmt: skip
+    ax.pie(
+        [shares["up"], shares["unchanged"], shares["down"]],
+        labels=["up", "unchanged", "down"],
+        colors=["#42A5F5", "#eeeeee", "#FFCA28"],
+        autopct="%1.1f%%",
+        startangle=140,
+    )
     ax.set_title(title)
     _save(fig, path)

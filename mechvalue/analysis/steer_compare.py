@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,15 +80,19 @@ def split_roles(roles: list[Role], seed: int = 0, train_frac: float = 0.7) -> tu
 
 @dataclass
 class CompareInputs:
-    """What the comparison runs on: the model and its measurer, the SAE (None without SAE
-    methods) and its features' typical activations, the items and the named roles."""
+    """What the comparison runs on: the measurer (and through it the model), the SAE (None without
+    SAE methods) and its features' typical activations (None: measured on the items), the items
+    and the named roles."""
 
-    model: Any
     measurer: Measurer
     sae: Any
     typical: Tensor | None
     items: pd.DataFrame
     roles: list[Role]
+
+    @property
+    def model(self):
+        return self.measurer.model
 
 
 @dataclass
@@ -170,24 +174,22 @@ def held_out_values(items: pd.DataFrame, seed: int = 0) -> list[str]:
 
 
 def run_compare(
-    model,
-    measurer: Measurer,
-    sae,
-    typical: Tensor | None,
-    items: pd.DataFrame,
-    roles: list[Role],
+    inputs: CompareInputs,
     spec: CompareSpec,
     out: str | Path,
     graph: ValueGraph | None = None,
-    progress: bool = True,
     graph_name: str = "given",
+    progress: bool = True,
 ) -> dict[str, pd.DataFrame]:
     """The whole comparison, resumable: `out/parts/<method>@<strength>.csv` (+ .json) per method x
-    strength; then `compare.csv`, `best.csv`, `features.csv`, `summary.json` and the plots."""
+    strength; then `compare.csv`, `best.csv`, `features.csv`, `summary.json` and the plots. The
+    measurement runs in batches of at least `spec.batch_size` (on a copy of the measurer)."""
     out = Path(out)
     parts = out / "parts"
     parts.mkdir(parents=True, exist_ok=True)
-    measurer.batch_size = max(measurer.batch_size, spec.batch_size)
+    measurer = replace(inputs.measurer, batch_size=max(inputs.measurer.batch_size, spec.batch_size))
+    model, items, roles, sae = measurer.model, inputs.items, inputs.roles, inputs.sae
+    typical = inputs.typical
     if typical is None and sae is not None:
         from mechvalue.interp.features import typical_activation
 
@@ -198,7 +200,7 @@ def run_compare(
             [list(range(1, len(p.tokens))) for p in measurer.prompts(items, None, Condition())],
         )
         typical = typical_activation(sae, x)
-    inputs = CompareInputs(model, measurer, sae, typical, items, roles)
+    inputs = CompareInputs(measurer, sae, typical, items, roles)
     key = json.dumps(
         {k: v for k, v in asdict(spec).items() if k not in ("kl_bound", "n_boot", "n_null")}
         | {"items": items.to_dict("list"), "roles": [r.name for r in roles], "prepared": "per method"},

@@ -38,8 +38,15 @@ def direction_counts(df: pd.DataFrame, features: list, values: list[str]) -> pd.
         base = grid.loc[""]
         for f in features:
             d = (grid.loc[steer_key(f)] - base).dropna()
-            rows.append({"feature": steer_key(f), "value": v, "up": int((d > 0).sum()),
-                         "down": int((d < 0).sum()), "same": int((d == 0).sum())})  # fmt: skip
+            rows.append(
+                {
+                    "feature": steer_key(f),
+                    "value": v,
+                    "up": int((d > 0).sum()),
+                    "down": int((d < 0).sum()),
+                    "same": int((d == 0).sum()),
+                }
+            )
     return pd.DataFrame(rows, columns=["feature", "value", "up", "down", "same"])
 
 
@@ -104,8 +111,9 @@ def sae_changes(test: pd.DataFrame, role: str | None, features: list | None = No
     return d - d.loc[""]
 
 
-def table2(test: pd.DataFrame, learned: ValueGraph, reference: ValueGraph, role: str,
-           features: list | None = None) -> dict:  # fmt: skip
+def table2(
+    test: pd.DataFrame, learned: ValueGraph, reference: ValueGraph, role: str, features: list | None = None
+) -> dict:
     """The study's Table 2: per-value shares and their mean over values, both halves, both graphs."""
     halves = {"prompt": prompt_changes(test), "sae": sae_changes(test, role, features)}
     out: dict = {"per_value": {}}
@@ -127,8 +135,15 @@ def _gap(changes: pd.DataFrame, g: ValueGraph) -> float:
     return expected - unexpected
 
 
-def table2_improved(test: pd.DataFrame, graph: ValueGraph, features: list | None = None,
-                    n_boot: int = 200, n_null: int = 200, seed: int = 0, tol: float = 0.0) -> dict:  # fmt: skip
+def table2_improved(
+    test: pd.DataFrame,
+    graph: ValueGraph,
+    features: list | None = None,
+    n_boot: int = 200,
+    n_null: int = 200,
+    seed: int = 0,
+    tol: float = 0.0,
+) -> dict:
     """Table 2 done properly: SAE changes pooled over all roles; bootstrap CI over roles of the
     expected-minus-unexpected gap; p-value of that gap against random graphs with the same
     edge count ("expected changes more often than unexpected", beyond what any graph gives).
@@ -156,12 +171,16 @@ def table2_improved(test: pd.DataFrame, graph: ValueGraph, features: list | None
         lo, hi = np.nanpercentile(boots, [2.5, 97.5]) if np.isfinite(boots).any() else (np.nan, np.nan)
         defined = np.isfinite(gap)  # no value ever changed: no gap, no p-values
         res[half] = {
-            "expected": exp, "unexpected": une, "gap": gap, "gap_ci95": [float(lo), float(hi)],
+            "expected": exp,
+            "unexpected": une,
+            "gap": gap,
+            "gap_ci95": [float(lo), float(hi)],
             "random_graph_gap_mean": _nanmean(null),
             "p_vs_random_graph": float((1 + (null >= gap).sum()) / (1 + n_null)) if defined else float("nan"),
             "p_gap_positive": float((1 + (boots <= 0).sum()) / (1 + n_boot)) if defined else float("nan"),
-            "n_rows": int(len(ch)), "tol": tol,
-        }  # fmt: skip
+            "n_rows": int(len(ch)),
+            "tol": tol,
+        }
     return res
 
 
@@ -176,5 +195,7 @@ def pies(test: pd.DataFrame, compare: pd.DataFrame, chosen: dict[str, object]) -
         for name, other in (("sae", steered), ("hard_prompt", cmp)):
             d = (other[value] - none[value]).dropna()
             out[name] += [(d > 0).sum(), (d == 0).sum(), (d < 0).sum()]
-    return {k: dict(zip(("up", "unchanged", "down"), (100 * v / v.sum()).round(1).tolist())) | {"n": int(v.sum())}
-            for k, v in out.items()}  # fmt: skip
+    return {
+        k: dict(zip(("up", "unchanged", "down"), (100 * v / v.sum()).round(1).tolist())) | {"n": int(v.sum())}
+        for k, v in out.items()
+    }

@@ -167,9 +167,19 @@ def consistency(mats: dict[str, pd.DataFrame], n_boot: int = 200, seed: int = 0)
     for v, x in mats.items():
         a_lo, a_hi = _boot_ci(x, cronbach_alpha, n_boot, rng)
         o_lo, o_hi = _boot_ci(x, mcdonald_omega, n_boot, rng)
-        rows.append({"value": v, "n_items": x.shape[1], "n_respondents": int(len(x.dropna())),
-                     "alpha": cronbach_alpha(x), "alpha_lo": a_lo, "alpha_hi": a_hi,
-                     "omega": mcdonald_omega(x), "omega_lo": o_lo, "omega_hi": o_hi})  # fmt: skip
+        rows.append(
+            {
+                "value": v,
+                "n_items": x.shape[1],
+                "n_respondents": int(len(x.dropna())),
+                "alpha": cronbach_alpha(x),
+                "alpha_lo": a_lo,
+                "alpha_hi": a_hi,
+                "omega": mcdonald_omega(x),
+                "omega_lo": o_lo,
+                "omega_hi": o_hi,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -190,8 +200,12 @@ def icc1(x: pd.DataFrame) -> dict:
         )
     ci_col = next(c for c in t.columns if c.startswith("CI"))
     lo, hi = t.loc["ICC(1,1)", ci_col]
-    return {"icc1": float(t.loc["ICC(1,1)", "ICC"]), "icc1_lo": float(lo), "icc1_hi": float(hi),
-            "icc1k": float(t.loc["ICC(1,k)", "ICC"])}  # fmt: skip
+    return {
+        "icc1": float(t.loc["ICC(1,1)", "ICC"]),
+        "icc1_lo": float(lo),
+        "icc1_hi": float(hi),
+        "icc1k": float(t.loc["ICC(1,k)", "ICC"]),
+    }
 
 
 def reliability(long: pd.DataFrame, n_boot: int = 200, seed: int = 0, noise: float = 0.0) -> pd.DataFrame:
@@ -232,11 +246,13 @@ def flagged_values(rel: pd.DataFrame) -> dict[str, str]:
 
 def graph_warnings(nodes: list[str], edges: list[tuple[str, str]], flagged: dict[str, str]) -> dict:
     """The graph's nodes and edges that rest on a flagged value score."""
-    return {"thresholds": {"alpha": ALPHA_MIN, "icc1": ICC1_MIN},
-            "flagged_values": {v: flagged[v] for v in nodes if v in flagged},
-            "nodes": [v for v in nodes if v in flagged],
-            "edges": [[a, b] for a, b in edges if a in flagged or b in flagged],
-            "edges_total": len(edges)}  # fmt: skip
+    return {
+        "thresholds": {"alpha": ALPHA_MIN, "icc1": ICC1_MIN},
+        "flagged_values": {v: flagged[v] for v in nodes if v in flagged},
+        "nodes": [v for v in nodes if v in flagged],
+        "edges": [[a, b] for a, b in edges if a in flagged or b in flagged],
+        "edges_total": len(edges),
+    }
 
 
 # ---------------------------------------------------------------- structural validity
@@ -305,8 +321,13 @@ def circle_structure(corr: pd.DataFrame, n_perm: int = 5000, seed: int = 0) -> d
         p = rng.permutation(len(vals))
         null[i] = stats.spearmanr(_lower(m[np.ix_(p, p)]), ld)[0]
     by = {int(k): float(lr[ld == k].mean()) for k in sorted(set(ld))}
-    return {"values": vals, "rho": rho, "p": float((1 + (null <= rho).sum()) / (1 + n_perm)),
-            "mean_r_by_distance": by, "n_perm": n_perm}  # fmt: skip
+    return {
+        "values": vals,
+        "rho": rho,
+        "p": float((1 + (null <= rho).sum()) / (1 + n_perm)),
+        "mean_r_by_distance": by,
+        "n_perm": n_perm,
+    }
 
 
 def structure(
@@ -383,8 +404,14 @@ def known_groups(long: pd.DataFrame, groups: dict, min_diff: float = 0.0) -> tup
     )
     pred = pred[ok].reset_index(drop=True)
     if pred.empty:
-        return pred, {"predictions": 0, "hits": 0, "hit_rate": float("nan"), "p_sign": float("nan"),
-                      "min_diff": min_diff, "within_noise": 0}  # fmt: skip
+        return pred, {
+            "predictions": 0,
+            "hits": 0,
+            "hit_rate": float("nan"),
+            "p_sign": float("nan"),
+            "min_diff": min_diff,
+            "within_noise": 0,
+        }
     pred["score_higher"] = [scores.loc[h, v] for h, v in zip(pred["higher"], pred["value"])]
     pred["score_lower"] = [scores.loc[lo, v] for lo, v in zip(pred["lower"], pred["value"])]
     diff = pred["score_higher"] - pred["score_lower"]
@@ -417,15 +444,28 @@ def form_robustness(base: pd.DataFrame, forms: dict[str, pd.DataFrame]) -> pd.Da
                 continue
             x, y = b.loc[common, v].to_numpy(float), o.loc[common, v].to_numpy(float)
             ok = len(common) >= 3 and np.std(x) > 0 and np.std(y) > 0
-            rows.append({"form": name, "value": v, "roles": len(common),
-                         "rho": float(stats.spearmanr(x, y)[0]) if ok else float("nan")})  # fmt: skip
+            rows.append(
+                {
+                    "form": name,
+                    "value": v,
+                    "roles": len(common),
+                    "rho": float(stats.spearmanr(x, y)[0]) if ok else float("nan"),
+                }
+            )
     return pd.DataFrame(rows, columns=["form", "value", "roles", "rho"])
 
 
 # ---------------------------------------------------------------- everything for one table
-def validity(long: pd.DataFrame, human_path: str | Path | None = None, forms: dict[str, pd.DataFrame] | None = None,
-             groups: dict | None = None, n_boot: int = 200, n_perm: int = 5000, seed: int = 0,
-             noise: float = 0.0) -> dict:  # fmt: skip
+def validity(
+    long: pd.DataFrame,
+    human_path: str | Path | None = None,
+    forms: dict[str, pd.DataFrame] | None = None,
+    groups: dict | None = None,
+    n_boot: int = 200,
+    n_perm: int = 5000,
+    seed: int = 0,
+    noise: float = 0.0,
+) -> dict:
     """All checks for one item table: reliability (+ human), structure, known groups, forms.
     `noise`: the measurement noise (mechvalue.analysis.noise): values whose between-role SD does
     not exceed it get no reliability figures, and known-group differences within it are ties."""

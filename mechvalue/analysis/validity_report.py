@@ -10,9 +10,13 @@ import pandas as pd
 from mechvalue.analysis.validity import ALPHA_MIN, ICC1_MIN, flagged_values
 from mechvalue.io import atomic_path, write_csv, write_json
 
-THRESHOLDS = {"alpha_min": ALPHA_MIN, "alpha_source": "Nunnally (1978): .70 for research instruments",
-              "icc1_min": ICC1_MIN, "icc1_source": "LeBreton & Senter (2008): ICC(1) .01/.10/.25 = "
-              "small/medium/large between-group variance; < .05 = roles barely move the value"}  # fmt: skip
+THRESHOLDS = {
+    "alpha_min": ALPHA_MIN,
+    "alpha_source": "Nunnally (1978): .70 for research instruments",
+    "icc1_min": ICC1_MIN,
+    "icc1_source": "LeBreton & Senter (2008): ICC(1) .01/.10/.25 = "
+    "small/medium/large between-group variance; < .05 = roles barely move the value",
+}
 
 
 def _clean(x):
@@ -29,10 +33,16 @@ def _clean(x):
 def summary(res: dict) -> dict:
     """The headline numbers: median alpha/omega/ICC(1), flagged values, structure, known groups, forms."""
     rel = res["reliability"]
-    out = {"thresholds": THRESHOLDS, "values": len(rel), "respondents": int(rel["n_respondents"].max()),
-           "median_alpha": float(rel["alpha"].median()), "median_omega": float(rel["omega"].median()),
-           "median_icc1": float(rel["icc1"].median()), "flagged": flagged_values(rel),
-           "noise": float(res.get("noise", 0.0))}  # fmt: skip
+    out = {
+        "thresholds": THRESHOLDS,
+        "values": len(rel),
+        "respondents": int(rel["n_respondents"].max()),
+        "median_alpha": float(rel["alpha"].median()),
+        "median_omega": float(rel["omega"].median()),
+        "median_icc1": float(rel["icc1"].median()),
+        "flagged": flagged_values(rel),
+        "noise": float(res.get("noise", 0.0)),
+    }
     if "reliability_centered" in res:
         c = res["reliability_centered"]
         out |= {f"median_{k}_centered": float(c[k].median()) for k in ("alpha", "omega", "icc1")}
@@ -57,8 +67,12 @@ def save(res: dict, out: str | Path, title: str = "") -> dict:
     """Write reliability.csv, human_reliability.csv (and their _centered twins), structure.json, known_groups.csv, forms.csv,
     validity.json (the summary) and validity.png into `out`; return the summary."""
     out = Path(out)
-    for key, name in (("reliability", "reliability"), ("reliability_centered", "reliability_centered"),
-                      ("human", "human_reliability"), ("human_centered", "human_reliability_centered")):  # fmt: skip
+    for key, name in (
+        ("reliability", "reliability"),
+        ("reliability_centered", "reliability_centered"),
+        ("human", "human_reliability"),
+        ("human_centered", "human_reliability_centered"),
+    ):
         if key in res:
             write_csv(res[key], out / f"{name}.csv")
     write_json(_clean(res["structure"]), out / "structure.json")
@@ -130,20 +144,38 @@ def report_section(folder: str | Path) -> dict | None:
     folder = Path(folder)
     if not (folder / "validity.json").exists():
         return None
-    cols = ["value", "n_items", "n_respondents", "alpha", "alpha_lo", "alpha_hi", "omega", "omega_lo", "omega_hi",
-            "icc1", "icc1_lo", "icc1_hi", "flags"]  # fmt: skip
+    cols = [
+        "value",
+        "n_items",
+        "n_respondents",
+        "alpha",
+        "alpha_lo",
+        "alpha_hi",
+        "omega",
+        "omega_lo",
+        "omega_hi",
+        "icc1",
+        "icc1_lo",
+        "icc1_hi",
+        "flags",
+    ]
     rel = pd.read_csv(folder / "reliability.csv", keep_default_na=False, na_values=[""])
     rel = rel[cols].assign(flags=rel["flags"].fillna(""))
-    extra = (("reliability_centered.csv", ["alpha", "omega", "icc1"], "_centered"),
-             ("human_reliability.csv", ["alpha", "omega"], "human_"),
-             ("human_reliability_centered.csv", ["alpha", "omega"], "human_centered_"))  # fmt: skip
+    extra = (
+        ("reliability_centered.csv", ["alpha", "omega", "icc1"], "_centered"),
+        ("human_reliability.csv", ["alpha", "omega"], "human_"),
+        ("human_reliability_centered.csv", ["alpha", "omega"], "human_centered_"),
+    )
     for name, keep, tag in extra:
         if (folder / name).exists():
             e = pd.read_csv(folder / name).set_index("value")[keep]
             e.columns = [f"{tag}{c}" if tag.endswith("_") else f"{c}{tag}" for c in keep]
             rel = rel.merge(e, left_on="value", right_index=True, how="left")
-    out = {"summary": json.loads((folder / "validity.json").read_text()),
-           "table": _clean(rel.to_dict("records")), "figure": str(folder / "validity.png")}  # fmt: skip
+    out = {
+        "summary": json.loads((folder / "validity.json").read_text()),
+        "table": _clean(rel.to_dict("records")),
+        "figure": str(folder / "validity.png"),
+    }
     for name in ("known_groups", "forms"):
         if (folder / f"{name}.csv").exists():
             out[name] = _clean(pd.read_csv(folder / f"{name}.csv").to_dict("records"))
@@ -165,8 +197,14 @@ def scorer_table(
         parts.append(r.add_prefix(f"{name}_"))
     hfile = Path(human) / f"human_reliability{sfx}.csv" if human else None
     if hfile is None:
-        hfile = next((Path(f) / f"human_reliability{sfx}.csv" for f in folders.values()
-                      if (Path(f) / f"human_reliability{sfx}.csv").exists()), None)  # fmt: skip
+        hfile = next(
+            (
+                Path(f) / f"human_reliability{sfx}.csv"
+                for f in folders.values()
+                if (Path(f) / f"human_reliability{sfx}.csv").exists()
+            ),
+            None,
+        )
     if hfile is not None and hfile.exists():
         parts.append(pd.read_csv(hfile).set_index("value")[["alpha", "omega"]].add_prefix("human_"))
     return pd.concat(parts, axis=1).reset_index()

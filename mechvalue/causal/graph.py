@@ -70,8 +70,10 @@ def load_graph(path: str | Path, key: str | None = None) -> ValueGraph:
     except (KeyError, TypeError, IndexError, AttributeError, ValueError) as e:
         if isinstance(e, MechValueError):
             raise
-        raise MechValueError(f"{p}: not a graph JSON ({type(e).__name__}: {e}); "
-                             "expected {\"nodes\": [...], \"edges\": [{\"source\", \"target\", \"kind\"}]}") from None  # fmt: skip
+        raise MechValueError(
+            f"{p}: not a graph JSON ({type(e).__name__}: {e}); "
+            'expected {"nodes": [...], "edges": [{"source", "target", "kind"}]}'
+        ) from None
 
 
 def _graph_from(p: str, data, key: str | None) -> ValueGraph:

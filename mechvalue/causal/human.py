@@ -14,10 +14,17 @@ from mechvalue.inputs import numeric, read_csv
 from mechvalue.study.inventory import SCHWARTZ_VALUES
 
 CODES = {
-    "sd": "Self-Direction", "st": "Stimulation", "he": "Hedonism", "ac": "Achievement",
-    "po": "Power", "se": "Security", "co": "Conformity", "tr": "Tradition",
-    "be": "Benevolence", "un": "Universalism",
-}  # fmt: skip
+    "sd": "Self-Direction",
+    "st": "Stimulation",
+    "he": "Hedonism",
+    "ac": "Achievement",
+    "po": "Power",
+    "se": "Security",
+    "co": "Conformity",
+    "tr": "Tradition",
+    "be": "Benevolence",
+    "un": "Universalism",
+}
 
 
 def pvq40_value_scores(path: str | Path) -> pd.DataFrame:
@@ -39,8 +46,10 @@ def pvq40_value_scores(path: str | Path) -> pd.DataFrame:
         {v: 7 - x[[c for c in items if CODES[c[:2]] == v]].mean(axis=1) for v in SCHWARTZ_VALUES}
     ).dropna()
     if len(scores) < len(SCHWARTZ_VALUES) + 2:
-        raise MechValueError(f"{path}: only {len(scores)} people answered every value's items on the 1-6 scale; "
-                             f"a graph needs at least {len(SCHWARTZ_VALUES) + 2}")  # fmt: skip
+        raise MechValueError(
+            f"{path}: only {len(scores)} people answered every value's items on the 1-6 scale; "
+            f"a graph needs at least {len(SCHWARTZ_VALUES) + 2}"
+        )
     const = [v for v in SCHWARTZ_VALUES if scores[v].nunique() <= 1]
     if const:
         raise MechValueError(

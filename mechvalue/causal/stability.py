@@ -70,8 +70,10 @@ def bootstrap_edges(
     results = [r for r in results if r is not None]
     n_ok = len(results)
     if not n_ok:
-        raise MechValueError(f"all {n_boot} bootstrap resamples had a singular correlation matrix: "
-                             f"too few rows ({len(x)}) for {x.shape[1]} values; measure more roles")  # fmt: skip
+        raise MechValueError(
+            f"all {n_boot} bootstrap resamples had a singular correlation matrix: "
+            f"too few rows ({len(x)}) for {x.shape[1]} values; measure more roles"
+        )
     edges, skel = Counter(), Counter()
     for res in results:
         for s, t, k in res:

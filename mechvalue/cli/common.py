@@ -1,13 +1,11 @@
-"""Argument helpers shared by the command modules: comma lists and the options every
-model-loading command takes."""
+"""Option groups shared by the command modules (the model every model-loading command takes, the
+items x personas design, the scorer) and comma lists."""
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass, field
 
-DEFAULT_MODEL = "smollm2-135m-instruct"  # mechvalue.lm.models.DEFAULT_MODEL, without importing torch
-DTYPES = ("float32", "bfloat16", "float16")  # mechvalue.lm.models.DTYPES
-PROMPT_FORMATS = ("chat", "gemma", "llama")  # mechvalue.lm.models.PROMPT_FORMATS
+from mechvalue.lm.literals import DEFAULT_MODEL, DType, PromptFormat
 
 
 def csv_list(s: str | None) -> list[str] | None:
@@ -15,29 +13,44 @@ def csv_list(s: str | None) -> list[str] | None:
     return [x.strip() for x in s.split(",") if x.strip()] if s else None
 
 
-def add_model_args(
-    p: argparse.ArgumentParser, model: str | None = DEFAULT_MODEL, device: str | None = "cpu"
-) -> None:
-    """--model, --device, --dtype and --prompt-format, as every command that loads a model takes them."""
-    p.add_argument("--model", default=model, help="mechvalue name or local HF model folder")
-    p.add_argument("--device", default=device)
-    p.add_argument("--dtype", choices=DTYPES, default=None if model is None else "float32",
-                   help="the model's weights and activations (SAE edits follow it)")  # fmt: skip
-    p.add_argument("--prompt-format", choices=PROMPT_FORMATS, default=None,
-                   help="the study's gemma/llama template or the tokenizer's chat template (default: by model)")  # fmt: skip
-
-
-def add_design_args(p: argparse.ArgumentParser, roles: int | None = 10, seed: int | None = 0) -> None:
-    """--inventory, --questionnaire, --roles and --seed: the items x personas design."""
-    p.add_argument("--inventory", default=None, help="ValueBench-format CSV (default: shipped)")
-    p.add_argument("--questionnaire", default=None, help="comma-separated questionnaire names")
-    p.add_argument("--roles", type=int, default=roles)
-    p.add_argument("--seed", type=int, default=seed)
-
-
-def add_scoring_arg(p: argparse.ArgumentParser) -> None:
-    """--scoring, its choices the scorer registry's names."""
+def scorer_names() -> list[str]:
+    """The scorer registry's names: the choices of every `--scoring`."""
     from mechvalue.measure.scorers import SCORERS
 
-    how = "; ".join(f"{n}: {s.description}" for n, s in SCORERS.items())
-    p.add_argument("--scoring", choices=list(SCORERS), default="logprob", help=how)
+    return list(SCORERS)
+
+
+def scorer_help() -> str:
+    from mechvalue.measure.scorers import SCORERS
+
+    return "; ".join(f"{n}: {s.description}" for n, s in SCORERS.items())
+
+
+def scoring_field():
+    """A `scoring` field: log-prob by default, its choices and help from the scorer registry."""
+    return field(default="logprob", metadata={"choices": scorer_names, "help": scorer_help})
+
+
+@dataclass
+class ModelOptions:
+    """The options of every command that loads a model."""
+
+    model: str = DEFAULT_MODEL
+    """mechvalue name or local HF model folder"""
+    device: str = "cpu"
+    dtype: DType = "float32"
+    """the model's weights and activations (SAE edits follow it)"""
+    prompt_format: PromptFormat | None = None
+    """the study's gemma/llama template or the tokenizer's chat template (default: by model)"""
+
+
+@dataclass
+class DesignOptions:
+    """The items x personas design."""
+
+    inventory: str | None = None
+    """ValueBench-format CSV (default: shipped)"""
+    questionnaire: str | None = None
+    """comma-separated questionnaire names"""
+    roles: int = 10
+    seed: int = 0

@@ -38,8 +38,9 @@ def cmd_graph(a: argparse.Namespace) -> None:
         rows = select_rows(table, feats)
         x = value_matrix(rows, drop_constant=a.drop_constant)
         with executor_from_args(a) as ex:
-            f = bootstrap_edges(x, rows["player_name"], a.bootstrap, a.method, a.alpha, a.seed, a.workers,
-                                executor=ex)  # fmt: skip
+            f = bootstrap_edges(
+                x, rows["player_name"], a.bootstrap, a.method, a.alpha, a.seed, a.workers, executor=ex
+            )
             if ex.kind == "ray":
                 ex.log.write(out)
         write_csv(f, out / "edge_frequencies.csv")
@@ -112,8 +113,11 @@ def register(sub) -> None:
     add_executor_args(g)
     g.add_argument("--drop-constant", action="store_true")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--items", default=None,
-                   help="item table for validity warnings (default: items.csv beside --table, if there)")  # fmt: skip
+    g.add_argument(
+        "--items",
+        default=None,
+        help="item table for validity warnings (default: items.csv beside --table, if there)",
+    )
     g.add_argument("--out", required=True)
     g.set_defaults(fn=cmd_graph)
 

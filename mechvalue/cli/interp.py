@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from mechvalue.cli.common import add_design_args, add_model_args, csv_list
+from mechvalue.cli.common import DesignOptions, ModelOptions, csv_list
+from mechvalue.cli.options import add_dataclass_args
 from mechvalue.errors import MechValueError
+from mechvalue.interp.cache_write import FirstPosition
+from mechvalue.interp.sae_training import TrainActivation
+from mechvalue.lm.literals import DType
+
+Template = Literal["raw", "chat", "study"]
 
 
 def _study_prompts(a: argparse.Namespace, tokenizer, fmt: str, span_text: str):
@@ -27,9 +35,10 @@ def _file_prompts(a: argparse.Namespace, tokenizer, fmt: str) -> tuple[list[str]
     from mechvalue.study.prompts import TEMPLATES, render_text
 
     if a.template is None:
-        raise MechValueError("--prompts needs --template: raw (the lines as they are), chat (each line a user "
-                             "turn in the tokenizer's chat template) or study (each line a question in the "
-                             "study's prompt)")  # fmt: skip
+        raise MechValueError(
+            "--prompts needs --template: raw (the lines as they are), chat (each line a user turn in the "
+            "tokenizer's chat template) or study (each line a question in the study's prompt)"
+        )
     try:
         lines = [t for t in Path(a.prompts).read_text().splitlines() if t.strip()]
     except OSError as e:
@@ -86,9 +95,18 @@ def cmd_cache(a: argparse.Namespace) -> None:
                 raise MechValueError(f"prompt {i + 1} does not contain {span_text!r}") from None
             ids = model.tokenizer(t, add_special_tokens=False)["input_ids"]
             prompts.append(CachePrompt(([model.tokenizer.bos_token_id] if bos else []) + ids))
-    hooks = csv_list(a.hooks)
-    cache_activations(model, prompts, hooks, a.out, positions, a.batch_size, a.store_dtype, a.compression,
-                      info.name, first_position=a.first_position)  # fmt: skip
+    cache_activations(
+        model,
+        prompts,
+        csv_list(a.hooks),
+        a.out,
+        positions,
+        batch_size=a.batch_size,
+        storage=a.store_dtype,
+        compression=a.compression,
+        model_name=info.name,
+        first_position=a.first_position,
+    )
     print(json.dumps(verify(a.out), indent=1))
 
 
@@ -116,36 +134,54 @@ def cmd_sae_train(a: argparse.Namespace) -> None:
     print(f"SAE saved to {out / 'sae'}: {describe(m)}; metrics in {out / 'metrics.json'}")
 
 
+@dataclass(kw_only=True)
+class CacheOptions(ModelOptions, DesignOptions):
+    """The options of `mechvalue cache`."""
+
+    roles: int = 5
+    hooks: str | None = None
+    """comma-separated hook names"""
+    positions: str = "all"
+    """all, last, or span:TEXT"""
+    prompts: str | None = None
+    """text file, one prompt per line (needs --template)"""
+    template: Template | None = None
+    """how --prompts lines are wrapped: raw (as they are, plus the start token where the model's format
+    has one), chat (a user turn in the tokenizer's chat template, ending where the reply starts) or study
+    (a question in the study's prompt)"""
+    first_position: FirstPosition = "keep"
+    """position 0, the start token: an attention sink whose residual norm is ~150x the others' in
+    SmolLM2 (drop it for per-prompt means)"""
+    batch_size: int = 16
+    store_dtype: DType = "float32"
+    """how activations are stored in the HDF5 file"""
+    compression: str | None = None
+    """e.g. gzip"""
+    out: str | None = None
+    verify: str | None = field(default=None, metadata={"metavar": "FILE.h5"})
+    repair: str | None = field(default=None, metadata={"metavar": "FILE.h5"})
+    """truncate to the last consistent batch"""
+
+
+@dataclass(kw_only=True)
+class SAETrainOptions(ModelOptions, DesignOptions):
+    """The options of `mechvalue sae-train`."""
+
+    roles: int = 8
+    layer: int | None = None
+    """SAE layer; default: the model's middle layer (the recipe's)"""
+    d_sae: int = 2048
+    activation: TrainActivation = "topk"
+    k: int = 32
+    epochs: int = 4
+    out: str | None = None
+
+
 def register(sub) -> None:
     c = sub.add_parser("cache", help="cache activations at hook points to HDF5")
-    add_model_args(c)
-    add_design_args(c, roles=5)
-    c.add_argument("--hooks", default=None, help="comma-separated hook names")
-    c.add_argument("--positions", default="all", help="all, last, or span:TEXT")
-    c.add_argument("--prompts", default=None, help="text file, one prompt per line (needs --template)")
-    c.add_argument("--template", choices=["raw", "chat", "study"], default=None,
-                   help="how --prompts lines are wrapped: raw (as they are, plus the start token where the "
-                   "model's format has one), chat (a user turn in the tokenizer's chat template, ending where "
-                   "the reply starts) or study (a question in the study's prompt)")  # fmt: skip
-    c.add_argument("--first-position", choices=["keep", "drop"], default="keep",
-                   help="position 0, the start token: an attention sink whose residual norm is ~150x the "
-                   "others' in SmolLM2 (drop it for per-prompt means)")  # fmt: skip
-    c.add_argument("--batch-size", type=int, default=16)
-    c.add_argument("--store-dtype", choices=["float32", "float16", "bfloat16"], default="float32",
-                   help="how activations are stored in the HDF5 file")  # fmt: skip
-    c.add_argument("--compression", default=None, help="e.g. gzip")
-    c.add_argument("--out", default=None)
-    c.add_argument("--verify", default=None, metavar="FILE.h5")
-    c.add_argument("--repair", default=None, metavar="FILE.h5", help="truncate to the last consistent batch")
+    add_dataclass_args(c, CacheOptions)
     c.set_defaults(fn=cmd_cache)
 
     t = sub.add_parser("sae-train", help="train an SAE on the model's own activations (recipe)")
-    add_model_args(t)
-    add_design_args(t, roles=8)
-    t.add_argument("--layer", type=int, default=None, help="default: the model's middle layer (the recipe's)")
-    t.add_argument("--d-sae", type=int, default=2048)
-    t.add_argument("--activation", choices=["topk", "relu"], default="topk")
-    t.add_argument("--k", type=int, default=32)
-    t.add_argument("--epochs", type=int, default=4)
-    t.add_argument("--out", default=None)
+    add_dataclass_args(t, SAETrainOptions)
     t.set_defaults(fn=cmd_sae_train)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
-from mechvalue.cli.common import add_design_args, add_model_args, add_scoring_arg, csv_list
+from mechvalue.cli.common import DesignOptions, ModelOptions, csv_list, scoring_field
+from mechvalue.cli.options import add_dataclass_args
 from mechvalue.distributed.executor import add_executor_args, executor_from_args
-from mechvalue.study.prompts import FORMS
+from mechvalue.study.prompts import Form
 
 
 def cmd_measure(a: argparse.Namespace) -> None:
@@ -37,19 +39,25 @@ def cmd_measure(a: argparse.Namespace) -> None:
     print(f"wrote {out / 'values.csv'} ({len(wide)} rows x {wide.shape[1] - 2} values) and items.csv")
 
 
+@dataclass(kw_only=True)
+class MeasureOptions(ModelOptions, DesignOptions):
+    """The options of `mechvalue measure`."""
+
+    values: str | None = None
+    """comma-separated value names"""
+    min_items: int = 0
+    players: str | None = None
+    """study players*.json instead of generated roles"""
+    scoring: str = scoring_field()
+    form: Form = "study"
+    """the instrument's wording (robustness checks)"""
+    batch_size: int = 16
+    max_new_tokens: int = 100
+    out: str
+
+
 def register(sub) -> None:
     m = sub.add_parser("measure", help="measure value orientations across roles")
-    add_model_args(m)
-    add_design_args(m, roles=10)
-    m.add_argument("--values", default=None, help="comma-separated value names")
-    m.add_argument("--min-items", type=int, default=0)
-    m.add_argument("--players", default=None, help="study players*.json instead of generated roles")
-    add_scoring_arg(m)
-    m.add_argument(
-        "--form", choices=FORMS, default="study", help="the instrument's wording (robustness checks)"
-    )
-    m.add_argument("--batch-size", type=int, default=16)
-    m.add_argument("--max-new-tokens", type=int, default=100)
+    add_dataclass_args(m, MeasureOptions)
     add_executor_args(m)
-    m.add_argument("--out", required=True)
     m.set_defaults(fn=cmd_measure)

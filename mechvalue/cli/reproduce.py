@@ -57,8 +57,10 @@ def cmd_pies(a: argparse.Namespace) -> None:
     test = load_table(a.test)
     out = Path(a.out)
     res = {}
-    for sign, cmp_path, feat_path in (("positive", a.positive_compare, a.positive_features),
-                                      ("negative", a.negative_compare, a.negative_features)):  # fmt: skip
+    for sign, cmp_path, feat_path in (
+        ("positive", a.positive_compare, a.positive_features),
+        ("negative", a.negative_compare, a.negative_features),
+    ):
         try:
             chosen = json.loads(Path(feat_path).read_text())
         except (OSError, json.JSONDecodeError) as e:

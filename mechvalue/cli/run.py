@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
-from mechvalue.cli.common import add_model_args, add_scoring_arg
+from mechvalue.cli.common import DesignOptions, ModelOptions, scoring_field
+from mechvalue.cli.options import add_dataclass_args, given
 from mechvalue.distributed.executor import add_executor_args, executor_from_args
+from mechvalue.interp.steering import Mode, Units
+from mechvalue.measure.grid import GridWhere
+from mechvalue.pipeline.config import RunConfig
 
 
 def cmd_run(a: argparse.Namespace) -> None:
-    from mechvalue.pipeline.config import RunConfig
     from mechvalue.pipeline.run import run
     from mechvalue.study.settings import default_human_answers
 
-    human = a.human or default_human_answers()
-    kw = {"model": a.model, "sae": a.sae, "layer": a.layer, "inventory": a.inventory, "questionnaire": a.questionnaire,
-          "roles": a.roles, "grid_roles": a.grid_roles, "features": a.features, "strength": a.strength,
-          "bootstrap": a.bootstrap, "seed": a.seed, "device": a.device, "dtype": a.dtype,
-          "prompt_format": a.prompt_format, "human": human}  # fmt: skip
-    cfg = (
-        RunConfig.quick_preset(**kw)
-        if a.quick
-        else RunConfig(**{k: v for k, v in kw.items() if v is not None})
-    )
+    kw = given(RunConfig, a)
+    kw["human"] = kw.get("human") or default_human_answers()
+    cfg = RunConfig.quick_preset(**kw) if kw.pop("quick", False) else RunConfig(**kw)
     with executor_from_args(a) as ex:
         print(f"report: {run(a.out, cfg, executor=ex)}")
 
@@ -64,58 +61,44 @@ def cmd_steer_grid(a: argparse.Namespace) -> None:
     strengths = [float(s) for s in a.strengths.split(",")]
     spec = GridSpec(feats, strengths, a.mode, a.where, a.units, not a.no_hard)
     with executor_from_args(a) as ex:
-        t = run_grid(Measurer(model, info.prompt_format, a.scoring), items, roles, sae, typical, spec, a.out,
-                     executor=ex, model=info, sae_path=str(Path(a.sae).absolute()) if Path(a.sae).exists() else a.sae)  # fmt: skip
+        sae_path = str(Path(a.sae).absolute()) if Path(a.sae).exists() else a.sae
+        measurer = Measurer(model, info.prompt_format, a.scoring)
+        t = run_grid(
+            measurer, items, roles, sae, typical, spec, a.out, executor=ex, model=info, sae_path=sae_path
+        )
         ex.log.write(a.out)
     print(f"wrote {Path(a.out) / 'steer.csv'} ({len(t['steer'])} rows; features {feats})")
 
 
+@dataclass(kw_only=True)
+class SteerGridOptions(ModelOptions, DesignOptions):
+    """The options of `mechvalue steer-grid`."""
+
+    sae: str
+    """SAE folder (mechvalue, SAELens, sparsify, Gemma Scope) or a SAELens release:sae_id"""
+    features: str | None = None
+    """comma-separated feature ids"""
+    top_k: int = 5
+    """without --features: most active on ' your values'"""
+    strengths: str = "30"
+    """comma-separated strengths"""
+    units: Units = "typical"
+    mode: Mode = "add"
+    where: GridWhere = "span"
+    no_hard: bool = False
+    """skip the hard-prompt conditions"""
+    scoring: str = scoring_field()
+    out: str
+
+
 def register(sub) -> None:
     r = sub.add_parser("run", help="the whole study on one model, resumable, with an HTML report")
-    add_model_args(r, model=None, device=None)
-    r.add_argument(
-        "--sae",
-        default=None,
-        help="'train' (default) or an SAE folder (mechvalue, SAELens, sparsify, Gemma Scope) or a SAELens release:sae_id",
-    )
-    r.add_argument("--layer", type=int, default=None, help="default: the model's middle layer (the recipe's)")
-    r.add_argument("--inventory", default=None)
-    r.add_argument("--questionnaire", default=None)
-    r.add_argument("--roles", type=int, default=None)
-    r.add_argument("--grid-roles", type=int, default=None)
-    r.add_argument("--features", type=int, default=None)
-    r.add_argument("--strength", type=float, default=None, help="steering strength, typical-activation units")
-    r.add_argument("--bootstrap", type=int, default=None)
-    r.add_argument(
-        "--human",
-        default=None,
-        help="PVQ-40 answers CSV (default: ../shared/data/human/PVQ40.csv if present)",
-    )
-    r.add_argument("--seed", type=int, default=None)
-    r.add_argument("--quick", action="store_true", help="a few-minute run (CI)")
+    add_dataclass_args(r, RunConfig, skip=("sae_train",), unset=True)
     add_executor_args(r)
     r.add_argument("--out", required=True)
     r.set_defaults(fn=cmd_run)
 
     g = sub.add_parser("steer-grid", help="roles x steering conditions, in the study's table schema")
-    add_model_args(g)
-    g.add_argument(
-        "--sae",
-        required=True,
-        help="SAE folder (mechvalue, SAELens, sparsify, Gemma Scope) or a SAELens release:sae_id",
-    )
-    g.add_argument("--features", default=None, help="comma-separated feature ids")
-    g.add_argument("--top-k", type=int, default=5, help="without --features: most active on ' your values'")
-    g.add_argument("--strengths", default="30", help="comma-separated strengths")
-    g.add_argument("--units", choices=["typical", "raw"], default="typical")
-    g.add_argument("--mode", choices=["add", "clamp", "scale"], default="add")
-    g.add_argument("--where", choices=["span", "prompt"], default="span")
-    g.add_argument("--no-hard", action="store_true", help="skip the hard-prompt conditions")
-    g.add_argument("--inventory", default=None)
-    g.add_argument("--questionnaire", default=None)
-    g.add_argument("--roles", type=int, default=10)
-    g.add_argument("--seed", type=int, default=0)
-    add_scoring_arg(g)
+    add_dataclass_args(g, SteerGridOptions)
     add_executor_args(g)
-    g.add_argument("--out", required=True)
     g.set_defaults(fn=cmd_steer_grid)

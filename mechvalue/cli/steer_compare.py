@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from mechvalue.cli.common import add_model_args, csv_list
+from mechvalue.analysis.steering.spec import CompareWhere
+from mechvalue.cli.common import ModelOptions, csv_list
+from mechvalue.cli.options import add_dataclass_args
 
 
 def _floats(s: str, flag: str) -> list[float]:
@@ -29,7 +32,7 @@ def _methods(s: str) -> list[str]:
 
 
 def cmd_steer_compare(a: argparse.Namespace) -> None:
-    from mechvalue.analysis.steer_compare import METHODS, CompareSpec, run_compare, value_graph
+    from mechvalue.analysis.steer_compare import METHODS, CompareInputs, CompareSpec, run_compare, value_graph
     from mechvalue.errors import MechValueError
     from mechvalue.interp.features import typical_from_store
     from mechvalue.interp.sae_formats import load_sae
@@ -87,50 +90,58 @@ def cmd_steer_compare(a: argparse.Namespace) -> None:
     model, info = load_model(a.model, a.device, a.dtype, a.prompt_format)
     graph, gname = value_graph(values, a.human or default_human_answers(), a.graph)
     roles = generate_roles(a.roles, a.seed)
-    res = run_compare(
-        model,
-        Measurer(model, info.prompt_format),
-        sae,
-        typical,
-        items,
-        roles,
-        spec,
-        a.out,
-        graph,
-        graph_name=gname,
-    )
+    inputs = CompareInputs(Measurer(model, info.prompt_format), sae, typical, items, roles)
+    res = run_compare(inputs, spec, a.out, graph, graph_name=gname)
     print(f"wrote {Path(a.out) / 'compare.csv'} ({len(res['compare'])} rows), best.csv; graph: {gname}")
     print(res["summary"]["verdict"])
+
+
+def _method_help() -> str:
+    from mechvalue.analysis.steering.methods import METHODS
+
+    names = ", ".join(f"{n} ({m.unit})" for n, m in METHODS.items())
+    return f"comma-separated, of: {names} (default: all)"
+
+
+@dataclass(kw_only=True)
+class SteerCompareOptions(ModelOptions):
+    """The options of `mechvalue steer-compare`."""
+
+    sae: str | None = None
+    """SAE folder (default: the recipe's for --layer)"""
+    layer: int | None = None
+    """SAE layer; default: the model's middle layer (the recipe's)"""
+    values: str | None = None
+    """comma-separated target values (default: all)"""
+    methods: list[str] | None = field(default=None, metadata={"type": _methods, "help": _method_help})
+    vector_strengths: str = "0.25,0.5,1"
+    """residual-norm units"""
+    sae_strengths: str = "4,8,16"
+    """typical-activation units"""
+    where: CompareWhere = "all"
+    kl_bound: float = 0.25
+    """admissible: mean KL on neutral text <= this"""
+    inventory: str | None = None
+    questionnaire: str | None = None
+    roles: int = 40
+    """named roles, split 0.7 train / 0.3 test"""
+    vector_roles: int = 4
+    corr_roles: int = 12
+    grad_roles: int = 8
+    neutral: int = 4
+    """neutral prompts and texts for the fluency cost"""
+    bootstrap: int = 500
+    human: str | None = None
+    """PVQ-40 answers CSV for the value graph"""
+    graph: str | None = None
+    """a saved value graph (JSON) instead"""
+    seed: int = 0
+    out: str
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "steer-compare", help="prompting, DiffMean, CAA and SAE features on one held-out value test"
     )
-    add_model_args(p)
-    p.add_argument("--sae", default=None, help="SAE folder (default: the recipe's for --layer)")
-    p.add_argument("--layer", type=int, default=None, help="default: the model's middle layer (the recipe's)")
-    p.add_argument("--values", default=None, help="comma-separated target values (default: all)")
-    from mechvalue.analysis.steering.methods import METHODS
-
-    names = ", ".join(f"{n} ({m.unit})" for n, m in METHODS.items())
-    p.add_argument(
-        "--methods", type=_methods, default=None, help=f"comma-separated, of: {names} (default: all)"
-    )
-    p.add_argument("--vector-strengths", default="0.25,0.5,1", help="residual-norm units")
-    p.add_argument("--sae-strengths", default="4,8,16", help="typical-activation units")
-    p.add_argument("--where", choices=["prompt", "all"], default="all")
-    p.add_argument("--kl-bound", type=float, default=0.25, help="admissible: mean KL on neutral text <= this")
-    p.add_argument("--inventory", default=None)
-    p.add_argument("--questionnaire", default=None)
-    p.add_argument("--roles", type=int, default=40, help="named roles, split 0.7 train / 0.3 test")
-    p.add_argument("--vector-roles", type=int, default=4)
-    p.add_argument("--corr-roles", type=int, default=12)
-    p.add_argument("--grad-roles", type=int, default=8)
-    p.add_argument("--neutral", type=int, default=4, help="neutral prompts and texts for the fluency cost")
-    p.add_argument("--bootstrap", type=int, default=500)
-    p.add_argument("--human", default=None, help="PVQ-40 answers CSV for the value graph")
-    p.add_argument("--graph", default=None, help="a saved value graph (JSON) instead")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True)
+    add_dataclass_args(p, SteerCompareOptions)
     p.set_defaults(fn=cmd_steer_compare)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 from mechvalue.cli.common import csv_list
+from mechvalue.cli.options import add_dataclass_args
 from mechvalue.errors import MechValueError
+from mechvalue.lm.literals import DType
 
 
 def _forms(spec: str | None) -> dict[str, str]:
@@ -53,25 +56,39 @@ def cmd_validity(a: argparse.Namespace) -> None:
         res, a.out, f"{items.parent.name}/{items.name}: alpha, omega, ICC(1) per value; dashed: .70, .05"
     )
     flagged = ", ".join(f"{v} ({f})" for v, f in s["flagged"].items()) or "none"
-    med = ", ".join(f"{k} {s[f'median_{k}']:.3f}" if s[f"median_{k}"] is not None else f"{k} n/a"
-                    for k in ("alpha", "omega", "icc1"))  # fmt: skip
+    med = ", ".join(
+        f"{k} {s[f'median_{k}']:.3f}" if s[f"median_{k}"] is not None else f"{k} n/a"
+        for k in ("alpha", "omega", "icc1")
+    )
     print(f"median {med}; flagged: {flagged} -> {Path(a.out) / 'validity.json'}")
+
+
+@dataclass(kw_only=True)
+class ValidityOptions:
+    """The options of `mechvalue validity`."""
+
+    items: str
+    """long item table (measure's items.csv)"""
+    human: str | None = None
+    """PVQ-40 answers CSV: human alpha/omega and structure"""
+    forms: str | None = None
+    """other forms' items.csv as NAME=PATH,... (robustness)"""
+    known_groups: str | None = None
+    """items.csv measured on the known-group personas (measure --players GROUPS)"""
+    groups: str | None = None
+    """known-group personas JSON (default: shipped)"""
+    bootstrap: int = 200
+    """respondent resamples for alpha/omega CIs"""
+    permutations: int = 5000
+    seed: int = 0
+    noise: float | None = None
+    """measurement noise in score units (default: the --dtype rounding floor of the answer probabilities)"""
+    dtype: DType = "float32"
+    """the dtype the items were scored in (sets the default --noise)"""
+    out: str
 
 
 def register(sub) -> None:
     v = sub.add_parser("validity", help="reliability and validity of value scores (roles as respondents)")
-    v.add_argument("--items", required=True, help="long item table (measure's items.csv)")
-    v.add_argument("--human", default=None, help="PVQ-40 answers CSV: human alpha/omega and structure")
-    v.add_argument("--forms", default=None, help="other forms' items.csv as NAME=PATH,... (robustness)")
-    v.add_argument("--known-groups", default=None,
-                   help="items.csv measured on the known-group personas (measure --players GROUPS)")  # fmt: skip
-    v.add_argument("--groups", default=None, help="known-group personas JSON (default: shipped)")
-    v.add_argument("--bootstrap", type=int, default=200, help="respondent resamples for alpha/omega CIs")
-    v.add_argument("--permutations", type=int, default=5000)
-    v.add_argument("--seed", type=int, default=0)
-    v.add_argument("--noise", type=float, default=None,
-                   help="measurement noise in score units (default: the --dtype rounding floor of the answer probabilities)")  # fmt: skip
-    v.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
-                   help="the dtype the items were scored in (sets the default --noise)")  # fmt: skip
-    v.add_argument("--out", required=True)
+    add_dataclass_args(v, ValidityOptions)
     v.set_defaults(fn=cmd_validity)

@@ -57,12 +57,23 @@ class ExecutorConfig:
 
 def add_executor_args(p: argparse.ArgumentParser) -> None:
     """--executor, --ray-address, --ray-workers, --ray-cpus-per-worker."""
-    p.add_argument("--executor", choices=list(get_args(ExecutorKind)), default="local",
-                   help="local: this process; ray: tasks over Ray workers (pip install -e .[ray])")  # fmt: skip
-    p.add_argument("--ray-address", default=None,
-                   help="Ray cluster to join ('auto' after `ray start`); default: start a local Ray instance")  # fmt: skip
-    p.add_argument("--ray-workers", type=int, default=None,
-                   help="model workers (default: one per GPU with --device cuda, else one per CPU share)")  # fmt: skip
+    p.add_argument(
+        "--executor",
+        choices=list(get_args(ExecutorKind)),
+        default="local",
+        help="local: this process; ray: tasks over Ray workers (pip install -e .[ray])",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        help="Ray cluster to join ('auto' after `ray start`); default: start a local Ray instance",
+    )
+    p.add_argument(
+        "--ray-workers",
+        type=int,
+        default=None,
+        help="model workers (default: one per GPU with --device cuda, else one per CPU share)",
+    )
     p.add_argument("--ray-cpus-per-worker", type=int, default=1, help="CPUs (torch threads) per Ray worker")
 
 
@@ -103,8 +114,16 @@ class Executor:
     def prepare(self, model) -> None:
         """Start the workers for `model` now, so they load while the driver does other work."""
 
-    def run_tasks(self, stage: str, tasks: list[Task], on_done: Callable[[Task, pd.DataFrame], None], *,
-                  local: Callable[[Task], pd.DataFrame], job: GridJob | None, model) -> None:  # fmt: skip
+    def run_tasks(
+        self,
+        stage: str,
+        tasks: list[Task],
+        on_done: Callable[[Task, pd.DataFrame], None],
+        *,
+        local: Callable[[Task], pd.DataFrame],
+        job: GridJob | None,
+        model,
+    ) -> None:
         """Run model tasks: `local(task)` in this process, or `job`'s task on a worker that loads
         `model` (a loaded model, its name or folder: see `worker.load_kwargs`); `on_done(task, rows)`
         in this process as each finishes."""
@@ -137,8 +156,15 @@ class LocalExecutor(Executor):
 
 
 def _local_info(seconds: float) -> dict:
-    return {"worker": "local", "node": os.uname().nodename, "pid": os.getpid(), "device": None,
-            "threads": None, "load_s": 0.0, "seconds": round(seconds, 3)}  # fmt: skip
+    return {
+        "worker": "local",
+        "node": os.uname().nodename,
+        "pid": os.getpid(),
+        "device": None,
+        "threads": None,
+        "load_s": 0.0,
+        "seconds": round(seconds, 3),
+    }
 
 
 _POOLS: dict[tuple, list] = {}  # (model, device, threads, n): live actors, reused by later executors
@@ -160,11 +186,13 @@ class RayExecutor(Executor):
                 ray.init(address=cfg.address, log_to_driver=False)
             else:  # a local instance sized for the workers asked for (default: every core)
                 n = cfg.workers * cfg.cpus_per_worker if cfg.workers else None
-                ray.init(num_cpus=n, include_dashboard=False, log_to_driver=False,
-                         object_store_memory=512 * 2**20)  # fmt: skip
+                ray.init(
+                    num_cpus=n, include_dashboard=False, log_to_driver=False, object_store_memory=512 * 2**20
+                )
             self.started = True
-        self.log.data["executor"]["resources"] = {k: v for k, v in ray.cluster_resources().items()
-                                                  if k in ("CPU", "GPU", "memory")}  # fmt: skip
+        self.log.data["executor"]["resources"] = {
+            k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU", "memory")
+        }
 
     def close(self) -> None:
         if self.started:  # our own instance (or connection): its actors go with it
@@ -193,8 +221,12 @@ class RayExecutor(Executor):
         key = (repr(sorted(kw.items())), c, n, self.cfg.max_restarts, self.cfg.max_task_retries)
         if key not in _POOLS:
             cls = self.ray.remote(ModelWorker).options(
-                num_cpus=c, num_gpus=1 if gpu else 0, max_restarts=self.cfg.max_restarts,
-                max_task_retries=self.cfg.max_task_retries, max_concurrency=1)  # fmt: skip
+                num_cpus=c,
+                num_gpus=1 if gpu else 0,
+                max_restarts=self.cfg.max_restarts,
+                max_task_retries=self.cfg.max_task_retries,
+                max_concurrency=1,
+            )
             _POOLS[key] = [cls.remote(i, kw, c) for i in range(n)]
         return _POOLS[key]
 
@@ -220,8 +252,12 @@ class RayExecutor(Executor):
         job_ref = ray.put(job)
         queue, running, failure = deque(tasks), {}, None
         self.log.start(stage)
-        with tqdm(total=len(tasks), desc=f"{stage} (ray, {len(actors)} workers)", unit="task",
-                  disable=not self.progress) as bar:  # fmt: skip
+        with tqdm(
+            total=len(tasks),
+            desc=f"{stage} (ray, {len(actors)} workers)",
+            unit="task",
+            disable=not self.progress,
+        ) as bar:
             for i in range(len(actors)):
                 if queue:
                     t = queue.popleft()
@@ -284,5 +320,7 @@ def _failed(stage: str, task: Task, err: Exception, tries: int) -> TaskFailed:
     why = str(cause).strip().splitlines()[-1][:300] if str(cause).strip() else type(cause).__name__
     if isinstance(cause, MechValueError):
         return TaskFailed(f"{stage}: {task.describe()}: {cause}")
-    return TaskFailed(f"{stage}: {task.describe()} failed ({type(cause).__name__}; tried up to {tries} "
-                      f"times): {why}; finished tasks are on disk, rerun to resume")  # fmt: skip
+    return TaskFailed(
+        f"{stage}: {task.describe()} failed ({type(cause).__name__}; tried up to {tries} "
+        f"times): {why}; finished tasks are on disk, rerun to resume"
+    )

@@ -12,8 +12,9 @@ from mechvalue.study.roles import Role
 from mechvalue.study.schema import wide_table
 
 
-def measure_roles(measurer, items: pd.DataFrame, roles: list[Role | None], executor=None, model=None,
-                  stage: str = "measure") -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+def measure_roles(
+    measurer, items: pd.DataFrame, roles: list[Role | None], executor=None, model=None, stage: str = "measure"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(items_long, values_wide) as `measure(measurer, items, roles)`; with a Ray executor each
     worker loads `model` (the driver's loaded model, or a name or folder) itself."""
     from mechvalue.measure.scoring import measure

@@ -28,9 +28,18 @@ class TimeLog:
         """One finished task; `info`: worker, node, pid, device, threads, load_s, seconds."""
         s = self.data["stages"].setdefault(stage, {"seconds": None, "tasks": 0, "workers": {}})
         s["tasks"] += 1
-        w = s["workers"].setdefault(str(info["worker"]), {"node": info.get("node"), "device": info.get("device"),
-                                                           "threads": info.get("threads"), "tasks": 0,
-                                                           "busy_s": 0.0, "load_s": 0.0, "pids": []})  # fmt: skip
+        w = s["workers"].setdefault(
+            str(info["worker"]),
+            {
+                "node": info.get("node"),
+                "device": info.get("device"),
+                "threads": info.get("threads"),
+                "tasks": 0,
+                "busy_s": 0.0,
+                "load_s": 0.0,
+                "pids": [],
+            },
+        )
         w["tasks"] += 1
         w["busy_s"] = round(w["busy_s"] + info["seconds"], 3)
         if info.get("pid") not in w["pids"]:

@@ -38,9 +38,12 @@ def load_kwargs(model) -> dict:
         kw = {params[0]: model}
     else:
         dtype = getattr(model, "dtype", None)
-        kw = {params[0]: model.name, "device": str(getattr(model, "device", "cpu")),
-              "dtype": str(dtype).removeprefix("torch.") if dtype is not None else None,
-              "prompt_format": getattr(model, "prompt_format", None)}  # fmt: skip
+        kw = {
+            params[0]: model.name,
+            "device": str(getattr(model, "device", "cpu")),
+            "dtype": str(dtype).removeprefix("torch.") if dtype is not None else None,
+            "prompt_format": getattr(model, "prompt_format", None),
+        }
     name = kw.get(params[0])
     if isinstance(name, str) and Path(name).expanduser().exists():  # a folder: the same path on every node
         kw[params[0]] = str(Path(name).expanduser().absolute())
@@ -94,9 +97,15 @@ class ModelWorker:
         t = time.perf_counter()
         with torch.no_grad():
             rows = measure_block(measurer, job.items, job.roles[task.lo : task.hi], conds[task.cond])
-        return rows, {"worker": self.index, "node": socket.gethostname(), "pid": os.getpid(),
-                      "device": self.device, "threads": self.threads, "load_s": round(self.load_s, 3),
-                      "seconds": round(time.perf_counter() - t, 3)}  # fmt: skip
+        return rows, {
+            "worker": self.index,
+            "node": socket.gethostname(),
+            "pid": os.getpid(),
+            "device": self.device,
+            "threads": self.threads,
+            "load_s": round(self.load_s, 3),
+            "seconds": round(time.perf_counter() - t, 3),
+        }
 
 
 def apply_block(fn, shared, items: list, threads: int):
@@ -104,6 +113,11 @@ def apply_block(fn, shared, items: list, threads: int):
     set_threads(threads)
     t = time.perf_counter()
     out = [fn(shared, x) for x in items]
-    return out, {"worker": f"{socket.gethostname()}:{os.getpid()}", "node": socket.gethostname(),
-                 "pid": os.getpid(), "device": "cpu", "threads": threads,
-                 "seconds": round(time.perf_counter() - t, 3)}  # fmt: skip
+    return out, {
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+        "node": socket.gethostname(),
+        "pid": os.getpid(),
+        "device": "cpu",
+        "threads": threads,
+        "seconds": round(time.perf_counter() - t, 3),
+    }

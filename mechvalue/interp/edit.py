@@ -1,4 +1,4 @@
-"""An SAE feature edit of residual-stream rows, its operands prepared once: `SAEEdit.apply(x)`.
+"""An SAE feature edit of residual-stream rows, its operands prepared once: `sae_edit(...).apply(x)`.
 
     apply(x) = x + decode(f') - decode(f),   f = encode(x),   f' = f * mul + add
 
@@ -11,7 +11,8 @@ which keeps the SAE's reconstruction error exactly (only the edited features mov
 - "topk" (TopK, exact): whether a feature of S is active depends on every feature (the top-k set),
   so the full encode runs once (as `SAE.encode` computes it, in the SAE's dtype); only the |S|
   decode rows are then used: one encode plus |S| decode rows, not two full SAE passes.
-Backend "triton" (CUDA; the interpreter on CPU) runs the fused kernel for "delta"/"full" with the
+One class per path: `AddEdit` ("add"), `FusedEdit` ("delta", "full" on ReLU/JumpReLU), `TopKEdit`
+("topk", "full" on TopK); `sae_edit` picks one. Backend "triton" (CUDA; the interpreter on CPU) runs the fused kernel for "delta"/"full" with the
 weights in the activation dtype (the kernel would cast them to it anyway; half the bytes), per-
 feature vectors in float32; "torch" runs `sae_edit_reference` on float32 operands. Gradients flow
 to x (never to the SAE's parameters): the kernel has no backward, so a forward that needs them
@@ -40,99 +41,167 @@ def _check(value, kind, name: str) -> None:
 
 
 class SAEEdit:
-    """x -> x + decode(f * mul + add) - decode(f) on rows, for activations of `dtype` on `device`."""
+    """x -> x + decode(f * mul + add) - decode(f) on rows, for activations of `dtype` on `device`;
+    `path` names the way it is computed, `backend` where ("torch" or "triton")."""
 
-    def __init__(self, sae: SAE, mul: Float[Tensor, " d_sae"], add: Float[Tensor, " d_sae"],
-                 dtype: torch.dtype, device: torch.device | str, path: EditPath = "auto",
-                 backend: Backend = "auto"):  # fmt: skip
-        _check(path, EditPath, "path")
-        _check(backend, Backend, "backend")
-        act, sc, device = sae.cfg.activation, sae.cfg.input_scale, torch.device(device)
-        mul, add = mul.detach().float().cpu(), add.detach().float().cpu()
-        if mul.shape != (sae.cfg.d_sae,) or add.shape != (sae.cfg.d_sae,):
-            raise MechValueError(
-                f"edit vectors of shape {tuple(mul.shape)}, {tuple(add.shape)}; the SAE has {sae.cfg.d_sae} features"
-            )
-        fused = act in ("relu", "jumprelu")
-        pure_add = bool((mul == 1).all())
-        if path == "auto":
-            path = "add" if pure_add else "delta" if fused else "topk"
-        if path == "add" and not pure_add:
-            raise MechValueError("path 'add' needs mul == 1 for every feature (an add-only edit)")
-        if path == "delta" and not fused:
-            raise MechValueError(f"the delta path needs a ReLU or JumpReLU SAE, not {act}")
-        if path == "topk" and act != "topk":
-            raise MechValueError(f"the topk path needs a TopK SAE, not {act}")
-        self.path, self.dtype, self.device, self.sae = path, dtype, device, sae
-        self.explicit = backend
-        self.backend = ("triton" if device.type == "cuda" else "torch") if backend == "auto" else backend
-        S = ((mul != 1) | (add != 0)).nonzero().flatten()  # the edited features
-        W_enc, W_dec = sae.W_enc.detach(), sae.W_dec.detach()
-        f32 = dict(device=device, dtype=torch.float32)
-        if path == "add":  # computed in float32 over S only, rounded to the activation dtype once
-            self.vec = ((add[S].to(W_dec.device) @ W_dec[S].float()) / sc).to(device, dtype)
-        elif path in ("delta", "full") and fused:  # kernel operands, input scale folded in
-            keep = S if path == "delta" else slice(None)
-            on_w = S.to(W_enc.device) if path == "delta" else keep
-            wdt = dtype if self.backend == "triton" else torch.float32
-            self.W_enc = (W_enc[:, on_w].float() * sc).to(device, wdt).contiguous()
-            self.W_dec = (W_dec[on_w].float() / sc).to(device, wdt).contiguous()
-            self.b_enc = sae.b_enc.detach()[on_w].to(**f32)
-            self.thr = sae.threshold.detach()[on_w].to(**f32) if act == "jumprelu" else None
-            b_dec = sae.b_dec.detach().to(**f32) / sc
-            self.b_dec = b_dec if sae.cfg.apply_b_dec_to_input else torch.zeros_like(b_dec)
-            self.mul, self.add = mul[keep].to(**f32), add[keep].to(**f32)
-        else:  # TopK: "topk" (encode once, |S| decode rows) or "full" (two SAE passes); SAE.encode's
-            # arithmetic on detached float32 copies, so the top-k set is the one SAE.encode picks
-            self.S, self.k, self.scale = S.to(device), sae.cfg.k, sc
-            self.W_enc, self.b_enc = W_enc.to(**f32), sae.b_enc.detach().to(**f32)
-            b_dec = sae.b_dec.detach().to(**f32)
-            self.b_dec_in = b_dec if sae.cfg.apply_b_dec_to_input else torch.zeros_like(b_dec)
-            self.b_dec, self.W_dec = b_dec, W_dec.to(**f32)
-            self.mul, self.add = mul.to(**f32), add.to(**f32)
-            self.W_dec_S = self.W_dec[self.S] / sc
-            self.mul_S, self.add_S = self.mul[self.S], self.add[self.S]
+    path: str
+    backend: str = "torch"
+    explicit: str = "auto"  # the backend asked for ("auto", or one that must be used)
+    sae: SAE | None = None
 
-    @classmethod
-    def adding(cls, vec: Float[Tensor, " d"], dtype: torch.dtype, device: torch.device | str) -> SAEEdit:
-        """The "add" path for a given vector (the study's coefficient * W_dec[f], raw units)."""
-        self = cls.__new__(cls)
-        self.path, self.dtype, self.device, self.explicit, self.backend = (
-            "add",
-            dtype,
-            torch.device(device),
-            "auto",
-            "torch",
-        )
-        self.vec, self.sae = vec.detach().to(device, dtype), None
-        return self
+    def __init__(self, dtype: torch.dtype, device: torch.device | str):
+        self.dtype, self.device = dtype, torch.device(device)
 
     def apply(self, x: Float[Tensor, "n d"]) -> Float[Tensor, "n d"]:
         """The edited rows (a new tensor; differentiable in x on the torch paths)."""
-        if self.path == "add":
-            return x + self.vec.to(x.dtype)
-        if hasattr(self, "k"):  # a TopK SAE
-            return self._topk(x)
+        raise NotImplementedError
+
+    @staticmethod
+    def adding(vec: Float[Tensor, " d"], dtype: torch.dtype, device: torch.device | str) -> AddEdit:
+        """The "add" path for a given vector (the study's coefficient * W_dec[f], raw units)."""
+        return AddEdit(vec.detach().to(device, dtype), dtype, device)
+
+
+class AddEdit(SAEEdit):
+    """mul == 1 everywhere: f' - f = add whatever f is, so one precomputed vector is added."""
+
+    path = "add"
+
+    def __init__(self, vec: Float[Tensor, " d"], dtype: torch.dtype, device: torch.device | str):
+        super().__init__(dtype, device)
+        self.vec = vec
+
+    @classmethod
+    def of(cls, sae: SAE, S: Tensor, add: Tensor, dtype: torch.dtype, device: torch.device) -> AddEdit:
+        """add @ W_dec / input_scale, computed in float32 over S only, rounded to `dtype` once."""
+        W_dec = sae.W_dec.detach()
+        vec = ((add[S].to(W_dec.device) @ W_dec[S].float()) / sae.cfg.input_scale).to(device, dtype)
+        edit = cls(vec, dtype, device)
+        edit.sae = sae
+        return edit
+
+    def apply(self, x: Float[Tensor, "n d"]) -> Float[Tensor, "n d"]:
+        return x + self.vec.to(x.dtype)
+
+
+class FusedEdit(SAEEdit):
+    """ReLU/JumpReLU: the fused kernel (or its torch reference) on the edited features S ("delta")
+    or on every feature ("full"), the input scale folded into the weights."""
+
+    def __init__(
+        self,
+        sae: SAE,
+        S: Tensor,
+        vectors: tuple[Tensor, Tensor],
+        path: str,
+        backend: Backend,
+        dtype: torch.dtype,
+        device: torch.device,
+    ):
+        super().__init__(dtype, device)
+        self.sae, self.path, self.explicit = sae, path, backend
+        self.backend = ("triton" if self.device.type == "cuda" else "torch") if backend == "auto" else backend
+        mul, add = vectors
+        sc, f32 = sae.cfg.input_scale, dict(device=self.device, dtype=torch.float32)
+        W_enc, W_dec = sae.W_enc.detach(), sae.W_dec.detach()
+        keep = S if path == "delta" else slice(None)
+        on_w = S.to(W_enc.device) if path == "delta" else keep
+        wdt = dtype if self.backend == "triton" else torch.float32
+        self.W_enc = (W_enc[:, on_w].float() * sc).to(self.device, wdt).contiguous()
+        self.W_dec = (W_dec[on_w].float() / sc).to(self.device, wdt).contiguous()
+        self.b_enc = sae.b_enc.detach()[on_w].to(**f32)
+        self.thr = sae.threshold.detach()[on_w].to(**f32) if sae.cfg.activation == "jumprelu" else None
+        b_dec = sae.b_dec.detach().to(**f32) / sc
+        self.b_dec = b_dec if sae.cfg.apply_b_dec_to_input else torch.zeros_like(b_dec)
+        self.mul, self.add = mul[keep].to(**f32), add[keep].to(**f32)
+
+    def apply(self, x: Float[Tensor, "n d"]) -> Float[Tensor, "n d"]:
         args = (x, self.W_enc, self.b_enc, self.W_dec, self.b_dec, self.thr, self.mul, self.add)
         if self.backend == "triton":
             if x.requires_grad and torch.is_grad_enabled():
                 if self.explicit == "triton":
-                    raise MechValueError("the fused Triton SAE kernel has no backward: use backend='torch' "
-                                         "(or 'auto') when the steered forward needs gradients")  # fmt: skip
+                    raise MechValueError(
+                        "the fused Triton SAE kernel has no backward: use backend='torch' "
+                        "(or 'auto') when the steered forward needs gradients"
+                    )
                 return sae_edit_reference(*args)
             return sae_edit_triton(*args)
         return sae_edit_reference(*args)
 
-    def _topk(self, x: Float[Tensor, "n d"]) -> Float[Tensor, "n d"]:
-        """TopK, exact: the top-k set from the full encode; "topk" then decodes only the |S| rows
-        of f' - f (zero elsewhere), "full" decodes f' and f over every feature."""
+
+class TopKEdit(SAEEdit):
+    """TopK, exact: the top-k set from the full encode (SAE.encode's arithmetic on detached float32
+    copies, so the set is the one SAE.encode picks); "topk" then decodes only the |S| rows of
+    f' - f (zero elsewhere), "full" decodes f' and f over every feature."""
+
+    def __init__(self, sae: SAE, S: Tensor, vectors: tuple[Tensor, Tensor], path: str, on: tuple):
+        """`on`: (dtype, device) of the activations."""
+        dtype, device = on
+        super().__init__(dtype, device)
+        self.sae, self.path = sae, path
+        mul, add = vectors
+        f32 = dict(device=self.device, dtype=torch.float32)
+        self.S, self.k, self.scale = S.to(self.device), sae.cfg.k, sae.cfg.input_scale
+        self.W_enc, self.b_enc = sae.W_enc.detach().to(**f32), sae.b_enc.detach().to(**f32)
+        b_dec = sae.b_dec.detach().to(**f32)
+        self.b_dec_in = b_dec if sae.cfg.apply_b_dec_to_input else torch.zeros_like(b_dec)
+        self.b_dec, self.W_dec = b_dec, sae.W_dec.detach().to(**f32)
+        self.mul, self.add = mul.to(**f32), add.to(**f32)
+        self.W_dec_S = self.W_dec[self.S] / self.scale
+        self.mul_S, self.add_S = self.mul[self.S], self.add[self.S]
+
+    def _decode(self, f: Float[Tensor, "n s"]) -> Float[Tensor, "n d"]:
+        return (f @ self.W_dec + self.b_dec) / self.scale
+
+    def apply(self, x: Float[Tensor, "n d"]) -> Float[Tensor, "n d"]:
         pre = (x.float() * self.scale - self.b_dec_in) @ self.W_enc + self.b_enc  # SAE.pre_acts
         vals, idx = pre.relu().topk(self.k, dim=-1)
         if self.path == "full":
             f = torch.zeros_like(pre).scatter(-1, idx, vals)
-            dec = lambda f: (f @ self.W_dec + self.b_dec) / self.scale  # noqa: E731
-            return (x.float() + dec(f * self.mul + self.add) - dec(f)).to(x.dtype)
+            return (x.float() + self._decode(f * self.mul + self.add) - self._decode(f)).to(x.dtype)
         on = (idx[:, :, None] == self.S[None, None, :]).any(1)  # is feature S_j in the top-k set
         f_S = torch.where(on, pre[:, self.S].relu(), 0.0)
         delta = f_S * (self.mul_S - 1) + self.add_S
         return (x.float() + delta @ self.W_dec_S).to(x.dtype)
+
+
+def sae_edit(
+    sae: SAE,
+    mul: Float[Tensor, " d_sae"],
+    add: Float[Tensor, " d_sae"],
+    dtype: torch.dtype,
+    device: torch.device | str,
+    path: EditPath = "auto",
+    backend: Backend = "auto",
+) -> SAEEdit:
+    """The edit f' = f * mul + add of `sae`'s features on the path asked for ("auto": "add" for an
+    add-only edit, else "delta" on ReLU/JumpReLU, "topk" on TopK), its operands prepared once."""
+    _check(path, EditPath, "path")
+    _check(backend, Backend, "backend")
+    act, device = sae.cfg.activation, torch.device(device)
+    mul, add = mul.detach().float().cpu(), add.detach().float().cpu()
+    if mul.shape != (sae.cfg.d_sae,) or add.shape != (sae.cfg.d_sae,):
+        raise MechValueError(
+            f"edit vectors of shape {tuple(mul.shape)}, {tuple(add.shape)}; the SAE has {sae.cfg.d_sae} features"
+        )
+    fused = act in ("relu", "jumprelu")
+    pure_add = bool((mul == 1).all())
+    if path == "auto":
+        path = "add" if pure_add else "delta" if fused else "topk"
+    if path == "add" and not pure_add:
+        raise MechValueError("path 'add' needs mul == 1 for every feature (an add-only edit)")
+    if path == "delta" and not fused:
+        raise MechValueError(f"the delta path needs a ReLU or JumpReLU SAE, not {act}")
+    if path == "topk" and act != "topk":
+        raise MechValueError(f"the topk path needs a TopK SAE, not {act}")
+    S = ((mul != 1) | (add != 0)).nonzero().flatten()  # the edited features
+    if path == "add":
+        edit: SAEEdit = AddEdit.of(sae, S, add, dtype, device)
+    elif fused:
+        edit = FusedEdit(sae, S, (mul, add), path, backend, dtype, device)
+    else:
+        edit = TopKEdit(sae, S, (mul, add), path, (dtype, device))
+    if not isinstance(edit, FusedEdit):
+        edit.explicit = backend
+        edit.backend = ("triton" if device.type == "cuda" else "torch") if backend == "auto" else backend
+    return edit

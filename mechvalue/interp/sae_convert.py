@@ -18,8 +18,11 @@ from mechvalue.errors import MechValueError
 from mechvalue.interp.sae import SAE
 from mechvalue.interp.sae_formats import from_saelens
 
-_LENS = {"relu": ("StandardSAE", "StandardSAEConfig"), "jumprelu": ("JumpReLUSAE", "JumpReLUSAEConfig"),
-         "topk": ("TopKSAE", "TopKSAEConfig")}  # fmt: skip
+_LENS = {
+    "relu": ("StandardSAE", "StandardSAEConfig"),
+    "jumprelu": ("JumpReLUSAE", "JumpReLUSAEConfig"),
+    "topk": ("TopKSAE", "TopKSAEConfig"),
+}
 
 
 def _sae_lens():
@@ -41,9 +44,15 @@ def to_sae_lens(sae: SAE, model_name: str | None = None) -> Any:
     w = sae.W_enc
     extra = {"k": c.k} if c.activation == "topk" else {}
     meta = SAEMetadata(hook_name=c.hook_name or None, model_name=model_name)
-    cfg = getattr(lens_mod, cfg_name)(d_in=c.d_in, d_sae=c.d_sae, dtype=str(w.dtype).removeprefix("torch."),
-                                      device=str(w.device), apply_b_dec_to_input=c.apply_b_dec_to_input,
-                                      metadata=meta, **extra)  # fmt: skip
+    cfg = getattr(lens_mod, cfg_name)(
+        d_in=c.d_in,
+        d_sae=c.d_sae,
+        dtype=str(w.dtype).removeprefix("torch."),
+        device=str(w.device),
+        apply_b_dec_to_input=c.apply_b_dec_to_input,
+        metadata=meta,
+        **extra,
+    )
     lens = getattr(lens_mod, cls_name)(cfg)
     s = float(c.input_scale)
     tensors = {"W_enc": sae.W_enc * s, "b_enc": sae.b_enc, "W_dec": sae.W_dec / s, "b_dec": sae.b_dec / s}

@@ -30,8 +30,12 @@ class SAEFormat:
     load: Loader
 
 
-def load_sae(path: str | Path, device: str | torch.device = "cpu", dtype: DType | torch.dtype | None = None,
-             hook_name: str | None = None) -> SAE:  # fmt: skip
+def load_sae(
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    dtype: DType | torch.dtype | None = None,
+    hook_name: str | None = None,
+) -> SAE:
     """Load an SAE from a folder of any format in `FORMATS` (or a Gemma Scope params.npz file), or
     a SAELens release as "release:sae_id". `hook_name` overrides the TransformerLens hook the files
     record; `dtype` (default float32) is the parameters' dtype."""
@@ -62,8 +66,10 @@ def detect_format(path: str | Path) -> SAEFormat:
         if fmt.detect(path):
             return fmt
     known = "; ".join(f"{f.name} ({f.layout})" for f in FORMATS.values())
-    raise MechValueError(f"{path}: not an SAE folder of a known format. Formats: {known}; "
-                         "or a SAELens release as 'release:sae_id'")  # fmt: skip
+    raise MechValueError(
+        f"{path}: not an SAE folder of a known format. Formats: {known}; "
+        "or a SAELens release as 'release:sae_id'"
+    )
 
 
 # --- shared checks ---------------------------------------------------------------------------------
@@ -158,8 +164,17 @@ def _load_mechvalue(path: Path, hook_name: str | None) -> SAE:
         cfg.hook_name = hook_name
     file = path / "sae.safetensors"
     d_in, d_sae = cfg.d_in, cfg.d_sae
-    _check_shapes(file, _safetensors_shapes(file), {"W_enc": (d_in, d_sae), "b_enc": (d_sae,), "W_dec": (d_sae, d_in),
-                                                    "b_dec": (d_in,), "threshold": (d_sae,)})  # fmt: skip
+    _check_shapes(
+        file,
+        _safetensors_shapes(file),
+        {
+            "W_enc": (d_in, d_sae),
+            "b_enc": (d_sae,),
+            "W_dec": (d_sae, d_in),
+            "b_dec": (d_in,),
+            "threshold": (d_sae,),
+        },
+    )
     sae = SAE(cfg)
     sae.load_state_dict(_load_safetensors(file))
     return sae
@@ -218,8 +233,14 @@ def from_saelens(lens: Any, hook_name: str | None = None, where: str = "SAELens 
             f"{where}: reshape_activations={lens.cfg.reshape_activations!r} (hook_z SAEs) is not supported"
         )
     hook = hook_name or getattr(lens.cfg.metadata, "hook_name", None) or ""
-    cfg = SAEConfig(lens.cfg.d_in, lens.cfg.d_sae, act, int(getattr(lens.cfg, "k", 32)), hook,  # type: ignore[arg-type]
-                    bool(lens.cfg.apply_b_dec_to_input))  # fmt: skip
+    cfg = SAEConfig(
+        lens.cfg.d_in,
+        lens.cfg.d_sae,
+        act,
+        int(getattr(lens.cfg, "k", 32)),
+        hook,  # type: ignore[arg-type]
+        bool(lens.cfg.apply_b_dec_to_input),
+    )
     W_enc, b_enc, W_dec = (
         lens.W_enc.detach().float(),
         lens.b_enc.detach().float(),
@@ -263,8 +284,11 @@ def load_release(release: str, sae_id: str, hook_name: str | None = None) -> SAE
         )
     ids = list(directory[release].saes_map)
     if sae_id not in ids:
-        raise MechValueError(f"SAELens release {release!r} has no SAE {sae_id!r} (it has {', '.join(ids[:8])}"
-                             + (", ..." if len(ids) > 8 else "") + ")")  # fmt: skip
+        raise MechValueError(
+            f"SAELens release {release!r} has no SAE {sae_id!r} (it has {', '.join(ids[:8])}"
+            + (", ..." if len(ids) > 8 else "")
+            + ")"
+        )
     repo_id, folder = get_repo_id_and_folder_name(release, sae_id)
     if directory[release].conversion_func == "gemma_3":  # Gemma Scope 2
         return _load_gemma_scope_2_release(release, sae_id, repo_id, folder, hook_name)
@@ -310,8 +334,10 @@ def gemma_scope_hook_name(file: str | Path) -> str:
             f"{file}: Gemma Scope embedding SAEs are not supported (pass hook_name= to force one)"
         )
     if not layers:
-        raise MechValueError(f"{file}: no layer_<n> folder in the path to tell the layer; lay it out as Gemma "
-                             "Scope does (layer_12/width_16k/average_l0_82/params.npz) or pass hook_name=")  # fmt: skip
+        raise MechValueError(
+            f"{file}: no layer_<n> folder in the path to tell the layer; lay it out as Gemma "
+            "Scope does (layer_12/width_16k/average_l0_82/params.npz) or pass hook_name="
+        )
     site = sites[-1] if sites else "res"
     if site not in ("res", "mlp"):
         raise MechValueError(
@@ -345,8 +371,13 @@ def _load_gemma_scope(path: Path, hook_name: str | None) -> SAE:
     hook = hook_name or gemma_scope_hook_name(file)
     # Gemma Scope encodes x @ W_enc + b_enc (no b_dec subtracted), keeps ReLU(pre) where pre > threshold
     sae = SAE(SAEConfig(d_in, d_sae, "jumprelu", hook_name=hook, apply_b_dec_to_input=False))
-    return _fill(sae, {k: torch.from_numpy(np.asarray(arrays[k], dtype=np.float32))
-                       for k in ("W_enc", "W_dec", "b_enc", "b_dec", "threshold")})  # fmt: skip
+    return _fill(
+        sae,
+        {
+            k: torch.from_numpy(np.asarray(arrays[k], dtype=np.float32))
+            for k in ("W_enc", "W_dec", "b_enc", "b_dec", "threshold")
+        },
+    )
 
 
 # --- Gemma Scope 2 (config.json + params.safetensors, HF-style hook names) ---------------------------
@@ -367,8 +398,11 @@ _HF_TO_TL = {
     ("post_attention_layernorm", "output"): "hook_attn_out",
 }
 _SITE_FOLDER = re.compile(r"^(resid_post|mlp_out|attn_out|transcoder|clt|crosscoder)(?:_all)?$")
-_SITE_HF = {"resid_post": "model.layers.{l}.output", "mlp_out": "model.layers.{l}.post_feedforward_layernorm.output",
-            "attn_out": "model.layers.{l}.self_attn.o_proj.input"}  # fmt: skip
+_SITE_HF = {
+    "resid_post": "model.layers.{l}.output",
+    "mlp_out": "model.layers.{l}.post_feedforward_layernorm.output",
+    "attn_out": "model.layers.{l}.self_attn.o_proj.input",
+}
 
 
 def hf_hook_to_tl(hf_name: str, where: str = "") -> str:
@@ -419,8 +453,10 @@ def _gemma_scope_2_config(d: Path) -> dict[str, Any]:
     if site in _NOT_SAES:
         return {}
     if site not in _SITE_HF or not layer:
-        raise MechValueError(f"{cfg_file}: missing, and the path does not say the site and layer "
-                             "(<site>/layer_<n>_width_<w>_l0_<l0>/, as in google/gemma-scope-2-*); pass hook_name=")  # fmt: skip
+        raise MechValueError(
+            f"{cfg_file}: missing, and the path does not say the site and layer "
+            "(<site>/layer_<n>_width_<w>_l0_<l0>/, as in google/gemma-scope-2-*); pass hook_name="
+        )
     return {"hf_hook_point_in": _SITE_HF[site].format(l=int(layer.group(1)))}
 
 
@@ -432,10 +468,17 @@ def _load_gemma_scope_2(path: Path, hook_name: str | None) -> SAE:
     shapes = _safetensors_shapes(file)
     transcoder = (site_out and site_out != site_in) or "affine_skip_connection" in shapes
     if kind in _NOT_SAES or transcoder:
-        what = "a crosscoder (several layers at once)" if kind == "crosscoder" else (
-            f"a transcoder (reads {site_in or 'the MLP input'}, predicts {site_out or 'the MLP output'})")  # fmt: skip
-        raise MechValueError(f"{file}: Gemma Scope 2 {what}: not supported; mechvalue edits with SAEs "
-                             "that reconstruct the site they read (resid_post, mlp_out SAEs)")  # fmt: skip
+        what = (
+            "a crosscoder (several layers at once)"
+            if kind == "crosscoder"
+            else (
+                f"a transcoder (reads {site_in or 'the MLP input'}, predicts {site_out or 'the MLP output'})"
+            )
+        )
+        raise MechValueError(
+            f"{file}: Gemma Scope 2 {what}: not supported; mechvalue edits with SAEs "
+            "that reconstruct the site they read (resid_post, mlp_out SAEs)"
+        )
     if cfg.get("architecture", "jump_relu") != "jump_relu":
         raise MechValueError(
             f"{d / 'config.json'}: architecture {cfg['architecture']!r}, expected 'jump_relu'"
@@ -461,8 +504,16 @@ def _load_gemma_scope_2(path: Path, hook_name: str | None) -> SAE:
     t = _load_safetensors(file)
     # the same JumpReLU as Gemma Scope 1: x @ W_enc + b_enc, ReLU(pre) where pre > threshold
     sae = SAE(SAEConfig(d_in, d_sae, "jumprelu", hook_name=hook, apply_b_dec_to_input=False))
-    return _fill(sae, {"W_enc": t["w_enc"], "W_dec": t["w_dec"], "b_enc": t["b_enc"], "b_dec": t["b_dec"],
-                       "threshold": t["threshold"]})  # fmt: skip
+    return _fill(
+        sae,
+        {
+            "W_enc": t["w_enc"],
+            "W_dec": t["w_dec"],
+            "b_enc": t["b_enc"],
+            "b_dec": t["b_dec"],
+            "threshold": t["threshold"],
+        },
+    )
 
 
 def _load_gemma_scope_2_release(
@@ -521,8 +572,10 @@ def _load_sparsify(path: Path, hook_name: str | None) -> SAE:
         found = _sparsify_hookpoints(path)
         if len(found) > 1:
             names = ", ".join(p.name for p in found)
-            raise MechValueError(f"{path}: sparsify SAEs for {len(found)} hookpoints ({names}); "
-                                 f"pass one hookpoint's folder, e.g. {found[0]}")  # fmt: skip
+            raise MechValueError(
+                f"{path}: sparsify SAEs for {len(found)} hookpoints ({names}); "
+                f"pass one hookpoint's folder, e.g. {found[0]}"
+            )
         path = found[0]
     cfg_file = path / "cfg.json"
     cfg = _read_json(cfg_file)
@@ -540,16 +593,28 @@ def _load_sparsify(path: Path, hook_name: str | None) -> SAE:
             raise MechValueError(f"{cfg_file}: {key}={cfg[key]!r} is not supported (TopK SAEs only)")
     file = path / "sae.safetensors"
     tensors = _load_safetensors(file)
-    _check_shapes(file, {k: tuple(v.shape) for k, v in tensors.items()},
-                  {"encoder.weight": (d_sae, d_in), "encoder.bias": (d_sae,), "W_dec": (d_sae, d_in), "b_dec": (d_in,)})  # fmt: skip
+    _check_shapes(
+        file,
+        {k: tuple(v.shape) for k, v in tensors.items()},
+        {"encoder.weight": (d_sae, d_in), "encoder.bias": (d_sae,), "W_dec": (d_sae, d_in), "b_dec": (d_in,)},
+    )
     hook = hook_name or sparsify_hook_name(path.name)
     if hook is None:
-        raise MechValueError(f"{path}: sparsify hookpoint {path.name!r} is not a residual-stream layer (layers.<n>); "
-                             "pass hook_name= (the TransformerLens hook it reads)")  # fmt: skip
+        raise MechValueError(
+            f"{path}: sparsify hookpoint {path.name!r} is not a residual-stream layer (layers.<n>); "
+            "pass hook_name= (the TransformerLens hook it reads)"
+        )
     # sparsify encodes TopK(ReLU((x - b_dec) @ encoder.weight.T + encoder.bias)), decodes f @ W_dec + b_dec
     sae = SAE(SAEConfig(d_in, d_sae, "topk", int(cfg.get("k", 32)), hook, apply_b_dec_to_input=True))
-    return _fill(sae, {"W_enc": tensors["encoder.weight"].T, "b_enc": tensors["encoder.bias"],
-                       "W_dec": tensors["W_dec"], "b_dec": tensors["b_dec"]})  # fmt: skip
+    return _fill(
+        sae,
+        {
+            "W_enc": tensors["encoder.weight"].T,
+            "b_enc": tensors["encoder.bias"],
+            "W_dec": tensors["W_dec"],
+            "b_dec": tensors["b_dec"],
+        },
+    )
 
 
 FORMATS: dict[str, SAEFormat] = {
@@ -562,18 +627,18 @@ FORMATS: dict[str, SAEFormat] = {
             "cfg.json + sae.safetensors, or a folder of such hookpoint folders (layers.<n>)",
             _is_sparsify,
             _load_sparsify,
-        ),  # fmt: skip
+        ),
         SAEFormat(
             "gemma-scope",
             "params.npz with W_enc, W_dec, b_enc, b_dec, threshold under layer_<n>/",
             _is_gemma_scope,
             _load_gemma_scope,
-        ),  # fmt: skip
+        ),
         SAEFormat(
             "gemma-scope-2",
             "config.json (hf_hook_point_in) + params.safetensors with w_enc, w_dec, b_enc, b_dec, threshold",
             _is_gemma_scope_2,
             _load_gemma_scope_2,
-        ),  # fmt: skip
+        ),
     )
 }

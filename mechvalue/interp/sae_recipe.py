@@ -33,8 +33,14 @@ def recipe_folder(model: str, layer: int, tag: str = "") -> Path:
     return cache_dir() / "saes" / f"{model.replace('/', '_')}-L{layer}{tag}"
 
 
-def recipe_sae(model, layer: int | None = None, train: bool = True, device: str | torch.device | None = None,
-               config: TrainConfig | None = None, **recipe) -> SAE:  # fmt: skip
+def recipe_sae(
+    model,
+    layer: int | None = None,
+    train: bool = True,
+    device: str | torch.device | None = None,
+    config: TrainConfig | None = None,
+    **recipe,
+) -> SAE:
     """The recipe SAE of `model` (a `LoadedModel`) at `layer`: loaded from `recipe_folder(model.name,
     layer)` when `mechvalue sae-train` or an earlier call made it; otherwise trained there now (a
     few minutes on a CPU, with progress bars; `config` and `recipe` go to `sae_recipe` then), or,
@@ -50,8 +56,10 @@ def recipe_sae(model, layer: int | None = None, train: bool = True, device: str 
             )
         with building(folder):  # a second process waits for the first one's SAE rather than training its own
             if not made():
-                print(f"training the recipe SAE for {model.name}, layer {layer} (once; cached in {folder})",
-                      file=sys.stderr)  # fmt: skip
+                print(
+                    f"training the recipe SAE for {model.name}, layer {layer} (once; cached in {folder})",
+                    file=sys.stderr,
+                )
                 metrics = sae_recipe(model, model, folder, layer, train=config, **recipe)
                 print(f"recipe SAE: {describe(metrics)}", file=sys.stderr)
     return load_sae(folder / "sae", device or model_device(model))
@@ -59,21 +67,41 @@ def recipe_sae(model, layer: int | None = None, train: bool = True, device: str 
 
 def describe(metrics: dict) -> str:
     """One line on a trained SAE: sparsity, variance explained, what splicing it in costs."""
-    return (f"L0 {metrics['l0']:.1f}, FVE {metrics['fve']:.3f}, delta loss {metrics['delta_loss']:+.3f} "
-            f"(d_sae {metrics['d_sae']}, {metrics['activation']}, {metrics['rows']} training rows)")  # fmt: skip
+    return (
+        f"L0 {metrics['l0']:.1f}, FVE {metrics['fve']:.3f}, delta loss {metrics['delta_loss']:+.3f} "
+        f"(d_sae {metrics['d_sae']}, {metrics['activation']}, {metrics['rows']} training rows)"
+    )
 
 
-def sae_recipe(model, info, out: Path, layer: int, roles: int = 8, gen_prompts: int = 48,
-               gen_tokens: int = 48, train: TrainConfig | None = None, inventory=None,
-               questionnaire: list[str] | None = None, seed: int = 0) -> dict:  # fmt: skip
+def sae_recipe(
+    model,
+    info,
+    out: Path,
+    layer: int,
+    roles: int = 8,
+    gen_prompts: int = 48,
+    gen_tokens: int = 48,
+    train: TrainConfig | None = None,
+    inventory=None,
+    questionnaire: list[str] | None = None,
+    seed: int = 0,
+) -> dict:
     """Train the recipe SAE into `out` (its `sae/` folder, `activations.h5` training cache and
     `metrics.json`) and return the metrics; with the same settings as before, return them at once.
     `recipe_sae(model, layer)` is the usual way in."""
     train = train or TrainConfig(seed=seed)
     hook = f"blocks.{layer}.hook_resid_post"
     items = select(load_inventory(inventory), questionnaire)
-    settings = {"model": info.name, "layer": layer, "roles": roles, "gen_prompts": gen_prompts,
-                "gen_tokens": gen_tokens, "train": asdict(train), "items": list(items["question"]), "seed": seed}  # fmt: skip
+    settings = {
+        "model": info.name,
+        "layer": layer,
+        "roles": roles,
+        "gen_prompts": gen_prompts,
+        "gen_tokens": gen_tokens,
+        "train": asdict(train),
+        "items": list(items["question"]),
+        "seed": seed,
+    }
     done = out / "metrics.json"
     if done.exists():
         before = json.loads(done.read_text())
@@ -101,8 +129,13 @@ def sae_recipe(model, info, out: Path, layer: int, roles: int = 8, gen_prompts: 
     sae, log = train_sae(store, hook, train)
     x = store.rows(hook, 0, min(store.n, 20000))
     metrics = sae_metrics(sae, x) | spliced_loss(model, sae, [p.tokens for p in held]) | log
-    metrics |= {"rows": store.n, "layer": layer, "d_sae": train.d_sae, "activation": train.activation,
-                "settings": settings}  # fmt: skip
+    metrics |= {
+        "rows": store.n,
+        "layer": layer,
+        "d_sae": train.d_sae,
+        "activation": train.activation,
+        "settings": settings,
+    }
     store.close()
     sae.save(out / "sae")
     write_json(metrics, out / "metrics.json")

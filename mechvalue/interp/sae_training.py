@@ -4,6 +4,7 @@ variance explained, and the next-token loss when its reconstruction is spliced i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from jaxtyping import Float
@@ -12,11 +13,14 @@ from tqdm.auto import tqdm
 
 from mechvalue.interp.sae import SAE, SAEConfig
 
+TrainActivation = Literal["topk", "relu"]
+
 
 @dataclass
 class TrainConfig:
     d_sae: int = 2048
-    activation: str = "topk"  # topk | relu (ReLU + L1)
+    activation: TrainActivation = "topk"
+    """topk, or relu (ReLU + L1)"""
     k: int = 32
     l1: float = 5.0
     lr: float = 4e-4
@@ -86,8 +90,11 @@ def sae_metrics(sae: SAE, x: Float[Tensor, "n d_in"]) -> dict:
     f = sae.encode(x)
     r = sae.decode(f)
     fve = 1 - (x - r).pow(2).sum() / (x - x.mean(0)).pow(2).sum()
-    return {"l0": float((f > 0).float().sum(-1).mean()), "fve": float(fve),
-            "dead_frac": float(((f > 0).sum(0) == 0).float().mean())}  # fmt: skip
+    return {
+        "l0": float((f > 0).float().sum(-1).mean()),
+        "fve": float(fve),
+        "dead_frac": float(((f > 0).sum(0) == 0).float().mean()),
+    }
 
 
 @torch.no_grad()

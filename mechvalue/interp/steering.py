@@ -19,11 +19,11 @@ from jaxtyping import Float
 from torch import Tensor
 
 from mechvalue.errors import MechValueError
-from mechvalue.interp.edit import SAEEdit
+from mechvalue.interp.edit import SAEEdit, sae_edit
 from mechvalue.interp.sae import SAE
 from mechvalue.interp.sae_convert import as_mechvalue_sae
-from mechvalue.lm.batching import StudyWhere
 from mechvalue.lm.hooks import PositionedHook, Positions, check_hook_names, installed
+from mechvalue.lm.positions import StudyWhere
 
 Mode = Literal["add", "clamp", "scale"]
 Units = Literal["raw", "typical"]
@@ -84,8 +84,15 @@ class SAEEditHook(PositionedHook):
     """f' = f * mul + add on the SAE's features of the residual stream, at fixed positions
     (every position by default); the SAE's reconstruction error is kept exactly."""
 
-    def __init__(self, sae: SAE, spec: SteeringSpec, backend: str = "auto", typical: Tensor | None = None,
-                 path: str = "auto", positions: Positions = "all"):  # fmt: skip
+    def __init__(
+        self,
+        sae: SAE,
+        spec: SteeringSpec,
+        backend: str = "auto",
+        typical: Tensor | None = None,
+        path: str = "auto",
+        positions: Positions = "all",
+    ):
         """`path`: "add" (add-only specs: one precomputed vector), "delta" (only the edited features,
         ReLU/JumpReLU), "full" (every feature), "topk" (TopK, exact) or "auto"; see `SAEEdit`."""
         super().__init__(positions)
@@ -103,7 +110,7 @@ class SAEEditHook(PositionedHook):
         """The edit with its operands prepared for activations of `dtype` on `device` (once each)."""
         key = (dtype, torch.device(device))
         if key not in self._edits:
-            self._edits[key] = SAEEdit(self.sae, self.mul, self.add, dtype, device, *self._opts)
+            self._edits[key] = sae_edit(self.sae, self.mul, self.add, dtype, device, *self._opts)
         return self._edits[key]
 
     def edit(self, x: Float[Tensor, "n d"]) -> Float[Tensor, "n d"]:
@@ -127,8 +134,15 @@ class StudyAddHook(PositionedHook):
         return self._edits[key].apply(x)
 
 
-def sae_hook(sae: SAE, features: dict[int, float], mode: Mode = "add", where: Positions = "all",
-             units: Units = "raw", typical: Tensor | None = None, backend: str = "auto") -> SAEEditHook:  # fmt: skip
+def sae_hook(
+    sae: SAE,
+    features: dict[int, float],
+    mode: Mode = "add",
+    where: Positions = "all",
+    units: Units = "raw",
+    typical: Tensor | None = None,
+    backend: str = "auto",
+) -> SAEEditHook:
     """A hook editing `features` ({feature: strength}) of `sae` (ours or a `sae_lens.SAE`) at `where`
     ("all", "prompt", "generated", a (start, end) span, or a boolean [batch, pos] mask)."""
     sae = as_mechvalue_sae(sae)
@@ -137,9 +151,17 @@ def sae_hook(sae: SAE, features: dict[int, float], mode: Mode = "add", where: Po
 
 
 @contextmanager
-def steer(model, sae: SAE, features: dict[int, float], mode: Mode = "add", where: Positions = "all",
-          units: Units = "raw", typical: Tensor | None = None, hook_name: str | None = None,
-          backend: str = "auto"):  # fmt: skip
+def steer(
+    model,
+    sae: SAE,
+    features: dict[int, float],
+    mode: Mode = "add",
+    where: Positions = "all",
+    units: Units = "raw",
+    typical: Tensor | None = None,
+    hook_name: str | None = None,
+    backend: str = "auto",
+):
     """`with steer(model, sae, {feature: strength}, mode="add", where="all"): model.generate(...)`
 
     Installs an `SAEEditHook` at the SAE's hook point (or `hook_name`) on `model.hooks()` for the
@@ -157,8 +179,15 @@ def steer(model, sae: SAE, features: dict[int, float], mode: Mode = "add", where
         yield hook
 
 
-def generate_steered(model, prompts, hook_name: str, hook: PositionedHook | None, where: StudyWhere = "span",
-                     max_new_tokens: int = 40, use_cache: bool = True) -> list[str]:  # fmt: skip
+def generate_steered(
+    model,
+    prompts,
+    hook_name: str,
+    hook: PositionedHook | None,
+    where: StudyWhere = "span",
+    max_new_tokens: int = 40,
+    use_cache: bool = True,
+) -> list[str]:
     """Greedy generation of rendered prompts with `hook` (None: unsteered) editing at `where`."""
     from mechvalue.lm.batching import where_mask
     from mechvalue.lm.generation import greedy_generate
@@ -172,6 +201,14 @@ def generate_steered(model, prompts, hook_name: str, hook: PositionedHook | None
         check_hook_names(bridge, [hook_name])
         hooks = [(hook_name, hook)]
     masks = where_mask([p.span for p in prompts], list(map(len, seqs)), where, max(map(len, seqs)))
-    new = greedy_generate(bridge, seqs, max_new_tokens, None, hooks, masks,
-                          steer_generated=where in ("generated", "all"), use_cache=use_cache)  # fmt: skip
+    new = greedy_generate(
+        bridge,
+        seqs,
+        max_new_tokens,
+        None,
+        hooks,
+        masks,
+        steer_generated=where in ("generated", "all"),
+        use_cache=use_cache,
+    )
     return bridge.tokenizer.batch_decode(new, skip_special_tokens=True)

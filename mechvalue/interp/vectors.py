@@ -13,27 +13,23 @@ the usual norm in SmolLM2) left out. Strength 1 adds a vector as long as a typic
 
 from __future__ import annotations
 
-import json
-import re
-from importlib import resources
-from typing import get_args
-
 import pandas as pd
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
 from mechvalue.errors import MechValueError
-from mechvalue.lm.batching import StudyWhere, chunks, left_pad
-from mechvalue.lm.hooks import PositionedHook, Positions, check_hook_names
+from mechvalue.lm.batching import chunks, left_pad
+from mechvalue.lm.hooks import PositionedHook, Positions, check_hook_names, stop_layer
 from mechvalue.lm.models import as_bridge, model_device
-from mechvalue.study.prompts import HardPrompt, RenderedPrompt, render
+from mechvalue.lm.positions import StudyWhere
+from mechvalue.lm.positions import check_where as check_where_in
+from mechvalue.study.prompts import HardPrompt, RenderedPrompt, render, value_definitions
 from mechvalue.study.roles import Role
 
 
 def check_where(where: str) -> None:
-    if where not in get_args(StudyWhere):
-        raise MechValueError(f"where={where!r}: expected one of {', '.join(get_args(StudyWhere))}")
+    check_where_in(where, StudyWhere)
 
 
 def steered_positions(p: RenderedPrompt, where: StudyWhere) -> list[int]:
@@ -47,24 +43,25 @@ def steered_positions(p: RenderedPrompt, where: StudyWhere) -> list[int]:
     return [n - 1]
 
 
-def _stop_layer(hook: str, n_layers: int) -> int | None:
-    m = re.match(r"blocks\.(\d+)\.", hook)
-    return int(m.group(1)) + 1 if m and int(m.group(1)) + 1 < n_layers else None
-
-
 @torch.no_grad()
-def residual_rows(model, hook: str, seqs: list[list[int]], positions: list[list[int]],
-                  batch_size: int = 16) -> Float[Tensor, "rows d_model"]:  # fmt: skip
+def residual_rows(
+    model, hook: str, seqs: list[list[int]], positions: list[list[int]], batch_size: int = 16
+) -> Float[Tensor, "rows d_model"]:
     """Residual at `hook` for each sequence's `positions`, rows in order (left-padded batches with
     positions from the attention mask, the forward pass stopped after the hook's layer)."""
     bridge = as_bridge(model)
     check_hook_names(bridge, [hook])
-    stop, pad, out = _stop_layer(hook, bridge.cfg.n_layers), bridge.tokenizer.pad_token_id or 0, []
+    stop, pad, out = stop_layer([hook], bridge.cfg.n_layers), bridge.tokenizer.pad_token_id or 0, []
     for sl in chunks(len(seqs), batch_size):
         toks, attn = left_pad(seqs[sl], pad, model_device(bridge))
         got = {}
-        bridge.run_with_hooks(toks, attention_mask=attn, position_ids=(attn.cumsum(-1) - 1).clamp(min=0),
-                              stop_at_layer=stop, fwd_hooks=[(hook, lambda t, hook: got.setdefault("x", t))])  # fmt: skip
+        bridge.run_with_hooks(
+            toks,
+            attention_mask=attn,
+            position_ids=(attn.cumsum(-1) - 1).clamp(min=0),
+            stop_at_layer=stop,
+            fwd_hooks=[(hook, lambda t, hook: got.setdefault("x", t))],
+        )
         w = toks.shape[1]
         for b, (s, pos) in enumerate(zip(seqs[sl], positions[sl])):
             out.append(got["x"][b, [w - len(s) + i for i in pos]].float().cpu())
@@ -73,12 +70,12 @@ def residual_rows(model, hook: str, seqs: list[list[int]], positions: list[list[
 
 def definition(value: str) -> str:
     """The shipped definition of a value (the hard prompt's "which means ..."), else its name."""
-    d = json.loads((resources.files("mechvalue.data") / "value_definitions.json").read_text())
-    return d.get(value, value.lower())
+    return value_definitions().get(value, value.lower())
 
 
-def hard_prompted(train: pd.DataFrame, value: str, direction: int, roles: list[Role | None],
-                  prompt_format: str, tokenizer) -> list[RenderedPrompt]:  # fmt: skip
+def hard_prompted(
+    train: pd.DataFrame, value: str, direction: int, roles: list[Role | None], prompt_format: str, tokenizer
+) -> list[RenderedPrompt]:
     """Value `value`'s train items asked to every role with the hard prompt in `direction`."""
     hp = HardPrompt(value, definition(value), direction)
     qs = train.loc[train["value"] == value, "question"]
@@ -90,9 +87,16 @@ def _check_value(train: pd.DataFrame, value: str) -> None:
         raise MechValueError(f"value {value!r} has no train items (column 'value')")
 
 
-def diffmean_vector(model, train: pd.DataFrame, value: str, hook: str, roles: list[Role | None] = (None,),
-                    where: StudyWhere = "all", prompt_format: str = "chat",
-                    batch_size: int = 16) -> Float[Tensor, " d_model"]:  # fmt: skip
+def diffmean_vector(
+    model,
+    train: pd.DataFrame,
+    value: str,
+    hook: str,
+    roles: list[Role | None] = (None,),
+    where: StudyWhere = "all",
+    prompt_format: str = "chat",
+    batch_size: int = 16,
+) -> Float[Tensor, " d_model"]:
     """DiffMean for `value` at `hook`: mean residual (over prompts and steered positions) with
     "inclined to V" minus with "disinclined to V", on `value`'s train items x `roles`.
 
@@ -103,13 +107,16 @@ def diffmean_vector(model, train: pd.DataFrame, value: str, hook: str, roles: li
     means = []
     for d in (1, -1):
         ps = hard_prompted(train, value, d, list(roles), prompt_format, model.tokenizer)
-        rows = residual_rows(model, hook, [p.tokens for p in ps], [steered_positions(p, where) for p in ps],
-                             batch_size)  # fmt: skip
+        rows = residual_rows(
+            model, hook, [p.tokens for p in ps], [steered_positions(p, where) for p in ps], batch_size
+        )
         means.append(rows.mean(0))
     vec = means[0] - means[1]
     if float(vec.norm()) <= 1e-6 * float(means[0].norm()):
-        raise MechValueError(f"DiffMean for {value!r} at where={where!r} is zero: the hard prompt comes after "
-                             "the steered positions; use where='prompt' or 'all'")  # fmt: skip
+        raise MechValueError(
+            f"DiffMean for {value!r} at where={where!r} is zero: the hard prompt comes after "
+            "the steered positions; use where='prompt' or 'all'"
+        )
     return vec
 
 
@@ -124,8 +131,9 @@ def answer_tokens(tokenizer) -> dict[int, int]:
     return ids
 
 
-def caa_prompts(train: pd.DataFrame, value: str, roles: list[Role | None], prompt_format: str,
-                tokenizer) -> tuple[list[list[int]], list[list[int]]]:  # fmt: skip
+def caa_prompts(
+    train: pd.DataFrame, value: str, roles: list[Role | None], prompt_format: str, tokenizer
+) -> tuple[list[list[int]], list[list[int]]]:
     """(agreeing, disagreeing) token lists: each train item of `value` for each role, ending in
     "Answer:" + the answer agreeing with V (yes if the item's agreement is +1) or not."""
     ans = answer_tokens(tokenizer)
@@ -139,8 +147,15 @@ def caa_prompts(train: pd.DataFrame, value: str, roles: list[Role | None], promp
     return agree, disagree
 
 
-def caa_vector(model, train: pd.DataFrame, value: str, hook: str, roles: list[Role | None] = (None,),
-               prompt_format: str = "chat", batch_size: int = 16) -> Float[Tensor, " d_model"]:  # fmt: skip
+def caa_vector(
+    model,
+    train: pd.DataFrame,
+    value: str,
+    hook: str,
+    roles: list[Role | None] = (None,),
+    prompt_format: str = "chat",
+    batch_size: int = 16,
+) -> Float[Tensor, " d_model"]:
     """CAA for `value` at `hook`: mean residual at the answer token for the agreeing answer minus
     the disagreeing one, over `value`'s train items x `roles`."""
     _check_value(train, value)
@@ -150,8 +165,9 @@ def caa_vector(model, train: pd.DataFrame, value: str, hook: str, roles: list[Ro
     return a - residual_rows(model, hook, disagree, last(disagree), batch_size).mean(0)
 
 
-def residual_norm(model, hook: str, prompts: list[RenderedPrompt], where: StudyWhere = "all",
-                  batch_size: int = 16) -> float:  # fmt: skip
+def residual_norm(
+    model, hook: str, prompts: list[RenderedPrompt], where: StudyWhere = "all", batch_size: int = 16
+) -> float:
     """The strength unit: mean L2 norm of the residual at `hook` over the steered positions of
     unsteered `prompts`, position 0 (attention sink) left out."""
     check_where(where)
@@ -181,7 +197,8 @@ class VectorAddHook(PositionedHook):
         return rows + self.vec.to(rows.device, rows.dtype)
 
 
-def vector_hook(direction: Float[Tensor, " d_model"], strength: float, unit: float,
-                positions: Positions = "all") -> VectorAddHook:  # fmt: skip
+def vector_hook(
+    direction: Float[Tensor, " d_model"], strength: float, unit: float, positions: Positions = "all"
+) -> VectorAddHook:
     """Hook adding `strength` residual-norm units (`unit`) along `direction` at `positions`."""
     return VectorAddHook(steering_vector(direction, strength, unit), positions)

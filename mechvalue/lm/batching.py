@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from jaxtyping import Bool, Int
 from torch import Tensor
 
-# Where a steering edit applies in the study's prompts: the " your values" span, every prompt token,
-# generated tokens only, or all (prompt and generated).
-StudyWhere = Literal["span", "prompt", "generated", "all"]
+from mechvalue.lm.positions import StudyWhere
 
 
 def left_pad(

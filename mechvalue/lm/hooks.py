@@ -7,7 +7,7 @@ for every model `load_model` returns or `steer` / `installed` touches), never fr
 positions the call has. Called outside such a forward (on a tensor), a span or mask indexes the
 tensor it is given; "prompt" and "generated" raise there.
 
-Positions:
+Positions (the words of `mechvalue.lm.positions`):
 - "all": every position of every forward call (the default);
 - "prompt": every position of a prompt pass (an empty cache), none of the calls that continue it;
 - "generated": every position of the calls that continue a cache (KV-cached decode steps);
@@ -22,9 +22,10 @@ positions relative to that call: the decoder and the measurer build one such hoo
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
-from typing import Literal, get_args
+from typing import get_args
 
 import torch
 from jaxtyping import Bool, Float
@@ -32,9 +33,10 @@ from torch import Tensor
 
 from mechvalue.errors import MechValueError
 from mechvalue.lm.compat import install, past_length
+from mechvalue.lm.positions import HookWhere
 
-Where = Literal["all", "prompt", "generated"]
-WHERE: tuple[str, ...] = get_args(Where)
+Where = HookWhere
+WHERE: tuple[str, ...] = get_args(HookWhere)
 Positions = Where | tuple[int, int] | Bool[Tensor, "batch pos"] | Bool[Tensor, " pos"]
 HookList = list[tuple[str, Callable]]
 
@@ -43,8 +45,10 @@ def check_positions(positions) -> Positions:
     """Validate positions once, where they enter; a selection of no position raises."""
     if isinstance(positions, str):
         if positions not in WHERE:
-            raise MechValueError(f"positions {positions!r}: expected one of {', '.join(WHERE)}, "
-                                 "a (start, end) span or a boolean mask")  # fmt: skip
+            raise MechValueError(
+                f"positions {positions!r}: expected one of {', '.join(WHERE)}, "
+                "a (start, end) span or a boolean mask"
+            )
         return positions
     if isinstance(positions, tuple):
         if (
@@ -58,8 +62,10 @@ def check_positions(positions) -> Positions:
         if not bool(positions.any()):
             raise MechValueError("the position mask selects no position: the hook would do nothing")
         return positions if positions.dim() == 2 else positions[None]
-    raise MechValueError(f"positions of type {type(positions).__name__}: expected one of {', '.join(WHERE)}, "
-                         "a (start, end) span or a boolean mask")  # fmt: skip
+    raise MechValueError(
+        f"positions of type {type(positions).__name__}: expected one of {', '.join(WHERE)}, "
+        "a (start, end) span or a boolean mask"
+    )
 
 
 class PositionedHook:
@@ -155,7 +161,7 @@ def hook_points(bridge, names: Iterable[str]) -> list:
             import difflib
 
             near = difflib.get_close_matches(n, list(table), n=3, cutoff=0.5)
-            raise MechValueError(f"unknown hook {n!r}; closest valid names: {near}")
+            raise MechValueError(f"unknown hook {n!r}; closest valid names: {near or list(table)[:3]}")
         out.append(table[n])
     return out
 
@@ -163,6 +169,17 @@ def hook_points(bridge, names: Iterable[str]) -> list:
 def check_hook_names(bridge, names: Iterable[str]) -> None:
     """Raise on a hook name the model does not have (TransformerLens skips those silently)."""
     hook_points(bridge, names)
+
+
+def stop_layer(hooks: Iterable[str], n_layers: int) -> int | None:
+    """The `stop_at_layer` that still runs every hook of `hooks` (the block after the deepest one),
+    None when the whole model must run (a hook outside the blocks, or the deepest in the last one)."""
+    hooks = list(hooks)
+    layers = [re.match(r"blocks\.(\d+)\.", h) for h in hooks]
+    if not all(layers) or any(h.endswith(("ln_final.hook_normalized", "hook_scale")) for h in hooks):
+        return None
+    deepest = max(int(m.group(1)) for m in layers)
+    return deepest + 1 if deepest + 1 < n_layers else None
 
 
 @contextmanager

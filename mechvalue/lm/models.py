@@ -13,7 +13,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import torch
 from platformdirs import user_cache_dir
@@ -21,14 +21,15 @@ from platformdirs import user_cache_dir
 from mechvalue.errors import MechValueError
 from mechvalue.lm import embedded
 from mechvalue.lm.bridge import as_bridge, model_device  # noqa: F401 - re-exported
+from mechvalue.lm.literals import (  # noqa: F401 - re-exported
+    DEFAULT_MODEL,
+    DTYPES,
+    PROMPT_FORMATS,
+    DType,
+    PromptFormat,
+)
 
-DEFAULT_MODEL = "smollm2-135m-instruct"
 EMBEDDED_MODELS: tuple[str, ...] = tuple(embedded.EMBEDDED)  # names `load_model` / `--model` take
-
-DType = Literal["float32", "bfloat16", "float16"]
-PromptFormat = Literal["chat", "gemma", "llama"]
-DTYPES: tuple[str, ...] = get_args(DType)
-PROMPT_FORMATS: tuple[str, ...] = get_args(PromptFormat)
 
 
 def cache_dir() -> Path:
@@ -50,8 +51,10 @@ def check_prompt_format(fmt: str, tokenizer=None, model: str = "") -> str:
     if fmt not in PROMPT_FORMATS:
         raise MechValueError(f"prompt format {fmt!r}: expected one of {', '.join(PROMPT_FORMATS)}")
     if fmt == "chat" and tokenizer is not None and not getattr(tokenizer, "chat_template", None):
-        raise MechValueError(f"model {model}: prompt format 'chat' needs a chat template and its tokenizer "
-                             "has none (a base model?); use --prompt-format gemma")  # fmt: skip
+        raise MechValueError(
+            f"model {model}: prompt format 'chat' needs a chat template and its tokenizer "
+            "has none (a base model?); use --prompt-format gemma"
+        )
     return fmt
 
 
@@ -106,14 +109,16 @@ class LoadedModel:
 
         return sae_attach.run_with_saes(self.bridge, args, kwargs, saes, use_error_term, fwd_hooks)
 
-    def run_with_cache_with_saes(self, *args, saes, use_error_term: bool = True, names_filter=None,
-                                 fwd_hooks=(), **kwargs):  # fmt: skip
+    def run_with_cache_with_saes(
+        self, *args, saes, use_error_term: bool = True, names_filter=None, fwd_hooks=(), **kwargs
+    ):
         """(logits, cache) with `saes` attached: the cache holds `<hook>.hook_sae_acts_post` (the
         feature activations), `hook_sae_input`, `_acts_pre`, `_recons`, `_error`, `_output` per SAE."""
         from mechvalue.lm import sae_attach
 
-        return sae_attach.run_with_cache_with_saes(self.bridge, args, kwargs, saes, use_error_term,
-                                                   names_filter, fwd_hooks)  # fmt: skip
+        return sae_attach.run_with_cache_with_saes(
+            self.bridge, args, kwargs, saes, use_error_term, names_filter, fwd_hooks
+        )
 
     def saes(self, saes, use_error_term: bool = True):
         """`with model.saes([sae]): ...`: the SAEs attached for the block (generation included)."""
@@ -203,8 +208,9 @@ def load_model(
         # before the weights load: a format the tokenizer cannot take fails fast
         if prompt_format is not None:
             check_prompt_format(prompt_format, tokenizer, name_or_path)
-        bridge = TransformerBridge.boot_transformers(str(folder), device=str(device), dtype=dt,
-                                                     tokenizer=tokenizer)  # fmt: skip
+        bridge = TransformerBridge.boot_transformers(
+            str(folder), device=str(device), dtype=dt, tokenizer=tokenizer
+        )
     except MechValueError:
         raise
     except Exception as e:  # noqa: BLE001 - one line instead of a library traceback

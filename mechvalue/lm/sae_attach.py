@@ -26,8 +26,14 @@ from torch import Tensor
 
 from mechvalue.errors import MechValueError
 
-SAE_POINTS = ("hook_sae_input", "hook_sae_acts_pre", "hook_sae_acts_post", "hook_sae_recons",
-              "hook_sae_error", "hook_sae_output")  # fmt: skip
+SAE_POINTS = (
+    "hook_sae_input",
+    "hook_sae_acts_pre",
+    "hook_sae_acts_post",
+    "hook_sae_recons",
+    "hook_sae_error",
+    "hook_sae_output",
+)
 HookFn = Callable[[Tensor, Any], "Tensor | None"]
 NamesFilter = str | list[str] | Callable[[str], bool] | None
 
@@ -38,8 +44,10 @@ def sae_hook_name(sae) -> str:
     cfg = getattr(sae, "cfg", None)
     name = getattr(cfg, "hook_name", None) or getattr(getattr(cfg, "metadata", None), "hook_name", None)
     if not name or not hasattr(sae, "encode") or not hasattr(sae, "decode"):
-        raise MechValueError(f"{type(sae).__name__}: not an SAE with encode/decode and a hook name "
-                             "(cfg.hook_name, or cfg.metadata.hook_name in SAELens)")  # fmt: skip
+        raise MechValueError(
+            f"{type(sae).__name__}: not an SAE with encode/decode and a hook name "
+            "(cfg.hook_name, or cfg.metadata.hook_name in SAELens)"
+        )
     return str(name)
 
 
@@ -69,8 +77,13 @@ class AttachedSAE:
     `keep(name)` says which of the SAE's points to record in `self.cache`; `hooks` maps a point's
     full name to the functions run on it (a function returning a tensor replaces the value)."""
 
-    def __init__(self, sae, use_error_term: bool = True, keep: Callable[[str], bool] = lambda n: False,
-                 hooks: dict[str, list[HookFn]] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        sae,
+        use_error_term: bool = True,
+        keep: Callable[[str], bool] = lambda n: False,
+        hooks: dict[str, list[HookFn]] | None = None,
+    ):
         self.sae, self.name = sae, sae_hook_name(sae)
         self.use_error_term, self.keep = use_error_term, keep
         self.hooks = hooks or {}
@@ -130,8 +143,12 @@ class AttachedSAE:
         return self._at("hook_sae_output", recons + error if edited else x)  # no edit: x itself, bit for bit
 
 
-def attachments(saes, use_error_term: bool, keep: Callable[[str], bool] = lambda n: False,
-                fwd_hooks: Iterable[tuple[str, HookFn]] = ()) -> tuple[list[AttachedSAE], list]:  # fmt: skip
+def attachments(
+    saes,
+    use_error_term: bool,
+    keep: Callable[[str], bool] = lambda n: False,
+    fwd_hooks: Iterable[tuple[str, HookFn]] = (),
+) -> tuple[list[AttachedSAE], list]:
     """(one `AttachedSAE` per SAE, the hooks in `fwd_hooks` that belong to the model itself)."""
     saes = list(saes) if isinstance(saes, list | tuple) else [saes]
     if not saes:
@@ -151,8 +168,13 @@ def attachments(saes, use_error_term: bool, keep: Callable[[str], bool] = lambda
 
 
 @contextmanager
-def attached(bridge, saes, use_error_term: bool = True, keep: Callable[[str], bool] = lambda n: False,
-             fwd_hooks: Iterable[tuple[str, HookFn]] = ()):  # fmt: skip
+def attached(
+    bridge,
+    saes,
+    use_error_term: bool = True,
+    keep: Callable[[str], bool] = lambda n: False,
+    fwd_hooks: Iterable[tuple[str, HookFn]] = (),
+):
     """Attach `saes` on `bridge.hooks()` for a `with` block; yields (attachments, the model's own hooks)."""
     att, rest = attachments(saes, use_error_term, keep, fwd_hooks)
     missing = [a.name for a in att if a.name not in bridge.hook_dict]
@@ -162,15 +184,23 @@ def attached(bridge, saes, use_error_term: bool = True, keep: Callable[[str], bo
         yield att, rest
 
 
-def run_with_saes(bridge, args, kwargs, saes, use_error_term: bool = True,
-                  fwd_hooks: Iterable[tuple[str, HookFn]] = ()):  # fmt: skip
+def run_with_saes(
+    bridge, args, kwargs, saes, use_error_term: bool = True, fwd_hooks: Iterable[tuple[str, HookFn]] = ()
+):
     """The forward pass with `saes` attached (and `fwd_hooks`, on the model or the SAEs' points)."""
     with attached(bridge, saes, use_error_term, fwd_hooks=fwd_hooks) as (_, rest):
         return bridge.run_with_hooks(*args, fwd_hooks=rest, **kwargs) if rest else bridge(*args, **kwargs)
 
 
-def run_with_cache_with_saes(bridge, args, kwargs, saes, use_error_term: bool = True,
-                             names_filter: NamesFilter = None, fwd_hooks: Iterable[tuple[str, HookFn]] = ()):  # fmt: skip
+def run_with_cache_with_saes(
+    bridge,
+    args,
+    kwargs,
+    saes,
+    use_error_term: bool = True,
+    names_filter: NamesFilter = None,
+    fwd_hooks: Iterable[tuple[str, HookFn]] = (),
+):
     """(output, cache) with `saes` attached: the cache holds the model's activations and each SAE's
     `<hook>.hook_sae_*` entries that `names_filter` selects (an ActivationCache, or a dict with
     `return_cache_object=False`)."""

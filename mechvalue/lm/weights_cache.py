@@ -88,9 +88,11 @@ def reusable(folder: Path, key: dict) -> bool:
     if now != rec.get("tensors"):
         lost = sorted(set(rec.get("tensors", {})) - set(now)) or sorted(
             f for f in now if now[f] != rec["tensors"].get(f)
-        )  # fmt: skip
-        raise MechValueError(f"{folder}: cached weights no longer match their manifest ({lost}); "
-                             "delete the folder to rebuild it")  # fmt: skip
+        )
+        raise MechValueError(
+            f"{folder}: cached weights no longer match their manifest ({lost}); "
+            "delete the folder to rebuild it"
+        )
     return True
 
 

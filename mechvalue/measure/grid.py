@@ -14,36 +14,35 @@ import hashlib
 import json
 import uuid
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 from torch import Tensor
 
 from mechvalue.errors import MechValueError
 from mechvalue.interp.sae import SAE
-from mechvalue.interp.steering import SAEEditHook, SteeringSpec, is_identity
+from mechvalue.interp.steering import Mode, SAEEditHook, SteeringSpec, Units, is_identity
 from mechvalue.io import write_csv, write_json
 from mechvalue.measure.scoring import Condition, Measurer
-from mechvalue.study.prompts import HardPrompt
+from mechvalue.study.prompts import HardPrompt, value_definitions
 from mechvalue.study.roles import Role
 from mechvalue.study.schema import HARD_LABELS, hard_label, is_hard, wide_table
+
+GridWhere = Literal["span", "prompt"]
 
 
 @dataclass
 class GridSpec:
     features: list[int]
     strengths: list[float] = field(default_factory=lambda: [8.0])
-    mode: str = "add"  # add | clamp | scale (see SteeringSpec)
-    where: str = "span"  # span | prompt
-    units: str = "typical"  # typical: strength x the feature's typical activation; raw
+    mode: Mode = "add"
+    """add, clamp or scale (see SteeringSpec)"""
+    where: GridWhere = "span"
+    """the " your values" span or every prompt token"""
+    units: Units = "typical"
+    """typical: strength x the feature's typical activation; raw"""
     hard_prompts: bool = True
-
-
-def value_definitions() -> dict[str, str]:
-    d = json.loads((resources.files("mechvalue.data") / "value_definitions.json").read_text())
-    d.pop("_about", None)
-    return d
 
 
 def hard_prompts(values: list[str], direction: int) -> dict[str, HardPrompt]:
@@ -62,12 +61,21 @@ def conditions(sae: SAE, typical: Tensor | None, spec: GridSpec, values: list[st
     for f in spec.features:
         for s in spec.strengths:
             steer = SteeringSpec([f], spec.mode, s, spec.where, spec.units)
-            info = {"kind": "sae", "feature": f, "strength": s, "mode": spec.mode, "where": spec.where,
-                    "units": spec.units}  # fmt: skip
+            info = {
+                "kind": "sae",
+                "feature": f,
+                "strength": s,
+                "mode": spec.mode,
+                "where": spec.where,
+                "units": spec.units,
+            }
             # a zero edit (a control condition) is the identity: measured without a hook, which a
             # hook that would do nothing refuses to be
-            hooks = [] if is_identity(*steer.edit_vectors(sae, typical)) else [
-                (sae.cfg.hook_name, SAEEditHook(sae, steer, typical=typical))]  # fmt: skip
+            hooks = (
+                []
+                if is_identity(*steer.edit_vectors(sae, typical))
+                else [(sae.cfg.hook_name, SAEEditHook(sae, steer, typical=typical))]
+            )
             out.append(Condition(label(f, s, several), hooks, where=spec.where, info=info))
     if spec.hard_prompts:
         for d, name in HARD_LABELS.items():
@@ -82,9 +90,14 @@ def _fingerprint(spec: GridSpec, conds, roles, items: pd.DataFrame, measurer: di
         if typical is not None
         else None
     )
-    key = {"spec": asdict(spec), "conditions": [c.describe() for c in conds], "typical": t,
-           "roles": [[r.name, r.trait] if r else None for r in roles], "measurer": measurer,
-           "items": items[["item", "question", "value", "agreement"]].astype(str).values.tolist()}  # fmt: skip
+    key = {
+        "spec": asdict(spec),
+        "conditions": [c.describe() for c in conds],
+        "typical": t,
+        "roles": [[r.name, r.trait] if r else None for r in roles],
+        "measurer": measurer,
+        "items": items[["item", "question", "value", "agreement"]].astype(str).values.tolist(),
+    }
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -97,13 +110,25 @@ def _refuse_other_grid(out: Path, key: str) -> None:
         except (OSError, ValueError):
             old = None
         if old != key:
-            raise MechValueError(f"{out} holds steering-grid parts made with other settings (roles, items, "
-                                 "features, strengths or typical activations); use a new --out")  # fmt: skip
+            raise MechValueError(
+                f"{out} holds steering-grid parts made with other settings (roles, items, "
+                "features, strengths or typical activations); use a new --out"
+            )
 
 
-def run_grid(measurer: Measurer, items: pd.DataFrame, roles: list[Role | None], sae: SAE,
-             typical: Tensor | None, spec: GridSpec, out: str | Path, progress: bool = True,
-             executor=None, model=None, sae_path: str | None = None) -> dict[str, pd.DataFrame]:  # fmt: skip
+def run_grid(
+    measurer: Measurer,
+    items: pd.DataFrame,
+    roles: list[Role | None],
+    sae: SAE,
+    typical: Tensor | None,
+    spec: GridSpec,
+    out: str | Path,
+    progress: bool = True,
+    executor=None,
+    model=None,
+    sae_path: str | None = None,
+) -> dict[str, pd.DataFrame]:
     """Measure every role under every condition; resumable through `out/parts/`.
 
     `executor` (default: this process; mechvalue.distributed) runs the grid as tasks, a condition x
@@ -123,8 +148,10 @@ def run_grid(measurer: Measurer, items: pd.DataFrame, roles: list[Role | None], 
     conds = conditions(sae, typical, spec, values)
     key = _fingerprint(spec, conds, roles, items, measurer_settings(measurer), typical)
     _refuse_other_grid(out, key)
-    write_json({"spec": asdict(spec), "conditions": [c.describe() for c in conds], "settings_hash": key},
-               out / "conditions.json")  # fmt: skip
+    write_json(
+        {"spec": asdict(spec), "conditions": [c.describe() for c in conds], "settings_hash": key},
+        out / "conditions.json",
+    )
     labels = [str(c.label) for c in conds]
     parts = GridParts(out / "parts", labels, len(roles))
 
@@ -140,8 +167,9 @@ def run_grid(measurer: Measurer, items: pd.DataFrame, roles: list[Role | None], 
     else:
         if model is None or sae_path is None:
             raise ValueError("a distributed grid needs model= and sae_path=: workers load them themselves")
-        job = GridJob(f"grid:{uuid.uuid4()}", items, roles, measurer_settings(measurer), spec, typical,
-                      sae_path, labels)  # fmt: skip
+        job = GridJob(
+            f"grid:{uuid.uuid4()}", items, roles, measurer_settings(measurer), spec, typical, sae_path, labels
+        )
         per = roles_per_task(len(roles), len(conds), executor.workers(model))
         executor.run_tasks("grid", parts.pending(per), parts.done, local=local, job=job, model=model)
     long_parts = [

@@ -25,8 +25,14 @@ from mechvalue.study.prompts import (
 from mechvalue.study.roles import Role
 
 # The PVQ's answer labels in its own order (column 1 = "very much like me"), as in the human data.
-LABELS = ("Very much like me", "Like me", "Somewhat like me", "A little like me", "Not like me",
-          "Not like me at all")  # fmt: skip
+LABELS = (
+    "Very much like me",
+    "Like me",
+    "Somewhat like me",
+    "A little like me",
+    "Not like me",
+    "Not like me at all",
+)
 QUESTION = "How much like you is this person?"
 # The lead sentence per prompt form (mechvalue.study.prompts.FORMS); "swapped" numbers the options
 # the other way round (1 = not like me at all). Each keeps " your values", the steered span.
@@ -61,16 +67,23 @@ def instruction(role: Role | None, hard: HardPrompt | None = None, form: str = "
     )
 
 
-def render_text(item: str, role: Role | None, fmt: str, tokenizer=None, hard: HardPrompt | None = None,
-                form: str = "study") -> str:  # fmt: skip
+def render_text(
+    item: str,
+    role: Role | None,
+    fmt: str,
+    tokenizer=None,
+    hard: HardPrompt | None = None,
+    form: str = "study",
+) -> str:
     """The Likert prompt for one item (its first-person statement as the portrait), ending in
     "Answer: " so that the next token is the option digit."""
     person = f'Person: "{str(item).strip()}"\n'
     return wrap(fmt, tokenizer, instruction(role, hard, form), person, QUESTION, ANSWER_PREFIX)
 
 
-def render(item: str, role: Role | None, fmt: str, tokenizer, hard: HardPrompt | None = None,
-           form: str = "study") -> RenderedPrompt:  # fmt: skip
+def render(
+    item: str, role: Role | None, fmt: str, tokenizer, hard: HardPrompt | None = None, form: str = "study"
+) -> RenderedPrompt:
     return tokenize(
         render_text(item, role, fmt, tokenizer, hard, form), tokenizer, prepend_bos=fmt in TEMPLATES
     )

@@ -16,10 +16,11 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from mechvalue.errors import MechValueError
-from mechvalue.lm.batching import StudyWhere, chunks, where_mask
+from mechvalue.lm.batching import chunks, where_mask
 from mechvalue.lm.generation import last_logits, prefix_last_logits
 from mechvalue.lm.hooks import PositionedHook
 from mechvalue.lm.models import as_bridge, check_prompt_format
+from mechvalue.lm.positions import StudyWhere
 from mechvalue.measure.logprob import answer_token_ids, yes_no_probs  # noqa: F401 - re-exported
 from mechvalue.measure.scorers import SCORERS, get_scorer
 from mechvalue.study.prompts import HardPrompt, RenderedPrompt
@@ -112,8 +113,14 @@ class Measurer:
         in_prefix = cond.where != "span" or (all(p.span == span for p in batch) and span[1] <= n)
         if n and aware and in_prefix:
             pmask = cond.prompt_masks(batch[:1], len(seqs[0]))[:, :n]
-            return prefix_last_logits(self.model, seqs[0][:n], [s[n:] for s in seqs], cond.hooks, pmask,
-                                      steer_suffix=cond.where in ("prompt", "all"))  # fmt: skip
+            return prefix_last_logits(
+                self.model,
+                seqs[0][:n],
+                [s[n:] for s in seqs],
+                cond.hooks,
+                pmask,
+                steer_suffix=cond.where in ("prompt", "all"),
+            )
         return last_logits(self.model, seqs, cond.hooks, cond.prompt_masks(batch, max(map(len, seqs))))
 
 

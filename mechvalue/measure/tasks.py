@@ -115,8 +115,10 @@ class GridParts:
         if sum(hi - lo for lo, (hi, _) in got.items()) < self.n_roles:
             write_csv(rows, self.block(task.cond, task.lo, task.hi))
             return
-        frames = [df if df is not None else read_part(self.block(task.cond, lo, hi))
-                  for lo, (hi, df) in sorted(got.items())]  # fmt: skip
+        frames = [
+            df if df is not None else read_part(self.block(task.cond, lo, hi))
+            for lo, (hi, df) in sorted(got.items())
+        ]
         write_csv(pd.concat(frames, ignore_index=True), self.part(task.cond))
         for lo, (hi, _) in got.items():
             self.block(task.cond, lo, hi).unlink(missing_ok=True)

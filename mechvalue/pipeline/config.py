@@ -6,28 +6,45 @@ import platform
 from dataclasses import dataclass, field
 from importlib import metadata
 
+from mechvalue.lm.literals import DEFAULT_MODEL, DType, PromptFormat
+
 
 @dataclass
 class RunConfig:
-    model: str = "smollm2-135m-instruct"
-    sae: str = "train"  # "train" (the SmolLM2 recipe, cached) or a folder (ours or SAELens)
-    layer: int | None = None  # None: the recipe's layer of the model (interp.sae_recipe.recipe_layer)
+    """The options of `mechvalue run` (its command line is generated from these fields)."""
+
+    model: str = DEFAULT_MODEL
+    """mechvalue name or local HF model folder"""
+    sae: str = "train"
+    """'train' (the SmolLM2 recipe SAE, trained once and cached) or an SAE folder (mechvalue, SAELens,
+    sparsify, Gemma Scope) or a SAELens release:sae_id"""
+    layer: int | None = None
+    """SAE layer (blocks.N.hook_resid_post); default: the model's middle layer, the recipe's"""
     inventory: str | None = None
+    """ValueBench-format CSV (default: shipped)"""
     questionnaire: str | None = None
     roles: int = 40
     grid_roles: int = 10
     features: int = 6
-    strength: float = 30.0  # grid: add at " your values", in units of each feature's typical activation
-    gen_strength: float = 6.0  # example generations: add at every position, same units
+    strength: float = 30.0
+    """steering strength of the grid (added at " your values"), typical-activation units"""
+    gen_strength: float = 6.0
+    """steering strength of the example generations (added at every position), same units"""
     bootstrap: int = 100
     null: int = 500
-    human: str | None = None  # PVQ-40 answers CSV; None: Schwartz's circle as the reference
+    human: str | None = None
+    """PVQ-40 answers CSV (default: ../shared/data/human/PVQ40.csv if present; else Schwartz's circle
+    is the reference)"""
     seed: int = 0
     device: str = "cpu"
-    dtype: str = "float32"  # the model's weights and activations: float32, bfloat16 or float16
-    prompt_format: str | None = None  # None: by model (mechvalue.lm.models.default_prompt_format)
+    dtype: DType = "float32"
+    """the model's weights and activations (SAE edits follow it)"""
+    prompt_format: PromptFormat | None = None
+    """the study's gemma/llama template or the tokenizer's chat template (default: by model)"""
     quick: bool = False
+    """a few-minute run (CI)"""
     sae_train: dict = field(default_factory=dict)
+    """settings of the recipe SAE's training (`sae_recipe` keywords)"""
 
     @classmethod
     def quick_preset(cls, **kw) -> RunConfig:
@@ -36,8 +53,9 @@ class RunConfig:
         one of its own. The stages do less under `quick` too (see stages.py and
         resources.py: batches of 32, no hard prompts in the grid, activations and attribution on
         one no-role prompt per value, a 3-role steering comparison)."""
-        base = {"roles": 14, "grid_roles": 2, "features": 2, "bootstrap": 20, "null": 100, "quick": True,
-                "sae_train": {"roles": 1, "gen_prompts": 8, "gen_tokens": 16, "d_sae": 512, "epochs": 1}}  # fmt: skip
+        train = {"roles": 1, "gen_prompts": 8, "gen_tokens": 16, "d_sae": 512, "epochs": 1}
+        base = {"roles": 14, "grid_roles": 2, "features": 2, "bootstrap": 20, "null": 100, "quick": True}
+        base["sae_train"] = train
         return cls(**(base | {k: v for k, v in kw.items() if v is not None}))
 
 

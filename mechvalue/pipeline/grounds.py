@@ -105,5 +105,10 @@ def grounds(ws: Workspace) -> Grounds:
     named = by_role(values).drop(index="", errors="ignore")
     change = largest_steered_change(ws.read_csv("grid", "steer.csv")) if ws.done("grid") else None
     sd = role_spread(values)
-    return Grounds(noise=run_noise(ws), roles=len(named), items={str(k): int(v) for k, v in per_value.items()},
-                   role_sd={str(k): float(v) for k, v in sd.items()}, steer_change=change)  # fmt: skip
+    return Grounds(
+        noise=run_noise(ws),
+        roles=len(named),
+        items={str(k): int(v) for k, v in per_value.items()},
+        role_sd={str(k): float(v) for k, v in sd.items()},
+        steer_change=change,
+    )

@@ -1,11 +1,9 @@
-"""What stages receive as arguments, each built once per process on first use: the model,
+"""What the stages read, each built once per process on first use: the model,
 the SAE (loaded once, not per stage), the items, the roles, the measurer, the typical
 activations and the chosen features (the last two read from earlier stages' files)."""
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from functools import cached_property
 
 import pandas as pd
@@ -15,7 +13,7 @@ from mechvalue.pipeline.workspace import Workspace
 
 
 class Resources:
-    """Lazily built inputs of the stages; `arguments(fn)` fills a stage's parameters by name."""
+    """Lazily built inputs of the stages: each stage reads the attributes it needs."""
 
     def __init__(self, ws: Workspace, executor=None):
         self.ws, self.cfg = ws, ws.cfg
@@ -106,16 +104,3 @@ class Resources:
     def chosen(self) -> list[int]:
         """The features the `features` stage chose for steering."""
         return [f["feature"] for f in self.ws.read_json("features", "features.json")["features"]]
-
-    def arguments(self, fn: Callable) -> dict:
-        """A stage's keyword arguments: `out` is its folder, every other parameter names a resource."""
-        names = [p for p in inspect.signature(fn).parameters if p != "out"]
-        return {n: self._get(n) for n in names}
-
-    def _get(self, name: str):
-        if name in ("cfg", "ws"):
-            return getattr(self, name)
-        attr = inspect.getattr_static(type(self), name, None)
-        if not isinstance(attr, (property, cached_property)):
-            raise TypeError(f"no resource named {name!r}")
-        return getattr(self, name)

@@ -44,7 +44,7 @@ def run(out: str | Path, cfg: RunConfig, progress: bool = True, executor=None) -
             t0, c0 = time.perf_counter(), time.process_time()
             if progress:
                 print(f"[mechvalue run] {name} ...", flush=True)
-            info = fn(ws.dir(name), **res.arguments(fn)) or {}
+            info = fn(ws.dir(name), res) or {}
             cpu = time.process_time() - c0
             executor.log.stage(name, time.perf_counter() - t0, cpu)
             executor.log.write(ws.out)

@@ -1,6 +1,6 @@
 """The stages of `mechvalue run`, in order, one function each. A stage writes into `out` (its own
-folder), takes every other input as a named argument (a `Resources` attribute), and returns a
-small summary for its `done.json`."""
+folder), reads its other inputs from the run's `Resources` (the model, the SAE, the items, ...,
+each built once), and returns a small summary for its `done.json`."""
 
 from __future__ import annotations
 
@@ -11,29 +11,39 @@ import pandas as pd
 
 from mechvalue.io import save_torch, write_csv, write_json
 from mechvalue.pipeline.config import RunConfig
-from mechvalue.pipeline.workspace import Workspace
+from mechvalue.pipeline.resources import Resources
 
 TOL = 0.02  # score changes up to this size count as "unchanged" in the side-effect tables
 
 
-def measure(out: Path, measurer, items: pd.DataFrame, roles: list, executor, info, cfg: RunConfig) -> dict:
+def measure(out: Path, r: Resources) -> dict:
     """Every item x every role; inputs.json records what the settings resolved to (the inventory
     file, the questionnaires, the prompt format the model got), for the report."""
     from mechvalue.distributed.measure import measure_roles
     from mechvalue.study.inventory import default_inventory_path
 
-    long, wide = measure_roles(measurer, items, roles, executor, info)
+    measurer, items, roles, info, cfg = r.measurer, r.items, r.roles, r.info, r.cfg
+
+    long, wide = measure_roles(measurer, items, roles, r.executor, info)
     write_csv(long, out / "items.csv")
     write_csv(wide, out / "values.csv")
-    write_json({"model": info.name, "prompt_format": info.prompt_format, "scoring": measurer.scoring,
-                "inventory": str(cfg.inventory or default_inventory_path()),
-                "questionnaires": sorted(items["questionnaire"].unique()), "items": len(items),
-                "values": int(items["value"].nunique()), "roles": len(roles) - 1},
-               out / "inputs.json")  # fmt: skip
+    write_json(
+        {
+            "model": info.name,
+            "prompt_format": info.prompt_format,
+            "scoring": measurer.scoring,
+            "inventory": str(cfg.inventory or default_inventory_path()),
+            "questionnaires": sorted(items["questionnaire"].unique()),
+            "items": len(items),
+            "values": int(items["value"].nunique()),
+            "roles": len(roles) - 1,
+        },
+        out / "inputs.json",
+    )
     return {"rows": len(wide), "items": int(long["item"].nunique())}
 
 
-def sae(out: Path, cfg: RunConfig, loaded) -> dict:
+def sae(out: Path, r: Resources) -> dict:
     """The SAE of the run: `--sae` as given; else the recipe SAE, trained once and cached (`--quick`
     reuses the full recipe SAE when it exists, and trains a smaller one of its own only when not)."""
     import json
@@ -41,51 +51,77 @@ def sae(out: Path, cfg: RunConfig, loaded) -> dict:
     from mechvalue.interp.sae_recipe import recipe_folder, sae_recipe
     from mechvalue.interp.sae_training import TrainConfig
 
+    cfg = r.cfg
     if cfg.sae != "train":
         from mechvalue.interp.sae_formats import load_sae, sae_reference
 
         path = sae_reference(cfg.sae)
         given = load_sae(path)  # a folder of no known format fails here, before anything is measured
-        ref = {"path": path, "trained": False, "metrics": {}, "hook_name": given.cfg.hook_name,
-               "activation": given.cfg.activation, "d_sae": given.cfg.d_sae}  # fmt: skip
+        ref = {
+            "path": path,
+            "trained": False,
+            "metrics": {},
+            "hook_name": given.cfg.hook_name,
+            "activation": given.cfg.activation,
+            "d_sae": given.cfg.d_sae,
+        }
     elif cfg.quick and (recipe_folder(cfg.model, cfg.layer) / "metrics.json").exists():
         # the recipe SAE `sae-train` (or mechvalue.recipe_sae) made: reused, never a smaller one trained beside it
         folder = recipe_folder(cfg.model, cfg.layer)
         metrics = json.loads((folder / "metrics.json").read_text())
-        ref = {"path": str(folder / "sae"), "trained": True, "reused": "the recipe SAE",
-               "activations": str(folder / "activations.h5"),
-               "metrics": {k: v for k, v in metrics.items() if k != "settings"}}  # fmt: skip
+        ref = {
+            "path": str(folder / "sae"),
+            "trained": True,
+            "reused": "the recipe SAE",
+            "activations": str(folder / "activations.h5"),
+            "metrics": {k: v for k, v in metrics.items() if k != "settings"},
+        }
     else:
-        model, info = loaded
+        model, info = r.loaded
         kw = dict(cfg.sae_train)
         train = TrainConfig(seed=cfg.seed, **{k: kw.pop(k) for k in ("d_sae", "epochs", "k") if k in kw})
         folder = recipe_folder(cfg.model, cfg.layer, "-quick" if cfg.quick else "")  # default: `sae-train`'s
         q = [cfg.questionnaire] if cfg.questionnaire else None
-        metrics = sae_recipe(model, info, folder, cfg.layer, train=train, inventory=cfg.inventory,
-                             questionnaire=q, seed=cfg.seed, **kw)  # fmt: skip
-        ref = {"path": str(folder / "sae"), "trained": True, "activations": str(folder / "activations.h5"),
-               "metrics": {k: v for k, v in metrics.items() if k != "settings"}}  # fmt: skip
+        metrics = sae_recipe(
+            model,
+            info,
+            folder,
+            cfg.layer,
+            train=train,
+            inventory=cfg.inventory,
+            questionnaire=q,
+            seed=cfg.seed,
+            **kw,
+        )
+        ref = {
+            "path": str(folder / "sae"),
+            "trained": True,
+            "activations": str(folder / "activations.h5"),
+            "metrics": {k: v for k, v in metrics.items() if k != "settings"},
+        }
     write_json(ref, out / "sae.json")
     return {"path": ref["path"]}
 
 
-def activations(
-    out: Path, model, info, sae, act_items: pd.DataFrame, act_roles: list, cfg: RunConfig
-) -> dict:
+def activations(out: Path, r: Resources) -> dict:
     """The SAE layer at " your values" and the answer position of every `act_items` x `act_roles` prompt."""
     from mechvalue.interp.cache import cache_activations
     from mechvalue.interp.features import cache_prompts
     from mechvalue.study.prompts import render
 
-    rendered = [render(q, r, info.prompt_format, model.tokenizer, answer_prefix="Answer:")
-                for r in act_roles for q in act_items["question"]]  # fmt: skip
+    model, info, act_items, act_roles = r.model, r.info, r.act_items, r.act_roles
+
+    rendered = [
+        render(q, r, info.prompt_format, model.tokenizer, answer_prefix="Answer:")
+        for r in act_roles
+        for q in act_items["question"]
+    ]
     prompts = cache_prompts(rendered)
-    cache_activations(model, prompts, [sae.cfg.hook_name], out / "acts.h5", "mask", model_name=cfg.model)
+    cache_activations(model, prompts, [r.sae.cfg.hook_name], out / "acts.h5", "mask", model_name=r.cfg.model)
     return {"prompts": len(prompts)}
 
 
-def features(out: Path, ws: Workspace, sae, sae_ref: dict, measurer, act_items: pd.DataFrame, act_roles: list,
-             cfg: RunConfig) -> dict:  # fmt: skip
+def features(out: Path, r: Resources) -> dict:
     """Typical activations, the span rule, correlations (used to choose only with enough roles and
     role variance) and gradient attribution (on the cached items, first 4 cached roles); the chosen
     features."""
@@ -99,6 +135,7 @@ def features(out: Path, ws: Workspace, sae, sae_ref: dict, measurer, act_items: 
     )
     from mechvalue.pipeline.grounds import MIN_CORR_ROLES, grounds
 
+    ws, sae, sae_ref, act_items, act_roles = r.ws, r.sae, r.sae_ref, r.act_items, r.act_roles
     hook = sae.cfg.hook_name
     store = ActivationStore(ws.out / "activations" / "acts.h5")
     span, last = prompt_features(store, sae, hook, len(act_items) * len(act_roles))
@@ -110,14 +147,19 @@ def features(out: Path, ws: Workspace, sae, sae_ref: dict, measurer, act_items: 
     names = [r.name if r else "" for r in act_roles for _ in range(len(act_items))]
     values = list(act_items["value"]) * len(act_roles)
     corr = correlation(last, names, values, ws.read_csv("measure", "values.csv"))
-    grad = gradient_attribution(measurer, sae, act_items, act_roles[:4])
+    grad = gradient_attribution(r.measurer, sae, act_items, act_roles[:4])
     grad_typ = grad.mul(typical.numpy(), axis=0)  # per typical unit of steering
-    k = cfg.features
+    k = r.cfg.features
     chosen = {f: "span" for f in span_candidates(span, max(1, k // 3))}
     # correlations choose only with enough roles, and only for values that vary between roles
     usable = [v for v in corr.columns if v in grounds(ws).varying] if len(act_roles) >= MIN_CORR_ROLES else []
-    why_not = ("" if usable else f"{len(act_roles)} roles (correlations need {MIN_CORR_ROLES})"
-               if len(act_roles) < MIN_CORR_ROLES else "no value varies between roles beyond the noise")  # fmt: skip
+    why_not = (
+        ""
+        if usable
+        else f"{len(act_roles)} roles (correlations need {MIN_CORR_ROLES})"
+        if len(act_roles) < MIN_CORR_ROLES
+        else "no value varies between roles beyond the noise"
+    )
     for why, score in [
         *([("correlation", corr[usable].abs())] if usable else []),
         ("attribution", grad_typ.abs()),
@@ -130,39 +172,67 @@ def features(out: Path, ws: Workspace, sae, sae_ref: dict, measurer, act_items: 
     write_csv(corr.assign(feature=corr.index), out / "correlation.csv")
     write_csv(grad_typ.assign(feature=grad_typ.index).loc[list(chosen)], out / "gradient_attribution.csv")
     save_torch(typical, out / "typical.pt")
-    write_json({"features": [{"feature": f, "reason": why, "typical": float(typical[f]),
-                              "span_activation": float(span[:, f].mean())} for f, why in chosen.items()],
-                "correlation": {"used": bool(usable), "roles": len(act_roles), "values": usable,
-                                "why_not": why_not}}, out / "features.json")  # fmt: skip
+    write_json(
+        {
+            "features": [
+                {
+                    "feature": f,
+                    "reason": why,
+                    "typical": float(typical[f]),
+                    "span_activation": float(span[:, f].mean()),
+                }
+                for f, why in chosen.items()
+            ],
+            "correlation": {
+                "used": bool(usable),
+                "roles": len(act_roles),
+                "values": usable,
+                "why_not": why_not,
+            },
+        },
+        out / "features.json",
+    )
     return {"features": list(chosen)}
 
 
-def grid(out: Path, measurer, items: pd.DataFrame, grid_roles: list, sae, typical, chosen: list[int],
-         cfg: RunConfig, executor, info, sae_ref: dict) -> dict:  # fmt: skip
+def grid(out: Path, r: Resources) -> dict:
     from mechvalue.measure.grid import GridSpec, run_grid
+
+    cfg = r.cfg
 
     # --quick leaves out the hard-prompt conditions: per value a prefix pass of its own for every role,
     # four times the rest of the grid; steer_compare's prompting method still runs that path
-    spec = GridSpec(chosen, [cfg.strength], "add", "span", "typical", hard_prompts=not cfg.quick)
-    t = run_grid(measurer, items, grid_roles, sae, typical, spec, out, executor=executor, model=info,
-                 sae_path=sae_ref["path"])  # fmt: skip
+    spec = GridSpec(r.chosen, [cfg.strength], "add", "span", "typical", hard_prompts=not cfg.quick)
+    t = run_grid(
+        r.measurer,
+        r.items,
+        r.grid_roles,
+        r.sae,
+        r.typical,
+        spec,
+        out,
+        executor=r.executor,
+        model=r.info,
+        sae_path=r.sae_ref["path"],
+    )
     return {"rows": len(t["steer"])}
 
 
-def generations(out: Path, model, info, sae, typical, chosen: list[int], items: pd.DataFrame,
-                cfg: RunConfig) -> dict:  # fmt: skip
+def generations(out: Path, r: Resources) -> dict:
     from mechvalue.interp.steering import SAEEditHook, SteeringSpec, generate_steered
     from mechvalue.study.prompts import render
 
-    qs = list(items.groupby("value", sort=False).head(1)["question"][:2])
+    model, info, sae, cfg = r.model, r.info, r.sae, r.cfg
+
+    qs = list(r.items.groupby("value", sort=False).head(1)["question"][:2])
     ps = [render(q, None, info.prompt_format, model.tokenizer) for q in qs]
     n = 16 if cfg.quick else 40
     plain = generate_steered(model, ps, sae.cfg.hook_name, None, "all", n)
     examples = []
-    for f in chosen:
+    for f in r.chosen:
         spec = SteeringSpec([f], "add", cfg.gen_strength, "all", "typical")
         steered = generate_steered(
-            model, ps, sae.cfg.hook_name, SAEEditHook(sae, spec, typical=typical), "all", n
+            model, ps, sae.cfg.hook_name, SAEEditHook(sae, spec, typical=r.typical), "all", n
         )
         examples += [
             {"feature": f, "question": q, "unsteered": a, "steered": b} for q, a, b in zip(qs, plain, steered)
@@ -186,7 +256,7 @@ def _reference(cfg: RunConfig, nodes: list[str]):
     return ValueGraph(nodes, edges), "Schwartz's circle (adjacent values linked)"
 
 
-def graph(out: Path, ws: Workspace, cfg: RunConfig, executor) -> dict:
+def graph(out: Path, r: Resources) -> dict:
     """PC on the unsteered rows over the values that vary between roles by more than the measurement
     noise (a value that does not would give PC edges learned from rounding); with fewer than two
     such values no graph is learned, and summary.json says why."""
@@ -198,24 +268,44 @@ def graph(out: Path, ws: Workspace, cfg: RunConfig, executor) -> dict:
     from mechvalue.pipeline.grounds import grounds
     from mechvalue.study.schema import select_rows, value_matrix
 
+    ws, cfg = r.ws, r.cfg
     rows = select_rows(ws.read_csv("measure", "values.csv"), [])
     gr = grounds(ws)
     keep = [c for c in rows.columns if c in gr.varying]
     base = {"rows": len(rows), "values": keep, "no_role_variance": gr.flat, "noise": gr.noise["noise"]}
     if len(keep) < 2:
-        why = (f"not learned: {len(keep)} of {len(gr.values)} values vary between roles by more than the "
-               f"measurement noise ({describe_noise(gr.noise)}); PC needs at least 2")  # fmt: skip
+        why = (
+            f"not learned: {len(keep)} of {len(gr.values)} values vary between roles by more than the "
+            f"measurement noise ({describe_noise(gr.noise)}); PC needs at least 2"
+        )
         ref, ref_name = _reference(cfg, gr.values)
         ref.save(out / "reference.json")  # the tables still compare steering with the reference
-        write_json(base | {"learned": False, "why": why, "edges": 0, "reference": ref_name,
-                           "reference_edges": len(ref.edges)}, out / "summary.json")  # fmt: skip
+        write_json(
+            base
+            | {
+                "learned": False,
+                "why": why,
+                "edges": 0,
+                "reference": ref_name,
+                "reference_edges": len(ref.edges),
+            },
+            out / "summary.json",
+        )
         return {"edges": 0, "learned": False}
     x = value_matrix(rows[["steer_dim", "player_name", *keep]], drop_constant=True)
     g = learn_graph(x, "pc", 0.05)
     g.save(out / "learned.json")
     # --quick: its 20 small resamples in this process (a worker pool's start-up costs more than they do)
-    freqs = bootstrap_edges(x, rows["player_name"], cfg.bootstrap, "pc", 0.05, cfg.seed,
-                            workers=1 if cfg.quick else None, executor=executor)  # fmt: skip
+    freqs = bootstrap_edges(
+        x,
+        rows["player_name"],
+        cfg.bootstrap,
+        "pc",
+        0.05,
+        cfg.seed,
+        workers=1 if cfg.quick else None,
+        executor=r.executor,
+    )
     write_csv(freqs, out / "edge_frequencies.csv")
     ref, ref_name = _reference(cfg, list(x.columns))
     ref.save(out / "reference.json")
@@ -226,14 +316,20 @@ def graph(out: Path, ws: Workspace, cfg: RunConfig, executor) -> dict:
         g, out / "learned.png", f"{cfg.model}: {len(g.edges)} edges ({stable} in >=80% of resamples)", fq
     )
     draw_graph(ref, out / "reference.png", f"reference: {ref_name}")
-    summary = base | {"learned": True, "edges": len(g.edges), "edges_recurring_80pct": stable,
-                      "reference": ref_name, "reference_edges": len(ref.edges), "compare": cmp,
-                      "failed_resamples": freqs.attrs["failed_resamples"]}  # fmt: skip
+    summary = base | {
+        "learned": True,
+        "edges": len(g.edges),
+        "edges_recurring_80pct": stable,
+        "reference": ref_name,
+        "reference_edges": len(ref.edges),
+        "compare": cmp,
+        "failed_resamples": freqs.attrs["failed_resamples"],
+    }
     write_json(summary, out / "summary.json")
     return {"edges": len(g.edges)}
 
 
-def tables(out: Path, ws: Workspace, items: pd.DataFrame, cfg: RunConfig) -> dict:
+def tables(out: Path, r: Resources) -> dict:
     """Table 1, Table 2 (against the learned graph when one was learned, and the reference), the
     interventional effects, side effects and pies; tables.json also records the items and roles
     each rests on."""
@@ -243,6 +339,7 @@ def tables(out: Path, ws: Workspace, items: pd.DataFrame, cfg: RunConfig) -> dic
     from mechvalue.study.inventory import split
     from mechvalue.study.schema import is_hard, wide_table
 
+    ws, items, cfg = r.ws, r.items, r.cfg
     conds = ws.read_json("grid", "conditions.json")["conditions"]
     steer, long = ws.read_csv("grid", "steer.csv"), ws.read_csv("grid", "items.csv")
     lpath = ws.out / "graph" / "learned.json"
@@ -253,18 +350,28 @@ def tables(out: Path, ws: Workspace, items: pd.DataFrame, cfg: RunConfig) -> dic
     nb = 50 if cfg.quick else 200
     train, test = split(items, cfg.seed)
     sae_rows = long[~is_hard(long["steer_dim"])]
-    t1 = table1(wide_table(sae_rows[sae_rows["item"].isin(train["item"])]),
-                wide_table(sae_rows[sae_rows["item"].isin(test["item"])]), feats)  # fmt: skip
+    t1 = table1(
+        wide_table(sae_rows[sae_rows["item"].isin(train["item"])]),
+        wide_table(sae_rows[sae_rows["item"].isin(test["item"])]),
+        feats,
+    )
     write_csv(t1["cells"], out / "table1_cells.csv")
     first_role = steer["player_name"].dropna().iloc[0]
     study = table2(steer, learned or ref, ref, first_role)
     for half in ("prompt", "sae"):  # without a learned graph only the reference half is meaningful
         study[half] = {g: study[half][g] for g in graphs}
-    res = {"table1": {k: t1[k] for k in ("mean_similarity", "noise_ratio")}
-                     | {"train_items": len(train), "test_items": len(test),
-                        "values": sorted(set(train["value"]) & set(test["value"]))},
-           "roles": int(steer["player_name"].dropna().nunique()), "first_role": first_role,
-           "graphs": list(graphs), "table2_study": study}  # fmt: skip
+    res = {
+        "table1": {k: t1[k] for k in ("mean_similarity", "noise_ratio")}
+        | {
+            "train_items": len(train),
+            "test_items": len(test),
+            "values": sorted(set(train["value"]) & set(test["value"])),
+        },
+        "roles": int(steer["player_name"].dropna().nunique()),
+        "first_role": first_role,
+        "graphs": list(graphs),
+        "table2_study": study,
+    }
     for g, graph in graphs.items():
         res[f"table2_{g}"] = table2_improved(steer, graph, n_boot=nb, n_null=nb, seed=cfg.seed, tol=TOL)
     res["table2_study"].pop("per_value")
@@ -280,9 +387,7 @@ def tables(out: Path, ws: Workspace, items: pd.DataFrame, cfg: RunConfig) -> dic
     return {"features": len(feats)}
 
 
-def validity(
-    out: Path, ws: Workspace, cfg: RunConfig, measurer, items: pd.DataFrame, grid_roles: list
-) -> dict:
+def validity(out: Path, r: Resources) -> dict:
     """Are the scores measurements? Reliability and structure from measure/items.csv; the known-group
     personas measured here (2 pairs under --quick); other forms and scorers on the grid roles (not
     under --quick); the learned graph's nodes and edges that rest on flagged values."""
@@ -295,57 +400,96 @@ def validity(
     from mechvalue.pipeline.grounds import run_noise
     from mechvalue.study.roles import load_players
 
+    ws, cfg, measurer, items = r.ws, r.cfg, r.measurer, r.items
     long, groups = ws.read_csv("measure", "items.csv"), load_known_groups()
     kg_roles = load_players(known_groups_path())[: 4 if cfg.quick else None]
     groups = {r.name: groups[r.name] for r in kg_roles}
     kg, _ = measure_values(measurer, items, kg_roles, progress=False)
     forms = {}
     if not cfg.quick:
-        for name, m in [*((f, replace(measurer, form=f)) for f in ("swapped", "plain", "reflect")),
-                        *((sc, replace(measurer, scoring=sc)) for sc in ("likert", "generate"))]:  # fmt: skip
-            forms[name] = measure_values(m, items, grid_roles, progress=False)[0]
-    res = validity(pd.concat([long, kg], ignore_index=True), cfg.human, forms, groups,
-                   50 if cfg.quick else 200, 500 if cfg.quick else 5000, cfg.seed, run_noise(ws)["noise"])  # fmt: skip
+        for name, m in [
+            *((f, replace(measurer, form=f)) for f in ("swapped", "plain", "reflect")),
+            *((sc, replace(measurer, scoring=sc)) for sc in ("likert", "generate")),
+        ]:
+            forms[name] = measure_values(m, items, r.grid_roles, progress=False)[0]
+    res = validity(
+        pd.concat([long, kg], ignore_index=True),
+        cfg.human,
+        forms,
+        groups,
+        50 if cfg.quick else 200,
+        500 if cfg.quick else 5000,
+        cfg.seed,
+        run_noise(ws)["noise"],
+    )
     s = save(res, out, f"{cfg.model} ({measurer.scoring}): alpha, omega, ICC(1) per value")
     if (ws.out / "graph" / "learned.json").exists():
         g = load_graph(ws.out / "graph" / "learned.json")
-        write_json(graph_warnings(g.nodes, [(e.source, e.target) for e in g.edges], s["flagged"]),
-                   out / "graph_warnings.json")  # fmt: skip
+        write_json(
+            graph_warnings(g.nodes, [(e.source, e.target) for e in g.edges], s["flagged"]),
+            out / "graph_warnings.json",
+        )
     return {"flagged": len(s["flagged"]), "median_alpha": s["median_alpha"], "median_icc1": s["median_icc1"]}
 
 
-def steer_compare(out: Path, model, info, sae, typical, items: pd.DataFrame, roles: list, cfg: RunConfig,
-                  ws: Workspace) -> dict:  # fmt: skip
+def steer_compare(out: Path, r: Resources) -> dict:
     """Every steering method on the held-out value test (mechvalue.analysis.steer_compare); under
     --quick one target value, one strength per method, 3 roles (2 train, 1 test: every statistic is
     then "too few roles", the fluency and speed costs are measured), one neutral prompt of 8 tokens
     and 2 neutral texts."""
-    from mechvalue.analysis.steer_compare import CompareSpec, held_out_values, run_compare, value_graph
+    from mechvalue.analysis.steer_compare import (
+        CompareInputs,
+        CompareSpec,
+        held_out_values,
+        run_compare,
+        value_graph,
+    )
     from mechvalue.causal.graph import load_graph
     from mechvalue.measure.scoring import Measurer
 
+    cfg, items = r.cfg, r.items
     testable = held_out_values(items, cfg.seed)  # values with items to build on and to judge on
     if not testable:
-        verdict = ("Not run: no value has both train and test items under the seeded 0.7 split "
-                   f"(the inventory has at most {items['value'].value_counts().max()} item(s) per value).")  # fmt: skip
+        verdict = (
+            "Not run: no value has both train and test items under the seeded 0.7 split "
+            f"(the inventory has at most {items['value'].value_counts().max()} item(s) per value)."
+        )
         write_json({"verdict": verdict}, out / "summary.json")
         return {"rows": 0, "verdict": verdict}
-    learned = ws.out / "graph" / "learned.json"
-    graph, gname = ((load_graph(learned), "learned (graph stage)") if learned.exists()
-                    else value_graph(sorted(items["value"].unique()), cfg.human))  # fmt: skip
+    learned = r.ws.out / "graph" / "learned.json"
+    graph, gname = (
+        (load_graph(learned), "learned (graph stage)")
+        if learned.exists()
+        else value_graph(sorted(items["value"].unique()), cfg.human)
+    )
     spec = CompareSpec(values=testable, seed=cfg.seed)
     if cfg.quick:
-        spec = CompareSpec(values=testable[:1], vector_strengths=[0.5], sae_strengths=[8.0],
-                           vector_roles=1, corr_roles=2, grad_roles=2, candidates=4, neutral_prompts=1,
-                           neutral_texts=2, gen_tokens=8, n_boot=100, n_null=50, seed=cfg.seed)  # fmt: skip
-    named = [r for r in roles if r is not None]
-    res = run_compare(model, Measurer(model, info.prompt_format), sae, typical, items,
-                      named[:3] if cfg.quick else named, spec, out, graph, graph_name=gname)  # fmt: skip
+        spec = CompareSpec(
+            values=testable[:1],
+            vector_strengths=[0.5],
+            sae_strengths=[8.0],
+            vector_roles=1,
+            corr_roles=2,
+            grad_roles=2,
+            candidates=4,
+            neutral_prompts=1,
+            neutral_texts=2,
+            gen_tokens=8,
+            n_boot=100,
+            n_null=50,
+            seed=cfg.seed,
+        )
+    named = [role for role in r.roles if role is not None]
+    measurer = Measurer(r.model, r.info.prompt_format)
+    inputs = CompareInputs(measurer, r.sae, r.typical, items, named[:3] if cfg.quick else named)
+    res = run_compare(inputs, spec, out, graph, graph_name=gname)
     return {"rows": len(res["compare"]), "verdict": res["summary"]["verdict"]}
 
 
-def report(out: Path, ws: Workspace) -> dict:
+def report(out: Path, r: Resources) -> dict:
     from mechvalue.pipeline.report import write_report
+
+    ws = r.ws
 
     path = write_report(ws, out, [name for name, _ in STAGES])
     timings = ws.timings([name for name, _ in STAGES])
@@ -356,7 +500,7 @@ def report(out: Path, ws: Workspace) -> dict:
     }
 
 
-STAGES: list[tuple[str, Callable[..., dict]]] = [
+STAGES: list[tuple[str, Callable[[Path, Resources], dict]]] = [
     ("measure", measure),
     ("sae", sae),
     ("activations", activations),

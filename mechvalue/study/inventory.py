@@ -18,9 +18,17 @@ from mechvalue.inputs import read_csv
 
 COLUMNS = ("questionnaire", "item", "value", "agreement", "question")
 SCHWARTZ_VALUES = (  # in their order around Schwartz's circle
-    "Self-Direction", "Stimulation", "Hedonism", "Achievement", "Power",
-    "Security", "Conformity", "Tradition", "Benevolence", "Universalism",
-)  # fmt: skip
+    "Self-Direction",
+    "Stimulation",
+    "Hedonism",
+    "Achievement",
+    "Power",
+    "Security",
+    "Conformity",
+    "Tradition",
+    "Benevolence",
+    "Universalism",
+)
 
 
 def default_inventory_path() -> Path:

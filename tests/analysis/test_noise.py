@@ -38,8 +38,14 @@ def test_values_that_differ_between_roles_only_by_rounding_do_not_vary():
 
 
 def _long(scores: dict[str, dict[str, float]]) -> pd.DataFrame:
-    return pd.DataFrame([{"player_name": p, "value": v, "item": f"{v}{i}", "score": s + 0.01 * i}
-                         for p, d in scores.items() for v, s in d.items() for i in range(3)])  # fmt: skip
+    return pd.DataFrame(
+        [
+            {"player_name": p, "value": v, "item": f"{v}{i}", "score": s + 0.01 * i}
+            for p, d in scores.items()
+            for v, s in d.items()
+            for i in range(3)
+        ]
+    )
 
 
 def test_known_group_differences_within_the_noise_are_ties_not_hits():
@@ -65,8 +71,20 @@ def test_reliability_of_a_value_without_role_variance_is_undefined_not_minus_one
     for p in range(12):
         role = rng.normal()
         for i in range(2):
-            rows += [{"player_name": f"r{p}", "value": "Flat", "item": f"f{i}", "score": -0.3 + 1e-8 * rng.normal() + 0.1 * i},
-                     {"player_name": f"r{p}", "value": "Real", "item": f"g{i}", "score": 0.2 * role + 0.02 * rng.normal()}]  # fmt: skip
+            rows += [
+                {
+                    "player_name": f"r{p}",
+                    "value": "Flat",
+                    "item": f"f{i}",
+                    "score": -0.3 + 1e-8 * rng.normal() + 0.1 * i,
+                },
+                {
+                    "player_name": f"r{p}",
+                    "value": "Real",
+                    "item": f"g{i}",
+                    "score": 0.2 * role + 0.02 * rng.normal(),
+                },
+            ]
     rel = V.reliability(pd.DataFrame(rows), n_boot=20, noise=3e-6).set_index("value")
     assert rel.loc["Flat", "flags"] == "no role variance"
     assert rel.loc["Flat", ["alpha", "omega", "icc1", "icc1_lo", "icc1_hi"]].isna().all()

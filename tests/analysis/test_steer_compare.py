@@ -192,7 +192,7 @@ def test_planted_direction_recovered_and_selective(planted, tmp_path, monkeypatc
         n_null=50,
         kl_bound=1e9,
     )
-    inputs = sc.CompareInputs(model, measurer, sae, torch.ones(16), items, roles)
+    inputs = sc.CompareInputs(measurer, sae, torch.ones(16), items, roles)
     prep, test_items, test_roles = sc.prepare(inputs, spec, False)
     text = model.tokenizer.batch_decode(seen)
     assert seen and not any(q in t for q in test["question"] for t in text)
@@ -204,7 +204,7 @@ def test_planted_direction_recovered_and_selective(planted, tmp_path, monkeypatc
         cos = float(torch.cosine_similarity(prep.built[m]["Power"], u, 0))
         assert cos > 0.9, (m, cos)
 
-    res = sc.run_compare(model, measurer, sae, torch.ones(16), items, roles, spec, tmp_path, progress=False)
+    res = sc.run_compare(inputs, spec, tmp_path, progress=False)
     cmp = res["compare"].set_index(["method", "strength"])
     for m in ("diffmean", "caa"):
         r = cmp.loc[(m, 4.0)]
@@ -226,7 +226,7 @@ def test_planted_direction_recovered_and_selective(planted, tmp_path, monkeypatc
 
     # resumable: a second run reads every part file and measures nothing
     monkeypatch.setattr(sc, "measure", lambda *a, **k: pytest.fail("remeasured"))
-    again = sc.run_compare(model, measurer, sae, torch.ones(16), items, roles, spec, tmp_path, progress=False)
+    again = sc.run_compare(inputs, spec, tmp_path, progress=False)
     pd.testing.assert_frame_equal(again["compare"], res["compare"])
 
 
@@ -245,7 +245,7 @@ def test_values_without_held_out_items_are_named_not_crashed_on():
     assert sc.held_out_values(items[items["value"] == "Tradition"]) == []
     with pytest.raises(MechValueError, match="'Tradition' has 1 item"):
         sc.prepare(
-            sc.CompareInputs(None, None, None, None, items, []), sc.CompareSpec(values=["Power", "Tradition"])
+            sc.CompareInputs(None, None, None, items, []), sc.CompareSpec(values=["Power", "Tradition"])
         )
 
 
@@ -286,17 +286,10 @@ def test_a_new_method_is_one_registry_entry(planted, tmp_path, monkeypatch):
         n_null=10,
     )
     assert spec.strengths("random") == [0.0, 2.0]
-    res = sc.run_compare(
-        model,
-        Measurer(model, info.prompt_format),
-        None,
-        None,
-        _items(),
-        generate_roles(26, 0),
-        spec,
-        tmp_path,
-        progress=False,
+    inputs = sc.CompareInputs(
+        Measurer(model, info.prompt_format), None, None, _items(), generate_roles(26, 0)
     )
+    res = sc.run_compare(inputs, spec, tmp_path, progress=False)
     cmp = res["compare"].set_index("strength")
     assert list(res["compare"]["method"]) == ["random", "random"]
     assert cmp.loc[0.0, "efficacy"] == 0.0 and np.isfinite(cmp.loc[2.0, "efficacy"])

@@ -12,13 +12,26 @@ from mechvalue.study.settings import PIE_POSITIVE as POSITIVE
 from mechvalue.study.settings import TABLE1_EXCLUDED as EXCLUDED
 from tests.conftest import RELEASE, need_shared
 
-PAPER_T1 = {1025: .94, 1312: .66, 1341: .90, 1975: .89, 2965: .92, 4752: .90, 10096: .79, 10605: .86, 14049: .84, 14351: .84}  # fmt: skip
+PAPER_T1 = {
+    1025: 0.94,
+    1312: 0.66,
+    1341: 0.90,
+    1975: 0.89,
+    2965: 0.92,
+    4752: 0.90,
+    10096: 0.79,
+    10605: 0.86,
+    14049: 0.84,
+    14351: 0.84,
+}
 
 
 @pytest.fixture(scope="module")
 def tables():
-    return (load_table(need_shared("paper_release", "ans_gemma_train_formal.csv")),
-            load_table(need_shared("paper_release", "ans_gemma_test_formal.csv")))  # fmt: skip
+    return (
+        load_table(need_shared("paper_release", "ans_gemma_train_formal.csv")),
+        load_table(need_shared("paper_release", "ans_gemma_test_formal.csv")),
+    )
 
 
 def test_table1_mean_similarity(tables):
@@ -29,10 +42,14 @@ def test_table1_mean_similarity(tables):
 def test_table2_means(tables):
     ref = RELEASE / "reference_graphs.json"
     res = ex.table2(tables[1], load_graph(ref, "gemma"), load_graph(ref, "human1"), "Mary Holt", GEMMA_KEPT)
-    got = {h: {g: [round(res[h][g]["expected"], 3), round(res[h][g]["unexpected"], 3)] for g in res[h]}
-           for h in ("prompt", "sae")}  # fmt: skip
-    assert got == {"prompt": {"learned": [0.690, 0.560], "reference": [0.693, 0.593]},
-                   "sae": {"learned": [0.568, 0.506], "reference": [0.787, 0.504]}}  # fmt: skip
+    got = {
+        h: {g: [round(res[h][g]["expected"], 3), round(res[h][g]["unexpected"], 3)] for g in res[h]}
+        for h in ("prompt", "sae")
+    }
+    assert got == {
+        "prompt": {"learned": [0.690, 0.560], "reference": [0.693, 0.593]},
+        "sae": {"learned": [0.568, 0.506], "reference": [0.787, 0.504]},
+    }
 
 
 def test_table2_improved_has_ci_and_pvalues(tables):
@@ -59,9 +76,16 @@ def test_pies(tables):
 def test_table1_leaves_out_values_on_one_side_of_the_split():
     """A small inventory can leave a value without test items: Table 1 compares the shared values."""
     rows = lambda vals: pd.DataFrame(  # noqa: E731
-        [{"steer_dim": s, "player_name": p, **{v: x + (0.1 if s == 7 else 0) * (i + 1) for i, v in enumerate(vals)}}
-         for s in (float("nan"), 7) for p, x in (("a", 0.0), ("b", 0.5))]
-    )  # fmt: skip
+        [
+            {
+                "steer_dim": s,
+                "player_name": p,
+                **{v: x + (0.1 if s == 7 else 0) * (i + 1) for i, v in enumerate(vals)},
+            }
+            for s in (float("nan"), 7)
+            for p, x in (("a", 0.0), ("b", 0.5))
+        ]
+    )
     res = ex.table1(rows(["A", "B"]), rows(["A"]), [7])
     assert list(res["cells"]["value"]) == ["A"] and res["mean_similarity"] == {"7": 1.0}
     none = ex.table1(rows(["B"]), rows(["A"]), [7])  # no value on both sides: an empty table, no error

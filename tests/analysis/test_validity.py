@@ -72,8 +72,16 @@ def long_table(n_roles: int, k: int, between_var: float, noise_var: float, seed:
         eff = rng.normal(scale=math.sqrt(between_var), size=n_roles)
         for r in range(n_roles):
             for j in range(k):
-                rows.append({"steer_dim": None, "player_name": f"r{r}", "value": v, "item": f"{v}{j}",
-                             "agreement": 1, "score": eff[r] + rng.normal(scale=math.sqrt(noise_var))})  # fmt: skip
+                rows.append(
+                    {
+                        "steer_dim": None,
+                        "player_name": f"r{r}",
+                        "value": v,
+                        "item": f"{v}{j}",
+                        "agreement": 1,
+                        "score": eff[r] + rng.normal(scale=math.sqrt(noise_var)),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -123,8 +131,14 @@ def test_human_structure_follows_the_circle():
 
 def test_matrix_correlation_and_circle_on_a_circumplex():
     vals = list(V.SCHWARTZ_VALUES)
-    m = pd.DataFrame([[math.cos(2 * math.pi * V.circle_distance(a, b) / 10) * (a != b) + (a == b) for b in vals]
-                      for a in vals], index=vals, columns=vals)  # fmt: skip
+    m = pd.DataFrame(
+        [
+            [math.cos(2 * math.pi * V.circle_distance(a, b) / 10) * (a != b) + (a == b) for b in vals]
+            for a in vals
+        ],
+        index=vals,
+        columns=vals,
+    )
     assert V.circle_structure(m, 200)["rho"] == pytest.approx(-1)
     same = V.matrix_correlation(m, m, 500, seed=0)
     assert same["r"] == pytest.approx(1) and same["p"] < 0.01
@@ -149,8 +163,10 @@ def test_known_groups_hits_and_sign_test():
     rows = []
     for r in pred.itertuples():
         sign = -1 if r.pair == "monk-vs-promoter" else 1
-        rows += [{"player_name": r.higher, "value": r.value, "item": "x", "score": 0.5 * sign},
-                 {"player_name": r.lower, "value": r.value, "item": "x", "score": -0.5 * sign}]  # fmt: skip
+        rows += [
+            {"player_name": r.higher, "value": r.value, "item": "x", "score": 0.5 * sign},
+            {"player_name": r.lower, "value": r.value, "item": "x", "score": -0.5 * sign},
+        ]
     table, s = V.known_groups(pd.DataFrame(rows), groups)
     assert s["predictions"] == 24 and s["hits"] == 20 and s["hit_rate"] == pytest.approx(20 / 24)
     assert s["p_sign"] == pytest.approx(sum(math.comb(24, k) for k in range(20, 25)) / 2**24)
@@ -188,8 +204,9 @@ def test_prompt_forms_default_is_the_study_text():
     from mechvalue.study.roles import Role
 
     role = Role("A", "Gender: female; Job: nurse, MBTI: ISFJ")
-    want = P.GEMMA_TEMPLATE.format(instruction=P.INSTRUCTION.format(bio_hint=P.bio_hint(role)),
-                                   examples=P.EXAMPLES, question="Q?")  # fmt: skip
+    want = P.GEMMA_TEMPLATE.format(
+        instruction=P.INSTRUCTION.format(bio_hint=P.bio_hint(role)), examples=P.EXAMPLES, question="Q?"
+    )
     assert P.render_text("Q?", role, "gemma") == want == P.render_text("Q?", role, "gemma", form="study")
     texts = {f: P.render_text("Q?", role, "gemma", form=f) for f in P.FORMS}
     assert len(set(texts.values())) == len(P.FORMS)
@@ -203,8 +220,22 @@ def test_cli_writes_outputs_and_exits_2_on_bad_input(tmp_path, capsys):
     long = pd.concat([long_table(20, 4, 0.5, 0.5, seed=8, values=V.SCHWARTZ_VALUES[:5])])
     items = tmp_path / "items.csv"
     long.to_csv(items, index=False)
-    assert main(["validity", "--items", str(items), "--bootstrap", "20", "--permutations", "50",
-                 "--out", str(tmp_path / "v")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "validity",
+                "--items",
+                str(items),
+                "--bootstrap",
+                "20",
+                "--permutations",
+                "50",
+                "--out",
+                str(tmp_path / "v"),
+            ]
+        )
+        == 0
+    )
     for f in (
         "reliability.csv",
         "reliability_centered.csv",
@@ -220,8 +251,11 @@ def test_cli_writes_outputs_and_exits_2_on_bad_input(tmp_path, capsys):
     assert sec["summary"]["respondents"] == 20 and "known_groups" not in sec["summary"]
     capsys.readouterr()
     long.drop(columns="score").to_csv(tmp_path / "bad.csv", index=False)
-    for argv in (["--items", str(tmp_path / "bad.csv")], ["--items", str(tmp_path / "missing.csv")],
-                 ["--items", str(items), "--forms", "swapped"]):  # fmt: skip
+    for argv in (
+        ["--items", str(tmp_path / "bad.csv")],
+        ["--items", str(tmp_path / "missing.csv")],
+        ["--items", str(items), "--forms", "swapped"],
+    ):
         assert main(["validity", *argv, "--out", str(tmp_path / "x")]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("mechvalue: error:")
@@ -263,8 +297,14 @@ def test_validity_stage_quick_on_smollm2(smollm2, tmp_path):
     ws.dir("measure")
     long.to_csv(tmp_path / "measure" / "items.csv", index=False)
     ws.dir("graph")
-    (tmp_path / "graph" / "learned.json").write_text(json.dumps(
-        {"nodes": list(items["value"]), "edges": [{"source": "Power", "target": "Security", "kind": "directed"}]}))  # fmt: skip
+    (tmp_path / "graph" / "learned.json").write_text(
+        json.dumps(
+            {
+                "nodes": list(items["value"]),
+                "edges": [{"source": "Power", "target": "Security", "kind": "directed"}],
+            }
+        )
+    )
     done = stage(ws.dir("validity"), ws, cfg, Measurer(model, info.prompt_format), items, [])
     sec = report_section(tmp_path / "validity")
     assert done["flagged"] == len(sec["summary"]["flagged"])
@@ -298,9 +338,17 @@ def test_centering_removes_acquiescence_that_passes_for_consistency():
     rng = np.random.default_rng(12)
     shift = rng.normal(size=50)
     own = rng.normal(size=50)  # value-specific trait of "Signal" only
-    rows = [{"player_name": f"r{r}", "value": v, "item": f"{v}{j}",
-             "score": shift[r] + (own[r] if v == "Signal" else 0) + rng.normal(scale=0.5)}
-            for v in ("Signal", "A", "B", "C") for r in range(50) for j in range(4)]  # fmt: skip
+    rows = [
+        {
+            "player_name": f"r{r}",
+            "value": v,
+            "item": f"{v}{j}",
+            "score": shift[r] + (own[r] if v == "Signal" else 0) + rng.normal(scale=0.5),
+        }
+        for v in ("Signal", "A", "B", "C")
+        for r in range(50)
+        for j in range(4)
+    ]
     long = pd.DataFrame(rows)
     raw = V.reliability(long, n_boot=0).set_index("value")
     cen = V.reliability(V.center_scores(long), n_boot=0).set_index("value")
@@ -308,8 +356,9 @@ def test_centering_removes_acquiescence_that_passes_for_consistency():
     assert cen.loc["Signal", "alpha"] > 0.8 and (cen.loc[["A", "B", "C"], "alpha"] < 0.5).all()
     # a value every role answers the same way has no reliability, centred or not (centring would
     # make its items agree perfectly: the role shift is all that is left of them)
-    flat = pd.concat([long, long[long["value"] == "A"].assign(value="Flat", item=lambda d: "F" + d["item"],
-                                                                score=-1.0)])  # fmt: skip
+    flat = pd.concat(
+        [long, long[long["value"] == "A"].assign(value="Flat", item=lambda d: "F" + d["item"], score=-1.0)]
+    )
     assert np.isnan(V.reliability(flat, n_boot=0).set_index("value").loc["Flat", "alpha"])
     cen = V.reliability(V.center_scores(flat), n_boot=0).set_index("value")
     assert "Flat" not in cen.index and cen.loc["Signal", "alpha"] > 0.8

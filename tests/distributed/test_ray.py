@@ -62,8 +62,15 @@ def design(smollm2, tmp_path_factory):
     items = inv.load_inventory()
     items = items[items["value"].isin(sorted(items["value"].unique())[:2])]
     items = items.groupby("value", sort=False).head(1).reset_index(drop=True)
-    return {"model": model, "info": info, "sae": sae, "sae_path": str(folder), "items": items,
-            "roles": [None, *generate_roles(2, 0)], "typical": torch.ones(D_SAE)}  # fmt: skip
+    return {
+        "model": model,
+        "info": info,
+        "sae": sae,
+        "sae_path": str(folder),
+        "items": items,
+        "roles": [None, *generate_roles(2, 0)],
+        "typical": torch.ones(D_SAE),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +83,19 @@ def ex(cluster, design):
 
 def _grid(d, out, executor=None, roles=None):
     m = Measurer(d["model"], d["info"].prompt_format)
-    return run_grid(m, d["items"], roles or d["roles"], d["sae"], d["typical"], SPEC, out, progress=False,
-                    executor=executor, model=d["info"], sae_path=d["sae_path"])  # fmt: skip
+    return run_grid(
+        m,
+        d["items"],
+        roles or d["roles"],
+        d["sae"],
+        d["typical"],
+        SPEC,
+        out,
+        progress=False,
+        executor=executor,
+        model=d["info"],
+        sae_path=d["sae_path"],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +134,15 @@ def test_graph_bootstrap_on_ray_writes_the_local_frequencies(cluster, tmp_path):
     rng = np.random.default_rng(0)
     n, values = 30, ["A", "B", "C", "D", "E"]
     a = rng.normal(size=n)
-    x = np.column_stack([a, a + 0.5 * rng.normal(size=n), rng.normal(size=n), a * 0.7 + rng.normal(size=n),
-                         rng.normal(size=n)])  # fmt: skip
+    x = np.column_stack(
+        [
+            a,
+            a + 0.5 * rng.normal(size=n),
+            rng.normal(size=n),
+            a * 0.7 + rng.normal(size=n),
+            rng.normal(size=n),
+        ]
+    )
     table = pd.DataFrame(x, columns=values)
     table.insert(0, "player_name", [f"p{i}" for i in range(n)])
     table.insert(0, "steer_dim", np.nan)
@@ -180,8 +205,11 @@ def test_driver_killed_mid_grid_then_rerun_measures_the_rest_once(cluster, desig
 
     pickle.dump((design["items"], design["roles"]), open(tmp_path / "design.pkl", "wb"))
     out = tmp_path / "grid"
-    proc = subprocess.Popen([sys.executable, "-c", DRIVER, cluster, design["sae_path"], str(out),
-                             str(tmp_path / "design.pkl")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, cluster, design["sae_path"], str(out), str(tmp_path / "design.pkl")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 600
     while proc.poll() is None and time.time() < deadline and not any((out / "parts").glob("*.csv")):
         time.sleep(0.05)
@@ -241,8 +269,9 @@ def test_bootstrap_after_model_workers_holding_every_cpu_does_not_wait_on_them(c
     table = pd.DataFrame(rng.normal(size=(20, 4)), columns=list("ABCD"))
     groups = pd.Series([f"p{i}" for i in range(20)])
     got = []
-    t = threading.Thread(target=lambda: got.append(bootstrap_edges(table, groups, 8, seed=2, executor=full)),
-                         daemon=True)  # fmt: skip
+    t = threading.Thread(
+        target=lambda: got.append(bootstrap_edges(table, groups, 8, seed=2, executor=full)), daemon=True
+    )
     t.start()
     t.join(timeout=300)
     assert got, "the bootstrap blocks waited on model workers holding every CPU"

@@ -11,8 +11,15 @@ pytest.importorskip("ray")
 
 from mechvalue.cli.main import main  # noqa: E402
 
-TABLES = ["measure/items.csv", "measure/values.csv", "grid/steer.csv", "grid/items.csv",  # no hard prompts in --quick
-          "graph/edge_frequencies.csv", "graph/learned.json", "tables/tables.json"]  # fmt: skip
+TABLES = [
+    "measure/items.csv",
+    "measure/values.csv",
+    "grid/steer.csv",
+    "grid/items.csv",  # no hard prompts in --quick
+    "graph/edge_frequencies.csv",
+    "graph/learned.json",
+    "tables/tables.json",
+]
 
 
 @pytest.mark.slow

@@ -56,13 +56,54 @@ def commands(inputs: dict[str, Path], out: Path) -> dict[str, list[str]]:
     """The short workload of each command under test, writing under `out`."""
     i = {k: str(v) for k, v in inputs.items()}
     return {
-        "cache": ["cache", "--prompts", i["prompts"], "--template", "raw", "--hooks", HOOKS, "--batch-size", "2",
-                  "--out", str(out / "acts.h5")],
-        "steer-grid": ["steer-grid", "--sae", i["sae"], "--features", "1,2", "--strengths", "30", "--no-hard",
-                       "--inventory", i["inventory2"], "--roles", "1", "--out", str(out)],
-        "run": ["run", "--quick", "--sae", i["sae"], "--inventory", i["inventory"], "--roles", "8",
-                "--grid-roles", "1", "--features", "2", "--bootstrap", "4", "--out", str(out)],
-    }  # fmt: skip
+        "cache": [
+            "cache",
+            "--prompts",
+            i["prompts"],
+            "--template",
+            "raw",
+            "--hooks",
+            HOOKS,
+            "--batch-size",
+            "2",
+            "--out",
+            str(out / "acts.h5"),
+        ],
+        "steer-grid": [
+            "steer-grid",
+            "--sae",
+            i["sae"],
+            "--features",
+            "1,2",
+            "--strengths",
+            "30",
+            "--no-hard",
+            "--inventory",
+            i["inventory2"],
+            "--roles",
+            "1",
+            "--out",
+            str(out),
+        ],
+        "run": [
+            "run",
+            "--quick",
+            "--sae",
+            i["sae"],
+            "--inventory",
+            i["inventory"],
+            "--roles",
+            "8",
+            "--grid-roles",
+            "1",
+            "--features",
+            "2",
+            "--bootstrap",
+            "4",
+            "--out",
+            str(out),
+        ],
+    }
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

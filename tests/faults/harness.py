@@ -20,8 +20,12 @@ import h5py
 import numpy as np
 
 # What the session survived, for the terminal summary (conftest) and the README figures.
-COUNTS: dict[str, dict[str, int]] = {"kill points": {}, "full-disk points": {}, "corrupt files": {},
-                                     "bad inputs": {}}  # fmt: skip
+COUNTS: dict[str, dict[str, int]] = {
+    "kill points": {},
+    "full-disk points": {},
+    "corrupt files": {},
+    "bad inputs": {},
+}
 
 
 # The model forked children get from `load_model` (set by the `zygote` fixture); the test process

@@ -32,8 +32,13 @@ TEXT = st.text(
 
 
 def fuzz(n: int):
-    return settings(max_examples=n, deadline=None, database=None, derandomize=True,
-                    suppress_health_check=list(HealthCheck))  # fmt: skip
+    return settings(
+        max_examples=n,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
 
 
 class ModelReached(AssertionError):
@@ -84,8 +89,24 @@ def corrupt_csv(
     df: pd.DataFrame, data, required: list[str], numeric: list[str], text: list[str]
 ) -> tuple[bytes, str]:
     """One corruption of `df` drawn by hypothesis: (file bytes, what was done)."""
-    how = data.draw(st.sampled_from(["missing", "renamed", "duplicated", "non-numeric", "empty column", "NaN",
-                                     "latin-1", "utf-16", "empty file", "header only", "ragged row", "binary"]))  # fmt: skip
+    how = data.draw(
+        st.sampled_from(
+            [
+                "missing",
+                "renamed",
+                "duplicated",
+                "non-numeric",
+                "empty column",
+                "NaN",
+                "latin-1",
+                "utf-16",
+                "empty file",
+                "header only",
+                "ragged row",
+                "binary",
+            ]
+        )
+    )
     df = df.copy()
     if how == "missing":
         df = df.drop(columns=[data.draw(st.sampled_from(required))])
@@ -246,9 +267,13 @@ def players_case(data):
     shutil.rmtree(d)
 
 
-GRAPH = {"nodes": ["Power", "Security", "Benevolence"],
-         "edges": [{"source": "Power", "target": "Security", "kind": "directed"},
-                   {"source": "Security", "target": "Benevolence", "kind": "undirected"}]}  # fmt: skip
+GRAPH = {
+    "nodes": ["Power", "Security", "Benevolence"],
+    "edges": [
+        {"source": "Power", "target": "Security", "kind": "directed"},
+        {"source": "Security", "target": "Benevolence", "kind": "undirected"},
+    ],
+}
 GRAPH_MUTATIONS = {
     "no nodes": lambda o, d: {"edges": o["edges"]},
     "no edges": lambda o, d: {"nodes": o["nodes"]},
@@ -259,7 +284,7 @@ GRAPH_MUTATIONS = {
     "edge to unknown node": lambda o, d: o | {"edges": [{"source": "Power", "target": d.draw(TEXT)}]},
     "edge of unknown kind": lambda o, d: (
         o | {"edges": [{"source": "Power", "target": "Security", "kind": d.draw(TEXT)}]}
-    ),  # fmt: skip
+    ),
     "edge of wrong shape": lambda o, d: (
         o | {"edges": [d.draw(st.sampled_from([["Power"], {"source": "Power"}, 7, None]))]}
     ),
@@ -278,8 +303,13 @@ def graph_case(data):
     shutil.rmtree(d)
 
 
-KINDS = {"inventory CSV": inventory_case, "value table CSV": value_table_case, "PVQ-40 answers": pvq40_case,
-         "players JSON": players_case, "graph JSON": graph_case}  # fmt: skip
+KINDS = {
+    "inventory CSV": inventory_case,
+    "value table CSV": value_table_case,
+    "PVQ-40 answers": pvq40_case,
+    "players JSON": players_case,
+    "graph JSON": graph_case,
+}
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
@@ -295,9 +325,20 @@ def test_bad_input_full(kind):
 
 # ---- SAE folders and model folders ------------------------------------------------------------------
 
-SAE_CASES = ["no weights file", "no config", "config not JSON", "config not an object", "config without d_in",
-             "tensor missing", "tensor mis-shaped", "weights not safetensors", "weights cut short",
-             "d_in unlike the model", "hook not in the model", "empty folder"]  # fmt: skip
+SAE_CASES = [
+    "no weights file",
+    "no config",
+    "config not JSON",
+    "config not an object",
+    "config without d_in",
+    "tensor missing",
+    "tensor mis-shaped",
+    "weights not safetensors",
+    "weights cut short",
+    "d_in unlike the model",
+    "hook not in the model",
+    "empty folder",
+]
 
 
 def sae_case(data, inputs, tmp: Path):
@@ -334,8 +375,13 @@ def sae_case(data, inputs, tmp: Path):
         weights.write_bytes(b[: data.draw(st.integers(0, len(b) - 1))])
     elif how == "d_in unlike the model":
         n = data.draw(st.sampled_from([64, 575, 1024]))
-        save_file({k: (t[:n] if k in ("W_enc", "b_dec") else t[:, :n] if k == "W_dec" else t).contiguous()
-                   for k, t in tensors.items()}, weights)  # fmt: skip
+        save_file(
+            {
+                k: (t[:n] if k in ("W_enc", "b_dec") else t[:, :n] if k == "W_dec" else t).contiguous()
+                for k, t in tensors.items()
+            },
+            weights,
+        )
         cfg_file.write_text(json.dumps(cfg | {"d_in": n}))
     elif how == "hook not in the model":
         cfg_file.write_text(
@@ -345,8 +391,20 @@ def sae_case(data, inputs, tmp: Path):
         shutil.rmtree(sae)
         sae.mkdir()
     out = d / "out"
-    argv = ["steer-grid", "--sae", str(sae), "--features", "1", "--no-hard", "--inventory", str(inputs["inventory2"]),
-            "--roles", "1", "--out", str(out)]  # fmt: skip
+    argv = [
+        "steer-grid",
+        "--sae",
+        str(sae),
+        "--features",
+        "1",
+        "--no-hard",
+        "--inventory",
+        str(inputs["inventory2"]),
+        "--roles",
+        "1",
+        "--out",
+        str(out),
+    ]
     refused(argv, sae, out, f"SAE folder: {how}")
     shutil.rmtree(d)
 
@@ -377,8 +435,15 @@ def test_bad_sae_folder_full(zygote, inputs, grid_refused, tmp_path, monkeypatch
     fuzz(FULL)(given(st.data())(lambda data: sae_case(data, inputs, tmp_path)))()
 
 
-MODEL_CASES = ["empty folder", "config only", "config and tokenizer, no weights", "config not JSON",
-               "not a causal LM", "weights not safetensors", "weights cut short"]  # fmt: skip
+MODEL_CASES = [
+    "empty folder",
+    "config only",
+    "config and tokenizer, no weights",
+    "config not JSON",
+    "not a causal LM",
+    "weights not safetensors",
+    "weights cut short",
+]
 
 
 def model_case(data, real_load, tmp: Path):
@@ -403,8 +468,22 @@ def model_case(data, real_load, tmp: Path):
             (m / "model.safetensors").write_bytes(f.read(data.draw(st.integers(8, 4096))))
     out = d / "out"
     models.load_model = real_load
-    refused(["measure", "--model", str(m), "--inventory", str(tmp / "inv.csv"), "--roles", "1", "--out", str(out)],
-            m, out, f"model folder: {how}")  # fmt: skip
+    refused(
+        [
+            "measure",
+            "--model",
+            str(m),
+            "--inventory",
+            str(tmp / "inv.csv"),
+            "--roles",
+            "1",
+            "--out",
+            str(out),
+        ],
+        m,
+        out,
+        f"model folder: {how}",
+    )
     shutil.rmtree(d)
 
 

@@ -45,8 +45,16 @@ def reference(zygote, inputs, tmp_path_factory):
     return get
 
 
-def crash_and_resume(name: str, inputs, ref: Reference, tmp: Path, points: int, seed: int,
-                     modes: tuple[str, ...], first: bool = False) -> int:  # fmt: skip
+def crash_and_resume(
+    name: str,
+    inputs,
+    ref: Reference,
+    tmp: Path,
+    points: int,
+    seed: int,
+    modes: tuple[str, ...],
+    first: bool = False,
+) -> int:
     """Crash `name` at `points` seeded random events (`first`: its first events), rerun, compare;
     returns the points survived."""
     rng = random.Random(seed)

@@ -14,13 +14,19 @@ from pathlib import Path
 from mechvalue.cli.main import main
 from mechvalue.pipeline.workspace import run_lock
 
-HOLD = "import sys, time; from mechvalue.pipeline.workspace import run_lock\n" \
-       "with run_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)"  # fmt: skip
+HOLD = (
+    "import sys, time; from mechvalue.pipeline.workspace import run_lock\n"
+    "with run_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)"
+)
 
 
 def _holder(folder: Path) -> subprocess.Popen:
-    p = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, text=True,
-                         cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    p = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(folder)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert p.stdout.readline().strip() == "held"
     return p
 

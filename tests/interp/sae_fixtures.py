@@ -38,8 +38,15 @@ def gemma_scope_arrays(d_in: int, d_sae: int, seed: int = 0) -> dict[str, np.nda
     return {k: v.astype(np.float32) for k, v in arrays.items()}
 
 
-def write_gemma_scope(folder: str | Path, d_in: int, d_sae: int, layer: int, seed: int = 0,
-                      width: str = "16k", average_l0: int = 82) -> Path:  # fmt: skip
+def write_gemma_scope(
+    folder: str | Path,
+    d_in: int,
+    d_sae: int,
+    layer: int,
+    seed: int = 0,
+    width: str = "16k",
+    average_l0: int = 82,
+) -> Path:
     """`folder` plays the release repository (name it e.g. gemma-scope-2b-pt-res to record the site);
     returns `folder/layer_<layer>/width_<width>/average_l0_<n>`, holding params.npz."""
     out = Path(folder) / f"layer_{layer}" / f"width_{width}" / f"average_l0_{average_l0}"
@@ -65,13 +72,28 @@ def sparsify_tensors(
     return {k: v.to(dtype) for k, v in tensors.items()}
 
 
-def write_sparsify(folder: str | Path, d_in: int, num_latents: int, k: int, hookpoint: str = "layers.6",
-                   seed: int = 0, dtype: torch.dtype = torch.float32) -> Path:  # fmt: skip
+def write_sparsify(
+    folder: str | Path,
+    d_in: int,
+    num_latents: int,
+    k: int,
+    hookpoint: str = "layers.6",
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+) -> Path:
     """`folder` plays a sparsify checkpoint (`checkpoints/<run>`); returns `folder/<hookpoint>`."""
     out = Path(folder) / hookpoint
     tensors = sparsify_tensors(d_in, num_latents, seed, dtype)
-    cfg = {"activation": "topk", "expansion_factor": 32, "normalize_decoder": True, "num_latents": num_latents,
-           "k": k, "multi_topk": False, "skip_connection": False, "transcode": False}  # fmt: skip
+    cfg = {
+        "activation": "topk",
+        "expansion_factor": 32,
+        "normalize_decoder": True,
+        "num_latents": num_latents,
+        "k": k,
+        "multi_topk": False,
+        "skip_connection": False,
+        "transcode": False,
+    }
     try:
         from sparsify import SaeConfig, SparseCoder
     except (
@@ -113,8 +135,15 @@ def saelens_sae(architecture: str, d_in: int, d_sae: int, hook_name: str, k: int
     }[architecture]()
 
 
-def write_saelens(folder: str | Path, d_in: int, d_sae: int, hook_name: str, seed: int = 0,
-                  architecture: str = "standard", k: int = 8) -> Path:  # fmt: skip
+def write_saelens(
+    folder: str | Path,
+    d_in: int,
+    d_sae: int,
+    hook_name: str,
+    seed: int = 0,
+    architecture: str = "standard",
+    k: int = 8,
+) -> Path:
     """A SAELens SAE (standard, jumprelu or topk) with random weights, saved by SAELens's `save_model`."""
     lens = saelens_sae(architecture, d_in, d_sae, hook_name, k)
     g = torch.Generator().manual_seed(seed)
@@ -128,8 +157,9 @@ def write_saelens(folder: str | Path, d_in: int, d_sae: int, hook_name: str, see
     return out
 
 
-def write_release_to_hf_cache(cache_dir: str | Path, release: str, sae_id: str, d_in: int, d_sae: int,
-                              seed: int = 0) -> Path:  # fmt: skip
+def write_release_to_hf_cache(
+    cache_dir: str | Path, release: str, sae_id: str, d_in: int, d_sae: int, seed: int = 0
+) -> Path:
     """A small SAELens-format SAE where `release:sae_id` resolves in a Hugging Face cache
     (`models--<org>--<repo>/snapshots/<commit>/<folder>` with refs/main), as a download leaves it."""
     from sae_lens.loading.pretrained_saes_directory import get_repo_id_and_folder_name
@@ -146,8 +176,11 @@ GEMMA_SCOPE_2_SITES = {  # site folder -> hf_hook_point_in (and _out for transco
     "resid_post": ("model.layers.{l}.output", None),
     "mlp_out": ("model.layers.{l}.post_feedforward_layernorm.output", None),
     "attn_out": ("model.layers.{l}.self_attn.o_proj.input", None),
-    "transcoder": ("model.layers.{l}.pre_feedforward_layernorm.output", "model.layers.{l}.post_feedforward_layernorm.output"),
-}  # fmt: skip
+    "transcoder": (
+        "model.layers.{l}.pre_feedforward_layernorm.output",
+        "model.layers.{l}.post_feedforward_layernorm.output",
+    ),
+}
 
 
 def gemma_scope_2_tensors(
@@ -162,8 +195,18 @@ def gemma_scope_2_tensors(
     return t
 
 
-def write_gemma_scope_2(root: str | Path, site: str, layer: int, d_in: int, d_sae: int, seed: int = 0,
-                        width: str = "16k", l0: str = "medium", config: bool = True, affine: bool = False) -> Path:  # fmt: skip
+def write_gemma_scope_2(
+    root: str | Path,
+    site: str,
+    layer: int,
+    d_in: int,
+    d_sae: int,
+    seed: int = 0,
+    width: str = "16k",
+    l0: str = "medium",
+    config: bool = True,
+    affine: bool = False,
+) -> Path:
     """`root` plays google/gemma-scope-2-<size>-<pt|it>; returns `root/<site>/layer_<l>_width_<w>_l0_<l0>`
     (site `resid_post`, `mlp_out_all`, `transcoder`, ...), holding config.json (unless `config` is
     False, as some folders are published) and params.safetensors."""
@@ -175,16 +218,29 @@ def write_gemma_scope_2(root: str | Path, site: str, layer: int, d_in: int, d_sa
     save_file(gemma_scope_2_tensors(d_in, d_sae, seed, affine), str(out / "params.safetensors"))
     hook_in, hook_out = GEMMA_SCOPE_2_SITES[site.removesuffix("_all")]
     if config:
-        cfg = {"hf_hook_point_in": hook_in.format(l=layer), "width": d_sae, "model_name": "gemma-v3-270m-pt",
-               "architecture": "jump_relu", "l0": 60, "type": "transcoder" if hook_out else "sae"}  # fmt: skip
+        cfg = {
+            "hf_hook_point_in": hook_in.format(l=layer),
+            "width": d_sae,
+            "model_name": "gemma-v3-270m-pt",
+            "architecture": "jump_relu",
+            "l0": 60,
+            "type": "transcoder" if hook_out else "sae",
+        }
         if hook_out:
             cfg |= {"hf_hook_point_out": hook_out.format(l=layer), "affine_connection": affine}
         (out / "config.json").write_text(json.dumps(cfg))
     return out
 
 
-def write_gemma_scope_2_to_hf_cache(cache_dir: str | Path, release: str, sae_id: str, d_in: int, d_sae: int,
-                                    seed: int = 0, config: bool = True) -> Path:  # fmt: skip
+def write_gemma_scope_2_to_hf_cache(
+    cache_dir: str | Path,
+    release: str,
+    sae_id: str,
+    d_in: int,
+    d_sae: int,
+    seed: int = 0,
+    config: bool = True,
+) -> Path:
     """A Gemma Scope 2 SAE where SAELens's `release:sae_id` resolves in a Hugging Face cache
     (`models--google--gemma-scope-2-...` / snapshots / <commit> / <site> / <sae folder>)."""
     import re
@@ -198,5 +254,6 @@ def write_gemma_scope_2_to_hf_cache(cache_dir: str | Path, release: str, sae_id:
     (repo / "refs" / "main").write_text(commit)
     site, name = sub.split("/")
     m = re.fullmatch(r"layer_(\d+)_width_(\w+?)_l0_(\w+)", name)
-    return write_gemma_scope_2(repo / "snapshots" / commit, site, int(m.group(1)), d_in, d_sae, seed,
-                               m.group(2), m.group(3), config)  # fmt: skip
+    return write_gemma_scope_2(
+        repo / "snapshots" / commit, site, int(m.group(1)), d_in, d_sae, seed, m.group(2), m.group(3), config
+    )

@@ -84,8 +84,9 @@ def test_full_disk_leaves_committed_rows(smollm2, tmp_path, monkeypatch):
     model, _ = smollm2
     ps = _prompts(model.tokenizer, 6)
     import mechvalue.interp.cache as c
+    import mechvalue.interp.cache_write as w
 
-    real, calls = c.append_batch, {"n": 0}
+    real, calls = w.append_batch, {"n": 0}
 
     def failing(*a, **k):
         calls["n"] += 1
@@ -93,12 +94,12 @@ def test_full_disk_leaves_committed_rows(smollm2, tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
         return real(*a, **k)
 
-    monkeypatch.setattr(c, "append_batch", failing)
+    monkeypatch.setattr(w, "append_batch", failing)
     with pytest.raises(
         MechValueError, match=r"z.h5: cannot write \(disk full\); the batches committed so far are kept"
     ):
         cache_activations(model, ps, HOOKS, tmp_path / "z.h5", "last", batch_size=2, progress=False)
-    monkeypatch.setattr(c, "append_batch", real)
+    monkeypatch.setattr(w, "append_batch", real)
     with h5py.File(tmp_path / "z.h5") as f:
         assert c.committed(f) == (2, 2) and f["commits"].shape == (1, 3)
     cache_activations(model, ps, HOOKS, tmp_path / "z.h5", "last", batch_size=2, progress=False)

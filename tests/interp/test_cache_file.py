@@ -32,12 +32,21 @@ def _prompts(model):
 def test_file_layout_as_documented_and_read_back_both_ways(model, tmp_path):
     rendered = _prompts(model)
     prompts = [mechvalue.CachePrompt(p.tokens) for p in rendered]
-    path = mechvalue.cache_activations(model, prompts, [HOOK], tmp_path / "a.h5", first_position="drop",
-                                       progress=False)  # fmt: skip
+    path = mechvalue.cache_activations(
+        model, prompts, [HOOK], tmp_path / "a.h5", first_position="drop", progress=False
+    )
     with h5py.File(path, "r") as f:
         assert sorted(f) == sorted([HOOK, "prompt_id", "position", "token_id", "commits"])
-        assert set(f.attrs) == {"model", "hooks", "dtype", "tokenizer", "mechvalue_version", "settings",
-                                "settings_hash", "complete"}  # fmt: skip
+        assert set(f.attrs) == {
+            "model",
+            "hooks",
+            "dtype",
+            "tokenizer",
+            "mechvalue_version",
+            "settings",
+            "settings_hash",
+            "complete",
+        }
         assert (
             f.attrs["model"] == model.name and json.loads(f.attrs["hooks"]) == [HOOK] and f.attrs["complete"]
         )
@@ -83,10 +92,11 @@ def test_prompts_file_needs_an_explicit_template(model, tmp_path, capsys):
     tok = model.tokenizer
     expect = {
         "raw": tok.encode("Is honesty important?", add_special_tokens=False),
-        "chat": tok.apply_chat_template([{"role": "user", "content": "Is honesty important?"}],
-                                        add_generation_prompt=True, tokenize=False),
+        "chat": tok.apply_chat_template(
+            [{"role": "user", "content": "Is honesty important?"}], add_generation_prompt=True, tokenize=False
+        ),
         "study": mechvalue.render_prompt(model, "Is honesty important?", answer_prefix="Thought:").tokens,
-    }  # fmt: skip
+    }
     expect["chat"] = tok.encode(expect["chat"], add_special_tokens=False)
     for template, want in expect.items():
         out = tmp_path / f"{template}.h5"
@@ -95,6 +105,22 @@ def test_prompts_file_needs_an_explicit_template(model, tmp_path, capsys):
             got = f["token_id"][f["prompt_id"][:] == 0]
             assert f.attrs["model"] == model.name
         assert got.tolist() == want, template
-    assert main(["cache", "--model", model.name, "--template", "chat", "--hooks", HOOK, "--roles", "1",
-                 "--out", str(tmp_path / "y.h5")]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "cache",
+                "--model",
+                model.name,
+                "--template",
+                "chat",
+                "--hooks",
+                HOOK,
+                "--roles",
+                "1",
+                "--out",
+                str(tmp_path / "y.h5"),
+            ]
+        )
+        == 2
+    )
     assert "--template applies to --prompts FILE" in capsys.readouterr().err

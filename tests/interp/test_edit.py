@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mechvalue.errors import MechValueError
-from mechvalue.interp.edit import SAEEdit
+from mechvalue.interp.edit import sae_edit
 from mechvalue.interp.sae import SAE, SAEConfig
 from mechvalue.interp.steering import SAEEditHook, SteeringSpec, StudyAddHook
 from tests.kernels.conftest import kernel_device
@@ -35,8 +35,11 @@ def want(sae, x, mul, add):
         return x.double() + ref.decode(f * mul.double() + add.double()) - ref.decode(f)
 
 
-SPECS = {"clamp": SteeringSpec([3, 77, 250], "clamp", [4.0, 0.0, 2.0]),
-         "scale": SteeringSpec([5, 6], "scale", 3.0), "add": SteeringSpec([9, 100], "add", [2.0, -1.0])}  # fmt: skip
+SPECS = {
+    "clamp": SteeringSpec([3, 77, 250], "clamp", [4.0, 0.0, 2.0]),
+    "scale": SteeringSpec([5, 6], "scale", 3.0),
+    "add": SteeringSpec([9, 100], "add", [2.0, -1.0]),
+}
 
 
 @pytest.mark.parametrize("act", ["relu", "jumprelu", "topk"])
@@ -49,10 +52,10 @@ def test_every_path_equals_the_two_pass_edit(act, mode, backend):
     ref = want(sae, x, mul, add)
     paths = ["auto", "full"] + (["delta"] if act != "topk" else ["topk"]) + (["add"] if mode == "add" else [])
     for path in paths:
-        e = SAEEdit(sae, mul, add, torch.float32, DEV, path, backend)
+        e = sae_edit(sae, mul, add, torch.float32, DEV, path, backend)
         got = e.apply(x.to(DEV)).cpu()
         assert (got.double() - ref).abs().max() < 1e-4, (path, e.path)
-    auto = SAEEdit(sae, mul, add, torch.float32, DEV, "auto", backend).path
+    auto = sae_edit(sae, mul, add, torch.float32, DEV, "auto", backend).path
     assert auto == ("add" if mode == "add" else "topk" if act == "topk" else "delta")
 
 
@@ -62,7 +65,7 @@ def test_half_activations_prepare_weights_in_their_dtype(dtype, act):
     sae = _sae(act)
     mul, add = SPECS["clamp"].edit_vectors(sae)
     x = (torch.randn(20, 48) * 2).to(dtype)
-    e = SAEEdit(sae, mul, add, dtype, DEV, "delta", "triton")
+    e = sae_edit(sae, mul, add, dtype, DEV, "delta", "triton")
     assert e.W_enc.dtype == e.W_dec.dtype == dtype and e.W_enc.shape == (48, 3)
     assert e.b_enc.dtype == e.mul.dtype == torch.float32
     got = e.apply(x.to(DEV)).cpu()
@@ -80,7 +83,7 @@ def test_topk_decodes_only_the_edited_rows_and_keeps_the_topk_set():
         f = sae.encode(x)
     never = int((f == 0).all(0).nonzero()[0])  # a feature in no token's top-k set
     spec = SteeringSpec([never], "scale", 10.0)
-    e = SAEEdit(sae, *spec.edit_vectors(sae), torch.float32, "cpu")
+    e = sae_edit(sae, *spec.edit_vectors(sae), torch.float32, "cpu")
     assert e.path == "topk" and e.W_dec_S.shape == (1, 48)
     assert torch.equal(e.apply(x), x)
 
@@ -88,7 +91,7 @@ def test_topk_decodes_only_the_edited_rows_and_keeps_the_topk_set():
 def test_add_path_is_one_vector_and_the_study_hook_uses_it():
     sae = _sae("relu")
     spec = SteeringSpec([9], "add", 5.0)
-    e = SAEEdit(sae, *spec.edit_vectors(sae), torch.float32, "cpu")
+    e = sae_edit(sae, *spec.edit_vectors(sae), torch.float32, "cpu")
     assert e.path == "add"
     assert torch.allclose(e.vec, 5.0 * sae.W_dec.detach()[9] / 1.7)
     hook = StudyAddHook(sae, 9, 5.0, positions=torch.tensor([[False, True, True]]))
@@ -103,7 +106,7 @@ def test_zero_edit_is_identity_on_every_path():
     mul, add = torch.ones(300), torch.zeros(300)
     x = torch.randn(5, 48)
     for path in ("auto", "add", "delta", "full"):
-        assert torch.allclose(SAEEdit(sae, mul, add, torch.float32, "cpu", path).apply(x), x, atol=1e-6)
+        assert torch.allclose(sae_edit(sae, mul, add, torch.float32, "cpu", path).apply(x), x, atol=1e-6)
 
 
 @pytest.mark.parametrize("act", ["relu", "jumprelu", "topk"])
@@ -111,7 +114,7 @@ def test_gradients_reach_x_on_the_torch_path(act):
     sae = _sae(act)
     mul, add = SPECS["clamp"].edit_vectors(sae)
     x = torch.randn(6, 48, dtype=torch.float32, requires_grad=True)
-    e = SAEEdit(sae, mul, add, torch.float32, "cpu", "auto", "torch")
+    e = sae_edit(sae, mul, add, torch.float32, "cpu", "auto", "torch")
     (g,) = torch.autograd.grad(e.apply(x).pow(2).sum(), x)
     sae64 = _sae(act).double()
     x64 = x.detach().double().requires_grad_()
@@ -127,13 +130,13 @@ def test_fused_kernel_refuses_gradients_and_auto_falls_back_to_the_reference():
     mul, add = SPECS["clamp"].edit_vectors(sae)
     x = torch.randn(4, 48, device=DEV, requires_grad=True)
     with pytest.raises(MechValueError, match="no backward"):
-        SAEEdit(sae, mul, add, torch.float32, DEV, "delta", "triton").apply(x)
-    e = SAEEdit(sae, mul, add, torch.float32, DEV, "delta", "auto")
+        sae_edit(sae, mul, add, torch.float32, DEV, "delta", "triton").apply(x)
+    e = sae_edit(sae, mul, add, torch.float32, DEV, "delta", "auto")
     if DEV == "cuda":
         assert e.backend == "triton"
     assert e.apply(x).requires_grad
     with torch.no_grad():
-        assert not SAEEdit(sae, mul, add, torch.float32, DEV, "delta", "triton").apply(x).requires_grad
+        assert not sae_edit(sae, mul, add, torch.float32, DEV, "delta", "triton").apply(x).requires_grad
 
 
 @pytest.mark.parametrize("bad", [dict(path="fast"), dict(backend="cuda")])
@@ -141,14 +144,14 @@ def test_unknown_options_are_refused(bad):
     sae = _sae("relu")
     opts = {"path": "auto", "backend": "auto", **bad}
     with pytest.raises(MechValueError, match=str(next(iter(bad.values())))):
-        SAEEdit(sae, torch.ones(300), torch.zeros(300), torch.float32, "cpu", **opts)
+        sae_edit(sae, torch.ones(300), torch.zeros(300), torch.float32, "cpu", **opts)
 
 
 def test_path_must_suit_the_sae_and_the_edit():
     with pytest.raises(MechValueError, match="delta path"):
-        SAEEdit(_sae("topk"), torch.ones(300), torch.zeros(300), torch.float32, "cpu", "delta")
+        sae_edit(_sae("topk"), torch.ones(300), torch.zeros(300), torch.float32, "cpu", "delta")
     with pytest.raises(MechValueError, match="mul == 1"):
-        SAEEdit(_sae("relu"), torch.full((300,), 2.0), torch.zeros(300), torch.float32, "cpu", "add")
+        sae_edit(_sae("relu"), torch.full((300,), 2.0), torch.zeros(300), torch.float32, "cpu", "add")
 
 
 def test_hook_prepares_once_per_activation_dtype():

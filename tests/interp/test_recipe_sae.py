@@ -83,8 +83,10 @@ def test_sae_train_prints_a_summary_not_its_items(model, tmp_path, capsys, monke
     monkeypatch.setattr(recipe, "sae_recipe", lambda *a, **k: metrics)
     code = main(["sae-train", "--model", model.name, "--layer", "1", "--out", str(tmp_path / "sae")])
     out = capsys.readouterr().out
-    assert code == 0 and out == (f"SAE saved to {tmp_path / 'sae' / 'sae'}: L0 31.5, FVE 0.710, delta loss +0.120 "
-                                 f"(d_sae 64, topk, 900 training rows); metrics in {tmp_path / 'sae' / 'metrics.json'}\n")  # fmt: skip
+    assert code == 0 and out == (
+        f"SAE saved to {tmp_path / 'sae' / 'sae'}: L0 31.5, FVE 0.710, delta loss +0.120 "
+        f"(d_sae 64, topk, 900 training rows); metrics in {tmp_path / 'sae' / 'metrics.json'}\n"
+    )
     assert not any(q in out for q in questions)
 
 

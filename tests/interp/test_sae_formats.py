@@ -54,7 +54,11 @@ def test_gemma_scope_npz_matches_the_release_math(tmp_path):
     for name in ("W_enc", "W_dec", "b_enc", "b_dec", "threshold"):
         assert torch.equal(getattr(sae, name).detach(), torch.from_numpy(a[name])), name
     assert (sae.cfg.activation, sae.cfg.hook_name, sae.cfg.apply_b_dec_to_input, sae.cfg.input_scale) == (
-        "jumprelu", "blocks.12.hook_resid_post", False, 1.0)  # fmt: skip
+        "jumprelu",
+        "blocks.12.hook_resid_post",
+        False,
+        1.0,
+    )
     x = _x()
     acts, recon = _gemma_scope_reference(a, x.numpy().astype(np.float64))
     with torch.no_grad():
@@ -71,23 +75,32 @@ def test_gemma_scope_npz_matches_the_release_math(tmp_path):
     ("path", "hook"),
     [
         ("gemma-scope-2b-pt-res/layer_5/width_16k/average_l0_82/params.npz", "blocks.5.hook_resid_post"),
-        ("models--google--gemma-scope-9b-it-res/snapshots/abc/layer_20/width_131k/average_l0_9/params.npz",
-         "blocks.20.hook_resid_post"),
-        ("models--google--gemma-scope-2b-pt-mlp/snapshots/abc/layer_3/width_65k/average_l0_7/params.npz",
-         "blocks.3.hook_mlp_out"),
-        ("my_saes/layer_7/width_16k/average_l0_1/params.npz", "blocks.7.hook_resid_post"),  # site unsaid: residual
+        (
+            "models--google--gemma-scope-9b-it-res/snapshots/abc/layer_20/width_131k/average_l0_9/params.npz",
+            "blocks.20.hook_resid_post",
+        ),
+        (
+            "models--google--gemma-scope-2b-pt-mlp/snapshots/abc/layer_3/width_65k/average_l0_7/params.npz",
+            "blocks.3.hook_mlp_out",
+        ),
+        (
+            "my_saes/layer_7/width_16k/average_l0_1/params.npz",
+            "blocks.7.hook_resid_post",
+        ),  # site unsaid: residual
     ],
-)  # fmt: skip
+)
 def test_gemma_scope_hook_from_the_release_layout(path, hook):
     assert gemma_scope_hook_name(path) == hook
 
 
 @pytest.mark.parametrize(
     ("path", "msg"),
-    [("saes/width_16k/params.npz", "no layer_<n> folder"),
-     ("gemma-scope-2b-pt-att/layer_3/width_16k/average_l0_5/params.npz", "'att' SAEs are not supported"),
-     ("gemma-scope-2b-pt-res/embedding/width_4k/average_l0_6/params.npz", "embedding SAEs")],
-)  # fmt: skip
+    [
+        ("saes/width_16k/params.npz", "no layer_<n> folder"),
+        ("gemma-scope-2b-pt-att/layer_3/width_16k/average_l0_5/params.npz", "'att' SAEs are not supported"),
+        ("gemma-scope-2b-pt-res/embedding/width_4k/average_l0_6/params.npz", "embedding SAEs"),
+    ],
+)
 def test_gemma_scope_layout_that_cannot_be_read_is_a_clear_error(path, msg):
     with pytest.raises(MechValueError, match=msg):
         gemma_scope_hook_name(path)
@@ -142,7 +155,11 @@ def test_sparsify_folder_matches_sparsify(tmp_path):
     assert torch.equal(sae.W_enc, t["encoder.weight"].T) and torch.equal(sae.b_enc, t["encoder.bias"])
     assert torch.equal(sae.W_dec, t["W_dec"]) and torch.equal(sae.b_dec, t["b_dec"])
     assert (sae.cfg.activation, sae.cfg.k, sae.cfg.hook_name, sae.cfg.apply_b_dec_to_input) == (
-        "topk", k, "blocks.6.hook_resid_post", True)  # fmt: skip
+        "topk",
+        k,
+        "blocks.6.hook_resid_post",
+        True,
+    )
     x = _x()
     with torch.no_grad():
         f, recon = _sparsify_reference(t, x, k)
@@ -178,10 +195,16 @@ def test_sparsify_bfloat16_checkpoint_loads_exactly(tmp_path):
 
 @pytest.mark.parametrize(
     ("hookpoint", "hook"),
-    [("layers.6", "blocks.6.hook_resid_post"), ("model.layers.12", "blocks.12.hook_resid_post"),
-     ("gpt_neox.layers.0", "blocks.0.hook_resid_post"), ("h.3", "blocks.3.hook_resid_post"),
-     ("layers_4", "blocks.4.hook_resid_post"), ("layers.6.mlp", None), ("embed_tokens", None)],
-)  # fmt: skip
+    [
+        ("layers.6", "blocks.6.hook_resid_post"),
+        ("model.layers.12", "blocks.12.hook_resid_post"),
+        ("gpt_neox.layers.0", "blocks.0.hook_resid_post"),
+        ("h.3", "blocks.3.hook_resid_post"),
+        ("layers_4", "blocks.4.hook_resid_post"),
+        ("layers.6.mlp", None),
+        ("embed_tokens", None),
+    ],
+)
 def test_sparsify_hookpoint_names(hookpoint, hook):
     assert sparsify_hook_name(hookpoint) == hook
 
@@ -227,8 +250,9 @@ def test_saelens_folder_matches_saelens(tmp_path, architecture):
     pytest.importorskip("sae_lens")
     from sae_lens import SAE as LensSAE
 
-    folder = write_saelens(tmp_path / "lens", D_IN, D_SAE, "blocks.4.hook_resid_post", seed=2,
-                           architecture=architecture)  # fmt: skip
+    folder = write_saelens(
+        tmp_path / "lens", D_IN, D_SAE, "blocks.4.hook_resid_post", seed=2, architecture=architecture
+    )
     assert detect_format(folder).name == "saelens"
     ours, lens = load_sae(folder), LensSAE.load_from_disk(str(folder))
     assert ours.cfg.hook_name == "blocks.4.hook_resid_post"
@@ -270,8 +294,11 @@ def test_study_release_resolves_from_the_local_cache(offline_hf_cache):
     from sae_lens import SAE as LensSAE
 
     ref = "gemma-2b-it-res-jb:blocks.12.hook_resid_post"
-    with pytest.raises(MechValueError, match=r"not in the local cache .* HF_HUB_OFFLINE is set; .*hf download "
-                       r"jbloom/Gemma-2b-IT-Residual-Stream-SAEs --include 'gemma_2b_it_blocks\.12\.hook_resid_post_16384/\*'"):  # fmt: skip
+    with pytest.raises(
+        MechValueError,
+        match=r"not in the local cache .* HF_HUB_OFFLINE is set; .*hf download "
+        r"jbloom/Gemma-2b-IT-Residual-Stream-SAEs --include 'gemma_2b_it_blocks\.12\.hook_resid_post_16384/\*'",
+    ):
         load_sae(ref)
     folder = write_release_to_hf_cache(
         offline_hf_cache, "gemma-2b-it-res-jb", "blocks.12.hook_resid_post", D_IN, D_SAE
@@ -324,8 +351,14 @@ def test_run_records_a_given_sae_and_rejects_an_unknown_folder(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)  # a relative --sae is recorded absolute
     sae_stage(tmp_path / "out", RunConfig(sae=str(folder.relative_to(tmp_path))), None)
     ref = json.loads((tmp_path / "out" / "sae.json").read_text())
-    assert ref | {"path": None} == {"path": None, "trained": False, "metrics": {}, "d_sae": D_SAE,
-                                    "hook_name": "blocks.4.hook_resid_post", "activation": "jumprelu"}  # fmt: skip
+    assert ref | {"path": None} == {
+        "path": None,
+        "trained": False,
+        "metrics": {},
+        "d_sae": D_SAE,
+        "hook_name": "blocks.4.hook_resid_post",
+        "activation": "jumprelu",
+    }
     assert ref["path"] == str(folder) and torch.equal(load_sae(ref["path"]).W_enc, load_sae(folder).W_enc)
     with pytest.raises(MechValueError, match="not an SAE folder of a known format"):
         sae_stage(tmp_path / "out2", RunConfig(sae=str(tmp_path / "out")), None)
@@ -363,7 +396,10 @@ def test_gemma_scope_2_matches_the_release_math(tmp_path):
         for name in ("W_enc", "W_dec", "b_enc", "b_dec", "threshold"):
             assert torch.equal(getattr(sae, name).detach(), torch.from_numpy(a[name])), name
         assert (sae.cfg.activation, sae.cfg.hook_name, sae.cfg.apply_b_dec_to_input) == (
-            "jumprelu", "blocks.12.hook_resid_post", False)  # fmt: skip
+            "jumprelu",
+            "blocks.12.hook_resid_post",
+            False,
+        )
     x = _x()
     acts, recon = _gemma_scope_reference(a, x.numpy().astype(np.float64))
     with torch.no_grad():
@@ -375,9 +411,13 @@ def test_gemma_scope_2_matches_the_release_math(tmp_path):
 
 @pytest.mark.parametrize(
     ("site", "config", "hook"),
-    [("resid_post", True, "blocks.5.hook_resid_post"), ("resid_post_all", False, "blocks.5.hook_resid_post"),
-     ("mlp_out", True, "blocks.5.hook_mlp_out"), ("mlp_out_all", False, "blocks.5.hook_mlp_out")],
-)  # fmt: skip
+    [
+        ("resid_post", True, "blocks.5.hook_resid_post"),
+        ("resid_post_all", False, "blocks.5.hook_resid_post"),
+        ("mlp_out", True, "blocks.5.hook_mlp_out"),
+        ("mlp_out_all", False, "blocks.5.hook_mlp_out"),
+    ],
+)
 def test_gemma_scope_2_hook_from_config_or_layout(tmp_path, site, config, hook):
     """The HF-style site of config.json, or (where a folder has none) the site folder and layer_<n>."""
     folder = write_gemma_scope_2(tmp_path / "gemma-scope-2-1b-it", site, 5, D_IN, D_SAE, config=config)
@@ -387,27 +427,35 @@ def test_gemma_scope_2_hook_from_config_or_layout(tmp_path, site, config, hook):
 
 @pytest.mark.parametrize(
     ("hf", "tl"),
-    [("model.layers.12.output", "blocks.12.hook_resid_post"),
-     ("model.layers.3.post_feedforward_layernorm.output", "blocks.3.hook_mlp_out"),
-     ("model.layers.3.post_attention_layernorm.output", "blocks.3.hook_attn_out"),
-     ("model.layers.0.input", "blocks.0.hook_resid_pre"),
-     ("model.language_model.layers.20.output", "blocks.20.hook_resid_post")],
-)  # fmt: skip
+    [
+        ("model.layers.12.output", "blocks.12.hook_resid_post"),
+        ("model.layers.3.post_feedforward_layernorm.output", "blocks.3.hook_mlp_out"),
+        ("model.layers.3.post_attention_layernorm.output", "blocks.3.hook_attn_out"),
+        ("model.layers.0.input", "blocks.0.hook_resid_pre"),
+        ("model.language_model.layers.20.output", "blocks.20.hook_resid_post"),
+    ],
+)
 def test_hf_hook_names_map_to_transformerlens(hf, tl):
     assert hf_hook_to_tl(hf) == tl
 
 
 def test_gemma_scope_2_sites_it_cannot_edit_are_clear_errors(tmp_path):
     root = tmp_path / "gemma-scope-2-270m-pt"
-    with pytest.raises(MechValueError, match=r"config\.json: HF hook 'model\.layers\.4\.self_attn\.o_proj\.input': "
-                       "attention-output SAEs read o_proj's input"):  # fmt: skip
+    with pytest.raises(
+        MechValueError,
+        match=r"config\.json: HF hook 'model\.layers\.4\.self_attn\.o_proj\.input': "
+        "attention-output SAEs read o_proj's input",
+    ):
         load_sae(write_gemma_scope_2(root, "attn_out", 4, D_IN, D_SAE))
     with pytest.raises(MechValueError, match="not a residual-stream, MLP-output or attention-output site"):
         hf_hook_to_tl("model.layers.4.mlp.down_proj.output")
     for kw in ({}, {"affine": True}, {"config": False}):
         folder = write_gemma_scope_2(root, "transcoder", 9, D_IN, D_SAE, **kw)
-        with pytest.raises(MechValueError, match=rf"{folder.name}/params\.safetensors: Gemma Scope 2 a transcoder "
-                           r"\(reads .*\): not supported"):  # fmt: skip
+        with pytest.raises(
+            MechValueError,
+            match=rf"{folder.name}/params\.safetensors: Gemma Scope 2 a transcoder "
+            r"\(reads .*\): not supported",
+        ):
             load_sae(folder)
 
 
@@ -449,25 +497,35 @@ def _local_header_shapes(cache):
 
 @pytest.mark.parametrize(
     ("release", "sae_id", "hook"),
-    [("gemma-scope-2-270m-pt-res", "layer_12_width_16k_l0_medium", "blocks.12.hook_resid_post"),
-     ("gemma-scope-2-270m-pt-mlp", "layer_12_width_16k_l0_small", "blocks.12.hook_mlp_out")],
-)  # fmt: skip
-def test_gemma_scope_2_release_from_the_local_cache_matches_saelens(offline_hf_cache, monkeypatch, release,
-                                                                   sae_id, hook):  # fmt: skip
+    [
+        ("gemma-scope-2-270m-pt-res", "layer_12_width_16k_l0_medium", "blocks.12.hook_resid_post"),
+        ("gemma-scope-2-270m-pt-mlp", "layer_12_width_16k_l0_small", "blocks.12.hook_mlp_out"),
+    ],
+)
+def test_gemma_scope_2_release_from_the_local_cache_matches_saelens(
+    offline_hf_cache, monkeypatch, release, sae_id, hook
+):
     from sae_lens import SAE as LensSAE
 
     ref = f"{release}:{sae_id}"
-    with pytest.raises(MechValueError, match=rf"not in the local cache .*hf download google/gemma-scope-2-270m-pt "
-                       rf"--include '\w+/{sae_id}/\*'"):  # fmt: skip
+    with pytest.raises(
+        MechValueError,
+        match=rf"not in the local cache .*hf download google/gemma-scope-2-270m-pt "
+        rf"--include '\w+/{sae_id}/\*'",
+    ):
         load_sae(ref)
     write_gemma_scope_2_to_hf_cache(offline_hf_cache, release, sae_id, D_IN, D_SAE, seed=5)
     ours = load_sae(ref)
     assert ours.cfg.hook_name == hook
-    monkeypatch.setattr("sae_lens.loading.pretrained_sae_loaders.get_safetensors_tensor_shapes",
-                        _local_header_shapes(offline_hf_cache))  # fmt: skip
+    monkeypatch.setattr(
+        "sae_lens.loading.pretrained_sae_loaders.get_safetensors_tensor_shapes",
+        _local_header_shapes(offline_hf_cache),
+    )
     lens = LensSAE.from_pretrained(release, sae_id, device="cpu")
     assert (lens.cfg.metadata.hook_name, lens.cfg.metadata.hf_hook_name) == (
-        hook, json.loads(next(offline_hf_cache.rglob(f"{sae_id}/config.json")).read_text())["hf_hook_point_in"])  # fmt: skip
+        hook,
+        json.loads(next(offline_hf_cache.rglob(f"{sae_id}/config.json")).read_text())["hf_hook_point_in"],
+    )
     x = _x() * 2
     with torch.no_grad():
         assert torch.equal(ours.encode(x) > 0, lens.encode(x) > 0)

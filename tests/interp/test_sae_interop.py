@@ -42,8 +42,11 @@ def lens_sae(architecture: str, seed: int = 0):
     from sae_lens.saes.sae import SAEMetadata
 
     meta = SAEMetadata(hook_name=HOOK)
-    cfg = {"standard": sae_lens.StandardSAEConfig, "jumprelu": sae_lens.JumpReLUSAEConfig,
-           "topk": sae_lens.TopKSAEConfig}[architecture]  # fmt: skip
+    cfg = {
+        "standard": sae_lens.StandardSAEConfig,
+        "jumprelu": sae_lens.JumpReLUSAEConfig,
+        "topk": sae_lens.TopKSAEConfig,
+    }[architecture]
     extra = {"k": 12} if architecture == "topk" else {}
     cls = {"standard": sae_lens.StandardSAE, "jumprelu": sae_lens.JumpReLUSAE, "topk": sae_lens.TopKSAE}
     lens = cls[architecture](cfg(d_in=D_IN, d_sae=D_SAE, metadata=meta, **extra))

@@ -12,14 +12,27 @@ from mechvalue.interp import vectors as vec
 from mechvalue.interp.cache import ActivationStore, CachePrompt, cache_activations
 
 HOOK = "blocks.15.hook_resid_post"
-TRAIN = pd.DataFrame({"questionnaire": "t", "item": [1, 2, 3], "value": ["Power", "Power", "Security"],
-                      "agreement": [1, -1, 1], "question": ["Should I be rich?", "Should I avoid status?",
-                                                            "Should I lock my door?"]})  # fmt: skip
+TRAIN = pd.DataFrame(
+    {
+        "questionnaire": "t",
+        "item": [1, 2, 3],
+        "value": ["Power", "Power", "Security"],
+        "agreement": [1, -1, 1],
+        "question": ["Should I be rich?", "Should I avoid status?", "Should I lock my door?"],
+    }
+)
 
 
 def _cached_mean(model, seqs, masks, path) -> torch.Tensor:
-    cache_activations(model, [CachePrompt(s, mask=m) for s, m in zip(seqs, masks)], [HOOK], path, "mask",
-                      batch_size=1, progress=False)  # fmt: skip
+    cache_activations(
+        model,
+        [CachePrompt(s, mask=m) for s, m in zip(seqs, masks)],
+        [HOOK],
+        path,
+        "mask",
+        batch_size=1,
+        progress=False,
+    )
     store = ActivationStore(path)
     try:
         return store.rows(HOOK).mean(0)
@@ -34,8 +47,11 @@ def test_diffmean_and_caa_equal_cached_activations(smollm2, tmp_path):
     for d in (1, -1):
         ps = vec.hard_prompted(TRAIN, "Power", d, [None], info.prompt_format, model.tokenizer)
         assert len(ps) == 2  # Power's train items only
-        means.append(_cached_mean(model, [p.tokens for p in ps], [[True] * len(p.tokens) for p in ps],
-                                  tmp_path / f"dm{d}.h5"))  # fmt: skip
+        means.append(
+            _cached_mean(
+                model, [p.tokens for p in ps], [[True] * len(p.tokens) for p in ps], tmp_path / f"dm{d}.h5"
+            )
+        )
     want = means[0] - means[1]
     assert torch.allclose(got, want, atol=2e-3 * float(want.norm()), rtol=0)
     assert float(torch.cosine_similarity(got, want, 0)) > 0.9999

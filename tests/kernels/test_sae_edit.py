@@ -29,8 +29,16 @@ def _random(m, d, s, xdt, wdt, seed):
     mul[idx[0::3]], add[idx[0::3]] = 0.0, 3.0  # clamp
     mul[idx[1::3]] = 2.5  # scale
     add[idx[2::3]] = -1.5  # add
-    return (r(m, d, dt=xdt), r(d, s, sc=d**-0.5, dt=wdt), r(s, sc=0.1), r(s, d, sc=s**-0.5, dt=wdt), r(d, sc=0.1),
-            (torch.rand(s, generator=g) * 0.6 - 0.3).to(DEV), mul.to(DEV), add.to(DEV))  # fmt: skip
+    return (
+        r(m, d, dt=xdt),
+        r(d, s, sc=d**-0.5, dt=wdt),
+        r(s, sc=0.1),
+        r(s, d, sc=s**-0.5, dt=wdt),
+        r(d, sc=0.1),
+        (torch.rand(s, generator=g) * 0.6 - 0.3).to(DEV),
+        mul.to(DEV),
+        add.to(DEV),
+    )
 
 
 def independent(x, W_enc, b_enc, W_dec, b_dec, thr, mul, add):
@@ -46,13 +54,25 @@ def independent(x, W_enc, b_enc, W_dec, b_dec, thr, mul, add):
     return out
 
 
-DTYPES = [(torch.float32, torch.float32), (torch.float16, torch.float16), (torch.float16, torch.float32),
-          (torch.bfloat16, torch.bfloat16), (torch.bfloat16, torch.float32)]  # fmt: skip
+DTYPES = [
+    (torch.float32, torch.float32),
+    (torch.float16, torch.float16),
+    (torch.float16, torch.float32),
+    (torch.bfloat16, torch.bfloat16),
+    (torch.bfloat16, torch.float32),
+]
 
 
 @settings(max_examples=15, deadline=None)
-@given(m=st.integers(1, 40), d=st.integers(8, 96), s=st.integers(4, 120), dts=st.sampled_from(DTYPES),
-       jump=st.booleans(), block=st.sampled_from(BLOCKS), seed=st.integers(0, 10_000))  # fmt: skip
+@given(
+    m=st.integers(1, 40),
+    d=st.integers(8, 96),
+    s=st.integers(4, 120),
+    dts=st.sampled_from(DTYPES),
+    jump=st.booleans(),
+    block=st.sampled_from(BLOCKS),
+    seed=st.integers(0, 10_000),
+)
 def test_kernel_matches_reference_and_independent(m, d, s, dts, jump, block, seed):
     xdt, wdt = dts
     x, We, be, Wd, bd, thr, mul, add = _random(m, d, s, xdt, wdt, seed)

@@ -54,7 +54,12 @@ def test_loads_by_name_with_the_study_gemma_template_and_hf_logits(gemma):
 
     cfg = gemma.bridge.original_model.config
     assert (cfg.model_type, cfg.num_hidden_layers, cfg.hidden_size, cfg.sliding_window, cfg.vocab_size) == (
-        "gemma3_text", 18, 640, WINDOW, 262144)  # fmt: skip
+        "gemma3_text",
+        18,
+        640,
+        WINDOW,
+        262144,
+    )
     assert gemma.prompt_format == "gemma" and not gemma.chat  # a base model: no chat template
     p = render("Should I always tell the truth?", None, "gemma", gemma.tokenizer, answer_prefix="Answer:")
     toks = torch.tensor([p.tokens])

@@ -166,8 +166,15 @@ def test_gradients_flow_through_a_steered_forward(model, activation):
     import contextlib
 
     plain = grad(contextlib.nullcontext())
-    steered = grad(mechvalue.steer(model, sae, {int(sae.encode(torch.randn(D_MODEL)).argmax()): 0.0, 9: 3.0},
-                                   mode="clamp", backend="torch"))  # fmt: skip
+    steered = grad(
+        mechvalue.steer(
+            model,
+            sae,
+            {int(sae.encode(torch.randn(D_MODEL)).argmax()): 0.0, 9: 3.0},
+            mode="clamp",
+            backend="torch",
+        )
+    )
     assert torch.isfinite(steered).all() and (steered - plain).abs().max() > 1e-6
     if activation == "relu":
         with pytest.raises(MechValueError, match="no backward"):

@@ -28,15 +28,31 @@ GEMMA3_LAYER_TYPES = ["sliding_attention", "full_attention", "sliding_attention"
 def _config(arch: str, tok):
     from transformers import Gemma2Config, Gemma3TextConfig, GemmaConfig, LlamaConfig, Qwen2Config
 
-    common = dict(vocab_size=len(tok), hidden_size=D_MODEL, intermediate_size=128, num_hidden_layers=N_LAYERS,
-                  num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=512,
-                  bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)  # fmt: skip
+    common = dict(
+        vocab_size=len(tok),
+        hidden_size=D_MODEL,
+        intermediate_size=128,
+        num_hidden_layers=N_LAYERS,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=512,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     if arch == "gemma3":
-        return Gemma3TextConfig(**common, sliding_window=GEMMA3_WINDOW, layer_types=GEMMA3_LAYER_TYPES,
-                                query_pre_attn_scalar=16)  # fmt: skip
+        return Gemma3TextConfig(
+            **common, sliding_window=GEMMA3_WINDOW, layer_types=GEMMA3_LAYER_TYPES, query_pre_attn_scalar=16
+        )
     if arch == "gemma2":
-        return Gemma2Config(**common, sliding_window=8, query_pre_attn_scalar=16,
-                            final_logit_softcapping=30.0, attn_logit_softcapping=50.0)  # fmt: skip
+        return Gemma2Config(
+            **common,
+            sliding_window=8,
+            query_pre_attn_scalar=16,
+            final_logit_softcapping=30.0,
+            attn_logit_softcapping=50.0,
+        )
     if arch == "gemma":
         return GemmaConfig(**common)
     if arch == "llama3":

@@ -21,8 +21,13 @@ def quick_cli(tmp: Path, model: Path, sae: Path, *extra: str) -> Path:
     out = tmp / "run"
     args = ["run", "--quick", "--model", str(model), "--sae", str(sae), "--layer", str(LAYER), *extra]
     env = {k: v for k, v in os.environ.items() if k != "MECHVALUE_HUMAN"} | {"PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, "-m", "mechvalue.cli", *args, "--out", str(out)], capture_output=True,
-                       text=True, cwd=tmp, env=env)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "mechvalue.cli", *args, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=tmp,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     for s, _ in STAGES:
         assert (out / s / "done.json").exists(), s

@@ -28,8 +28,16 @@ from tests.lm.tiny import D_MODEL, write_tiny
 from tests.pipeline.conftest import LAYER
 
 WIDTH = 1280
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # measured after layout, then the visible text without the model's own generations (random text)
 PROBE = """<script>
 const w = document.documentElement.scrollWidth, vw = document.documentElement.clientWidth;
@@ -56,8 +64,19 @@ def render(report: Path) -> tuple[dict, str]:
     page = report.parent / "probe.html"
     page.write_text(report.read_text().replace("</body>", PROBE + "</body>"))
     with tempfile.TemporaryDirectory() as profile:
-        r = subprocess.run([_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={WIDTH},900",
-                            "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)  # fmt: skip
+        r = subprocess.run(
+            [
+                _chromium(),
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                f"--window-size={WIDTH},900",
+                "--dump-dom",
+                page.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     m = re.search(r'<pre id="probe">(.*?)</pre>', r.stdout, re.S)
     assert m, f"chromium rendered nothing: {r.stderr[-2000:]}"
     first, _, visible = html.unescape(m.group(1)).partition("\n")

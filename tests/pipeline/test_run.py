@@ -28,8 +28,15 @@ def test_quick_run_writes_every_stage_and_the_report(quick_run, tmp_path):
     for s, _ in STAGES:
         assert (quick_run / s / "done.json").exists(), s
     page = (quick_run / "report" / "report.html").read_text()
-    for section in ("Value profile", "Value graph", "features behind each value", "Steered generations",
-                    "Table 1", "Table 2", "Settings and timings"):  # fmt: skip
+    for section in (
+        "Value profile",
+        "Value graph",
+        "features behind each value",
+        "Steered generations",
+        "Table 1",
+        "Table 2",
+        "Settings and timings",
+    ):
         assert section in page
     assert page.count("data:image/png;base64,") >= 4 and 'src="http' not in page
     summary = json.loads((quick_run / "graph" / "summary.json").read_text())
@@ -48,8 +55,11 @@ def test_rerun_resumes_and_redone_stages_match(quick_run):
     before = (quick_run / "tables" / "tables.json").read_text()
     for s in ("graph", "tables", "report"):
         (quick_run / s / "done.json").unlink()
-    r = subprocess.run([sys.executable, "-m", "mechvalue.cli", "run", "--quick", "--out", str(quick_run)],
-                       capture_output=True, text=True)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "mechvalue.cli", "run", "--quick", "--out", str(quick_run)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert "measure ..." not in r.stdout and "tables ..." in r.stdout
     assert (quick_run / "tables" / "tables.json").read_text() == before

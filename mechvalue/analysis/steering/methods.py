@@ -28,9 +28,8 @@ from mechvalue.analysis.steering.base import (
     TrainContext,
 )
 from mechvalue.interp import vectors as vec
-from mechvalue.measure.grid import value_definitions
 from mechvalue.measure.scoring import Condition
-from mechvalue.study.prompts import HardPrompt, bio_hint
+from mechvalue.study.prompts import HardPrompt, bio_hint, value_definitions
 
 
 def _hard_prompt(value: str) -> HardPrompt:

@@ -4,11 +4,14 @@ train roles build each method, the fluency material and the statistics' sizes.""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from mechvalue.analysis.steering.methods import METHODS
 from mechvalue.errors import MechValueError
 from mechvalue.interp import vectors as vec
-from mechvalue.lm.batching import StudyWhere
+from mechvalue.lm.positions import StudyWhere
+
+CompareWhere = Literal["prompt", "all"]  # the study's positions the comparison steers at (StudyWhere)
 
 
 @dataclass
