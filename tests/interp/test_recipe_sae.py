@@ -6,6 +6,7 @@ never its training items. A tiny Llama-3 folder and small training settings keep
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -54,7 +55,10 @@ def test_recipe_sae_trains_once_then_loads(model, empty_cache, capsys):
 
     out = empty_cache.parent / "stage"
     out.mkdir()
-    sae_stage(out, RunConfig.quick_preset(model=model.name, layer=1), (model.bridge, model))
+    sae_stage(
+        out,
+        SimpleNamespace(cfg=RunConfig.quick_preset(model=model.name, layer=1), loaded=(model.bridge, model)),
+    )
     ref = json.loads((out / "sae.json").read_text())
     assert ref["path"] == str(folder / "sae") and ref["reused"] == "the recipe SAE"
     assert ref["metrics"]["d_sae"] == 64 and not mechvalue.recipe_folder(model.name, 1, "-quick").exists()

@@ -3,6 +3,7 @@ layout, Gemma Scope 2's config.json + params.safetensors, EleutherAI sparsify's 
 cache) load into SAEs that compute what the publisher's code computes; bad folders give clear errors."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -349,7 +350,7 @@ def test_run_records_a_given_sae_and_rejects_an_unknown_folder(tmp_path, monkeyp
 
     folder = write_gemma_scope(tmp_path / "gemma-scope-2b-pt-res", D_IN, D_SAE, layer=4)
     monkeypatch.chdir(tmp_path)  # a relative --sae is recorded absolute
-    sae_stage(tmp_path / "out", RunConfig(sae=str(folder.relative_to(tmp_path))), None)
+    sae_stage(tmp_path / "out", SimpleNamespace(cfg=RunConfig(sae=str(folder.relative_to(tmp_path)))))
     ref = json.loads((tmp_path / "out" / "sae.json").read_text())
     assert ref | {"path": None} == {
         "path": None,
@@ -361,7 +362,7 @@ def test_run_records_a_given_sae_and_rejects_an_unknown_folder(tmp_path, monkeyp
     }
     assert ref["path"] == str(folder) and torch.equal(load_sae(ref["path"]).W_enc, load_sae(folder).W_enc)
     with pytest.raises(MechValueError, match="not an SAE folder of a known format"):
-        sae_stage(tmp_path / "out2", RunConfig(sae=str(tmp_path / "out")), None)
+        sae_stage(tmp_path / "out2", SimpleNamespace(cfg=RunConfig(sae=str(tmp_path / "out"))))
 
 
 def test_run_keeps_a_release_name(offline_hf_cache, tmp_path):
@@ -371,7 +372,9 @@ def test_run_keeps_a_release_name(offline_hf_cache, tmp_path):
     write_release_to_hf_cache(
         offline_hf_cache, "gemma-2b-it-res-jb", "blocks.12.hook_resid_post", D_IN, D_SAE
     )
-    sae_stage(tmp_path / "out", RunConfig(sae="gemma-2b-it-res-jb:blocks.12.hook_resid_post"), None)
+    sae_stage(
+        tmp_path / "out", SimpleNamespace(cfg=RunConfig(sae="gemma-2b-it-res-jb:blocks.12.hook_resid_post"))
+    )
     ref = json.loads((tmp_path / "out" / "sae.json").read_text())
     assert (ref["path"], ref["hook_name"]) == (
         "gemma-2b-it-res-jb:blocks.12.hook_resid_post",
