@@ -134,7 +134,7 @@ def test_cuda_decoding(name, dtype, batch, runner):
     d, layer = hf.config.hidden_size, shapes.steer_layer(shape, SMOKE)
     d_sae = 64 if SMOKE else shape.d_sae
     sae = shapes.jumprelu_sae(d, d_sae, dev, f"blocks.{layer}.hook_resid_post")
-    spec = SteeringSpec([f % d_sae for f in FEATURES], "clamp", 5.0, where="all")
+    spec = SteeringSpec([f % d_sae for f in FEATURES], "clamp", 5.0)
     hooks = {
         "unsteered": None,
         "delta": SAEEditHook(sae, spec, "triton", path="delta"),

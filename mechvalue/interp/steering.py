@@ -1,8 +1,7 @@
 """Steering through SAE features, as plain TransformerLens hooks with fixed positions.
 
-A `SteeringSpec` says which features to edit, how (clamp / scale / add), how strongly, and
-where in the study's prompts (the " your values" span, all prompt tokens, generated tokens, or
-all). `SAEEditHook` is the edit as an `(activation, hook)` function at positions fixed when it is
+A `SteeringSpec` says which features to edit, how (clamp / scale / add) and how strongly; where
+is the hook's (`positions`) or the study condition's (`Condition.where`). `SAEEditHook` is the edit as an `(activation, hook)` function at positions fixed when it is
 made (`mechvalue.lm.hooks`); it applies a `mechvalue.interp.edit.SAEEdit` (fused Triton kernel on
 GPU, its torch reference on CPU) prepared once per activation dtype. `steer(...)` installs one on
 a model for a `with` block.
@@ -42,12 +41,10 @@ class SteeringSpec:
     features: list[int]
     mode: Mode = "add"
     strength: float | list[float] = 0.0
-    where: StudyWhere = "span"
     units: Units = "raw"  # raw, or "typical": strength x the feature's typical activation
 
     def __post_init__(self):
         _check(self.mode, MODES, "mode")
-        _check(self.where, WHERE, "where")
         _check(self.units, UNITS, "units")
         if not self.features:
             raise MechValueError("a steering spec needs at least one feature")
@@ -146,7 +143,7 @@ def sae_hook(
     """A hook editing `features` ({feature: strength}) of `sae` (ours or a `sae_lens.SAE`) at `where`
     ("all", "prompt", "generated", a (start, end) span, or a boolean [batch, pos] mask)."""
     sae = as_mechvalue_sae(sae)
-    spec = SteeringSpec(list(features), mode, [float(v) for v in features.values()], "all", units)
+    spec = SteeringSpec(list(features), mode, [float(v) for v in features.values()], units)
     return SAEEditHook(sae, spec, backend, typical, positions=where)
 
 

@@ -60,7 +60,7 @@ def conditions(sae: SAE, typical: Tensor | None, spec: GridSpec, values: list[st
     several = len(spec.strengths) > 1
     for f in spec.features:
         for s in spec.strengths:
-            steer = SteeringSpec([f], spec.mode, s, spec.where, spec.units)
+            steer = SteeringSpec([f], spec.mode, s, units=spec.units)
             info = {
                 "kind": "sae",
                 "feature": f,

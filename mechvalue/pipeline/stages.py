@@ -230,7 +230,7 @@ def generations(out: Path, r: Resources) -> dict:
     plain = generate_steered(model, ps, sae.cfg.hook_name, None, "all", n)
     examples = []
     for f in r.chosen:
-        spec = SteeringSpec([f], "add", cfg.gen_strength, "all", "typical")
+        spec = SteeringSpec([f], "add", cfg.gen_strength, units="typical")
         steered = generate_steered(
             model, ps, sae.cfg.hook_name, SAEEditHook(sae, spec, typical=r.typical), "all", n
         )

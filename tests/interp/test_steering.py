@@ -29,7 +29,7 @@ def _prompts(model, info):
 def test_steered_generation_cached_equals_uncached(smollm2):
     model, info = smollm2
     ps = _prompts(model, info)
-    hook = SAEEditHook(_sae(), SteeringSpec([5, 9], "add", 40.0, where="all"))
+    hook = SAEEditHook(_sae(), SteeringSpec([5, 9], "add", 40.0))
     fast = generate_steered(model, ps, HOOK, hook, "all", max_new_tokens=12)
     slow = generate_steered(model, ps, HOOK, hook, "all", max_new_tokens=12, use_cache=False)
     assert fast == slow

@@ -128,7 +128,7 @@ class SAEFeature:
     def hooks(feature: int, strength: float, ctx: SteerContext) -> list:
         from mechvalue.interp.steering import SAEEditHook, SteeringSpec
 
-        spec = SteeringSpec([feature], "add", strength, ctx.where, "typical")
+        spec = SteeringSpec([feature], "add", strength, units="typical")
         return [(ctx.sae.cfg.hook_name, SAEEditHook(ctx.sae, spec, typical=ctx.typical))]
 
 
