@@ -41,3 +41,21 @@ def add_scoring_arg(p: argparse.ArgumentParser) -> None:
 
     how = "; ".join(f"{n}: {s.description}" for n, s in SCORERS.items())
     p.add_argument("--scoring", choices=list(SCORERS), default="logprob", help=how)
+
+
+def add_protocol_arg(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    """--protocol, its choices the protocol registry's names (None: --scoring asked plainly)."""
+    from mechvalue.measure.protocols import PROTOCOLS
+
+    how = "; ".join(f"{n}: {s.description}" for n, s in PROTOCOLS.items())
+    p.add_argument("--protocol", choices=list(PROTOCOLS), default=default,
+                   help=f"how items are asked and scored (overrides --scoring). {how}")  # fmt: skip
+
+
+def add_persona_arg(p: argparse.ArgumentParser) -> None:
+    """--persona, the persona strength (mechvalue.study.personas.PERSONA_KINDS)."""
+    from mechvalue.study.personas import PERSONA_KINDS
+
+    p.add_argument("--persona", choices=PERSONA_KINDS, default="one-line",
+                   help="who answers: the study's one-line persona, the same with a value-neutral "
+                   "biography, or the known-group personas (12 at most)")  # fmt: skip

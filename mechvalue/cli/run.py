@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mechvalue.cli.common import add_model_args, add_scoring_arg
+from mechvalue.cli.common import add_model_args, add_protocol_arg, add_scoring_arg
 from mechvalue.distributed.executor import add_executor_args, executor_from_args
 
 
@@ -18,7 +18,7 @@ def cmd_run(a: argparse.Namespace) -> None:
     kw = {"model": a.model, "sae": a.sae, "layer": a.layer, "inventory": a.inventory, "questionnaire": a.questionnaire,
           "roles": a.roles, "grid_roles": a.grid_roles, "features": a.features, "strength": a.strength,
           "bootstrap": a.bootstrap, "seed": a.seed, "device": a.device, "dtype": a.dtype,
-          "prompt_format": a.prompt_format, "human": human}  # fmt: skip
+          "prompt_format": a.prompt_format, "human": human, "protocol": a.protocol}  # fmt: skip
     cfg = (
         RunConfig.quick_preset(**kw)
         if a.quick
@@ -92,6 +92,7 @@ def register(sub) -> None:
         help="PVQ-40 answers CSV (default: ../shared/data/human/PVQ40.csv if present)",
     )
     r.add_argument("--seed", type=int, default=None)
+    add_protocol_arg(r, default=None)
     r.add_argument("--quick", action="store_true", help="a few-minute run (CI)")
     add_executor_args(r)
     r.add_argument("--out", required=True)

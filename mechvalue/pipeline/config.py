@@ -26,6 +26,7 @@ class RunConfig:
     device: str = "cpu"
     dtype: str = "float32"  # the model's weights and activations: float32, bfloat16 or float16
     prompt_format: str | None = None  # None: by model (mechvalue.lm.models.default_prompt_format)
+    protocol: str = "study"  # how items are asked and scored (mechvalue.measure.protocols.PROTOCOLS)
     quick: bool = False
     sae_train: dict = field(default_factory=dict)
 

@@ -26,7 +26,7 @@ def measure(out: Path, measurer, items: pd.DataFrame, roles: list, executor, inf
     write_csv(long, out / "items.csv")
     write_csv(wide, out / "values.csv")
     write_json({"model": info.name, "prompt_format": info.prompt_format, "scoring": measurer.scoring,
-                "inventory": str(cfg.inventory or default_inventory_path()),
+                "protocol": measurer.protocol or measurer.scoring, "inventory": str(cfg.inventory or default_inventory_path()),
                 "questionnaires": sorted(items["questionnaire"].unique()), "items": len(items),
                 "values": int(items["value"].nunique()), "roles": len(roles) - 1},
                out / "inputs.json")  # fmt: skip
