@@ -16,7 +16,7 @@ import pandas as pd
 
 from mechvalue.measure.likert import Likert
 from mechvalue.measure.scorer import MeasurerView
-from mechvalue.study.inventory import SCHWARTZ_VALUES
+from mechvalue.study.inventory import SCHWARTZ_VALUES, value_definitions
 from mechvalue.study.prompts import RenderedPrompt
 from mechvalue.study.roles import Role
 
@@ -30,8 +30,6 @@ def anchored(role: Role | None) -> Role | None:
     """`role` with its anchor sentence after its line (None stays None)."""
     if role is None:
         return None
-    from mechvalue.measure.grid import value_definitions
-
     v = anchor_of(role)
     d = value_definitions().get(v, v.lower())
     return Role(role.name, f"{role.trait}. Answer as a person for whom {v} ({d}) is the most important value")

@@ -14,7 +14,6 @@ import hashlib
 import json
 import uuid
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +24,7 @@ from mechvalue.interp.sae import SAE
 from mechvalue.interp.steering import SAEEditHook, SteeringSpec, is_identity
 from mechvalue.io import write_csv, write_json
 from mechvalue.measure.scoring import Condition, Measurer
+from mechvalue.study.inventory import value_definitions
 from mechvalue.study.prompts import HardPrompt
 from mechvalue.study.roles import Role
 from mechvalue.study.schema import HARD_LABELS, hard_label, is_hard, wide_table
@@ -38,12 +38,6 @@ class GridSpec:
     where: str = "span"  # span | prompt
     units: str = "typical"  # typical: strength x the feature's typical activation; raw
     hard_prompts: bool = True
-
-
-def value_definitions() -> dict[str, str]:
-    d = json.loads((resources.files("mechvalue.data") / "value_definitions.json").read_text())
-    d.pop("_about", None)
-    return d
 
 
 def hard_prompts(values: list[str], direction: int) -> dict[str, HardPrompt]:
