@@ -21,6 +21,7 @@ from mechvalue.analysis.validity import (
     ICC1_MIN,
     center_scores,
     known_groups,
+    measurement_status,
     reliability,
     structure,
     value_scores,
@@ -43,7 +44,8 @@ def per_value(long: pd.DataFrame, n_boot: int, seed: int, noise: float) -> pd.Da
     raw = reliability(long, n_boot, seed, noise)[["value", "n_items", "n_respondents", *_REL, "role_sd"]]
     cen = reliability(center_scores(long), n_boot, seed, noise)[["value", *_REL]]
     out = raw.merge(cen.rename(columns={c: f"{c}_c" for c in _REL}), on="value", how="left")
-    out["passes"] = (out["alpha_c"] >= ALPHA_MIN) & (out["icc1_lo"] > ICC1_MIN)
+    status = measurement_status(raw, cen)
+    out["passes"] = [status[v] == "" for v in out["value"]]
     return out
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mechvalue.analysis.validity import ALPHA_MIN, ICC1_MIN, flagged_values
+from mechvalue.analysis.validity import ALPHA_MIN, ICC1_MIN, flagged_values, measurement_status
 from mechvalue.io import atomic_path, write_csv, write_json
 
 THRESHOLDS = {"alpha_min": ALPHA_MIN, "alpha_source": "Nunnally (1978): .70 for research instruments",
@@ -32,7 +32,8 @@ def summary(res: dict) -> dict:
     out = {"thresholds": THRESHOLDS, "values": len(rel), "respondents": int(rel["n_respondents"].max()),
            "median_alpha": float(rel["alpha"].median()), "median_omega": float(rel["omega"].median()),
            "median_icc1": float(rel["icc1"].median()), "flagged": flagged_values(rel),
-           "noise": float(res.get("noise", 0.0))}  # fmt: skip
+           "noise": float(res.get("noise", 0.0)),
+           "measurements": measurement_status(rel, res.get("reliability_centered"))}  # fmt: skip
     if "reliability_centered" in res:
         c = res["reliability_centered"]
         out |= {f"median_{k}_centered": float(c[k].median()) for k in ("alpha", "omega", "icc1")}

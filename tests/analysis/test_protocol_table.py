@@ -69,3 +69,28 @@ def test_protocols_cli_refuses_unknown_names(capsys):
         from mechvalue.study.personas import persona_set
 
         persona_set("one-line", -1)
+
+
+def test_measurement_status_and_the_reports_top_line(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    from mechvalue.analysis.validity import measurement_status
+    from mechvalue.pipeline.report import _measured
+
+    rel = pd.DataFrame({"value": ["Power", "Tradition", "Hedonism"], "icc1_lo": [0.2, 0.01, np.nan]})
+    cen = pd.DataFrame({"value": ["Power", "Tradition", "Hedonism"], "alpha": [0.8, 0.9, 0.5]})
+    status = measurement_status(rel, cen)
+    assert status == {
+        "Power": "",
+        "Tradition": "ICC(1) CI from 0.01",
+        "Hedonism": "centred alpha 0.50, ICC(1) n/a",
+    }
+    assert measurement_status(rel, None)["Power"] == "centred alpha n/a"
+    (tmp_path / "validity").mkdir()
+    (tmp_path / "validity" / "validity.json").write_text(json.dumps({"measurements": status}))
+    ws = SimpleNamespace(out=tmp_path, cfg=SimpleNamespace(protocol="calibrated"),
+                         read_json=lambda *p: json.loads(tmp_path.joinpath(*p).read_text()))  # fmt: skip
+    top = _measured(ws)
+    assert "protocol calibrated" in top and "1 of 3 pass: Power." in top
+    assert "Fail: Tradition (ICC(1) CI from 0.01); Hedonism (centred alpha 0.50, ICC(1) n/a)." in top
