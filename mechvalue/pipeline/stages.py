@@ -302,7 +302,7 @@ def validity(
     forms = {}
     if not cfg.quick:
         for name, m in [*((f, replace(measurer, form=f)) for f in ("swapped", "plain", "reflect")),
-                        *((sc, replace(measurer, scoring=sc)) for sc in ("likert", "generate"))]:  # fmt: skip
+                        *((sc, replace(measurer, scoring=sc, protocol=None)) for sc in ("likert", "generate"))]:  # fmt: skip
             forms[name] = measure_values(m, items, grid_roles, progress=False)[0]
     res = validity(pd.concat([long, kg], ignore_index=True), cfg.human, forms, groups,
                    50 if cfg.quick else 200, 500 if cfg.quick else 5000, cfg.seed, run_noise(ws)["noise"])  # fmt: skip

@@ -222,3 +222,13 @@ def test_api_takes_a_protocol_and_refuses_two(tiny):
     assert m.settings["protocol"] == "calibrated" and "q_yes" in m.items.columns
     with pytest.raises(MechValueError, match="give one of them"):
         mechvalue.measure(tiny, items, [], scoring="likert", protocol="study", progress=False)
+
+
+def test_a_protocol_overrides_scoring_until_dropped(tok):
+    from dataclasses import replace
+
+    m = fixed(tok, rule(tok), protocol="portrait")
+    assert m.scoring == "likert" and m.recipe.name == "portrait"
+    assert replace(m, scoring="logprob").recipe.name == "portrait"  # the protocol decides
+    plain = replace(m, scoring="logprob", protocol=None)
+    assert plain.scorer.name == "logprob" and plain.recipe.name == "logprob"
