@@ -57,7 +57,7 @@ def compare(model, prompt_format: str, items: pd.DataFrame, protocols: list[str]
         people = roles + ([] if kind == "known-groups" or "known-groups" in personas else kg_roles)
         for name in protocols:
             m = Measurer(model, prompt_format, batch_size=batch_size, protocol=name)
-            settings = {"model": model_name, "protocol": name, "persona": kind, "roles": n_roles, "seed": seed,
+            settings = {"model": model_name, "protocol": name, "persona": kind, "roles": len(roles), "seed": seed,
                         "dtype": dtype, "prompt_format": prompt_format, "batch_size": batch_size,
                         "items": items["item"].tolist()}  # fmt: skip
             long, secs = measured(m, items, people, out / "items" / f"{name}@{kind}.csv", settings, progress)
