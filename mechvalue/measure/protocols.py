@@ -22,43 +22,20 @@ from mechvalue.measure.logprob import LogProb
 from mechvalue.measure.protocol import Balanced, Plain, Protocol
 from mechvalue.measure.scorer import Scorer
 
-BOTH_ORDERS = (
-    "study",
-    "swapped",
-)  # yes/no: 'yes' or 'no' vs 'no' or 'yes'; portrait: 1 = very much vs 1 = not at all
+# both orders of the options: yes/no 'yes' or 'no' / 'no' or 'yes'; portrait 1 = very much / 1 = not at all
+BOTH_ORDERS = ("study", "swapped")
+STUDY = "Kang et al. (2025), ACL Findings, the study reproduced: its yes/no prompt, first-token log-probs"
 PROTOCOLS: dict[str, Protocol] = {
     p.name: p
     for p in (
-        Plain(
-            "study",
-            LogProb(),
-            "Kang et al. (2025), ACL Findings, the study reproduced: its yes/no prompt, "
-            "first-token log-probs (cf. Wang et al. 2024, 'My Answer is C')",
-        ),  # fmt: skip
-        Plain(
-            "anchoring",
-            AnchoredLikert(),
-            "Rozen et al. (2025), Do LLMs have Consistent Values?, ICLR: value anchoring",
-        ),  # fmt: skip
-        Plain(
-            "portrait",
-            Likert(),
-            "Schwartz et al. (2001), the PVQ's portrait format and six options; probability-weighted answer",
-        ),  # fmt: skip
+        Plain("study", LogProb(), STUDY + " (cf. Wang et al. 2024, 'My Answer is C')"),
+        Plain("anchoring", AnchoredLikert(), "Rozen et al. (2025), Do LLMs have Consistent Values?, ICLR"),
+        Plain("portrait", Likert(), "Schwartz et al. (2001), the PVQ's portrait format, six options"),
         Calibrated(),
         Balanced(
-            "balanced",
-            LogProb(),
-            BOTH_ORDERS,
-            "option-order counterbalancing (e.g. Zheng et al. 2024, "
-            "Large Language Models Are Not Robust Multiple Choice Selectors, ICLR)",
-        ),  # fmt: skip
-        Balanced(
-            "portrait-balanced",
-            Likert(),
-            BOTH_ORDERS,
-            "the PVQ's portrait format with the scale numbered both ways, averaged (counterbalancing)",
-        ),  # fmt: skip
+            "balanced", LogProb(), BOTH_ORDERS, "option-order counterbalancing (Zheng et al. 2024, ICLR)"
+        ),
+        Balanced("portrait-balanced", Likert(), BOTH_ORDERS, "the PVQ's portrait format numbered both ways"),
     )
 }
 DEFAULT_PROTOCOL = "study"
