@@ -180,7 +180,10 @@ def record(name: str, figures: dict) -> None:
     dev = data.setdefault(device_key(), {})
     if CUDA:
         dev["environment"] = environment()
-    measured = {"environment": environment(), "load_avg_1min": round(os.getloadavg()[0], 2),
-                "date": time.strftime("%Y-%m-%d")}  # fmt: skip
+    measured = {
+        "environment": environment(),
+        "load_avg_1min": round(os.getloadavg()[0], 2),
+        "date": time.strftime("%Y-%m-%d"),
+    }
     dev[name] = figures | {"measured": measured}
     RESULTS.write_text(json.dumps(data, indent=1))

@@ -147,20 +147,28 @@ def measure(
     batch_size: int = 16,
     max_new_tokens: int = 100,
     progress: bool = True,
+    protocol: str | None = None,
 ) -> Measurement:
     """Ask every item to every persona (and to no persona first, unless `no_persona=False`) and
     score the answers: "logprob" (agreement x (p(yes) - p(no)) after "Answer:", one forward
     pass), "likert" (the PVQ's six points) or "generate" (the study's greedy decoding and parse).
 
+    `protocol` (a name of `mechvalue.measure.protocols.PROTOCOLS`: "study", "anchoring",
+    "portrait", "calibrated", "balanced", "portrait-balanced") replaces `scoring` by a whole
+    measurement protocol; "study" is `scoring="logprob"`, row for row.
+
     `steering={label: [(hook_name, hook), ...]}` measures every persona again under each label's
     hooks (e.g. `mechvalue.sae_hook(...)`), rows labelled in `steer_dim`; positioned hooks edit
     `where` in each prompt ("span": " your values", "prompt", "generated", "all")."""
+    from mechvalue.measure.protocols import get_protocol
     from mechvalue.measure.scorers import get_scorer
     from mechvalue.measure.scoring import Condition, Measurer
     from mechvalue.measure.scoring import measure as run
 
     m = _model(model)
-    scorer = get_scorer(scoring)
+    if protocol is not None and scoring != "logprob":
+        raise MechValueError(f"scoring={scoring!r} and protocol={protocol!r}: give one of them")
+    scorer = get_protocol(protocol) if protocol is not None else get_scorer(scoring)
     if form not in FORMS:
         raise MechValueError(f"form={form!r}: expected one of {', '.join(FORMS)}")
     people = [*([None] if no_persona else []), *personas]
@@ -170,16 +178,18 @@ def measure(
         Condition(str(label), list(hooks), where=where, info={"kind": "hooks"})
         for label, hooks in (steering or {}).items()
     ]
-    measurer = Measurer(m, m.prompt_format, scoring, batch_size, max_new_tokens, form=form)
+    measurer = Measurer(m, m.prompt_format, scoring, batch_size, max_new_tokens, form=form, protocol=protocol)
     long, wide = run(measurer, items, people, conds, progress)
+    generated = measurer.scoring == "generate"
     settings = {
-        "scoring": scoring,
+        "scoring": measurer.scoring,
+        "protocol": protocol or scoring,
         "model": m.name,
         "prompt_format": m.prompt_format,
         "form": form,
         "score": scorer.description,
         "batch_size": batch_size,
-        "max_new_tokens": max_new_tokens if scoring == "generate" else None,
+        "max_new_tokens": max_new_tokens if generated else None,
         "personas": len(personas),
         "no_persona": no_persona,
         "items": len(items),

@@ -239,6 +239,21 @@ def flags(row: dict) -> list[str]:
     return out
 
 
+def measurement_status(rel: pd.DataFrame, centered: pd.DataFrame | None) -> dict[str, str]:
+    """value -> "" when its score is a measurement by the issue-29 rule (respondent-centred alpha
+    >= ALPHA_MIN, and the lower end of its ICC(1) 95% CI above ICC1_MIN), else why it is not."""
+    alpha_c = {} if centered is None else dict(zip(centered["value"], centered["alpha"]))
+    out = {}
+    for r in rel.to_dict("records"):
+        a, lo, why = alpha_c.get(r["value"], np.nan), r.get("icc1_lo", np.nan), []
+        if not (np.isfinite(a) and a >= ALPHA_MIN):
+            why.append(f"centred alpha {a:.2f}" if np.isfinite(a) else "centred alpha n/a")
+        if not (np.isfinite(lo) and lo > ICC1_MIN):
+            why.append(f"ICC(1) CI from {lo:.2f}" if np.isfinite(lo) else "ICC(1) n/a")
+        out[r["value"]] = ", ".join(why)
+    return out
+
+
 def flagged_values(rel: pd.DataFrame) -> dict[str, str]:
     """value -> its flags, for the values with any."""
     return {r["value"]: r["flags"] for r in rel.to_dict("records") if r["flags"]}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mechvalue.analysis.validity import ALPHA_MIN, ICC1_MIN, flagged_values
+from mechvalue.analysis.validity import ALPHA_MIN, ICC1_MIN, flagged_values, measurement_status
 from mechvalue.io import atomic_path, write_csv, write_json
 
 THRESHOLDS = {
@@ -42,6 +42,7 @@ def summary(res: dict) -> dict:
         "median_icc1": float(rel["icc1"].median()),
         "flagged": flagged_values(rel),
         "noise": float(res.get("noise", 0.0)),
+        "measurements": measurement_status(rel, res.get("reliability_centered")),
     }
     if "reliability_centered" in res:
         c = res["reliability_centered"]

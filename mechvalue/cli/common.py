@@ -31,6 +31,25 @@ def scoring_field():
     return field(default="logprob", metadata={"choices": scorer_names, "help": scorer_help})
 
 
+def protocol_names() -> list[str]:
+    """The protocol registry's names: the choices of every `--protocol`."""
+    from mechvalue.measure.protocols import PROTOCOLS
+
+    return list(PROTOCOLS)
+
+
+def protocol_help() -> str:
+    from mechvalue.measure.protocols import PROTOCOLS
+
+    how = "; ".join(f"{n}: {p.description}" for n, p in PROTOCOLS.items())
+    return f"how items are asked and scored (overrides --scoring). {how}"
+
+
+def protocol_field(default: str | None = None):
+    """A `protocol` field, its choices and help from the protocol registry (None: `scoring` asked plainly)."""
+    return field(default=default, metadata={"choices": protocol_names, "help": protocol_help})
+
+
 @dataclass
 class ModelOptions:
     """The options of every command that loads a model."""

@@ -5,14 +5,24 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mechvalue.cli import compare, graph, interp, measure, reproduce, run, steer_compare, validity
+from mechvalue.cli import (
+    compare,
+    graph,
+    interp,
+    measure,
+    protocols,
+    reproduce,
+    run,
+    steer_compare,
+    validity,
+)
 from mechvalue.errors import MechValueError
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mechvalue", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
-    for group in (measure, interp, graph, reproduce, run, validity, steer_compare, compare):
+    for group in (measure, interp, graph, reproduce, run, validity, steer_compare, protocols, compare):
         group.register(sub)
     return p
 

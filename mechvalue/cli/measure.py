@@ -6,9 +6,10 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from mechvalue.cli.common import DesignOptions, ModelOptions, csv_list, scoring_field
+from mechvalue.cli.common import DesignOptions, ModelOptions, csv_list, protocol_field, scoring_field
 from mechvalue.cli.options import add_dataclass_args
 from mechvalue.distributed.executor import add_executor_args, executor_from_args
+from mechvalue.study.personas import PersonaKind
 from mechvalue.study.prompts import Form
 
 
@@ -20,16 +21,17 @@ def cmd_measure(a: argparse.Namespace) -> None:
     from mechvalue.lm.models import load_model
     from mechvalue.measure.scoring import Measurer
     from mechvalue.study import inventory as inv
-    from mechvalue.study.roles import generate_roles, load_players
+    from mechvalue.study.personas import persona_set
+    from mechvalue.study.roles import load_players
 
     torch.manual_seed(a.seed)
     items = inv.select(
         inv.load_inventory(a.inventory), csv_list(a.questionnaire), csv_list(a.values), a.min_items
     )
-    roles = load_players(a.players)[: a.roles] if a.players else generate_roles(a.roles, a.seed)
+    roles = load_players(a.players)[: a.roles] if a.players else persona_set(a.persona, a.roles, a.seed)
     model, info = load_model(a.model, a.device, a.dtype, a.prompt_format)
     fmt = info.prompt_format
-    m = Measurer(model, fmt, a.scoring, a.batch_size, a.max_new_tokens, form=a.form)
+    m = Measurer(model, fmt, a.scoring, a.batch_size, a.max_new_tokens, form=a.form, protocol=a.protocol)
     out = Path(a.out)
     with executor_from_args(a) as ex:
         long, wide = measure_roles(m, items, [None, *roles], ex, info)
@@ -49,6 +51,10 @@ class MeasureOptions(ModelOptions, DesignOptions):
     players: str | None = None
     """study players*.json instead of generated roles"""
     scoring: str = scoring_field()
+    protocol: str | None = protocol_field()
+    persona: PersonaKind = "one-line"
+    """who answers: the study's one-line persona, the same with a value-neutral biography, or the
+    known-group personas (12 at most)"""
     form: Form = "study"
     """the instrument's wording (robustness checks)"""
     batch_size: int = 16

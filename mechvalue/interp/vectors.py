@@ -24,7 +24,8 @@ from mechvalue.lm.hooks import PositionedHook, Positions, check_hook_names, stop
 from mechvalue.lm.models import as_bridge, model_device
 from mechvalue.lm.positions import StudyWhere
 from mechvalue.lm.positions import check_where as check_where_in
-from mechvalue.study.prompts import HardPrompt, RenderedPrompt, render, value_definitions
+from mechvalue.study.inventory import value_definitions
+from mechvalue.study.prompts import HardPrompt, RenderedPrompt, render
 from mechvalue.study.roles import Role
 
 

@@ -25,7 +25,8 @@ from mechvalue.interp.sae import SAE
 from mechvalue.interp.steering import Mode, SAEEditHook, SteeringSpec, Units, is_identity
 from mechvalue.io import write_csv, write_json
 from mechvalue.measure.scoring import Condition, Measurer
-from mechvalue.study.prompts import HardPrompt, value_definitions
+from mechvalue.study.inventory import value_definitions
+from mechvalue.study.prompts import HardPrompt
 from mechvalue.study.roles import Role
 from mechvalue.study.schema import HARD_LABELS, hard_label, is_hard, wide_table
 

@@ -2,12 +2,14 @@
 
 The `Measurer` holds the model, the prompt settings and the batching (one value per batch under
 hard prompts, the shared prefix run once); how a prompt ends and how an answer becomes a score is
-its scorer's (`mechvalue.measure.scorers.SCORERS`: log-prob, generate-and-parse, Likert).
+its scorer's (`mechvalue.measure.scorers.SCORERS`: log-prob, generate-and-parse, Likert), and how
+one or more scorers' answers make an item's score is its protocol's
+(`mechvalue.measure.protocols.PROTOCOLS`: the study's, anchoring, portrait, calibrated, balanced).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import get_args
 
 import pandas as pd
@@ -22,6 +24,8 @@ from mechvalue.lm.hooks import PositionedHook
 from mechvalue.lm.models import as_bridge, check_prompt_format
 from mechvalue.lm.positions import StudyWhere
 from mechvalue.measure.logprob import answer_token_ids, yes_no_probs  # noqa: F401 - re-exported
+from mechvalue.measure.protocols import get_protocol, scorer_protocol
+from mechvalue.measure.scorer import Scorer
 from mechvalue.measure.scorers import SCORERS, get_scorer
 from mechvalue.study.prompts import HardPrompt, RenderedPrompt
 from mechvalue.study.roles import Role
@@ -65,9 +69,15 @@ class Measurer:
     max_new_tokens: int = 100
     prefix_cache: bool = True
     form: str = "study"  # the instrument's wording (mechvalue.study.prompts.FORMS), for robustness checks
+    protocol: str | None = None  # a key of PROTOCOLS; None: `scoring` asked plainly (logprob = "study")
 
     def __post_init__(self):
-        self.scorer = get_scorer(self.scoring)
+        if self.protocol is None:
+            self.recipe = scorer_protocol(get_scorer(self.scoring))
+        else:
+            self.recipe = get_protocol(self.protocol)
+            self.scoring = self.recipe.scorer.name
+        self.scorer = self.recipe.scorer
         check_prompt_format(self.prompt_format)
         self.model = as_bridge(self.model)
         tok = self.model.tokenizer
@@ -84,14 +94,28 @@ class Measurer:
     def score_items(
         self, items: pd.DataFrame, role: Role | None, cond: Condition | None = None
     ) -> pd.DataFrame:
-        """Per-item answers and scores for one role under one condition."""
+        """Per-item answers and scores for one role under one condition, by the protocol."""
         cond = cond or Condition()
-        prompts = self.prompts(items, role, cond)
+        return item_table(items, self.recipe.rows(self, items, role, cond))
+
+    def ask(
+        self,
+        items: pd.DataFrame,
+        role: Role | None,
+        cond: Condition,
+        scorer: Scorer | None = None,
+        form: str | None = None,
+    ) -> list[dict]:
+        """One row per item: `scorer` (default: this measurer's) on its prompts, in batches;
+        `form`: the instrument's wording for this call (default: the measurer's)."""
+        view = self if form is None or form == self.form else replace(self, form=form)
+        scorer = scorer or self.scorer
+        prompts = scorer.prompts(view, items, role, cond)
         rows = [None] * len(prompts)
-        for idx in self.batches(items, cond):
-            for i, r in zip(idx, self.scorer.score(self, [prompts[i] for i in idx], cond)):
+        for idx in view.batches(items, cond):
+            for i, r in zip(idx, scorer.score(view, [prompts[i] for i in idx], cond)):
                 rows[i] = r
-        return item_table(items, rows)
+        return rows
 
     def batches(self, items: pd.DataFrame, cond: Condition) -> list[list[int]]:
         """Item positions per batch; with hard prompts one value per batch, so that the whole
@@ -150,7 +174,8 @@ def measure(
     conditions = conditions or [Condition()]
     long_parts = []
     total = len(roles) * len(conditions)
-    with tqdm(total=total, desc=f"measure ({measurer.scoring})", disable=not progress) as bar:
+    how = measurer.protocol or measurer.scoring
+    with tqdm(total=total, desc=f"measure ({how})", disable=not progress) as bar:
         for cond in conditions:
             for role in roles:
                 part = measurer.score_items(items, role, cond)

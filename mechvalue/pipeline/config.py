@@ -9,6 +9,12 @@ from importlib import metadata
 from mechvalue.lm.literals import DEFAULT_MODEL, DType, PromptFormat
 
 
+def _protocols() -> list[str]:
+    from mechvalue.measure.protocols import PROTOCOLS
+
+    return list(PROTOCOLS)
+
+
 @dataclass
 class RunConfig:
     """The options of `mechvalue run` (its command line is generated from these fields)."""
@@ -41,6 +47,8 @@ class RunConfig:
     """the model's weights and activations (SAE edits follow it)"""
     prompt_format: PromptFormat | None = None
     """the study's gemma/llama template or the tokenizer's chat template (default: by model)"""
+    protocol: str = field(default="study", metadata={"choices": _protocols})
+    """how items are asked and scored (mechvalue.measure.protocols; `mechvalue protocols` compares them)"""
     quick: bool = False
     """a few-minute run (CI)"""
     sae_train: dict = field(default_factory=dict)

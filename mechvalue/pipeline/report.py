@@ -911,6 +911,25 @@ def _caution(ws: Workspace, gr: Grounds) -> str | None:
     return None
 
 
+def _measured(ws: Workspace) -> str | None:
+    """For the top: which values pass as measurements (centred alpha, ICC(1) CI) and which do not, why."""
+    from mechvalue.analysis.validity import ALPHA_MIN, ICC1_MIN
+
+    if not (ws.out / "validity" / "validity.json").exists():
+        return None
+    status = ws.read_json("validity", "validity.json").get("measurements")
+    if not status:
+        return None
+    ok = [v for v, why in status.items() if not why]
+    bad = [f"{v} ({why})" for v, why in status.items() if why]
+    return (
+        f"Values measured here (protocol {getattr(ws.cfg, 'protocol', 'study')}; a value passes with "
+        f"respondent-centred alpha >= {ALPHA_MIN:g} and an ICC(1) 95% CI above {ICC1_MIN:g}): "
+        f"{len(ok)} of {len(status)} pass{': ' + ', '.join(ok) if ok else ''}. "
+        f"{'Fail: ' + '; '.join(bad) + '. Graph edges and steering effects on failing values are not findings.' if bad else ''}"
+    )
+
+
 SECTIONS: list[tuple[str, Callable[[Workspace, Path, Grounds], Section | None]]] = [
     ("measure", _profile),
     ("graph", _graph),
@@ -935,6 +954,7 @@ def write_report(ws: Workspace, d: Path, stages: list[str]) -> Path:
         sections=[x for x in sections if x],
         banner=gr.why_meaningless() if gr.no_role_variance else None,
         caution=_caution(ws, gr),
+        measured=_measured(ws),
         reading=f"Scores: {SCORE_UNITS}. {describe_noise(gr.noise).capitalize()}. A difference between roles, or "
         "between steered and unsteered, counts only when it exceeds this noise.",
         subtitle=f"{gr.roles} personas and the no-role prompt x {sum(gr.items.values())} items "

@@ -78,12 +78,16 @@ class Resources:
 
     @cached_property
     def measurer(self):
-        """Log-prob scoring; under --quick in batches of 32 (every item of a role in one batch: the
-        role's shared prefix runs once instead of once per 16 items)."""
+        """The run's protocol (default the study's log-prob yes/no); under --quick in batches of 32
+        (every item of a role in one batch: the role's shared prefix runs once instead of once per 16)."""
         from mechvalue.measure.scoring import Measurer
 
         return Measurer(
-            self.model, self.info.prompt_format, "logprob", batch_size=32 if self.cfg.quick else 16
+            self.model,
+            self.info.prompt_format,
+            "logprob",
+            batch_size=32 if self.cfg.quick else 16,
+            protocol=getattr(self.cfg, "protocol", "study"),
         )
 
     @property

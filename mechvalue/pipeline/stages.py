@@ -32,6 +32,7 @@ def measure(out: Path, r: Resources) -> dict:
             "model": info.name,
             "prompt_format": info.prompt_format,
             "scoring": measurer.scoring,
+            "protocol": measurer.protocol or measurer.scoring,
             "inventory": str(cfg.inventory or default_inventory_path()),
             "questionnaires": sorted(items["questionnaire"].unique()),
             "items": len(items),
@@ -409,7 +410,7 @@ def validity(out: Path, r: Resources) -> dict:
     if not cfg.quick:
         for name, m in [
             *((f, replace(measurer, form=f)) for f in ("swapped", "plain", "reflect")),
-            *((sc, replace(measurer, scoring=sc)) for sc in ("likert", "generate")),
+            *((sc, replace(measurer, scoring=sc, protocol=None)) for sc in ("likert", "generate")),
         ]:
             forms[name] = measure_values(m, items, r.grid_roles, progress=False)[0]
     res = validity(

@@ -64,7 +64,7 @@ class Workspace:
         conf = self.out / "config.json"
         settings = asdict(cfg)
         if conf.exists():
-            old = json.loads(conf.read_text())["settings"]
+            old = {"protocol": "study"} | json.loads(conf.read_text())["settings"]  # older runs: study
             diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
             if diff:
                 raise MechValueError(

@@ -36,6 +36,16 @@ def default_inventory_path() -> Path:
     return Path(str(resources.files("mechvalue.data") / "mechvalue_values.csv"))
 
 
+def value_definitions() -> dict[str, str]:
+    """value -> its short definition (mechvalue/data/value_definitions.json), for the prompts that
+    name a value: the hard-prompt baseline and value anchoring."""
+    import json
+
+    d = json.loads((resources.files("mechvalue.data") / "value_definitions.json").read_text())
+    d.pop("_about", None)
+    return d
+
+
 def load_inventory(path: str | Path | None = None) -> pd.DataFrame:
     """Read and validate a ValueBench-format CSV (default: the shipped inventory)."""
     path = Path(path) if path is not None else default_inventory_path()

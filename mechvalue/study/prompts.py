@@ -6,10 +6,7 @@ positions the study steers at.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from typing import Literal, get_args
 
 from mechvalue.study.roles import Role
@@ -71,18 +68,6 @@ def check_form(form: str) -> str:
 def examples(form: str = "study") -> str:
     """The two worked examples, yes first (no first under "swapped")."""
     return _EXAMPLES_SWAPPED if check_form(form) == "swapped" else EXAMPLES
-
-
-@cache
-def _definitions() -> dict[str, str]:
-    d = json.loads((resources.files("mechvalue.data") / "value_definitions.json").read_text())
-    d.pop("_about", None)
-    return d
-
-
-def value_definitions() -> dict[str, str]:
-    """The shipped value definitions (the hard prompt's "which means ..."), by value name."""
-    return dict(_definitions())
 
 
 @dataclass(frozen=True)

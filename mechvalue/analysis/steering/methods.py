@@ -29,7 +29,8 @@ from mechvalue.analysis.steering.base import (
 )
 from mechvalue.interp import vectors as vec
 from mechvalue.measure.scoring import Condition
-from mechvalue.study.prompts import HardPrompt, bio_hint, value_definitions
+from mechvalue.study.inventory import value_definitions
+from mechvalue.study.prompts import HardPrompt, bio_hint
 
 
 def _hard_prompt(value: str) -> HardPrompt:
