@@ -93,7 +93,7 @@ def test_steered_vs_unsteered_decoding(smollm2):
     ps = [render(q, None, info.prompt_format, model.tokenizer) for q in qs]
     hook_name = "blocks.15.hook_resid_post"
     sae = _sae(576, 16384, "cuda" if CUDA else "cpu", hook_name)  # where the smollm2 fixture puts the model
-    spec = SteeringSpec(FEATURES, "clamp", 5.0, where="all")
+    spec = SteeringSpec(FEATURES, "clamp", 5.0)
     lens = _saelens(sae)
     n = 16  # short generations, many interleaved rounds: medians that a busy machine moves less
     hooks = {
