@@ -12,6 +12,7 @@ it, so a run with a time budget ends with complete results instead of being kill
 from __future__ import annotations
 
 import importlib.util
+from importlib import metadata
 import json
 import math
 import os
@@ -144,6 +145,7 @@ def environment() -> dict:
         "torch": torch.__version__,
         "triton": triton.__version__,
         "transformers": transformers.__version__,
+        "transformer-lens": metadata.version("transformer-lens"),
         "numpy": numpy.__version__,
         "triton_interpret": os.environ.get("TRITON_INTERPRET", "0"),
     }
