@@ -12,7 +12,6 @@ it, so a run with a time budget ends with complete results instead of being kill
 from __future__ import annotations
 
 import importlib.util
-from importlib import metadata
 import json
 import math
 import os
@@ -21,6 +20,7 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 
 import pytest
