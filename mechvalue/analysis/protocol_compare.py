@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -42,25 +43,33 @@ def measured(
     return long, seconds
 
 
+@dataclass
+class ProtocolDesign:
+    """What `compare` measures and how it scores: the protocols x persona strengths, the roles, and
+    the battery's resamples (recorded with each measurement, so a changed design re-measures)."""
+
+    protocols: list[str]
+    personas: list[str]
+    n_roles: int
+    human_path: str | None = None
+    """PVQ-40 answers CSV for the matrix correlation and circle ordering"""
+    seed: int = 0
+    n_boot: int = 200
+    n_perm: int = 2000
+    batch_size: int = 16
+
+
 def compare(
-    model,
-    prompt_format: str,
-    items: pd.DataFrame,
-    protocols: list[str],
-    personas: list[str],
-    n_roles: int,
-    out: str | Path,
-    human_path: str | None = None,
-    seed: int = 0,
-    n_boot: int = 200,
-    n_perm: int = 2000,
-    batch_size: int = 16,
-    dtype: str = "float32",
-    model_name: str = "",
-    progress: bool = True,
+    model, items: pd.DataFrame, design: ProtocolDesign, out: str | Path, progress: bool = True
 ) -> dict:
-    """Measure and score every protocol x persona set; write `protocols.csv` (one row each),
-    `values.csv` (per value), `rank_agreement.csv`, `protocols.json` and `protocols.md`."""
+    """Measure and score every protocol x persona set of `design` on `model` (a `LoadedModel`);
+    write `protocols.csv` (one row each), `values.csv` (per value), `rank_agreement.csv`,
+    `protocols.json` and `protocols.md`."""
+    d = design
+    prompt_format, model_name = model.prompt_format, model.name
+    dtype = str(model.dtype).removeprefix("torch.")
+    protocols, personas, n_roles, seed = d.protocols, d.personas, d.n_roles, d.seed
+    n_boot, n_perm, batch_size, human_path = d.n_boot, d.n_perm, d.batch_size, d.human_path
     out = Path(out)
     groups = load_known_groups(known_groups_path())
     kg_roles = load_players(known_groups_path())

@@ -14,7 +14,7 @@ from mechvalue.errors import MechValueError
 def cmd_protocols(a: argparse.Namespace) -> None:
     import torch
 
-    from mechvalue.analysis.protocol_compare import compare
+    from mechvalue.analysis.protocol_compare import ProtocolDesign, compare
     from mechvalue.lm.models import load_model
     from mechvalue.measure.protocols import PROTOCOLS
     from mechvalue.study import inventory as inv
@@ -34,23 +34,10 @@ def cmd_protocols(a: argparse.Namespace) -> None:
         raise MechValueError(f"{human}: no such PVQ-40 answers file (--human)")
     torch.manual_seed(a.seed)
     items = inv.select(inv.load_inventory(a.inventory), csv_list(a.questionnaire), None, 0)
-    model, info = load_model(a.model, a.device, a.dtype, a.prompt_format)
-    res = compare(
-        model,
-        info.prompt_format,
-        items,
-        protocols,
-        personas,
-        a.roles,
-        a.out,
-        human,
-        a.seed,
-        a.bootstrap,
-        a.permutations,
-        a.batch_size,
-        a.dtype,
-        info.name,
+    design = ProtocolDesign(
+        protocols, personas, a.roles, human, a.seed, a.bootstrap, a.permutations, a.batch_size
     )
+    res = compare(load_model(a.model, a.device, a.dtype, a.prompt_format), items, design, a.out)
     print(res["markdown"])
     print(f"\nrank agreement (median Spearman over values):\n{res['ranks_markdown']}")
     met = res["summary"].loc[res["summary"]["goal"], ["protocol", "persona"]]
