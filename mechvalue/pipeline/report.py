@@ -746,7 +746,12 @@ def _steer_compare(ws: Workspace, d: Path, gr: Grounds) -> Section:
                 "for every method and strength, the costs that do not depend on roles:"
             ),
             table(
-                cmp[cols].rename(columns=COMPARE_COLUMNS | {"admissible": f"KL <= {fmt(c.get('kl_bound'))}"}),
+                _mark_measured(
+                    cmp[cols].rename(
+                        columns=COMPARE_COLUMNS | {"admissible": f"KL <= {fmt(c.get('kl_bound'))}"}
+                    ),
+                    _measurement_status(ws),
+                ),
                 3,
             ),
         ]
@@ -757,7 +762,9 @@ def _steer_compare(ws: Workspace, d: Path, gr: Grounds) -> Section:
     cols = [
         k for k in COMPARE_COLUMNS if k in best and best[k].map(lambda x: fmt(x) not in (MISSING, "")).any()
     ]
-    blocks.append(table(best[cols].rename(columns=COMPARE_COLUMNS), 2))
+    blocks.append(
+        table(_mark_measured(best[cols].rename(columns=COMPARE_COLUMNS), _measurement_status(ws)), 2)
+    )
     plots = []
     for p in map(Path, c["plots"]):
         if p.stem == "tradeoff" and "efficacy" in best and best["efficacy"].notna().any():
@@ -911,13 +918,29 @@ def _caution(ws: Workspace, gr: Grounds) -> str | None:
     return None
 
 
+def _measurement_status(ws: Workspace) -> dict[str, str]:
+    """value -> "" when it passes as a measurement, else why not (validity.json); {} before validity."""
+    if not (ws.out / "validity" / "validity.json").exists():
+        return {}
+    return ws.read_json("validity", "validity.json").get("measurements") or {}
+
+
+def _mark_measured(df: pd.DataFrame, status: dict[str, str]) -> pd.DataFrame:
+    """A "value a measurement?" column beside each row's value: steering effects on a value that is
+    not measured are not findings."""
+    if not status or "value" not in df:
+        return df
+    marks = df["value"].map(
+        lambda v: "yes" if status.get(v) == "" else f"no: {status[v]}" if v in status else "n/a"
+    )
+    return df.assign(**{"value a measurement?": marks})
+
+
 def _measured(ws: Workspace) -> str | None:
     """For the top: which values pass as measurements (centred alpha, ICC(1) CI) and which do not, why."""
     from mechvalue.analysis.validity import ALPHA_MIN, ICC1_MIN
 
-    if not (ws.out / "validity" / "validity.json").exists():
-        return None
-    status = ws.read_json("validity", "validity.json").get("measurements")
+    status = _measurement_status(ws)
     if not status:
         return None
     ok = [v for v, why in status.items() if not why]

@@ -30,4 +30,7 @@ def test_run_cli_takes_a_protocol():
 
     a = build_parser().parse_args(["run", "--protocol", "calibrated", "--out", "x"])
     assert a.protocol == "calibrated"
-    assert build_parser().parse_args(["run", "--out", "x"]).protocol is None  # RunConfig's default: study
+    from mechvalue.cli.options import given
+
+    plain = given(RunConfig, build_parser().parse_args(["run", "--out", "x"]))
+    assert "protocol" not in plain and RunConfig(**plain).protocol == "study"  # RunConfig's default

@@ -204,3 +204,17 @@ def test_compare_runs_sets_runs_side_by_side_and_says_which_measures(as_is, dege
     assert main(["compare-runs", str(as_is), str(tmp_path), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and str(tmp_path / "config.json") in err[1]
+
+
+def test_the_top_and_the_steering_table_say_which_values_are_measurements(as_is):
+    import json
+
+    status = json.loads((as_is / "validity" / "validity.json").read_text())["measurements"]
+    page = (as_is / "report" / "report.html").read_text()
+    top = page.split("<h2>")[0]
+    passing = [v for v, why in status.items() if not why]
+    assert f"{len(passing)} of {len(status)} pass" in top
+    steering = _sections(page)["Which steering method? Prompting, DiffMean, CAA and SAE features"]
+    assert "value a measurement?" in steering
+    failing = [v for v, why in status.items() if why]
+    assert failing and any(f"no: {html.escape(status[v])}" in steering for v in failing)
