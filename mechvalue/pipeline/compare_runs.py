@@ -11,13 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from mechvalue.analysis.validity import ALPHA_MIN, ICC1_MIN, measurement_status
 from mechvalue.causal.compare import compare_with_null
 from mechvalue.causal.graph import load_graph
 from mechvalue.errors import MechValueError
 from mechvalue.io import write_json
-
-ICC_MIN = 0.05  # analysis.validity's threshold: roles move the value (LeBreton & Senter, 2008)
-ALPHA_MIN = 0.70  # Nunnally (1978)
 
 
 def _read(run: Path, *parts: str):
@@ -33,20 +31,22 @@ def _fmt(x, digits: int = 2) -> str:
 
 def _reliability(run: Path) -> dict:
     v = _read(run, "validity", "validity.json")
-    rows = {}
+    rows, tables = {}, {}
     for kind, f in (("raw", "reliability.csv"), ("centred", "reliability_centered.csv")):
-        r = _read(run, "validity", f)
+        r = tables[kind] = _read(run, "validity", f)
         rows[kind] = {
             "alpha_median": v["median_alpha" + ("" if kind == "raw" else "_centered")],
             "omega_median": v["median_omega" + ("" if kind == "raw" else "_centered")],
             "icc1_median": v["median_icc1" + ("" if kind == "raw" else "_centered")],
             "values_alpha_ok": int((r["alpha"] >= ALPHA_MIN).sum()),
-            "values_icc1_ci_above": int((r["icc1_lo"] > ICC_MIN).sum()),
+            "values_icc1_ci_above": int((r["icc1_lo"] > ICC1_MIN).sum()),
             "values": len(r),
         }
     kg = v.get("known_groups") or {}
+    status = measurement_status(tables["raw"], tables["centred"])  # the report's and `protocols`' rule
     return {
         **rows,
+        "measured_values": sorted(k for k, why in status.items() if not why),
         "respondents": v["respondents"],
         "matrix_r": v.get("matrix_r"),
         "matrix_p": v.get("matrix_p"),
@@ -147,9 +147,13 @@ def table(summaries: list[dict]) -> pd.DataFrame:
             f"values with alpha >= {ALPHA_MIN:.2f} ({kind})",
             lambda s, k=kind: f"{s['reliability'][k]['values_alpha_ok']} of {s['reliability'][k]['values']}",
         )
+    put(
+        "values that are measurements (both rules)",
+        lambda s: f"{len(s['reliability']['measured_values'])} of {s['reliability']['raw']['values']}",
+    )
     put("ICC(1) median", lambda s: _fmt(s["reliability"]["raw"]["icc1_median"]))
     put(
-        f"values with ICC(1) CI above {ICC_MIN}",
+        f"values with ICC(1) CI above {ICC1_MIN}",
         lambda s: f"{s['reliability']['raw']['values_icc1_ci_above']} of {s['reliability']['raw']['values']}",
     )
     put(
@@ -194,18 +198,20 @@ def verdicts(summaries: list[dict]) -> list[str]:
     """Plain sentences: does each model pass the reliability thresholds, and which measures better."""
     out = []
     for name, s in zip(labels(summaries), summaries):
-        c = s["reliability"]["centred"]
-        ok = c["values_alpha_ok"] >= 5 and s["reliability"]["raw"]["values_icc1_ci_above"] >= 5
+        r = s["reliability"]
+        measured, n = r["measured_values"], r["raw"]["values"]
+        ok = len(measured) >= 5
         out.append(
-            f"{name}: {'passes' if ok else 'does not pass'} the thresholds (centred alpha >= "
-            f"{ALPHA_MIN:.2f} on {c['values_alpha_ok']} of {c['values']} values, ICC(1) CI above "
-            f"{ICC_MIN} on {s['reliability']['raw']['values_icc1_ci_above']}; humans' centred alpha "
-            f"{_fmt(s['reliability']['human_alpha_centred'])})."
+            f"{name}: {'passes' if ok else 'does not pass'} the thresholds: {len(measured)} of {n} values "
+            f"have centred alpha >= {ALPHA_MIN:.2f} and an ICC(1) CI above {ICC1_MIN}"
+            f"{' (' + ', '.join(measured) + ')' if measured else ''}; humans' centred alpha "
+            f"{_fmt(r['human_alpha_centred'])}."
         )
 
     def score(s: dict) -> tuple:
         r = s["reliability"]
         return (
+            len(r["measured_values"]),
             r["raw"]["values_icc1_ci_above"] + r["centred"]["values_alpha_ok"],
             round(r["matrix_r"], 2) if r["matrix_r"] is not None else -1,  # as shown in the table
         )
@@ -215,7 +221,7 @@ def verdicts(summaries: list[dict]) -> list[str]:
         out.append("Neither measures values better by these figures (a tie).")
     else:
         out.append(
-            f"Measures values better: {ranked[0][0]} (more values passing, then matrix r with humans)."
+            f"Measures values better: {ranked[0][0]} (more values that are measurements, then more passing either rule, then matrix r with humans)."
         )
     return out
 
