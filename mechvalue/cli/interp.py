@@ -111,7 +111,7 @@ def cmd_cache(a: argparse.Namespace) -> None:
 
 
 def cmd_sae_train(a: argparse.Namespace) -> None:
-    from mechvalue.interp.sae_recipe import describe, model_recipe_shape, recipe_folder, sae_recipe
+    from mechvalue.interp.sae_recipe import Recipe, describe, model_recipe_shape, recipe_folder, sae_recipe
     from mechvalue.interp.sae_training import TrainConfig
     from mechvalue.lm.models import load_model
 
@@ -120,10 +120,7 @@ def cmd_sae_train(a: argparse.Namespace) -> None:
         a.layer = model_recipe_shape(model)[0]
     out = Path(a.out) if a.out else recipe_folder(a.model, a.layer)
     cfg = TrainConfig(d_sae=a.d_sae, activation=a.activation, k=a.k, epochs=a.epochs, seed=a.seed)
-    m = sae_recipe(
-        model,
-        info,
-        out,
+    recipe = Recipe(
         a.layer,
         a.roles,
         train=cfg,
@@ -131,6 +128,7 @@ def cmd_sae_train(a: argparse.Namespace) -> None:
         questionnaire=csv_list(a.questionnaire),
         seed=a.seed,
     )
+    m = sae_recipe(info, out, recipe)
     print(f"SAE saved to {out / 'sae'}: {describe(m)}; metrics in {out / 'metrics.json'}")
 
 

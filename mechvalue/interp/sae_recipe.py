@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -60,7 +60,7 @@ def recipe_sae(
                     f"training the recipe SAE for {model.name}, layer {layer} (once; cached in {folder})",
                     file=sys.stderr,
                 )
-                metrics = sae_recipe(model, model, folder, layer, train=config, **recipe)
+                metrics = sae_recipe(model, folder, Recipe(layer, train=config, **recipe))
                 print(f"recipe SAE: {describe(metrics)}", file=sys.stderr)
     return load_sae(folder / "sae", device or model_device(model))
 
@@ -73,27 +73,35 @@ def describe(metrics: dict) -> str:
     )
 
 
-def sae_recipe(
-    model,
-    info,
-    out: Path,
-    layer: int,
-    roles: int = 8,
-    gen_prompts: int = 48,
-    gen_tokens: int = 48,
-    train: TrainConfig | None = None,
-    inventory=None,
-    questionnaire: list[str] | None = None,
-    seed: int = 0,
-) -> dict:
-    """Train the recipe SAE into `out` (its `sae/` folder, `activations.h5` training cache and
-    `metrics.json`) and return the metrics; with the same settings as before, return them at once.
-    `recipe_sae(model, layer)` is the usual way in."""
-    train = train or TrainConfig(seed=seed)
+@dataclass
+class Recipe:
+    """What the SAE recipe trains on and how (recorded in `metrics.json`; the same settings again
+    reuse the SAE)."""
+
+    layer: int
+    roles: int = 8
+    """personas whose questionnaire prompts are cached (plus the no-role prompt)"""
+    gen_prompts: int = 48
+    """prompts the model continues itself, for text beyond the questionnaire"""
+    gen_tokens: int = 48
+    train: TrainConfig | None = None
+    """None: `TrainConfig(seed=seed)`"""
+    inventory: str | None = None
+    questionnaire: list[str] | None = None
+    seed: int = 0
+
+
+def sae_recipe(model, out: Path, recipe: Recipe) -> dict:
+    """Train the recipe SAE of `model` (a `LoadedModel`) into `out` (its `sae/` folder,
+    `activations.h5` training cache and `metrics.json`) and return the metrics; with the same
+    settings as before, return them at once. `recipe_sae(model, layer)` is the usual way in."""
+    layer, roles, gen_prompts, gen_tokens = recipe.layer, recipe.roles, recipe.gen_prompts, recipe.gen_tokens
+    inventory, questionnaire, seed = recipe.inventory, recipe.questionnaire, recipe.seed
+    train = recipe.train or TrainConfig(seed=seed)
     hook = f"blocks.{layer}.hook_resid_post"
     items = select(load_inventory(inventory), questionnaire)
     settings = {
-        "model": info.name,
+        "model": model.name,
         "layer": layer,
         "roles": roles,
         "gen_prompts": gen_prompts,
@@ -109,7 +117,7 @@ def sae_recipe(
             return before  # trained before with the same settings
         (out / "activations.h5").unlink(missing_ok=True)  # another recipe's cache: start afresh
     people = [None, *generate_roles(roles, seed)]
-    fmt = info.prompt_format
+    fmt = model.prompt_format
     rendered = [render(q, r, fmt, model.tokenizer) for r in people for q in items["question"]]
     g = torch.Generator().manual_seed(seed)
     pick = torch.randperm(len(rendered), generator=g)[:gen_prompts].tolist()
@@ -124,7 +132,7 @@ def sae_recipe(
     held = prompts[-8:]
     out.mkdir(parents=True, exist_ok=True)
     h5 = out / "activations.h5"
-    cache_activations(model, prompts[:-8], [hook], h5, "mask", model_name=info.name)
+    cache_activations(model, prompts[:-8], [hook], h5, "mask", model_name=model.name)
     store = ActivationStore(h5)
     sae, log = train_sae(store, hook, train)
     x = store.rows(hook, 0, min(store.n, 20000))

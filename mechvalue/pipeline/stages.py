@@ -49,7 +49,7 @@ def sae(out: Path, r: Resources) -> dict:
     reuses the full recipe SAE when it exists, and trains a smaller one of its own only when not)."""
     import json
 
-    from mechvalue.interp.sae_recipe import recipe_folder, sae_recipe
+    from mechvalue.interp.sae_recipe import Recipe, recipe_folder, sae_recipe
     from mechvalue.interp.sae_training import TrainConfig
 
     cfg = r.cfg
@@ -78,21 +78,14 @@ def sae(out: Path, r: Resources) -> dict:
             "metrics": {k: v for k, v in metrics.items() if k != "settings"},
         }
     else:
-        model, info = r.loaded
         kw = dict(cfg.sae_train)
         train = TrainConfig(seed=cfg.seed, **{k: kw.pop(k) for k in ("d_sae", "epochs", "k") if k in kw})
         folder = recipe_folder(cfg.model, cfg.layer, "-quick" if cfg.quick else "")  # default: `sae-train`'s
         q = [cfg.questionnaire] if cfg.questionnaire else None
         metrics = sae_recipe(
-            model,
-            info,
+            r.loaded[1],
             folder,
-            cfg.layer,
-            train=train,
-            inventory=cfg.inventory,
-            questionnaire=q,
-            seed=cfg.seed,
-            **kw,
+            Recipe(cfg.layer, train=train, inventory=cfg.inventory, questionnaire=q, seed=cfg.seed, **kw),
         )
         ref = {
             "path": str(folder / "sae"),

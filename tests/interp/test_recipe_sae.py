@@ -103,10 +103,10 @@ def test_two_calls_at_once_train_the_recipe_once(model, empty_cache, monkeypatch
 
     calls = []
 
-    def train(model, info, out, layer, **kw):  # stands in for the minutes of training
+    def train(model, out, recipe):  # stands in for the minutes of training
         calls.append(out)
         time.sleep(0.5)
-        mechvalue.SAE(SAEConfig(64, 32, hook_name=f"blocks.{layer}.hook_resid_post")).save(out / "sae")
+        mechvalue.SAE(SAEConfig(64, 32, hook_name=f"blocks.{recipe.layer}.hook_resid_post")).save(out / "sae")
         (out / "metrics.json").write_text("{}")
         return {"l0": 1.0, "fve": 0.5, "delta_loss": 0.0, "d_sae": 32, "activation": "relu", "rows": 10}
 
