@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mechvalue.lm.literals import DEFAULT_MODEL, DType, PromptFormat
+from mechvalue.pipeline.config import protocol_names
 
 
 def csv_list(s: str | None) -> list[str] | None:
@@ -29,13 +30,6 @@ def scorer_help() -> str:
 def scoring_field():
     """A `scoring` field: log-prob by default, its choices and help from the scorer registry."""
     return field(default="logprob", metadata={"choices": scorer_names, "help": scorer_help})
-
-
-def protocol_names() -> list[str]:
-    """The protocol registry's names: the choices of every `--protocol`."""
-    from mechvalue.measure.protocols import PROTOCOLS
-
-    return list(PROTOCOLS)
 
 
 def protocol_help() -> str:

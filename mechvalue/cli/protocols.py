@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from mechvalue.cli.common import DesignOptions, ModelOptions, csv_list, protocol_names
+from mechvalue.cli.common import DesignOptions, ModelOptions, csv_list
 from mechvalue.cli.options import add_dataclass_args
 from mechvalue.errors import MechValueError
 
@@ -54,7 +54,7 @@ class ProtocolsOptions(ModelOptions, DesignOptions):
 
     roles: int = 40
     protocols: str | None = None
-    """comma-separated protocol names (default: all)"""
+    """comma-separated protocol names (default: all; `mechvalue measure --help` lists them)"""
     persona: str = "one-line"
     """comma-separated persona strengths: one-line, biography, known-groups"""
     human: str | None = None
@@ -68,9 +68,6 @@ class ProtocolsOptions(ModelOptions, DesignOptions):
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "protocols",
-        help=f"every measurement protocol ({', '.join(protocol_names())}) through the same validity battery",
-    )
+    p = sub.add_parser("protocols", help="every measurement protocol through the same validity battery")
     add_dataclass_args(p, ProtocolsOptions)
     p.set_defaults(fn=cmd_protocols)

@@ -15,7 +15,7 @@ from mechvalue.analysis.validity import ALPHA_MIN, ICC1_MIN, measurement_status
 from mechvalue.causal.compare import compare_with_null
 from mechvalue.causal.graph import load_graph
 from mechvalue.errors import MechValueError
-from mechvalue.io import write_json
+from mechvalue.io import atomic_path, write_csv, write_json
 
 
 def _read(run: Path, *parts: str):
@@ -100,12 +100,14 @@ def summarize(run: str | Path) -> dict:
     }
 
 
-def graph_distances(runs: list[str | Path], n_null: int = 1000, seed: int = 0) -> list[dict]:
-    """Each pair of runs' learned graphs: SHD and skeleton F1, with p against random same-size graphs
-    and against permuted labels (`causal.compare.compare_with_null`, the first graph as `learned`)."""
+def graph_distances(summaries: list[dict], n_null: int = 1000, seed: int = 0) -> list[dict]:
+    """Each pair of runs' learned graphs (`summarize`'s): SHD and skeleton F1, with p against random
+    same-size graphs and against permuted labels (`causal.compare.compare_with_null`, the first
+    graph as `learned`)."""
     out = []
-    for a, b in combinations([Path(r) for r in runs], 2):
-        if not (_graph(a)["learned"] and _graph(b)["learned"]):
+    for sa, sb in combinations(summaries, 2):
+        a, b = Path(sa["run"]), Path(sb["run"])
+        if not (sa["graph"]["learned"] and sb["graph"]["learned"]):
             out.append({"a": str(a), "b": str(b), "note": "a graph was not learned"})
             continue
         ga, gb = load_graph(a / "graph" / "learned.json"), load_graph(b / "graph" / "learned.json")
@@ -232,7 +234,8 @@ def compare_runs(runs: list[str | Path], out: str | Path, n_null: int = 1000, se
         raise MechValueError(f"compare-runs needs two or more run folders, got {len(runs)}")
     summaries = [summarize(r) for r in runs]
     t = table(summaries)
-    dist = graph_distances(runs, n_null, seed)
+    dist = graph_distances(summaries, n_null, seed)
+    said = verdicts(summaries)
     lines = [t.to_markdown(), ""]
     for d in dist:
         a, b = Path(d["a"]).name, Path(d["b"]).name
@@ -245,13 +248,11 @@ def compare_runs(runs: list[str | Path], out: str | Path, n_null: int = 1000, se
                 f"p permuted {_fmt(d['p_shd_permuted'], 3)}; {n_null} null draws, seed {seed})"
             )
         )
-    lines += [f"- {v}" for v in verdicts(summaries)]
+    lines += [f"- {v}" for v in said]
     md = "\n".join(lines) + "\n"
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(
-        {"runs": summaries, "graph_distances": dist, "verdicts": verdicts(summaries)}, out / "compare.json"
-    )
-    t.to_csv(out / "compare.csv")
-    (out / "compare.md").write_text(md)
+    write_json({"runs": summaries, "graph_distances": dist, "verdicts": said}, out / "compare.json")
+    write_csv(t, out / "compare.csv", index=True)
+    with atomic_path(out / "compare.md") as tmp:
+        tmp.write_text(md)
     return md

@@ -9,7 +9,8 @@ from importlib import metadata
 from mechvalue.lm.literals import DEFAULT_MODEL, DType, PromptFormat
 
 
-def _protocols() -> list[str]:
+def protocol_names() -> list[str]:
+    """The protocol registry's names (imported when asked: the choices of every `--protocol`)."""
     from mechvalue.measure.protocols import PROTOCOLS
 
     return list(PROTOCOLS)
@@ -47,7 +48,7 @@ class RunConfig:
     """the model's weights and activations (SAE edits follow it)"""
     prompt_format: PromptFormat | None = None
     """the study's gemma/llama template or the tokenizer's chat template (default: by model)"""
-    protocol: str = field(default="study", metadata={"choices": _protocols})
+    protocol: str = field(default="study", metadata={"choices": protocol_names})
     """how items are asked and scored (mechvalue.measure.protocols; `mechvalue protocols` compares them)"""
     quick: bool = False
     """a few-minute run (CI)"""

@@ -83,7 +83,7 @@ def sae(out: Path, r: Resources) -> dict:
         folder = recipe_folder(cfg.model, cfg.layer, "-quick" if cfg.quick else "")  # default: `sae-train`'s
         q = [cfg.questionnaire] if cfg.questionnaire else None
         metrics = sae_recipe(
-            r.loaded[1],
+            r.info,
             folder,
             Recipe(cfg.layer, train=train, inventory=cfg.inventory, questionnaire=q, seed=cfg.seed, **kw),
         )
