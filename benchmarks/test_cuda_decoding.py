@@ -65,7 +65,7 @@ def _model(name: str, dtype: torch.dtype, runner: str, dev: str):
 
 def _decoders(hf, bridge, layer: int, hooks: dict, ids: torch.Tensor):
     """One zero-argument decoding function per variant (None: unsteered), returning new ids."""
-    from mechvalue.lm.generation import greedy_generate
+    from mechvalue.lm.generation import Edits, greedy_generate
 
     if bridge is not None:
         prompts = ids.tolist()
@@ -74,9 +74,7 @@ def _decoders(hf, bridge, layer: int, hooks: dict, ids: torch.Tensor):
 
         def run(h):
             hk = [(name, h)] if h is not None else []
-            return greedy_generate(
-                bridge, prompts, NEW, stop_ids=set(), hooks=hk, prompt_masks=masks, steer_generated=True
-            )
+            return greedy_generate(bridge, prompts, NEW, stop_ids=set(), edits=Edits(hk, masks, True))
 
         return {k: (lambda h=h: run(h)) for k, h in hooks.items()}
     block = hf.model.layers[layer]

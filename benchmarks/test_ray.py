@@ -21,6 +21,7 @@ from mechvalue.distributed.executor import ExecutorConfig, RayExecutor  # noqa: 
 from mechvalue.interp.sae import SAE, SAEConfig  # noqa: E402
 from mechvalue.measure.grid import GridSpec, run_grid  # noqa: E402
 from mechvalue.measure.scoring import Measurer  # noqa: E402
+from mechvalue.measure.steering_inputs import SteeringInputs  # noqa: E402
 from mechvalue.study import inventory as inv  # noqa: E402
 from mechvalue.study.roles import generate_roles  # noqa: E402
 
@@ -66,11 +67,7 @@ def test_quick_grid_local_vs_ray_1_and_2_workers(smollm2, tmp_path):
                 out = tmp_path / f"{name}{r}"
                 t = time.perf_counter()
                 run_grid(
-                    m,
-                    items,
-                    roles,
-                    sae,
-                    typical,
+                    SteeringInputs(m, sae, typical, items, roles),
                     spec,
                     out,
                     progress=False,

@@ -40,7 +40,7 @@ def main() -> None:
         str(f): [(hook, mechvalue.sae_hook(sae, {f: a.strength}, units="typical", typical=typical))]
         for f in feats
     }
-    m = mechvalue.measure(model, items, personas, steering=steering, where="span")
+    m = mechvalue.measure(model, items, [None, *personas], steering=steering, where="span")
     values = list(grad.columns)
     table = m.values.fillna({"steer_dim": "", "player_name": ""}).astype({"steer_dim": str})
     by_persona = lambda label: table[table["steer_dim"] == label].set_index("player_name")[values]  # noqa: E731

@@ -52,7 +52,7 @@ def main() -> None:
         ]
         for s in (10.0, 30.0)
     }
-    m = mechvalue.measure(model, items, [], steering=steering, where="span")
+    m = mechvalue.measure(model, items, steering=steering, where="span")
     print("\nvalue scores (no persona), unsteered and steered at ' your values':")
     table = m.values.fillna({"steer_dim": "unsteered"}).drop(columns="player_name")
     print(table.set_index("steer_dim").T.round(3).to_string())

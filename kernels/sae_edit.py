@@ -24,6 +24,8 @@ matches the reference. Atomics make the float32 summation order vary between run
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import triton
 import triton.language as tl
@@ -132,16 +134,20 @@ _autotuned = {  # the accumulator is restored after each timing run (the kernel 
 KERNELS = {"sae_edit": _sae_edit_kernel}  # every Triton kernel here, for `compile_all`
 
 
+class Operands(NamedTuple):
+    """The SAE's side of the edit (JumpReLU `threshold`, None for ReLU) and the edit per feature."""
+
+    W_enc: Float[Tensor, "d_in d_sae"]
+    b_enc: Float[Tensor, " d_sae"]
+    W_dec: Float[Tensor, "d_sae d_in"]
+    b_dec: Float[Tensor, " d_in"]
+    threshold: Float[Tensor, " d_sae"] | None
+    mul: Float[Tensor, " d_sae"]
+    add: Float[Tensor, " d_sae"]
+
+
 def sae_edit_triton(
-    x: Float[Tensor, "tokens d_in"],
-    W_enc: Float[Tensor, "d_in d_sae"],
-    b_enc: Float[Tensor, " d_sae"],
-    W_dec: Float[Tensor, "d_sae d_in"],
-    b_dec: Float[Tensor, " d_in"],
-    threshold: Float[Tensor, " d_sae"] | None,
-    mul: Float[Tensor, " d_sae"],
-    add: Float[Tensor, " d_sae"],
-    block: tuple[int, int, int] | None = None,
+    x: Float[Tensor, "tokens d_in"], ops: Operands, block: tuple[int, int, int] | None = None
 ) -> Float[Tensor, "tokens d_in"]:
     """Launch the kernel (no autograd). `block` = (BLOCK_M, BLOCK_S, BLOCK_K) skips autotuning.
 
@@ -151,10 +157,9 @@ def sae_edit_triton(
     if x.dtype == torch.bfloat16 and not x.is_cuda:
         # Triton's CPU interpreter stores bfloat16 as uint16 and its tl.dot multiplies those
         # integers: run on float32 copies there; on GPU bfloat16 goes through the kernel as is.
-        up = [
-            t.float() if t is not None else None for t in (x, W_enc, b_enc, W_dec, b_dec, threshold, mul, add)
-        ]
-        return sae_edit_triton(*up, block=block).to(torch.bfloat16)
+        up = Operands(*(t.float() if t is not None else None for t in ops))
+        return sae_edit_triton(x.float(), up, block).to(torch.bfloat16)
+    W_enc, b_enc, W_dec, b_dec, threshold, mul, add = ops
     x = x.contiguous()
     M, D = x.shape
     S = W_enc.shape[1]
@@ -201,10 +206,11 @@ def gate(pre: Float[Tensor, "... s"], threshold: Float[Tensor, " s"] | None) -> 
     return torch.where(pre > threshold.to(pre.dtype), pre.clamp_min(0), torch.zeros_like(pre))
 
 
-def sae_edit_reference(x, W_enc, b_enc, W_dec, b_dec, threshold, mul, add):
+def sae_edit_reference(x: Float[Tensor, "tokens d_in"], ops: Operands) -> Float[Tensor, "tokens d_in"]:
     """The same computation in plain torch (float32 accumulation), as written in the docstring.
 
     Differentiable in x (and in any operand that requires grad)."""
+    W_enc, b_enc, W_dec, b_dec, threshold, mul, add = ops
     xf = x.float()
     pre = (xf - b_dec.float()) @ W_enc.float() + b_enc.float()
     f = gate(pre, threshold.float() if threshold is not None else None)

@@ -6,7 +6,7 @@ light); the README's "Research API" section is one complete script with it. Ever
 
     model = mechvalue.load_model()                  # a LoadedModel: TransformerBridge calls work on it
     items = mechvalue.select_items(mechvalue.load_inventory(), values=["Power"])
-    m = mechvalue.measure(model, items, mechvalue.generate_personas(5))   # m.values, m.items, m.settings
+    m = mechvalue.measure(model, items, [None, *mechvalue.generate_personas(5)])  # .values .items .settings
     sae = mechvalue.recipe_sae(model, 15)           # the recipe SAE: loaded, or trained once
     _, cache = model.run_with_cache_with_saes(tokens, saes=[sae])   # ...hook_resid_post.hook_sae_acts_post
     with mechvalue.steer(model, sae, {feature: strength}, mode="add", where="all"):
@@ -23,6 +23,7 @@ _EXPORTS = {
     "DEFAULT_MODEL": "mechvalue.lm.models",
     "PositionedHook": "mechvalue.lm.hooks",
     "greedy_generate": "mechvalue.lm.generation",
+    "Edits": "mechvalue.lm.generation",
     # inventories, personas, prompts, measurement, attribution (the facade, mechvalue.research)
     "load_inventory": "mechvalue.research",
     "select_items": "mechvalue.research",
@@ -36,6 +37,7 @@ _EXPORTS = {
     "render_prompts": "mechvalue.research",
     "Measurement": "mechvalue.research",
     "measure": "mechvalue.measure",  # the package, callable as mechvalue.research.measure (see there)
+    "ScoringOptions": "mechvalue.measure.options",
     "typical_activations": "mechvalue.research",
     "feature_attribution": "mechvalue.research",
     # SAEs

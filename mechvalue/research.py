@@ -6,7 +6,7 @@ exports every name here (lazily); the modules behind them are mechvalue's own bu
     items = mechvalue.select_items(mechvalue.load_inventory(path), questionnaires="PVQ40")
     train, test = mechvalue.split_items(items, seed=0)
     personas = mechvalue.generate_personas(10, seed=0)
-    m = mechvalue.measure(model, test, personas)          # m.values, m.items, m.settings
+    m = mechvalue.measure(model, test, [None, *personas]) # m.values, m.items, m.settings
     sae = mechvalue.recipe_sae(model, 15)                  # loaded, or trained once
     v = mechvalue.caa_vector(model, train, "Power", sae.cfg.hook_name, personas)
 """
@@ -14,7 +14,7 @@ exports every name here (lazily); the modules behind them are mechvalue's own bu
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -28,10 +28,10 @@ from mechvalue.interp.sae import SAE
 from mechvalue.interp.sae_convert import as_mechvalue_sae
 from mechvalue.lm.models import LoadedModel
 from mechvalue.lm.positions import StudyWhere
-from mechvalue.measure.scoring import Scoring
+from mechvalue.measure.options import ScoringOptions
 from mechvalue.study import settings as paper_settings  # noqa: F401 - exported: the study's published settings
 from mechvalue.study.inventory import SCHWARTZ_VALUES, load_inventory  # noqa: F401 - exported as they are
-from mechvalue.study.prompts import FORMS, HardPrompt, RenderedPrompt, render
+from mechvalue.study.prompts import HardPrompt, RenderedPrompt, render
 from mechvalue.study.roles import Role, generate_roles, load_players  # noqa: F401 - exported as they are
 
 Persona = Role  # a persona: `name` and the study's one-line `trait` (gender, job, MBTI)
@@ -138,24 +138,17 @@ class Measurement:
 def measure(
     model: LoadedModel,
     items: pd.DataFrame,
-    personas: Sequence[Persona | None],
-    scoring: Scoring = "logprob",
-    no_persona: bool = True,
+    personas: Sequence[Persona | None] = (None,),
+    options: ScoringOptions | None = None,
     steering: Mapping[str, Sequence[HookPair]] | None = None,
     where: StudyWhere = "span",
-    form: str = "study",
-    batch_size: int = 16,
-    max_new_tokens: int = 100,
     progress: bool = True,
-    protocol: str | None = None,
 ) -> Measurement:
-    """Ask every item to every persona (and to no persona first, unless `no_persona=False`) and
-    score the answers: "logprob" (agreement x (p(yes) - p(no)) after "Answer:", one forward
-    pass), "likert" (the PVQ's six points) or "generate" (the study's greedy decoding and parse).
-
-    `protocol` (a name of `mechvalue.measure.protocols.PROTOCOLS`: "study", "anchoring",
-    "portrait", "calibrated", "balanced", "portrait-balanced") replaces `scoring` by a whole
-    measurement protocol; "study" is `scoring="logprob"`, row for row.
+    """Ask every item to every persona (None: no persona, e.g. `[None, *personas]` for the
+    no-persona baseline first) and score the answers as `options` say (default: log-prob,
+    agreement x (p(yes) - p(no)) after "Answer:", one forward pass; `ScoringOptions(scoring=
+    "likert")` the PVQ's six points, `"generate"` the study's greedy decoding and parse,
+    `protocol=` a whole protocol of `mechvalue.measure.protocols.PROTOCOLS`).
 
     `steering={label: [(hook_name, hook), ...]}` measures every persona again under each label's
     hooks (e.g. `mechvalue.sae_hook(...)`), rows labelled in `steer_dim`; positioned hooks edit
@@ -166,32 +159,30 @@ def measure(
     from mechvalue.measure.scoring import measure as run
 
     m = _model(model)
-    if protocol is not None and scoring != "logprob":
-        raise MechValueError(f"scoring={scoring!r} and protocol={protocol!r}: give one of them")
-    scorer = get_protocol(protocol) if protocol is not None else get_scorer(scoring)
-    if form not in FORMS:
-        raise MechValueError(f"form={form!r}: expected one of {', '.join(FORMS)}")
-    people = [*([None] if no_persona else []), *personas]
-    if not people:
-        raise MechValueError("no persona to ask (personas is empty and no_persona=False)")
+    o = options or ScoringOptions()
+    if o.protocol is not None and o.scoring != "logprob":
+        raise MechValueError(f"scoring={o.scoring!r} and protocol={o.protocol!r}: give one of them")
+    scorer = get_protocol(o.protocol) if o.protocol is not None else get_scorer(o.scoring)
+    if not personas:
+        raise MechValueError("no persona to ask (personas is empty; None asks with no persona)")
     conds = [Condition()] + [
         Condition(str(label), list(hooks), where=where, info={"kind": "hooks"})
         for label, hooks in (steering or {}).items()
     ]
-    measurer = Measurer(m, m.prompt_format, scoring, batch_size, max_new_tokens, form=form, protocol=protocol)
-    long, wide = run(measurer, items, people, conds, progress)
+    measurer = Measurer(m, m.prompt_format, **asdict(o))
+    long, wide = run(measurer, items, list(personas), conds, progress)
     generated = measurer.scoring == "generate"
     settings = {
         "scoring": measurer.scoring,
-        "protocol": protocol or scoring,
+        "protocol": o.protocol or o.scoring,
         "model": m.name,
         "prompt_format": m.prompt_format,
-        "form": form,
+        "form": o.form,
         "score": scorer.description,
-        "batch_size": batch_size,
-        "max_new_tokens": max_new_tokens if generated else None,
-        "personas": len(personas),
-        "no_persona": no_persona,
+        "batch_size": o.batch_size,
+        "max_new_tokens": o.max_new_tokens if generated else None,
+        "personas": sum(p is not None for p in personas),
+        "no_persona": any(p is None for p in personas),
         "items": len(items),
         "values": int(items["value"].nunique()),
         "steering": list(map(str, steering or {})),
@@ -213,8 +204,7 @@ def typical_activations(
     strengths; features that never fire get the median), from `source`: residual rows
     [rows, d_in], an activation cache file holding the SAE's hook (its first `limit` rows), or
     rendered prompts run through `model` now (every position but 0, the attention sink)."""
-    from mechvalue.interp.features import typical_activation, typical_from_store
-    from mechvalue.interp.vectors import residual_rows
+    from mechvalue.interp.features import typical_activation, typical_from_prompts, typical_from_store
 
     sae = as_mechvalue_sae(sae)
     if isinstance(source, Tensor):
@@ -223,9 +213,7 @@ def typical_activations(
         return typical_from_store(sae, source, limit)
     if model is None:
         raise MechValueError("typical activations from prompts need model= to run them")
-    seqs = [p.tokens for p in source]
-    rows = residual_rows(_model(model), sae.cfg.hook_name, seqs, [list(range(1, len(s))) for s in seqs])
-    return typical_activation(sae, rows[:limit])
+    return typical_from_prompts(_model(model), sae, source, limit)
 
 
 def feature_attribution(
@@ -245,7 +233,7 @@ def feature_attribution(
 
     m = _model(model)
     return gradient_attribution(
-        Measurer(m, m.prompt_format, "logprob", batch_size),
+        Measurer(m, m.prompt_format, batch_size=batch_size),
         as_mechvalue_sae(sae),
         items,
         list(personas),
@@ -296,14 +284,13 @@ def diffmean_vector(
     hook: str,
     personas: Sequence[Persona | None] = (None,),
     where: StudyWhere = "all",
-    batch_size: int = 16,
 ) -> Float[Tensor, " d_model"]:
     """DiffMean for `value` at `hook`: mean residual over `where` with the hard prompt "inclined to
     value" minus "disinclined", over `value`'s items in `train` x `personas`."""
     from mechvalue.interp.vectors import diffmean_vector as build
 
     m = _model(model)
-    return build(m, train, value, hook, list(personas), where, m.prompt_format, batch_size)
+    return build(m, train, value, hook, list(personas), where, m.prompt_format)
 
 
 def residual_norm(

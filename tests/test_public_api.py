@@ -80,7 +80,8 @@ def test_every_public_name_resolves_and_is_documented():
         obj = getattr(mechvalue, name)
         if callable(obj) and not isinstance(obj, type(mechvalue)) and name != "__version__":
             assert (inspect.getdoc(obj) or "").strip(), f"mechvalue.{name} has no docstring"
-    assert inspect.signature(mechvalue.measure).parameters["scoring"].default == "logprob"
+    assert inspect.signature(mechvalue.measure).parameters["options"].default is None
+    assert mechvalue.ScoringOptions().scoring == "logprob"
     import mechvalue.measure.scoring as scoring  # the package of the same name still imports
 
     assert scoring.__name__ == "mechvalue.measure.scoring" and callable(mechvalue.measure)

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor
 from tqdm.auto import tqdm
 
 from mechvalue.analysis.steering.base import Built, SteerContext, Steering, TrainContext
@@ -45,7 +44,8 @@ from mechvalue.causal.graph import ValueGraph
 from mechvalue.errors import MechValueError
 from mechvalue.interp import vectors as vec
 from mechvalue.io import save_torch, write_csv, write_json
-from mechvalue.measure.scoring import Condition, Measurer, measure
+from mechvalue.measure.scoring import Condition, measure
+from mechvalue.measure.steering_inputs import SteeringInputs
 from mechvalue.study.inventory import split
 from mechvalue.study.roles import Role
 from mechvalue.study.schema import by_role
@@ -53,7 +53,6 @@ from mechvalue.study.schema import by_role
 __all__ = [
     "METHODS",
     "MIN_ROLES",
-    "CompareInputs",
     "CompareSpec",
     "Prepared",
     "best_table",
@@ -79,23 +78,6 @@ def split_roles(roles: list[Role], seed: int = 0, train_frac: float = 0.7) -> tu
 
 
 @dataclass
-class CompareInputs:
-    """What the comparison runs on: the measurer (and through it the model), the SAE (None without
-    SAE methods) and its features' typical activations (None: measured on the items), the items
-    and the named roles."""
-
-    measurer: Measurer
-    sae: Any
-    typical: Tensor | None
-    items: pd.DataFrame
-    roles: list[Role]
-
-    @property
-    def model(self):
-        return self.measurer.model
-
-
-@dataclass
 class Prepared:
     """What the train split produced: the unit, each method's build and the chosen features."""
 
@@ -110,7 +92,7 @@ class Prepared:
 
 
 def prepare(
-    inputs: CompareInputs, spec: CompareSpec, progress: bool = True
+    inputs: SteeringInputs, spec: CompareSpec, progress: bool = True
 ) -> tuple[Prepared, pd.DataFrame, list[Role]]:
     """Split items and roles, measure the unit and build every method (train only).
     Returns (prepared, test items, test roles)."""
@@ -153,7 +135,7 @@ def prepare(
     return prep, test, test_roles
 
 
-def steer_context(prep: Prepared, inputs: CompareInputs, spec: CompareSpec) -> SteerContext:
+def steer_context(prep: Prepared, inputs: SteeringInputs, spec: CompareSpec) -> SteerContext:
     """What the conditions of one run share."""
     values = sorted(inputs.items["value"].unique())
     return SteerContext(prep.unit, prep.hook, inputs.sae, inputs.typical, values, spec.where)
@@ -174,7 +156,7 @@ def held_out_values(items: pd.DataFrame, seed: int = 0) -> list[str]:
 
 
 def run_compare(
-    inputs: CompareInputs,
+    inputs: SteeringInputs,
     spec: CompareSpec,
     out: str | Path,
     graph: ValueGraph | None = None,
@@ -200,7 +182,7 @@ def run_compare(
             [list(range(1, len(p.tokens))) for p in measurer.prompts(items, None, Condition())],
         )
         typical = typical_activation(sae, x)
-    inputs = CompareInputs(measurer, sae, typical, items, roles)
+    inputs = SteeringInputs(measurer, sae, typical, items, roles)
     key = json.dumps(
         {k: v for k, v in asdict(spec).items() if k not in ("kl_bound", "n_boot", "n_null")}
         | {"items": items.to_dict("list"), "roles": [r.name for r in roles], "prepared": "per method"},

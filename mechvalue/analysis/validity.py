@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -471,19 +472,29 @@ def form_robustness(base: pd.DataFrame, forms: dict[str, pd.DataFrame]) -> pd.Da
 
 
 # ---------------------------------------------------------------- everything for one table
+@dataclass(frozen=True)
+class BatterySettings:
+    """How the battery draws its intervals and tests, and the noise that ties differences."""
+
+    n_boot: int = 200
+    """respondent resamples for the alpha/omega intervals"""
+    n_perm: int = 5000
+    """permutations of the structure tests"""
+    seed: int = 0
+    noise: float = 0.0
+    """the measurement noise (mechvalue.analysis.noise): values whose between-role SD does not
+    exceed it get no reliability figures, and known-group differences within it are ties"""
+
+
 def validity(
     long: pd.DataFrame,
     human_path: str | Path | None = None,
     forms: dict[str, pd.DataFrame] | None = None,
     groups: dict | None = None,
-    n_boot: int = 200,
-    n_perm: int = 5000,
-    seed: int = 0,
-    noise: float = 0.0,
+    settings: BatterySettings = BatterySettings(),
 ) -> dict:
-    """All checks for one item table: reliability (+ human), structure, known groups, forms.
-    `noise`: the measurement noise (mechvalue.analysis.noise): values whose between-role SD does
-    not exceed it get no reliability figures, and known-group differences within it are ties."""
+    """All checks for one item table: reliability (+ human), structure, known groups, forms."""
+    n_boot, n_perm, seed, noise = settings.n_boot, settings.n_perm, settings.seed, settings.noise
     long = check_items(long)
     if groups is not None:  # the known-group personas are extremes, not a sample of respondents
         long, kg = long[~long["player_name"].isin(list(groups))], long

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import numpy as np
 import pandas as pd
 
@@ -37,11 +40,15 @@ def _edges_from_matrix(g, names: list[str]) -> list[Edge]:
     return out
 
 
+Method = Literal["pc", "fci", "ges"]
+CITest = Literal["fisherz", "kci"]
+
+
 def learn_graph(
     data: pd.DataFrame,
-    method: str = "pc",
+    method: Method = "pc",
     alpha: float = 0.05,
-    indep_test: str = "fisherz",
+    indep_test: CITest = "fisherz",
     context: list[str] | None = None,
 ) -> ValueGraph:
     """Learn a graph over the columns of `data`.
@@ -69,6 +76,21 @@ def learn_graph(
     else:
         raise ValueError(f"unknown method {method!r}: use pc, fci or ges")
     return ValueGraph(names, _edges_from_matrix(g, names))
+
+
+@dataclass(frozen=True)
+class GraphMethod:
+    """How one graph is learned from a value matrix (the same for every bootstrap resample)."""
+
+    method: Method = "pc"
+    alpha: float = 0.05
+    """the independence tests' level (PC, FCI)"""
+    test: CITest = "fisherz"
+    context: tuple[str, ...] = ()
+    """columns that get no parents (e.g. steering indicators)"""
+
+    def learn(self, data: pd.DataFrame) -> ValueGraph:
+        return learn_graph(data, self.method, self.alpha, self.test, list(self.context) or None)
 
 
 def _context_knowledge(names: list[str], context: list[str]):

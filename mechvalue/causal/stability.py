@@ -8,15 +8,15 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pandas as pd
 
-from mechvalue.causal.discovery import learn_graph
+from mechvalue.causal.discovery import GraphMethod
 from mechvalue.causal.graph import Edge, ValueGraph
 from mechvalue.errors import MechValueError
 
 
-def _one(args) -> list[tuple[str, str, str]]:
-    x, method, alpha, context = args
+def _one(args) -> list[tuple[str, str, str]] | None:
+    x, how = args
     try:
-        g = learn_graph(x, method, alpha, context=context)
+        g = how.learn(x)
     except ValueError as e:  # a resample with too few distinct rows: singular correlation
         if "singular" in str(e):
             return None
@@ -26,22 +26,21 @@ def _one(args) -> list[tuple[str, str, str]]:
 
 def _one_resample(shared, idx) -> list[tuple[str, str, str]] | None:
     """`_one` on rows `idx` of the shared matrix (Ray: the matrix is sent once, the indices per task)."""
-    x, method, alpha, context = shared
-    return _one((x.iloc[idx].reset_index(drop=True), method, alpha, context))
+    x, how = shared
+    return _one((x.iloc[idx].reset_index(drop=True), how))
 
 
 def bootstrap_edges(
     x: pd.DataFrame,
     groups: pd.Series,
     n_boot: int = 100,
-    method: str = "pc",
-    alpha: float = 0.05,
+    how: GraphMethod = GraphMethod(),
     seed: int = 0,
     workers: int | None = None,
-    context: list[str] | None = None,
     executor=None,
 ) -> pd.DataFrame:
-    """Edge frequencies over `n_boot` resamples of the groups (roles), with replacement.
+    """Edge frequencies over `n_boot` resamples of the groups (roles), with replacement, each
+    graph learned `how` the full one was.
 
     Returns one row per (source, target, kind) seen, with `freq` in [0, 1] over the resamples
     whose correlation matrix was not singular (their count: `attrs["failed_resamples"]`). An undirected
@@ -58,9 +57,9 @@ def bootstrap_edges(
         pick = rng.choice(uniq, size=len(uniq), replace=True)
         idxs.append(np.concatenate([rows_of[g] for g in pick]))
     if getattr(executor, "kind", "local") != "local":
-        results = executor.map("bootstrap", _one_resample, (x, method, alpha, context), idxs)
+        results = executor.map("bootstrap", _one_resample, (x, how), idxs)
     else:
-        jobs = [(x.iloc[idx].reset_index(drop=True), method, alpha, context) for idx in idxs]
+        jobs = [(x.iloc[idx].reset_index(drop=True), how) for idx in idxs]
         if workers == 1:
             results = [_one(j) for j in jobs]
         else:

@@ -1,47 +1,19 @@
 """Option groups shared by the command modules (the model every model-loading command takes, the
-items x personas design, the scorer) and comma lists."""
+items x personas design, where tasks run) and comma lists."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import argparse
+from dataclasses import dataclass
 
+from mechvalue.cli.options import add_dataclass_args, parsed
+from mechvalue.distributed.executor import Executor, ExecutorConfig, make_executor
 from mechvalue.lm.literals import DEFAULT_MODEL, DType, PromptFormat
-from mechvalue.pipeline.config import protocol_names
 
 
 def csv_list(s: str | None) -> list[str] | None:
     """'a, b,,c' -> ['a', 'b', 'c']; None or '' -> None."""
     return [x.strip() for x in s.split(",") if x.strip()] if s else None
-
-
-def scorer_names() -> list[str]:
-    """The scorer registry's names: the choices of every `--scoring`."""
-    from mechvalue.measure.scorers import SCORERS
-
-    return list(SCORERS)
-
-
-def scorer_help() -> str:
-    from mechvalue.measure.scorers import SCORERS
-
-    return "; ".join(f"{n}: {s.description}" for n, s in SCORERS.items())
-
-
-def scoring_field():
-    """A `scoring` field: log-prob by default, its choices and help from the scorer registry."""
-    return field(default="logprob", metadata={"choices": scorer_names, "help": scorer_help})
-
-
-def protocol_help() -> str:
-    from mechvalue.measure.protocols import PROTOCOLS
-
-    how = "; ".join(f"{n}: {p.description}" for n, p in PROTOCOLS.items())
-    return f"how items are asked and scored (overrides --scoring). {how}"
-
-
-def protocol_field(default: str | None = None):
-    """A `protocol` field, its choices and help from the protocol registry (None: `scoring` asked plainly)."""
-    return field(default=default, metadata={"choices": protocol_names, "help": protocol_help})
 
 
 @dataclass
@@ -67,3 +39,12 @@ class DesignOptions:
     """comma-separated questionnaire names"""
     roles: int = 10
     seed: int = 0
+
+
+def add_executor_args(p: argparse.ArgumentParser) -> None:
+    """--executor and the --ray-* options, from `ExecutorConfig`."""
+    add_dataclass_args(p, ExecutorConfig)
+
+
+def executor_from_args(a: argparse.Namespace, progress: bool = True) -> Executor:
+    return make_executor(parsed(ExecutorConfig, a), progress)

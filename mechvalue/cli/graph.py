@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from mechvalue.cli.common import csv_list
-from mechvalue.distributed.executor import add_executor_args, executor_from_args
+from mechvalue.causal.discovery import CITest, Method
+from mechvalue.cli.common import add_executor_args, csv_list, executor_from_args
+from mechvalue.cli.options import add_dataclass_args
 from mechvalue.errors import MechValueError
 
 
 def cmd_graph(a: argparse.Namespace) -> None:
     from mechvalue.analysis.plots import draw_graph
-    from mechvalue.causal.discovery import learn_graph
+    from mechvalue.causal.discovery import GraphMethod
     from mechvalue.causal.stability import bootstrap_edges, edges_recurring, stable_graph
     from mechvalue.causal.study import study_graph
     from mechvalue.io import write_csv, write_json
@@ -21,6 +24,7 @@ def cmd_graph(a: argparse.Namespace) -> None:
     table = load_table(a.table)
     out = Path(a.out)
     feats = csv_list(a.features)
+    how = GraphMethod(a.method, a.alpha, a.test)
     if a.protocol == "study":
         if a.method != "pc":
             raise MechValueError("--protocol study runs PC; drop --method or use --protocol default")
@@ -30,7 +34,7 @@ def cmd_graph(a: argparse.Namespace) -> None:
     else:
         rows = select_rows(table, feats)
         x = value_matrix(rows, drop_constant=a.drop_constant)
-        graph = learn_graph(x, a.method, a.alpha, a.test)
+        graph = how.learn(x)
         summary = {"edges": len(graph.edges)}
     graph.save(out / "graph.json")
     freqs = None
@@ -38,9 +42,7 @@ def cmd_graph(a: argparse.Namespace) -> None:
         rows = select_rows(table, feats)
         x = value_matrix(rows, drop_constant=a.drop_constant)
         with executor_from_args(a) as ex:
-            f = bootstrap_edges(
-                x, rows["player_name"], a.bootstrap, a.method, a.alpha, a.seed, a.workers, executor=ex
-            )
+            f = bootstrap_edges(x, rows["player_name"], a.bootstrap, how, a.seed, a.workers, executor=ex)
             if ex.kind == "ray":
                 ex.log.write(out)
         write_csv(f, out / "edge_frequencies.csv")
@@ -99,42 +101,73 @@ def cmd_human(a: argparse.Namespace) -> None:
     print(f"{len(g.edges)} edges -> {out / 'graph.json'}")
 
 
+@dataclass(kw_only=True)
+class GraphOptions:
+    """The options of `mechvalue graph`."""
+
+    table: str
+    """value table in the study's schema (a run's values.csv, a grid's steer.csv, a paper table)"""
+    features: str | None = None
+    """steer_dim values to keep besides unsteered rows"""
+    method: Method = "pc"
+    test: CITest = "fisherz"
+    alpha: float = 0.05
+    protocol: Literal["study", "default"] = "default"
+    """study: the paper's PC and its edge pruning (study_graph); default: `--method` as it is"""
+    bootstrap: int = 0
+    """role resamples for edge frequencies and stable_graph.json (0: none)"""
+    stable_at: float = 0.8
+    """edge frequency for stable_graph.json"""
+    workers: int | None = None
+    """local processes for --bootstrap"""
+    drop_constant: bool = False
+    """drop values that never vary (else they stop the run)"""
+    seed: int = 0
+    items: str | None = None
+    """item table for validity warnings (default: items.csv beside --table, if there)"""
+    out: str
+
+
+@dataclass(kw_only=True)
+class GraphCompareOptions:
+    """The options of `mechvalue graph-compare`."""
+
+    a: str = field(metadata={"positional": True})
+    """a graph JSON"""
+    b: str = field(metadata={"positional": True})
+    """another graph JSON over the same nodes"""
+    null: int = 1000
+    """draws of each null (random graphs, permuted labels)"""
+    seed: int = 0
+    out: str
+
+
+@dataclass(kw_only=True)
+class HumanGraphOptions:
+    """The options of `mechvalue human-graph`."""
+
+    pvq40: str | None = None
+    """raw PVQ-40 answers (one row per person)"""
+    corr: str | None = None
+    """CSV correlation matrix over the values (index = columns)"""
+    n: int | None = None
+    """sample size behind --corr"""
+    alpha: float = 0.05
+    out: str
+
+
 def register(sub) -> None:
     g = sub.add_parser("graph", help="learn a causal value graph from a value table")
-    g.add_argument("--table", required=True)
-    g.add_argument("--features", default=None, help="steer_dim values to keep besides unsteered rows")
-    g.add_argument("--method", choices=["pc", "fci", "ges"], default="pc")
-    g.add_argument("--test", choices=["fisherz", "kci"], default="fisherz")
-    g.add_argument("--alpha", type=float, default=0.05)
-    g.add_argument("--protocol", choices=["study", "default"], default="default")
-    g.add_argument("--bootstrap", type=int, default=0)
-    g.add_argument("--stable-at", type=float, default=0.8, help="edge frequency for stable_graph.json")
-    g.add_argument("--workers", type=int, default=None, help="local processes for --bootstrap")
+    add_dataclass_args(g, GraphOptions)
     add_executor_args(g)
-    g.add_argument("--drop-constant", action="store_true")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument(
-        "--items",
-        default=None,
-        help="item table for validity warnings (default: items.csv beside --table, if there)",
-    )
-    g.add_argument("--out", required=True)
     g.set_defaults(fn=cmd_graph)
 
     c = sub.add_parser("graph-compare", help="compare two graphs, with a null distribution")
-    c.add_argument("a")
-    c.add_argument("b")
-    c.add_argument("--null", type=int, default=1000)
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--out", required=True)
+    add_dataclass_args(c, GraphCompareOptions)
     c.set_defaults(fn=cmd_compare)
 
     h = sub.add_parser(
         "human-graph", help="learn the human graph from PVQ-40 answers or a correlation matrix"
     )
-    h.add_argument("--pvq40", default=None, help="raw PVQ-40 answers (one row per person)")
-    h.add_argument("--corr", default=None, help="CSV correlation matrix over the values (index = columns)")
-    h.add_argument("--n", type=int, default=None, help="sample size behind --corr")
-    h.add_argument("--alpha", type=float, default=0.05)
-    h.add_argument("--out", required=True)
+    add_dataclass_args(h, HumanGraphOptions)
     h.set_defaults(fn=cmd_human)

@@ -6,11 +6,16 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from mechvalue.cli.common import DesignOptions, ModelOptions, csv_list, protocol_field, scoring_field
-from mechvalue.cli.options import add_dataclass_args
-from mechvalue.distributed.executor import add_executor_args, executor_from_args
+from mechvalue.cli.common import (
+    DesignOptions,
+    ModelOptions,
+    add_executor_args,
+    csv_list,
+    executor_from_args,
+)
+from mechvalue.cli.options import add_dataclass_args, given
+from mechvalue.measure.options import ScoringOptions
 from mechvalue.study.personas import PersonaKind
-from mechvalue.study.prompts import Form
 
 
 def cmd_measure(a: argparse.Namespace) -> None:
@@ -30,8 +35,7 @@ def cmd_measure(a: argparse.Namespace) -> None:
     )
     roles = load_players(a.players)[: a.roles] if a.players else persona_set(a.persona, a.roles, a.seed)
     model, info = load_model(a.model, a.device, a.dtype, a.prompt_format)
-    fmt = info.prompt_format
-    m = Measurer(model, fmt, a.scoring, a.batch_size, a.max_new_tokens, form=a.form, protocol=a.protocol)
+    m = Measurer(model, info.prompt_format, **given(ScoringOptions, a))
     out = Path(a.out)
     with executor_from_args(a) as ex:
         long, wide = measure_roles(m, items, [None, *roles], ex, info)
@@ -42,7 +46,7 @@ def cmd_measure(a: argparse.Namespace) -> None:
 
 
 @dataclass(kw_only=True)
-class MeasureOptions(ModelOptions, DesignOptions):
+class MeasureOptions(ModelOptions, DesignOptions, ScoringOptions):
     """The options of `mechvalue measure`."""
 
     values: str | None = None
@@ -50,15 +54,9 @@ class MeasureOptions(ModelOptions, DesignOptions):
     min_items: int = 0
     players: str | None = None
     """study players*.json instead of generated roles"""
-    scoring: str = scoring_field()
-    protocol: str | None = protocol_field()
     persona: PersonaKind = "one-line"
     """who answers: the study's one-line persona, the same with a value-neutral biography, or the
     known-group personas (12 at most)"""
-    form: Form = "study"
-    """the instrument's wording (robustness checks)"""
-    batch_size: int = 16
-    max_new_tokens: int = 100
     out: str
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from mechvalue.cli.common import csv_list
+from mechvalue.cli.options import add_dataclass_args
 from mechvalue.errors import MechValueError
 
 
@@ -72,32 +74,73 @@ def cmd_pies(a: argparse.Namespace) -> None:
     print(res)
 
 
+@dataclass(kw_only=True)
+class Table1Options:
+    """The options of `mechvalue reproduce table1`."""
+
+    train: str
+    """value table of the train roles"""
+    test: str
+    """value table of the test roles"""
+    features: str
+    """comma-separated steer_dim values (the steered features)"""
+    exclude_values: str | None = None
+    """comma-separated values left out"""
+    out: str
+
+
+@dataclass(kw_only=True)
+class Table2Options:
+    """The options of `mechvalue reproduce table2`."""
+
+    test: str
+    """value table of the test roles"""
+    graph: str
+    """graph JSON, or reference_graphs.json:key"""
+    reference: str
+    """the reference graph, as --graph"""
+    role: str
+    """the role (player_name) whose steering is predicted"""
+    features: str | None = None
+    """steering features kept (default: all)"""
+    boot: int = 200
+    """bootstrap resamples of the improved table"""
+    null: int = 200
+    """null draws of the improved table"""
+    seed: int = 0
+    out: str
+
+
+@dataclass(kw_only=True)
+class PiesOptions:
+    """The options of `mechvalue reproduce pies`."""
+
+    test: str
+    """value table of the test roles"""
+    positive_compare: str
+    """comparison CSV of the positive steering"""
+    negative_compare: str
+    """comparison CSV of the negative steering"""
+    positive_features: str
+    """JSON feature map of the positive steering"""
+    negative_features: str
+    """JSON feature map of the negative steering"""
+    out: str
+
+
 def register(sub) -> None:
     r = sub.add_parser("reproduce", help="the study's tables from value tables")
     rs = r.add_subparsers(dest="what", required=True)
-    t1 = rs.add_parser("table1")
-    t1.add_argument("--train", required=True)
-    t1.add_argument("--test", required=True)
-    t1.add_argument("--features", required=True)
-    t1.add_argument("--exclude-values", default=None)
-    t1.add_argument("--out", required=True)
-    t1.set_defaults(fn=cmd_table1)
-    t2 = rs.add_parser("table2")
-    t2.add_argument("--test", required=True)
-    t2.add_argument("--graph", required=True, help="graph JSON, or reference_graphs.json:key")
-    t2.add_argument("--reference", required=True)
-    t2.add_argument("--role", required=True)
-    t2.add_argument("--features", default=None, help="steering features kept (default: all)")
-    t2.add_argument("--boot", type=int, default=200)
-    t2.add_argument("--null", type=int, default=200)
-    t2.add_argument("--seed", type=int, default=0)
-    t2.add_argument("--out", required=True)
-    t2.set_defaults(fn=cmd_table2)
-    p = rs.add_parser("pies")
-    p.add_argument("--test", required=True)
-    p.add_argument("--positive-compare", required=True)
-    p.add_argument("--negative-compare", required=True)
-    p.add_argument("--positive-features", required=True)
-    p.add_argument("--negative-features", required=True)
-    p.add_argument("--out", required=True)
-    p.set_defaults(fn=cmd_pies)
+    for name, options, fn, what in (
+        ("table1", Table1Options, cmd_table1, "Table 1: train vs test similarity of the steering directions"),
+        (
+            "table2",
+            Table2Options,
+            cmd_table2,
+            "Table 2: value changes along graph edges, learned and reference graph",
+        ),
+        ("pies", PiesOptions, cmd_pies, "the direction pies"),
+    ):
+        p = rs.add_parser(name, help=what)
+        add_dataclass_args(p, options)
+        p.set_defaults(fn=fn)

@@ -6,11 +6,11 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from mechvalue.cli.common import DesignOptions, ModelOptions, scoring_field
+from mechvalue.cli.common import DesignOptions, ModelOptions, add_executor_args, executor_from_args
 from mechvalue.cli.options import add_dataclass_args, given
-from mechvalue.distributed.executor import add_executor_args, executor_from_args
 from mechvalue.interp.steering import Mode, Units
 from mechvalue.measure.grid import GridWhere
+from mechvalue.measure.options import scoring_field
 from mechvalue.pipeline.config import RunConfig
 
 
@@ -26,10 +26,9 @@ def cmd_run(a: argparse.Namespace) -> None:
 
 
 def cmd_steer_grid(a: argparse.Namespace) -> None:
-    import torch
 
     from mechvalue.interp.cache import check_sae_fits
-    from mechvalue.interp.features import span_candidates, typical_activation
+    from mechvalue.interp.features import span_activation, span_candidates, typical_from_prompts
     from mechvalue.interp.sae_formats import load_sae
     from mechvalue.lm.models import load_model
     from mechvalue.measure.grid import GridSpec, run_grid
@@ -45,24 +44,15 @@ def cmd_steer_grid(a: argparse.Namespace) -> None:
     roles = [None, *generate_roles(a.roles, a.seed)]
     feats = [int(f) for f in a.features.split(",")] if a.features else None
     # typical activations (and, without --features, the study's span rule) from the prompts themselves
-    acts = []
-
-    def keep(t, hook):
-        acts.append(t[0].detach().float())
-
-    with torch.no_grad():
-        for q in items["question"]:
-            p = render(q, None, info.prompt_format, model.tokenizer)
-            model.run_with_hooks(torch.tensor([p.tokens]), fwd_hooks=[(sae.cfg.hook_name, keep)])
-            acts[-1] = (acts[-1][1:], acts[-1][p.span[0] : p.span[1]])
-    typical = typical_activation(sae, torch.cat([a_ for a_, _ in acts]))
+    prompts = [render(q, None, info.prompt_format, model.tokenizer) for q in items["question"]]
+    typical = typical_from_prompts(model, sae, prompts)
     if feats is None:
-        feats = span_candidates(sae.encode(torch.cat([s for _, s in acts])), a.top_k)
+        feats = span_candidates(span_activation(model, sae, prompts), a.top_k)
     strengths = [float(s) for s in a.strengths.split(",")]
     spec = GridSpec(feats, strengths, a.mode, a.where, a.units, not a.no_hard)
     with executor_from_args(a) as ex:
         sae_path = str(Path(a.sae).absolute()) if Path(a.sae).exists() else a.sae
-        measurer = Measurer(model, info.prompt_format, a.scoring)
+        measurer = Measurer(model, info.prompt_format, scoring=a.scoring)
         t = run_grid(
             measurer, items, roles, sae, typical, spec, a.out, executor=ex, model=info, sae_path=sae_path
         )

@@ -32,13 +32,14 @@ def _methods(s: str) -> list[str]:
 
 
 def cmd_steer_compare(a: argparse.Namespace) -> None:
-    from mechvalue.analysis.steer_compare import METHODS, CompareInputs, CompareSpec, run_compare, value_graph
+    from mechvalue.analysis.steer_compare import METHODS, CompareSpec, run_compare, value_graph
     from mechvalue.errors import MechValueError
     from mechvalue.interp.features import typical_from_store
     from mechvalue.interp.sae_formats import load_sae
     from mechvalue.interp.sae_recipe import recipe_folder
     from mechvalue.lm.models import load_model
     from mechvalue.measure.scoring import Measurer
+    from mechvalue.measure.steering_inputs import SteeringInputs
     from mechvalue.study import inventory as inv
     from mechvalue.study.roles import generate_roles
     from mechvalue.study.settings import default_human_answers
@@ -90,7 +91,7 @@ def cmd_steer_compare(a: argparse.Namespace) -> None:
     model, info = load_model(a.model, a.device, a.dtype, a.prompt_format)
     graph, gname = value_graph(values, a.human or default_human_answers(), a.graph)
     roles = generate_roles(a.roles, a.seed)
-    inputs = CompareInputs(Measurer(model, info.prompt_format), sae, typical, items, roles)
+    inputs = SteeringInputs(Measurer(model, info.prompt_format), sae, typical, items, roles)
     res = run_compare(inputs, spec, a.out, graph, graph_name=gname)
     print(f"wrote {Path(a.out) / 'compare.csv'} ({len(res['compare'])} rows), best.csv; graph: {gname}")
     print(res["summary"]["verdict"])

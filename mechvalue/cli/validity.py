@@ -36,7 +36,7 @@ def _noise(long, a: argparse.Namespace) -> float:
 def cmd_validity(a: argparse.Namespace) -> None:
     import pandas as pd
 
-    from mechvalue.analysis.validity import load_known_groups, read_items, validity
+    from mechvalue.analysis.validity import BatterySettings, load_known_groups, read_items, validity
     from mechvalue.analysis.validity_report import save
 
     if a.bootstrap < 0 or a.permutations < 0:
@@ -50,7 +50,8 @@ def cmd_validity(a: argparse.Namespace) -> None:
         long = pd.concat([long, read_items(a.known_groups)], ignore_index=True)
     if not long["player_name"].isin(list(groups)).any():
         groups = None  # no known-group personas measured
-    res = validity(long, a.human, forms, groups, a.bootstrap, a.permutations, a.seed, _noise(long, a))
+    battery = BatterySettings(a.bootstrap, a.permutations, a.seed, _noise(long, a))
+    res = validity(long, a.human, forms, groups, battery)
     items = Path(a.items).resolve()
     s = save(
         res, a.out, f"{items.parent.name}/{items.name}: alpha, omega, ICC(1) per value; dashed: .70, .05"

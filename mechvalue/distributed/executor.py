@@ -11,14 +11,13 @@ the tasks still running have finished and been written.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import math
 import os
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Literal, get_args
 
 import pandas as pd
@@ -35,14 +34,27 @@ class TaskFailed(MechValueError):
     """A task failed on every try; the message names it. Finished tasks are on disk."""
 
 
+def _ray(name: str) -> dict:
+    return {"flag": f"--ray-{name}"}
+
+
 @dataclass(frozen=True)
 class ExecutorConfig:
-    kind: ExecutorKind = "local"
-    address: str | None = None  # a Ray cluster ("auto", "ray://host:10001", host:port); None: start one
-    workers: int | None = None  # model workers; None: one per GPU (device cuda), else per cpus_per_worker
-    cpus_per_worker: int = 1  # each worker's CPU share = its torch threads
-    max_restarts: int = 3  # per worker process (Ray actor restarts)
-    max_task_retries: int = 1  # 1: a task is tried twice
+    """Where tasks run: the `--executor` and `--ray-*` options of every command that runs tasks."""
+
+    kind: ExecutorKind = field(default="local", metadata={"flag": "--executor"})
+    """local: this process; ray: tasks over Ray workers (pip install -e .[ray])"""
+    address: str | None = field(default=None, metadata=_ray("address"))
+    """Ray cluster to join ('auto' after `ray start`, 'ray://host:10001', host:port); default: start a
+    local Ray instance"""
+    workers: int | None = field(default=None, metadata=_ray("workers"))
+    """model workers (default: one per GPU with --device cuda, else one per CPU share)"""
+    cpus_per_worker: int = field(default=1, metadata=_ray("cpus-per-worker"))
+    """CPUs (torch threads) per Ray worker"""
+    max_restarts: int = field(default=3, metadata=_ray("max-restarts"))
+    """restarts of a Ray worker process that dies"""
+    max_task_retries: int = field(default=1, metadata=_ray("max-task-retries"))
+    """retries of a task whose worker died (1: a task is tried twice)"""
 
     def __post_init__(self):
         if self.kind not in get_args(ExecutorKind):
@@ -52,34 +64,7 @@ class ExecutorConfig:
         for name in ("workers", "cpus_per_worker"):
             v = getattr(self, name)
             if v is not None and v < 1:
-                raise MechValueError(f"--{name.replace('_', '-')} must be at least 1, not {v}")
-
-
-def add_executor_args(p: argparse.ArgumentParser) -> None:
-    """--executor, --ray-address, --ray-workers, --ray-cpus-per-worker."""
-    p.add_argument(
-        "--executor",
-        choices=list(get_args(ExecutorKind)),
-        default="local",
-        help="local: this process; ray: tasks over Ray workers (pip install -e .[ray])",
-    )
-    p.add_argument(
-        "--ray-address",
-        default=None,
-        help="Ray cluster to join ('auto' after `ray start`); default: start a local Ray instance",
-    )
-    p.add_argument(
-        "--ray-workers",
-        type=int,
-        default=None,
-        help="model workers (default: one per GPU with --device cuda, else one per CPU share)",
-    )
-    p.add_argument("--ray-cpus-per-worker", type=int, default=1, help="CPUs (torch threads) per Ray worker")
-
-
-def executor_from_args(a: argparse.Namespace, progress: bool = True) -> Executor:
-    cfg = ExecutorConfig(a.executor, a.ray_address, a.ray_workers, a.ray_cpus_per_worker)
-    return make_executor(cfg, progress)
+                raise MechValueError(f"--ray-{name.replace('_', '-')} must be at least 1, not {v}")
 
 
 def make_executor(cfg: ExecutorConfig | None = None, progress: bool = True) -> Executor:

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from mechvalue.errors import MechValueError
 from mechvalue.interp.sae import SAE
-from mechvalue.kernels import sae_edit_reference, sae_edit_triton
+from mechvalue.kernels import Operands, sae_edit_reference, sae_edit_triton
 
 EditPath = Literal["auto", "add", "delta", "full", "topk"]
 Backend = Literal["auto", "triton", "torch"]
@@ -107,16 +107,19 @@ class FusedEdit(SAEEdit):
         keep = S if path == "delta" else slice(None)
         on_w = S.to(W_enc.device) if path == "delta" else keep
         wdt = dtype if self.backend == "triton" else torch.float32
-        self.W_enc = (W_enc[:, on_w].float() * sc).to(self.device, wdt).contiguous()
-        self.W_dec = (W_dec[on_w].float() / sc).to(self.device, wdt).contiguous()
-        self.b_enc = sae.b_enc.detach()[on_w].to(**f32)
-        self.thr = sae.threshold.detach()[on_w].to(**f32) if sae.cfg.activation == "jumprelu" else None
         b_dec = sae.b_dec.detach().to(**f32) / sc
-        self.b_dec = b_dec if sae.cfg.apply_b_dec_to_input else torch.zeros_like(b_dec)
-        self.mul, self.add = mul[keep].to(**f32), add[keep].to(**f32)
+        self.ops = Operands(
+            W_enc=(W_enc[:, on_w].float() * sc).to(self.device, wdt).contiguous(),
+            b_enc=sae.b_enc.detach()[on_w].to(**f32),
+            W_dec=(W_dec[on_w].float() / sc).to(self.device, wdt).contiguous(),
+            b_dec=b_dec if sae.cfg.apply_b_dec_to_input else torch.zeros_like(b_dec),
+            threshold=sae.threshold.detach()[on_w].to(**f32) if sae.cfg.activation == "jumprelu" else None,
+            mul=mul[keep].to(**f32),
+            add=add[keep].to(**f32),
+        )
 
     def apply(self, x: Float[Tensor, "n d"]) -> Float[Tensor, "n d"]:
-        args = (x, self.W_enc, self.b_enc, self.W_dec, self.b_dec, self.thr, self.mul, self.add)
+        args = (x, self.ops)
         if self.backend == "triton":
             if x.requires_grad and torch.is_grad_enabled():
                 if self.explicit == "triton":

@@ -8,6 +8,8 @@ activation, the unit in which steering strengths are given.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from jaxtyping import Float
@@ -15,6 +17,7 @@ from torch import Tensor
 
 from mechvalue.interp.cache import ActivationStore, CachePrompt
 from mechvalue.interp.sae import SAE
+from mechvalue.interp.vectors import residual_rows
 from mechvalue.study.prompts import RenderedPrompt
 
 
@@ -70,7 +73,26 @@ def typical_from_store(sae: SAE, path, limit: int = 20000) -> Float[Tensor, " d_
         store.close()
 
 
-def span_candidates(span: Float[Tensor, "rows d_sae"], k: int) -> list[int]:
-    """The study's rule: the `k` features with the highest mean activation on the span
-    (rows: span activations, per prompt or per token)."""
-    return span.mean(0).topk(k).indices.tolist()
+@torch.no_grad()
+def typical_from_prompts(
+    model, sae: SAE, prompts: Sequence[RenderedPrompt], limit: int | None = None
+) -> Float[Tensor, " d_sae"]:
+    """Typical activations over every position of `prompts` but 0 (the attention sink), run now
+    (the first `limit` rows)."""
+    seqs = [p.tokens for p in prompts]
+    rows = residual_rows(model, sae.cfg.hook_name, seqs, [list(range(1, len(s))) for s in seqs])
+    return typical_activation(sae, rows[:limit])
+
+
+@torch.no_grad()
+def span_activation(model, sae: SAE, prompts: Sequence[RenderedPrompt]) -> Float[Tensor, " d_sae"]:
+    """Mean activation of each feature over the " your values" spans of `prompts`, run now."""
+    x = residual_rows(
+        model, sae.cfg.hook_name, [p.tokens for p in prompts], [list(range(*p.span)) for p in prompts]
+    )
+    return sae.encode(x.to(sae.W_enc.device)).cpu().mean(0)
+
+
+def span_candidates(span_mean: Float[Tensor, " d_sae"], k: int) -> list[int]:
+    """The study's rule: the `k` features with the highest mean activation on the span."""
+    return span_mean.topk(k).indices.tolist()

@@ -156,23 +156,21 @@ def steer(
     where: Positions = "all",
     units: Units = "raw",
     typical: Tensor | None = None,
-    hook_name: str | None = None,
-    backend: str = "auto",
 ):
     """`with steer(model, sae, {feature: strength}, mode="add", where="all"): model.generate(...)`
 
-    Installs an `SAEEditHook` at the SAE's hook point (or `hook_name`) on `model.hooks()` for the
-    block; nests, and two models can be steered at once. `sae` is ours or a `sae_lens.SAE`.
-    Yields the hook.
+    Installs `sae_hook(sae, features, mode, where, units, typical)` at the SAE's hook point on
+    `model.hooks()` for the block; nests, and two models can be steered at once. `sae` is ours or
+    a `sae_lens.SAE`. Yields the hook. Another hook point or backend: install the hook yourself,
+    `with model.hooks([(name, sae_hook(..., backend="torch"))])`.
     """
     from mechvalue.lm.models import as_bridge
 
     bridge = as_bridge(model)
     sae = as_mechvalue_sae(sae)
-    name = hook_name or sae.cfg.hook_name
-    check_hook_names(bridge, [name])
-    hook = sae_hook(sae, features, mode, where, units, typical, backend)
-    with installed(bridge, [(name, hook)]):
+    check_hook_names(bridge, [sae.cfg.hook_name])
+    hook = sae_hook(sae, features, mode, where, units, typical)
+    with installed(bridge, [(sae.cfg.hook_name, hook)]):
         yield hook
 
 
@@ -187,7 +185,7 @@ def generate_steered(
 ) -> list[str]:
     """Greedy generation of rendered prompts with `hook` (None: unsteered) editing at `where`."""
     from mechvalue.lm.batching import where_mask
-    from mechvalue.lm.generation import greedy_generate
+    from mechvalue.lm.generation import Edits, greedy_generate
     from mechvalue.lm.models import as_bridge
 
     _check(where, WHERE, "where")
@@ -198,14 +196,6 @@ def generate_steered(
         check_hook_names(bridge, [hook_name])
         hooks = [(hook_name, hook)]
     masks = where_mask([p.span for p in prompts], list(map(len, seqs)), where, max(map(len, seqs)))
-    new = greedy_generate(
-        bridge,
-        seqs,
-        max_new_tokens,
-        None,
-        hooks,
-        masks,
-        steer_generated=where in ("generated", "all"),
-        use_cache=use_cache,
-    )
+    edits = Edits(hooks, masks, generated=where in ("generated", "all"))
+    new = greedy_generate(bridge, seqs, max_new_tokens, None, edits, use_cache)
     return bridge.tokenizer.batch_decode(new, skip_special_tokens=True)

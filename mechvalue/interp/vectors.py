@@ -96,7 +96,6 @@ def diffmean_vector(
     roles: list[Role | None] = (None,),
     where: StudyWhere = "all",
     prompt_format: str = "chat",
-    batch_size: int = 16,
 ) -> Float[Tensor, " d_model"]:
     """DiffMean for `value` at `hook`: mean residual (over prompts and steered positions) with
     "inclined to V" minus with "disinclined to V", on `value`'s train items x `roles`.
@@ -108,9 +107,7 @@ def diffmean_vector(
     means = []
     for d in (1, -1):
         ps = hard_prompted(train, value, d, list(roles), prompt_format, model.tokenizer)
-        rows = residual_rows(
-            model, hook, [p.tokens for p in ps], [steered_positions(p, where) for p in ps], batch_size
-        )
+        rows = residual_rows(model, hook, [p.tokens for p in ps], [steered_positions(p, where) for p in ps])
         means.append(rows.mean(0))
     vec = means[0] - means[1]
     if float(vec.norm()) <= 1e-6 * float(means[0].norm()):

@@ -9,6 +9,8 @@ the positions that call covers, so no hook is ever told from outside where to ed
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
@@ -64,25 +66,32 @@ def logits_at(
     return torch.tanh(logits / cap) * cap if cap else logits
 
 
+@dataclass
+class Edits:
+    """Hooks for a generation and where the positioned ones edit: the prompt positions
+    `prompt_masks` marks (left-padded layout; None: none) and, if `generated`, every generated
+    token. Plain hook functions run on every call."""
+
+    hooks: HookList = field(default_factory=list)
+    prompt_masks: Bool[Tensor, "batch pos"] | None = None
+    generated: bool = False
+
+
 def greedy_generate(
     model,
     prompts: list[list[int]],
     max_new_tokens: int = 100,
     stop_ids: set[int] | None = None,
-    hooks: HookList | None = None,
-    prompt_masks: Bool[Tensor, "batch pos"] | None = None,
-    steer_generated: bool = False,
+    edits: Edits | None = None,
     use_cache: bool = True,
 ) -> list[list[int]]:
-    """Greedy continuation of each prompt (a list of token ids); returns the new tokens.
-
-    Positioned `hooks` edit the prompt where `prompt_masks` is True (left-padded layout) and
-    every generated token if `steer_generated`; plain hook functions run on every call. Without
-    the cache every step reruns the whole sequence: the slow reference the cached path is tested
-    against.
+    """Greedy continuation of each prompt (a list of token ids) under `edits`; returns the new
+    tokens. Without the cache every step reruns the whole sequence: the slow reference the cached
+    path is tested against.
     """
     bridge = as_bridge(model)
-    hooks = hooks or []
+    edits = edits or Edits()
+    hooks, prompt_masks, steer_generated = edits.hooks, edits.prompt_masks, edits.generated
     tok = bridge.tokenizer
     stop_ids = stop_ids if stop_ids is not None else {tok.eos_token_id}
     pad = tok.pad_token_id or 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mechvalue.lm.generation import greedy_generate
+from mechvalue.lm.generation import Edits, greedy_generate
 from mechvalue.measure.logprob import yes_no_prompts
 from mechvalue.measure.scorer import MeasurerView
 from mechvalue.study.prompts import RenderedPrompt
@@ -37,8 +37,8 @@ class Generate:
     def score(self, m: MeasurerView, batch: list[RenderedPrompt], cond) -> list[dict]:
         seqs = [p.tokens for p in batch]
         masks = cond.prompt_masks(batch, max(map(len, seqs)))
-        steer_new = cond.where in ("generated", "all")
-        new = greedy_generate(m.model, seqs, m.max_new_tokens, m.stop_ids, cond.hooks, masks, steer_new)
+        edits = Edits(cond.hooks, masks, generated=cond.where in ("generated", "all"))
+        new = greedy_generate(m.model, seqs, m.max_new_tokens, m.stop_ids, edits)
         texts = m.model.tokenizer.batch_decode(new, skip_special_tokens=True)
         return [
             {"completion": t, "answer": parse_answer(t), "raw": float(SIGN[parse_answer(t)])} for t in texts

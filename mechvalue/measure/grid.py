@@ -24,10 +24,10 @@ from mechvalue.errors import MechValueError
 from mechvalue.interp.sae import SAE
 from mechvalue.interp.steering import Mode, SAEEditHook, SteeringSpec, Units, is_identity
 from mechvalue.io import write_csv, write_json
-from mechvalue.measure.scoring import Condition, Measurer
+from mechvalue.measure.scoring import Condition
+from mechvalue.measure.steering_inputs import SteeringInputs
 from mechvalue.study.inventory import value_definitions
 from mechvalue.study.prompts import HardPrompt
-from mechvalue.study.roles import Role
 from mechvalue.study.schema import HARD_LABELS, hard_label, is_hard, wide_table
 
 GridWhere = Literal["span", "prompt"]
@@ -118,11 +118,7 @@ def _refuse_other_grid(out: Path, key: str) -> None:
 
 
 def run_grid(
-    measurer: Measurer,
-    items: pd.DataFrame,
-    roles: list[Role | None],
-    sae: SAE,
-    typical: Tensor | None,
+    inputs: SteeringInputs,
     spec: GridSpec,
     out: str | Path,
     progress: bool = True,
@@ -130,7 +126,8 @@ def run_grid(
     model=None,
     sae_path: str | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Measure every role under every condition; resumable through `out/parts/`.
+    """Measure every role of `inputs` under every condition of `spec` (steering its SAE, strengths
+    in units of its typical activations or raw); resumable through `out/parts/`.
 
     `executor` (default: this process; mechvalue.distributed) runs the grid as tasks, a condition x
     a block of roles; Ray workers load `model` (the driver's loaded model, or a name or folder) and
@@ -144,6 +141,13 @@ def run_grid(
         run_here,
     )
 
+    measurer, items, roles, sae, typical = (
+        inputs.measurer,
+        inputs.items,
+        inputs.roles,
+        inputs.sae,
+        inputs.typical,
+    )
     out = Path(out)
     values = sorted(items["value"].unique())
     conds = conditions(sae, typical, spec, values)

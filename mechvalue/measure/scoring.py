@@ -24,10 +24,11 @@ from mechvalue.lm.hooks import PositionedHook
 from mechvalue.lm.models import as_bridge, check_prompt_format
 from mechvalue.lm.positions import StudyWhere
 from mechvalue.measure.logprob import answer_token_ids, yes_no_probs  # noqa: F401 - re-exported
+from mechvalue.measure.options import ScoringOptions
 from mechvalue.measure.protocols import get_protocol, scorer_protocol
 from mechvalue.measure.scorer import Scorer
 from mechvalue.measure.scorers import SCORERS, get_scorer
-from mechvalue.study.prompts import HardPrompt, RenderedPrompt
+from mechvalue.study.prompts import HardPrompt, RenderedPrompt, check_form
 from mechvalue.study.roles import Role
 from mechvalue.study.schema import item_table, wide_table
 
@@ -61,17 +62,16 @@ class Condition:
 
 
 @dataclass
-class Measurer:
+class Measurer(ScoringOptions):
+    """A model asked in a prompt format, scored by `ScoringOptions` (given by keyword)."""
+
     model: object
     prompt_format: str
-    scoring: Scoring = "logprob"  # a key of SCORERS
-    batch_size: int = 16
-    max_new_tokens: int = 100
     prefix_cache: bool = True
-    form: str = "study"  # the instrument's wording (mechvalue.study.prompts.FORMS), for robustness checks
-    protocol: str | None = None  # a key of PROTOCOLS; None: `scoring` asked plainly (logprob = "study")
+    """run a batch's shared prompt prefix once and continue its KV cache (False: full passes)"""
 
     def __post_init__(self):
+        check_form(self.form)
         if self.protocol is None:
             self.recipe = scorer_protocol(get_scorer(self.scoring))
         else:

@@ -7,13 +7,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 
 from mechvalue.lm.literals import DEFAULT_MODEL, DType, PromptFormat
-
-
-def protocol_names() -> list[str]:
-    """The protocol registry's names (imported when asked: the choices of every `--protocol`)."""
-    from mechvalue.measure.protocols import PROTOCOLS
-
-    return list(PROTOCOLS)
+from mechvalue.measure.options import protocol_names
 
 
 @dataclass

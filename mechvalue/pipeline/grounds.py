@@ -48,6 +48,7 @@ class Grounds:
     items: dict[str, int]  # items per value
     role_sd: dict[str, float]  # per value: SD of the unsteered scores across the named roles
     steer_change: float | None  # the largest |steered - unsteered| in the grid (None: no grid)
+    validity: dict | None = None  # validity/validity.json, the reliability summary (None: not run)
 
     @property
     def values(self) -> list[str]:
@@ -111,4 +112,7 @@ def grounds(ws: Workspace) -> Grounds:
         items={str(k): int(v) for k, v in per_value.items()},
         role_sd={str(k): float(v) for k, v in sd.items()},
         steer_change=change,
+        validity=ws.read_json("validity", "validity.json")
+        if (ws.out / "validity" / "validity.json").exists()
+        else None,
     )

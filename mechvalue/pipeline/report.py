@@ -750,7 +750,7 @@ def _steer_compare(ws: Workspace, d: Path, gr: Grounds) -> Section:
                     cmp[cols].rename(
                         columns=COMPARE_COLUMNS | {"admissible": f"KL <= {fmt(c.get('kl_bound'))}"}
                     ),
-                    _measurement_status(ws),
+                    _measurement_status(gr),
                 ),
                 3,
             ),
@@ -763,7 +763,7 @@ def _steer_compare(ws: Workspace, d: Path, gr: Grounds) -> Section:
         k for k in COMPARE_COLUMNS if k in best and best[k].map(lambda x: fmt(x) not in (MISSING, "")).any()
     ]
     blocks.append(
-        table(_mark_measured(best[cols].rename(columns=COMPARE_COLUMNS), _measurement_status(ws)), 2)
+        table(_mark_measured(best[cols].rename(columns=COMPARE_COLUMNS), _measurement_status(gr)), 2)
     )
     plots = []
     for p in map(Path, c["plots"]):
@@ -902,11 +902,11 @@ def _settings(ws: Workspace, d: Path, stages: list[str]) -> Section:
     return {"title": "Settings and timings", "blocks": blocks}
 
 
-def _caution(ws: Workspace, gr: Grounds) -> str | None:
+def _caution(gr: Grounds) -> str | None:
     """A weaker warning for the top: scores vary, but validity flags every value."""
-    if gr.no_role_variance or not (ws.out / "validity" / "validity.json").exists():
+    s = gr.validity
+    if gr.no_role_variance or s is None:
         return None
-    s = ws.read_json("validity", "validity.json")
     flagged = s.get("flagged") or {}
     if s.get("values") and len(flagged) >= s["values"]:
         return (
@@ -918,11 +918,9 @@ def _caution(ws: Workspace, gr: Grounds) -> str | None:
     return None
 
 
-def _measurement_status(ws: Workspace) -> dict[str, str]:
+def _measurement_status(gr: Grounds) -> dict[str, str]:
     """value -> "" when it passes as a measurement, else why not (validity.json); {} before validity."""
-    if not (ws.out / "validity" / "validity.json").exists():
-        return {}
-    return ws.read_json("validity", "validity.json").get("measurements") or {}
+    return (gr.validity or {}).get("measurements") or {}
 
 
 def _mark_measured(df: pd.DataFrame, status: dict[str, str]) -> pd.DataFrame:
@@ -936,11 +934,11 @@ def _mark_measured(df: pd.DataFrame, status: dict[str, str]) -> pd.DataFrame:
     return df.assign(**{"value a measurement?": marks})
 
 
-def _measured(ws: Workspace) -> str | None:
+def _measured(ws: Workspace, gr: Grounds) -> str | None:
     """For the top: which values pass as measurements (centred alpha, ICC(1) CI) and which do not, why."""
     from mechvalue.analysis.validity import ALPHA_MIN, ICC1_MIN
 
-    status = _measurement_status(ws)
+    status = _measurement_status(gr)
     if not status:
         return None
     ok = [v for v, why in status.items() if not why]
@@ -976,8 +974,8 @@ def write_report(ws: Workspace, d: Path, stages: list[str]) -> Path:
         title=s.model,
         sections=[x for x in sections if x],
         banner=gr.why_meaningless() if gr.no_role_variance else None,
-        caution=_caution(ws, gr),
-        measured=_measured(ws),
+        caution=_caution(gr),
+        measured=_measured(ws, gr),
         reading=f"Scores: {SCORE_UNITS}. {describe_noise(gr.noise).capitalize()}. A difference between roles, or "
         "between steered and unsteered, counts only when it exceeds this noise.",
         subtitle=f"{gr.roles} personas and the no-role prompt x {sum(gr.items.values())} items "

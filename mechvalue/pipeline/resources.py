@@ -85,7 +85,6 @@ class Resources:
         return Measurer(
             self.model,
             self.info.prompt_format,
-            "logprob",
             batch_size=32 if self.cfg.quick else 16,
             protocol=getattr(self.cfg, "protocol", "study"),
         )

@@ -144,7 +144,7 @@ def features(out: Path, r: Resources) -> dict:
     grad = gradient_attribution(r.measurer, sae, act_items, act_roles[:4])
     grad_typ = grad.mul(typical.numpy(), axis=0)  # per typical unit of steering
     k = r.cfg.features
-    chosen = {f: "span" for f in span_candidates(span, max(1, k // 3))}
+    chosen = {f: "span" for f in span_candidates(span.mean(0), max(1, k // 3))}
     # correlations choose only with enough roles, and only for values that vary between roles
     usable = [v for v in corr.columns if v in grounds(ws).varying] if len(act_roles) >= MIN_CORR_ROLES else []
     why_not = (
@@ -191,24 +191,15 @@ def features(out: Path, r: Resources) -> dict:
 
 def grid(out: Path, r: Resources) -> dict:
     from mechvalue.measure.grid import GridSpec, run_grid
+    from mechvalue.measure.steering_inputs import SteeringInputs
 
     cfg = r.cfg
 
     # --quick leaves out the hard-prompt conditions: per value a prefix pass of its own for every role,
     # four times the rest of the grid; steer_compare's prompting method still runs that path
     spec = GridSpec(r.chosen, [cfg.strength], "add", "span", "typical", hard_prompts=not cfg.quick)
-    t = run_grid(
-        r.measurer,
-        r.items,
-        r.grid_roles,
-        r.sae,
-        r.typical,
-        spec,
-        out,
-        executor=r.executor,
-        model=r.info,
-        sae_path=r.sae_ref["path"],
-    )
+    inputs = SteeringInputs(r.measurer, r.sae, r.typical, r.items, r.grid_roles)
+    t = run_grid(inputs, spec, out, executor=r.executor, model=r.info, sae_path=r.sae_ref["path"])
     return {"rows": len(t["steer"])}
 
 
@@ -294,9 +285,7 @@ def graph(out: Path, r: Resources) -> dict:
         x,
         rows["player_name"],
         cfg.bootstrap,
-        "pc",
-        0.05,
-        cfg.seed,
+        seed=cfg.seed,
         workers=1 if cfg.quick else None,
         executor=r.executor,
     )
@@ -387,7 +376,13 @@ def validity(out: Path, r: Resources) -> dict:
     under --quick); the learned graph's nodes and edges that rest on flagged values."""
     from dataclasses import replace
 
-    from mechvalue.analysis.validity import graph_warnings, known_groups_path, load_known_groups, validity
+    from mechvalue.analysis.validity import (
+        BatterySettings,
+        graph_warnings,
+        known_groups_path,
+        load_known_groups,
+        validity,
+    )
     from mechvalue.analysis.validity_report import save
     from mechvalue.causal.graph import load_graph
     from mechvalue.measure.scoring import measure as measure_values
@@ -406,16 +401,10 @@ def validity(out: Path, r: Resources) -> dict:
             *((sc, replace(measurer, scoring=sc, protocol=None)) for sc in ("likert", "generate")),
         ]:
             forms[name] = measure_values(m, items, r.grid_roles, progress=False)[0]
-    res = validity(
-        pd.concat([long, kg], ignore_index=True),
-        cfg.human,
-        forms,
-        groups,
-        50 if cfg.quick else 200,
-        500 if cfg.quick else 5000,
-        cfg.seed,
-        run_noise(ws)["noise"],
+    battery = BatterySettings(
+        50 if cfg.quick else 200, 500 if cfg.quick else 5000, cfg.seed, run_noise(ws)["noise"]
     )
+    res = validity(pd.concat([long, kg], ignore_index=True), cfg.human, forms, groups, battery)
     s = save(res, out, f"{cfg.model} ({measurer.scoring}): alpha, omega, ICC(1) per value")
     if (ws.out / "graph" / "learned.json").exists():
         g = load_graph(ws.out / "graph" / "learned.json")
@@ -432,7 +421,6 @@ def steer_compare(out: Path, r: Resources) -> dict:
     then "too few roles", the fluency and speed costs are measured), one neutral prompt of 8 tokens
     and 2 neutral texts."""
     from mechvalue.analysis.steer_compare import (
-        CompareInputs,
         CompareSpec,
         held_out_values,
         run_compare,
@@ -440,6 +428,7 @@ def steer_compare(out: Path, r: Resources) -> dict:
     )
     from mechvalue.causal.graph import load_graph
     from mechvalue.measure.scoring import Measurer
+    from mechvalue.measure.steering_inputs import SteeringInputs
 
     cfg, items = r.cfg, r.items
     testable = held_out_values(items, cfg.seed)  # values with items to build on and to judge on
@@ -475,7 +464,7 @@ def steer_compare(out: Path, r: Resources) -> dict:
         )
     named = [role for role in r.roles if role is not None]
     measurer = Measurer(r.model, r.info.prompt_format)
-    inputs = CompareInputs(measurer, r.sae, r.typical, items, named[:3] if cfg.quick else named)
+    inputs = SteeringInputs(measurer, r.sae, r.typical, items, named[:3] if cfg.quick else named)
     res = run_compare(inputs, spec, out, graph, graph_name=gname)
     return {"rows": len(res["compare"]), "verdict": res["summary"]["verdict"]}
 

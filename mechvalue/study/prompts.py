@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from mechvalue.errors import MechValueError
 from mechvalue.study.roles import Role
 
 STEER_SPAN_TEXT = " your values"
@@ -61,7 +62,7 @@ _EXAMPLES_SWAPPED = f"{_HEAD}Example:\n{_EX_NO}\n\nExample:\n{_EX_YES}\n\nNow it
 
 def check_form(form: str) -> str:
     if form not in FORMS:
-        raise ValueError(f"unknown prompt form {form!r}: use one of {', '.join(FORMS)}")
+        raise MechValueError(f"unknown prompt form {form!r}: use one of {', '.join(FORMS)}")
     return form
 
 
@@ -118,14 +119,12 @@ def render_text(
     tokenizer=None,
     hard: HardPrompt | None = None,
     answer_prefix: str = "Thought:",
-    allow_unsure: bool = False,
     form: str = "study",
 ) -> str:
     """Prompt text ending in `answer_prefix` ("Thought:" to generate, "Answer:" to score);
-    `form` picks the instrument's wording (FORMS; "study" is the study's text)."""
-    return wrap(
-        fmt, tokenizer, instruction(role, hard, allow_unsure, form), examples(form), question, answer_prefix
-    )
+    `form` picks the instrument's wording (FORMS; "study" is the study's text). The study's
+    variant with an "unsure" answer: `wrap(..., instruction(role, hard, allow_unsure=True), ...)`."""
+    return wrap(fmt, tokenizer, instruction(role, hard, form=form), examples(form), question, answer_prefix)
 
 
 def wrap(fmt: str, tokenizer, instr: str, examples_text: str, question: str, answer_prefix: str) -> str:

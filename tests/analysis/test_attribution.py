@@ -9,6 +9,7 @@ from mechvalue.causal.graph import Edge, ValueGraph
 from mechvalue.interp.sae import SAE, SAEConfig
 from mechvalue.measure.grid import GridSpec, run_grid
 from mechvalue.measure.scoring import Measurer
+from mechvalue.measure.steering_inputs import SteeringInputs
 from mechvalue.study import inventory as inv
 from mechvalue.study.roles import generate_roles
 
@@ -28,7 +29,7 @@ def test_grid_tables_resume_and_zero_strength(setup, tmp_path):
     model, info, sae, items, roles = setup
     m = Measurer(model, info.prompt_format, batch_size=8)
     spec = GridSpec([3], strengths=[0.0, 50.0], units="raw")
-    t = run_grid(m, items, roles, sae, None, spec, tmp_path, progress=False)
+    t = run_grid(SteeringInputs(m, sae, None, items, roles), spec, tmp_path, progress=False)
     steer = t["steer"]
     assert list(steer["steer_dim"].map(str)) == ["nan"] * 3 + ["3@0"] * 3 + ["3@50"] * 3
     vals = sorted(items["value"])
@@ -40,7 +41,7 @@ def test_grid_tables_resume_and_zero_strength(setup, tmp_path):
 
     calls = []
     m.score_items = lambda *a, **k: calls.append(a)  # a resumed grid reads its parts only
-    again = run_grid(m, items, roles, sae, None, spec, tmp_path, progress=False)
+    again = run_grid(SteeringInputs(m, sae, None, items, roles), spec, tmp_path, progress=False)
     assert not calls
     pd.testing.assert_frame_equal(again["steer"], steer)
 
@@ -51,7 +52,7 @@ def test_gradient_attribution_predicts_small_interventions(setup, tmp_path):
     m = Measurer(model, info.prompt_format, batch_size=8)
     grad = gradient_attribution(m, sae, items, roles[:2])
     spec = GridSpec([0, 5], strengths=[0.5], units="raw", hard_prompts=False)
-    t = run_grid(m, items, roles[:2], sae, None, spec, tmp_path, progress=False)
+    t = run_grid(SteeringInputs(m, sae, None, items, roles[:2]), spec, tmp_path, progress=False)
     conds = [{"kind": "sae", "label": f, "feature": f, "strength": 0.5} for f in (0, 5)]
     eff = interventional(t["steer"], conds)
     for f in (0, 5):

@@ -20,6 +20,7 @@ from mechvalue.analysis.steering.methods import METHODS, Vector
 from mechvalue.analysis.steering.stats import effect_metrics
 from mechvalue.causal.graph import Edge, ValueGraph
 from mechvalue.errors import MechValueError
+from mechvalue.measure.steering_inputs import SteeringInputs
 from mechvalue.study.inventory import split
 
 # ------------------------------------------------------------------ pure statistics
@@ -192,7 +193,7 @@ def test_planted_direction_recovered_and_selective(planted, tmp_path, monkeypatc
         n_null=50,
         kl_bound=1e9,
     )
-    inputs = sc.CompareInputs(measurer, sae, torch.ones(16), items, roles)
+    inputs = SteeringInputs(measurer, sae, torch.ones(16), items, roles)
     prep, test_items, test_roles = sc.prepare(inputs, spec, False)
     text = model.tokenizer.batch_decode(seen)
     assert seen and not any(q in t for q in test["question"] for t in text)
@@ -244,9 +245,7 @@ def test_values_without_held_out_items_are_named_not_crashed_on():
     assert sc.held_out_values(items) == ["Power"]
     assert sc.held_out_values(items[items["value"] == "Tradition"]) == []
     with pytest.raises(MechValueError, match="'Tradition' has 1 item"):
-        sc.prepare(
-            sc.CompareInputs(None, None, None, items, []), sc.CompareSpec(values=["Power", "Tradition"])
-        )
+        sc.prepare(SteeringInputs(None, None, None, items, []), sc.CompareSpec(values=["Power", "Tradition"]))
 
 
 # ------------------------------------------------------------------ adding a method: one entry
@@ -286,9 +285,7 @@ def test_a_new_method_is_one_registry_entry(planted, tmp_path, monkeypatch):
         n_null=10,
     )
     assert spec.strengths("random") == [0.0, 2.0]
-    inputs = sc.CompareInputs(
-        Measurer(model, info.prompt_format), None, None, _items(), generate_roles(26, 0)
-    )
+    inputs = SteeringInputs(Measurer(model, info.prompt_format), None, None, _items(), generate_roles(26, 0))
     res = sc.run_compare(inputs, spec, tmp_path, progress=False)
     cmp = res["compare"].set_index("strength")
     assert list(res["compare"]["method"]) == ["random", "random"]

@@ -321,8 +321,8 @@ def test_likert_scorer_on_smollm2_prefix_cache_and_batching_agree(smollm2):
     model, info = smollm2
     items = inv.load_inventory().iloc[[0, 5, 9]].reset_index(drop=True)
     role = Role("A", "Gender: female; Job: nurse, MBTI: ISFJ")
-    a = Measurer(model, info.prompt_format, "likert").score_items(items, role)
-    b = Measurer(model, info.prompt_format, "likert", batch_size=1, prefix_cache=False).score_items(
+    a = Measurer(model, info.prompt_format, scoring="likert").score_items(items, role)
+    b = Measurer(model, info.prompt_format, scoring="likert", batch_size=1, prefix_cache=False).score_items(
         items, role
     )
     p = a[[f"p_{k}" for k in range(1, 7)]].to_numpy()

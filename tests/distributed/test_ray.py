@@ -29,6 +29,7 @@ from mechvalue.distributed.executor import ExecutorConfig, RayExecutor, TaskFail
 from mechvalue.distributed.measure import measure_roles  # noqa: E402
 from mechvalue.measure.grid import GridSpec, run_grid  # noqa: E402
 from mechvalue.measure.scoring import Measurer  # noqa: E402
+from mechvalue.measure.steering_inputs import SteeringInputs  # noqa: E402
 from mechvalue.measure.tasks import GridParts, roles_per_task  # noqa: E402
 from mechvalue.study.roles import Role, generate_roles  # noqa: E402
 
@@ -84,11 +85,7 @@ def ex(cluster, design):
 def _grid(d, out, executor=None, roles=None):
     m = Measurer(d["model"], d["info"].prompt_format)
     return run_grid(
-        m,
-        d["items"],
-        roles or d["roles"],
-        d["sae"],
-        d["typical"],
+        SteeringInputs(m, d["sae"], d["typical"], d["items"], roles or d["roles"]),
         SPEC,
         out,
         progress=False,
@@ -190,13 +187,14 @@ DRIVER = textwrap.dedent("""
     from mechvalue.lm.models import load_model
     from mechvalue.measure.grid import GridSpec, run_grid
     from mechvalue.measure.scoring import Measurer
+    from mechvalue.measure.steering_inputs import SteeringInputs
     import pandas as pd, pickle
     address, sae_path, out, design = sys.argv[1:5]
     items, roles = pickle.load(open(design, "rb"))
     model, info = load_model()
     ex = RayExecutor(ExecutorConfig("ray", address=address, workers=1), progress=False)
-    run_grid(Measurer(model, info.prompt_format), items, roles, load_sae(sae_path), torch.ones(D_SAE),
-             GridSpec([3], [8.0]), out, executor=ex, model=info, sae_path=sae_path)
+    inputs = SteeringInputs(Measurer(model, info.prompt_format), load_sae(sae_path), torch.ones(D_SAE), items, roles)
+    run_grid(inputs, GridSpec([3], [8.0]), out, executor=ex, model=info, sae_path=sae_path)
 """).replace("D_SAE", str(D_SAE))
 
 

@@ -45,18 +45,20 @@ def reference(zygote, inputs, tmp_path_factory):
     return get
 
 
-def crash_and_resume(
-    name: str,
-    inputs,
-    ref: Reference,
-    tmp: Path,
-    points: int,
-    seed: int,
-    modes: tuple[str, ...],
-    first: bool = False,
-) -> int:
-    """Crash `name` at `points` seeded random events (`first`: its first events), rerun, compare;
-    returns the points survived."""
+@dataclass(frozen=True)
+class Crashes:
+    """Where a command is crashed: `points` seeded random I/O events (`first`: its first events),
+    each by one of `modes` ("kill", "torn", "enospc")."""
+
+    points: int
+    seed: int
+    modes: tuple[str, ...]
+    first: bool = False
+
+
+def crash_and_resume(name: str, inputs, ref: Reference, tmp: Path, crashes: Crashes) -> int:
+    """Crash `name` as `crashes` say, rerun, compare; returns the points survived."""
+    points, seed, modes, first = crashes.points, crashes.seed, crashes.modes, crashes.first
     rng = random.Random(seed)
     n = min(points, ref.events)
     ks = list(range(1, n + 1)) if first else sorted(rng.sample(range(1, ref.events + 1), n))
@@ -92,21 +94,21 @@ def crash_and_resume(
 @pytest.mark.parametrize("name", list(CI_POINTS))
 def test_kill_points_ci(name, reference, inputs, tmp_path):
     n = crash_and_resume(
-        name, inputs, reference(name), tmp_path, CI_POINTS[name], seed=17, modes=("kill", "torn")
+        name, inputs, reference(name), tmp_path, Crashes(CI_POINTS[name], 17, ("kill", "torn"))
     )
     assert n == min(CI_POINTS[name], reference(name).events)
 
 
 @pytest.mark.parametrize("name", ["cache"])
 def test_full_disk_ci(name, reference, inputs, tmp_path):
-    assert crash_and_resume(name, inputs, reference(name), tmp_path, 1, seed=5, modes=("enospc",)) == 1
+    assert crash_and_resume(name, inputs, reference(name), tmp_path, Crashes(1, 5, ("enospc",))) == 1
 
 
 def test_full_disk_while_the_cache_file_is_created_leaves_nothing(reference, inputs, tmp_path):
     """The disk fills at each of `cache`'s first writes (folder, temp file, its first HDF5 writes):
     `run` once left the new file's temp copy behind there."""
     ref = reference("cache")
-    assert crash_and_resume("cache", inputs, ref, tmp_path, 8, seed=0, modes=("enospc",), first=True) == 8
+    assert crash_and_resume("cache", inputs, ref, tmp_path, Crashes(8, 0, ("enospc",), first=True)) == 8
 
 
 def test_grid_parts_of_other_settings_are_refused_not_mixed(zygote, inputs, tmp_path):
@@ -125,13 +127,12 @@ def test_grid_parts_of_other_settings_are_refused_not_mixed(zygote, inputs, tmp_
 @pytest.mark.slow
 @pytest.mark.parametrize("name", COMMANDS)
 def test_kill_points_full(name, reference, inputs, tmp_path):
-    n = crash_and_resume(
-        name, inputs, reference(name), tmp_path, FULL_POINTS, seed=2026, modes=("kill", "kill", "torn")
-    )
+    crashes = Crashes(FULL_POINTS, 2026, ("kill", "kill", "torn"))
+    n = crash_and_resume(name, inputs, reference(name), tmp_path, crashes)
     assert n == min(FULL_POINTS, reference(name).events)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", COMMANDS)
 def test_full_disk_full(name, reference, inputs, tmp_path):
-    assert crash_and_resume(name, inputs, reference(name), tmp_path, 8, seed=28, modes=("enospc",)) == 8
+    assert crash_and_resume(name, inputs, reference(name), tmp_path, Crashes(8, 28, ("enospc",))) == 8

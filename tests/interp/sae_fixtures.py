@@ -16,6 +16,7 @@ Each returns the folder `load_sae` takes; the `*_tensors` functions give the ten
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -195,24 +196,22 @@ def gemma_scope_2_tensors(
     return t
 
 
+def gs2_id(site: str, layer: int, affine: bool = False) -> str:
+    """A Gemma Scope 2 SAE id as published, `<site>/layer_<l>_width_16k_l0_medium[_affine]`."""
+    return f"{site}/layer_{layer}_width_16k_l0_medium" + ("_affine" if affine else "")
+
+
 def write_gemma_scope_2(
-    root: str | Path,
-    site: str,
-    layer: int,
-    d_in: int,
-    d_sae: int,
-    seed: int = 0,
-    width: str = "16k",
-    l0: str = "medium",
-    config: bool = True,
-    affine: bool = False,
+    root: str | Path, sae_id: str, d_in: int, d_sae: int, seed: int = 0, config: bool = True
 ) -> Path:
-    """`root` plays google/gemma-scope-2-<size>-<pt|it>; returns `root/<site>/layer_<l>_width_<w>_l0_<l0>`
-    (site `resid_post`, `mlp_out_all`, `transcoder`, ...), holding config.json (unless `config` is
+    """`root` plays google/gemma-scope-2-<size>-<pt|it>; returns `root/<sae_id>`, e.g.
+    `resid_post/layer_12_width_16k_l0_medium` (sites `resid_post`, `mlp_out_all`, `transcoder`,
+    ...; `_affine` ends an affine transcoder's name), holding config.json (unless `config` is
     False, as some folders are published) and params.safetensors."""
     from safetensors.torch import save_file
 
-    name = f"layer_{layer}_width_{width}_l0_{l0}" + ("_affine" if affine else "")
+    site, name = sae_id.split("/")
+    layer, affine = int(re.match(r"layer_(\d+)_", name).group(1)), name.endswith("_affine")
     out = Path(root) / site / name
     out.mkdir(parents=True, exist_ok=True)
     save_file(gemma_scope_2_tensors(d_in, d_sae, seed, affine), str(out / "params.safetensors"))
@@ -243,8 +242,6 @@ def write_gemma_scope_2_to_hf_cache(
 ) -> Path:
     """A Gemma Scope 2 SAE where SAELens's `release:sae_id` resolves in a Hugging Face cache
     (`models--google--gemma-scope-2-...` / snapshots / <commit> / <site> / <sae folder>)."""
-    import re
-
     from sae_lens.loading.pretrained_saes_directory import get_repo_id_and_folder_name
 
     repo_id, sub = get_repo_id_and_folder_name(release, sae_id)
@@ -252,8 +249,4 @@ def write_gemma_scope_2_to_hf_cache(
     commit = f"{seed + 1:040x}"
     (repo / "refs").mkdir(parents=True, exist_ok=True)
     (repo / "refs" / "main").write_text(commit)
-    site, name = sub.split("/")
-    m = re.fullmatch(r"layer_(\d+)_width_(\w+?)_l0_(\w+)", name)
-    return write_gemma_scope_2(
-        repo / "snapshots" / commit, site, int(m.group(1)), d_in, d_sae, seed, m.group(2), m.group(3), config
-    )
+    return write_gemma_scope_2(repo / "snapshots" / commit, sub, d_in, d_sae, seed, config)

@@ -66,8 +66,8 @@ def test_half_activations_prepare_weights_in_their_dtype(dtype, act):
     mul, add = SPECS["clamp"].edit_vectors(sae)
     x = (torch.randn(20, 48) * 2).to(dtype)
     e = sae_edit(sae, mul, add, dtype, DEV, "delta", "triton")
-    assert e.W_enc.dtype == e.W_dec.dtype == dtype and e.W_enc.shape == (48, 3)
-    assert e.b_enc.dtype == e.mul.dtype == torch.float32
+    assert e.ops.W_enc.dtype == e.ops.W_dec.dtype == dtype and e.ops.W_enc.shape == (48, 3)
+    assert e.ops.b_enc.dtype == e.ops.mul.dtype == torch.float32
     got = e.apply(x.to(DEV)).cpu()
     assert got.dtype == dtype
     ref = want(sae, x.float(), mul, add)

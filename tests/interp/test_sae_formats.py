@@ -21,6 +21,7 @@ from mechvalue.interp.sae_formats import (
 from tests.interp.sae_fixtures import (
     gemma_scope_2_tensors,
     gemma_scope_arrays,
+    gs2_id,
     sparsify_tensors,
     write_gemma_scope,
     write_gemma_scope_2,
@@ -339,7 +340,10 @@ def test_unknown_folder_lists_every_format(tmp_path):
 
 def test_each_fixture_is_detected_as_its_own_format(tmp_path):
     assert detect_format(write_gemma_scope(tmp_path / "g", 4, 8, layer=0)).name == "gemma-scope"
-    assert detect_format(write_gemma_scope_2(tmp_path / "g2", "resid_post", 0, 4, 8)).name == "gemma-scope-2"
+    assert (
+        detect_format(write_gemma_scope_2(tmp_path / "g2", gs2_id("resid_post", 0), 4, 8)).name
+        == "gemma-scope-2"
+    )
     assert detect_format(write_sparsify(tmp_path / "s", 4, 8, k=2)).name == "sparsify"
     assert detect_format(tmp_path / "s").name == "sparsify"
 
@@ -387,7 +391,7 @@ def test_run_keeps_a_release_name(offline_hf_cache, tmp_path):
 
 def test_gemma_scope_2_matches_the_release_math(tmp_path):
     root = tmp_path / "gemma-scope-2-270m-pt"
-    folder = write_gemma_scope_2(root, "resid_post", 12, D_IN, D_SAE, seed=3)
+    folder = write_gemma_scope_2(root, gs2_id("resid_post", 12), D_IN, D_SAE, seed=3)
     assert (
         folder.relative_to(tmp_path).as_posix()
         == "gemma-scope-2-270m-pt/resid_post/layer_12_width_16k_l0_medium"
@@ -423,7 +427,9 @@ def test_gemma_scope_2_matches_the_release_math(tmp_path):
 )
 def test_gemma_scope_2_hook_from_config_or_layout(tmp_path, site, config, hook):
     """The HF-style site of config.json, or (where a folder has none) the site folder and layer_<n>."""
-    folder = write_gemma_scope_2(tmp_path / "gemma-scope-2-1b-it", site, 5, D_IN, D_SAE, config=config)
+    folder = write_gemma_scope_2(
+        tmp_path / "gemma-scope-2-1b-it", gs2_id(site, 5), D_IN, D_SAE, config=config
+    )
     assert load_sae(folder).cfg.hook_name == hook
     assert load_sae(folder, hook_name="blocks.2.hook_resid_post").cfg.hook_name == "blocks.2.hook_resid_post"
 
@@ -449,11 +455,11 @@ def test_gemma_scope_2_sites_it_cannot_edit_are_clear_errors(tmp_path):
         match=r"config\.json: HF hook 'model\.layers\.4\.self_attn\.o_proj\.input': "
         "attention-output SAEs read o_proj's input",
     ):
-        load_sae(write_gemma_scope_2(root, "attn_out", 4, D_IN, D_SAE))
+        load_sae(write_gemma_scope_2(root, gs2_id("attn_out", 4), D_IN, D_SAE))
     with pytest.raises(MechValueError, match="not a residual-stream, MLP-output or attention-output site"):
         hf_hook_to_tl("model.layers.4.mlp.down_proj.output")
-    for kw in ({}, {"affine": True}, {"config": False}):
-        folder = write_gemma_scope_2(root, "transcoder", 9, D_IN, D_SAE, **kw)
+    for affine, config in ((False, True), (True, True), (False, False)):
+        folder = write_gemma_scope_2(root, gs2_id("transcoder", 9, affine), D_IN, D_SAE, config=config)
         with pytest.raises(
             MechValueError,
             match=rf"{folder.name}/params\.safetensors: Gemma Scope 2 a transcoder "
@@ -465,7 +471,7 @@ def test_gemma_scope_2_sites_it_cannot_edit_are_clear_errors(tmp_path):
 def test_gemma_scope_2_misshaped_or_missing_names_file_and_tensor(tmp_path):
     from safetensors.torch import save_file
 
-    folder = write_gemma_scope_2(tmp_path / "gemma-scope-2-270m-pt", "resid_post", 1, D_IN, D_SAE)
+    folder = write_gemma_scope_2(tmp_path / "gemma-scope-2-270m-pt", gs2_id("resid_post", 1), D_IN, D_SAE)
     t = gemma_scope_2_tensors(D_IN, D_SAE)
     save_file(t | {"w_dec": t["w_dec"].T.contiguous()}, str(folder / "params.safetensors"))
     with pytest.raises(

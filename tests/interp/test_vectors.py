@@ -85,3 +85,29 @@ def test_vector_hook_adds_exactly_and_zero_is_identity():
     assert torch.equal(vec.vector_hook(d, 0.0, 10.0)(x, None), x)
     with pytest.raises(MechValueError):
         vec.steering_vector(torch.zeros(8), 1.0, 1.0)
+
+
+def test_span_activation_and_typical_from_prompts_equal_one_prompt_at_a_time(smollm2):
+    """The batched, left-padded rows behind the span rule and the typical activations equal each
+    prompt run alone through the model's own hooks (no padding)."""
+    from mechvalue.interp.features import span_activation, typical_activation, typical_from_prompts
+    from mechvalue.interp.sae import SAE, SAEConfig
+    from mechvalue.study.prompts import render
+
+    model, info = smollm2
+    torch.manual_seed(0)
+    sae = SAE(SAEConfig(d_in=576, d_sae=64, hook_name=HOOK))
+    with torch.no_grad():
+        sae.W_enc.normal_(0, 0.05)
+    prompts = [render(q, None, info.prompt_format, model.tokenizer) for q in TRAIN["question"]]
+    spans, rest = [], []
+    for p in prompts:
+        _, cache = model.run_with_cache(torch.tensor([p.tokens]), names_filter=HOOK)
+        x = cache[HOOK][0].float()
+        spans.append(x[p.span[0] : p.span[1]])
+        rest.append(x[1:])
+    want_span = sae.encode(torch.cat(spans)).mean(0)
+    assert want_span.abs().sum() > 0
+    assert torch.allclose(span_activation(model, sae, prompts), want_span, rtol=1e-4, atol=1e-5)
+    got = typical_from_prompts(model, sae, prompts)
+    assert torch.allclose(got, typical_activation(sae, torch.cat(rest)), rtol=1e-4, atol=1e-5)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mechvalue.kernels import launch_grid, sae_edit_reference, sae_edit_triton
+from mechvalue.kernels import Operands, launch_grid, sae_edit_reference, sae_edit_triton
 from mechvalue.kernels.sae_edit import configs
 
 from tests.kernels.conftest import kernel_device
@@ -41,9 +41,10 @@ def _random(m, d, s, xdt, wdt, seed):
     )
 
 
-def independent(x, W_enc, b_enc, W_dec, b_dec, thr, mul, add):
+def independent(x, ops: Operands):
     """x + W_dec^T (f' - f), written out feature by feature in float64 (JumpReLU as Gemma Scope and
     SAELens define it: relu(pre) * (pre > threshold))."""
+    W_enc, b_enc, W_dec, b_dec, thr, mul, add = ops
     x64 = x.double()
     out = x64.clone()
     for i in range(W_enc.shape[1]):
@@ -77,10 +78,10 @@ def test_kernel_matches_reference_and_independent(m, d, s, dts, jump, block, see
     xdt, wdt = dts
     x, We, be, Wd, bd, thr, mul, add = _random(m, d, s, xdt, wdt, seed)
     thr = thr if jump else None
-    got = sae_edit_triton(x, We, be, Wd, bd, thr, mul, add, block=block)
+    got = sae_edit_triton(x, Operands(We, be, Wd, bd, thr, mul, add), block)
     assert got.dtype == xdt and got.shape == x.shape
-    ref = sae_edit_reference(x, We, be, Wd, bd, thr, mul, add).float()
-    ind = independent(x, We, be, Wd, bd, thr, mul, add).float()
+    ref = sae_edit_reference(x, Operands(We, be, Wd, bd, thr, mul, add)).float()
+    ind = independent(x, Operands(We, be, Wd, bd, thr, mul, add)).float()
     scale = ind.abs().max().clamp_min(1.0)
     assert (got.float() - ref).abs().max() / scale <= TOL[xdt]
     if xdt == torch.float32:
@@ -93,10 +94,10 @@ def test_float32_weights_are_cast_to_the_activation_dtype_in_the_kernel(xdt):
     stored in float16 give (the kernel casts them in registers), and differ from the float32
     reference only by that rounding."""
     x, We, be, Wd, bd, thr, mul, add = _random(24, 80, 100, xdt, torch.float32, 7)
-    got = sae_edit_triton(x, We, be, Wd, bd, thr, mul, add, block=(16, 32, 32)).float()
-    same = sae_edit_triton(x, We.to(xdt), be, Wd.to(xdt), bd, thr, mul, add, block=(16, 32, 32)).float()
+    got = sae_edit_triton(x, Operands(We, be, Wd, bd, thr, mul, add), (16, 32, 32)).float()
+    same = sae_edit_triton(x, Operands(We.to(xdt), be, Wd.to(xdt), bd, thr, mul, add), (16, 32, 32)).float()
     assert torch.allclose(got, same, atol=1e-6 if DEV == "cpu" else 2e-3)
-    ref = sae_edit_reference(x, We, be, Wd, bd, thr, mul, add).float()
+    ref = sae_edit_reference(x, Operands(We, be, Wd, bd, thr, mul, add)).float()
     assert (got - ref).abs().max() <= TOL[xdt] * ref.abs().max()
 
 
@@ -112,8 +113,8 @@ def test_jumprelu_gate_at_the_threshold_is_exact_in_float32():
     thr = (pre[0] + torch.where(torch.arange(s) % 2 == 0, 1e-5, -1e-5)).float()  # row 0: on either side
     mul, add = torch.full((s,), 3.0), torch.zeros(s)
     args = [t.to(DEV) for t in (x, We, be, Wd, bd, thr, mul, add)]
-    got = sae_edit_triton(*args, block=(16, 64, 32)).cpu()
-    want = independent(x, We, be, Wd, bd, thr, mul, add)
+    got = sae_edit_triton(args[0], Operands(*args[1:]), (16, 64, 32)).cpu()
+    want = independent(x, Operands(We, be, Wd, bd, thr, mul, add))
     assert (got.double() - want).abs().max() < 1e-4
 
 
@@ -128,8 +129,11 @@ def test_jumprelu_with_negative_thresholds_gates_through_relu():
     thr = -3 * torch.rand(s, generator=g)  # in (-3, 0), as SAELens JumpReLU SAEs can have
     mul, add = torch.zeros(s), torch.full((s,), 0.5)  # clamp every feature to 0.5
     args = [t.to(DEV) for t in (x, We, be, Wd, bd, thr, mul, add)]
-    want = independent(x, We, be, Wd, bd, thr, mul, add)
-    for got in (sae_edit_triton(*args, block=(16, 32, 32)).cpu(), sae_edit_reference(*args).cpu()):
+    want = independent(x, Operands(We, be, Wd, bd, thr, mul, add))
+    for got in (
+        sae_edit_triton(args[0], Operands(*args[1:]), (16, 32, 32)).cpu(),
+        sae_edit_reference(args[0], Operands(*args[1:])).cpu(),
+    ):
         assert (got.double() - want).abs().max() < 1e-4
     pre = x.double() @ We.double() + be.double()
     assert bool(((pre < 0) & (pre > thr.double())).any())  # the case exists in this draw
@@ -151,5 +155,7 @@ def test_decoding_shapes_launch_at_least_128_programs(xdt):
 
 def test_no_tokens_or_no_features_is_identity():
     x, We, be, Wd, bd, thr, mul, add = _random(5, 32, 40, torch.float32, torch.float32, 0)
-    assert sae_edit_triton(x[:0], We, be, Wd, bd, thr, mul, add).shape == (0, 32)
-    assert torch.equal(sae_edit_triton(x, We[:, :0], be[:0], Wd[:0], bd, thr[:0], mul[:0], add[:0]), x)
+    assert sae_edit_triton(x[:0], Operands(We, be, Wd, bd, thr, mul, add)).shape == (0, 32)
+    assert torch.equal(
+        sae_edit_triton(x, Operands(We[:, :0], be[:0], Wd[:0], bd, thr[:0], mul[:0], add[:0])), x
+    )

@@ -16,7 +16,7 @@ from mechvalue.interp.sae_formats import load_sae
 from mechvalue.lm.embedded import installed
 from mechvalue.lm.generation import greedy_generate, prefix_last_logits
 from mechvalue.lm.models import load_model
-from tests.interp.sae_fixtures import write_gemma_scope_2
+from tests.interp.sae_fixtures import gs2_id, write_gemma_scope_2
 
 NAME = "gemma-3-270m"
 # 22 s on the quiet 2-core machine plus about 2 minutes converting the GGUF on a fresh cache: under the
@@ -98,7 +98,9 @@ def test_cached_decoding_and_shared_prefix_equal_a_full_pass_across_the_window(g
 
 
 def test_a_gemma_scope_2_sae_loads_under_its_hf_hook_name_and_steers(gemma, tmp_path):
-    folder = write_gemma_scope_2(tmp_path / "gemma-scope-2-270m-pt", "resid_post", 12, 640, 256, seed=0)
+    folder = write_gemma_scope_2(
+        tmp_path / "gemma-scope-2-270m-pt", gs2_id("resid_post", 12), 640, 256, seed=0
+    )
     sae = load_sae(folder)
     assert sae.cfg.hook_name == "blocks.12.hook_resid_post"  # from "model.layers.12.output"
     tok = gemma.tokenizer

@@ -166,19 +166,14 @@ def test_gradients_flow_through_a_steered_forward(model, activation):
     import contextlib
 
     plain = grad(contextlib.nullcontext())
-    steered = grad(
-        mechvalue.steer(
-            model,
-            sae,
-            {int(sae.encode(torch.randn(D_MODEL)).argmax()): 0.0, 9: 3.0},
-            mode="clamp",
-            backend="torch",
-        )
-    )
+    features = {int(sae.encode(torch.randn(D_MODEL)).argmax()): 0.0, 9: 3.0}
+    hook = mechvalue.sae_hook(sae, features, mode="clamp", backend="torch")
+    steered = grad(model.hooks([(sae.cfg.hook_name, hook)]))
     assert torch.isfinite(steered).all() and (steered - plain).abs().max() > 1e-6
     if activation == "relu":
         with pytest.raises(MechValueError, match="no backward"):
-            grad(mechvalue.steer(model, sae, {9: 3.0}, mode="clamp", backend="triton"))
+            hook = mechvalue.sae_hook(sae, {9: 3.0}, mode="clamp", backend="triton")
+            grad(model.hooks([(sae.cfg.hook_name, hook)]))
     emb.grad = None
 
 

@@ -240,10 +240,14 @@ def test_api_takes_a_protocol_and_refuses_two(tiny):
     import mechvalue
 
     items = ITEMS.head(1)
-    m = mechvalue.measure(tiny, items, [], protocol="calibrated", progress=False)
+    m = mechvalue.measure(
+        tiny, items, options=mechvalue.ScoringOptions(protocol="calibrated"), progress=False
+    )
     assert m.settings["protocol"] == "calibrated" and "q_yes" in m.items.columns
     with pytest.raises(MechValueError, match="give one of them"):
-        mechvalue.measure(tiny, items, [], scoring="likert", protocol="study", progress=False)
+        mechvalue.measure(
+            tiny, items, options=mechvalue.ScoringOptions(scoring="likert", protocol="study"), progress=False
+        )
 
 
 def test_a_protocol_overrides_scoring_until_dropped(tok):

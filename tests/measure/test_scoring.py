@@ -50,14 +50,16 @@ def test_batched_equals_one_at_a_time_and_prefix_cache(smollm2, items):
 def test_generate_scorer_agrees_with_its_parse(smollm2, items):
     model, info = smollm2
     long, wide = measure(
-        Measurer(model, info.prompt_format, "generate", max_new_tokens=24),
+        Measurer(model, info.prompt_format, scoring="generate", max_new_tokens=24),
         items.head(3),
         [None],
         progress=False,
     )
     assert long["completion"].str.len().gt(0).all()
     assert long["raw"].tolist() == [{"yes": 1.0, "no": -1.0, "unsure": 0.0}[a] for a in long["answer"]]
-    lp, _ = measure(Measurer(model, info.prompt_format, "logprob"), items.head(3), [None], progress=False)
+    lp, _ = measure(
+        Measurer(model, info.prompt_format, scoring="logprob"), items.head(3), [None], progress=False
+    )
     same = sum(a == b for a, b in zip(long["answer"], lp["answer"]))
     assert scorer_agreement(long, lp) == same / 3
     flipped = lp.assign(answer=lp["answer"].map({"yes": "no", "no": "yes", "unsure": "yes"}))
@@ -120,7 +122,7 @@ def test_a_new_scorer_is_one_registry_entry(smollm2, items, monkeypatch):
 
     monkeypatch.setitem(scorers.SCORERS, "yes-only", YesOnly())
     model, info = smollm2
-    new, _ = measure(Measurer(model, info.prompt_format, "yes-only"), items, [None], progress=False)
-    ref, _ = measure(Measurer(model, info.prompt_format, "logprob"), items, [None], progress=False)
+    new, _ = measure(Measurer(model, info.prompt_format, scoring="yes-only"), items, [None], progress=False)
+    ref, _ = measure(Measurer(model, info.prompt_format, scoring="logprob"), items, [None], progress=False)
     assert (new["raw"] - ref["p_yes"]).abs().max() < 1e-6
     assert (new["score"] - ref["p_yes"] * ref["agreement"]).abs().max() < 1e-6

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from mechvalue import load_sae, sae_hook, steer, vector_hook
-from mechvalue.lm.generation import greedy_generate
+from mechvalue.lm.generation import Edits, greedy_generate
 from mechvalue.lm.models import DEFAULT_MODEL, model_folder
 from tests.interp.sae_fixtures import saelens_sae
 
@@ -185,13 +185,7 @@ def test_steered_cached_generation_equals_a_full_recompute(smollm2, hf, tokens, 
     mask[0, positions] = True
     hook = sae_hook(ours, {FEATURE: value}, mode="add")
     mine = greedy_generate(
-        smollm2,
-        [ids],
-        20,
-        stop_ids=set(),
-        hooks=[(HOOK, hook)],
-        prompt_masks=mask,
-        steer_generated=where == "all",
+        smollm2, [ids], 20, stop_ids=set(), edits=Edits([(HOOK, hook)], mask, where == "all")
     )
     assert mine[0] == want
     assert want != greedy_generate(smollm2, [ids], 20, stop_ids=set())[0]  # the steering changes the text

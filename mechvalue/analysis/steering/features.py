@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from mechvalue.analysis.steering.base import TrainContext
 from mechvalue.analysis.steering.stats import fisher_ci, too_few
 from mechvalue.interp import vectors as vec
+from mechvalue.interp.features import span_activation, span_candidates
 from mechvalue.measure.scoring import Condition, measure
 
 
@@ -46,12 +47,8 @@ def _span_activation(ctx: TrainContext) -> tuple[torch.Tensor, list[int], int]:
     if "span" not in ctx.shared:
         span_roles = [None, *ctx.train_roles[: ctx.spec.vector_roles]]
         ps = [ctx.measurer.prompts(_targets_train(ctx).head(1), r, Condition())[0] for r in span_roles]
-        x = vec.residual_rows(
-            ctx.model, ctx.sae.cfg.hook_name, [p.tokens for p in ps], [list(range(*p.span)) for p in ps]
-        )
-        with torch.no_grad():
-            span_mean = ctx.sae.encode(x.to(ctx.sae.W_enc.device)).cpu().mean(0)
-        ctx.shared["span"] = span_mean, span_mean.topk(ctx.spec.candidates).indices.tolist(), len(span_roles)
+        span_mean = span_activation(ctx.model, ctx.sae, ps)
+        ctx.shared["span"] = span_mean, span_candidates(span_mean, ctx.spec.candidates), len(span_roles)
     return ctx.shared["span"]
 
 

@@ -16,7 +16,7 @@ from torch import Tensor
 from mechvalue.analysis.steering.spec import CompareSpec
 from mechvalue.analysis.steering.stats import bootstrap_ci
 from mechvalue.lm.batching import left_pad
-from mechvalue.lm.generation import greedy_generate
+from mechvalue.lm.generation import Edits, greedy_generate
 from mechvalue.lm.hooks import installed, per_call
 from mechvalue.lm.models import as_bridge, model_device
 
@@ -92,7 +92,7 @@ def fluency(model, hooks: list, hint: str | None, spec: CompareSpec, rng: np.ran
     plain = [_chat(tok, p) for p in prompts]
     steer_in = [_chat(tok, hint + p) for p in prompts] if hint else plain
     masks = left_pad(steer_in, 0)[1].bool()
-    new = greedy_generate(model, steer_in, spec.gen_tokens, {tok.eos_token_id}, hooks, masks, True)
+    new = greedy_generate(model, steer_in, spec.gen_tokens, {tok.eos_token_id}, Edits(hooks, masks, True))
     ppl = []
     for p, g in zip(plain, new):
         if not g:

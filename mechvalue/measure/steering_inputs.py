@@ -1,0 +1,30 @@
+"""What a steering experiment runs on, the grid's and the method comparison's alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from jaxtyping import Float
+from torch import Tensor
+
+from mechvalue.measure.scoring import Measurer
+from mechvalue.study.roles import Role
+
+
+@dataclass
+class SteeringInputs:
+    """The measurer (and through it the model), the SAE (None without SAE methods) and its
+    features' typical activations (None: raw units, or measured on the items where needed), the
+    items and the roles (None: no role)."""
+
+    measurer: Measurer
+    sae: Any
+    typical: Float[Tensor, " d_sae"] | None
+    items: pd.DataFrame
+    roles: list[Role | None]
+
+    @property
+    def model(self):
+        return self.measurer.model
