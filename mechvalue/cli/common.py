@@ -1,44 +1,13 @@
-"""Option groups shared by the command modules (the model every model-loading command takes, the
-items x personas design, where tasks run) and comma lists."""
+"""What the command modules share: the option groups of `mechvalue.pipeline.config` (the model,
+the items x personas design), comma lists, and where tasks run (`--executor`, `--ray-*`)."""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 
 from mechvalue.cli.options import add_dataclass_args, parsed
 from mechvalue.distributed.executor import Executor, ExecutorConfig, make_executor
-from mechvalue.lm.literals import DEFAULT_MODEL, DType, PromptFormat
-
-
-def csv_list(s: str | None) -> list[str] | None:
-    """'a, b,,c' -> ['a', 'b', 'c']; None or '' -> None."""
-    return [x.strip() for x in s.split(",") if x.strip()] if s else None
-
-
-@dataclass
-class ModelOptions:
-    """The options of every command that loads a model."""
-
-    model: str = DEFAULT_MODEL
-    """mechvalue name or local HF model folder"""
-    device: str = "cpu"
-    dtype: DType = "float32"
-    """the model's weights and activations (SAE edits follow it)"""
-    prompt_format: PromptFormat | None = None
-    """the study's gemma/llama template or the tokenizer's chat template (default: by model)"""
-
-
-@dataclass
-class DesignOptions:
-    """The items x personas design."""
-
-    inventory: str | None = None
-    """ValueBench-format CSV (default: shipped)"""
-    questionnaire: str | None = None
-    """comma-separated questionnaire names"""
-    roles: int = 10
-    seed: int = 0
+from mechvalue.pipeline.config import DesignOptions, ModelOptions, csv_list  # noqa: F401 - shared by the commands
 
 
 def add_executor_args(p: argparse.ArgumentParser) -> None:

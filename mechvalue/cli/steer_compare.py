@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mechvalue.analysis.steering.spec import CompareWhere
-from mechvalue.cli.common import ModelOptions, csv_list
+from mechvalue.cli.common import DesignOptions, ModelOptions, csv_list
 from mechvalue.cli.options import add_dataclass_args
 
 
@@ -105,7 +105,7 @@ def _method_help() -> str:
 
 
 @dataclass(kw_only=True)
-class SteerCompareOptions(ModelOptions):
+class SteerCompareOptions(ModelOptions, DesignOptions):
     """The options of `mechvalue steer-compare`."""
 
     sae: str | None = None
@@ -122,8 +122,6 @@ class SteerCompareOptions(ModelOptions):
     where: CompareWhere = "all"
     kl_bound: float = 0.25
     """admissible: mean KL on neutral text <= this"""
-    inventory: str | None = None
-    questionnaire: str | None = None
     roles: int = 40
     """named roles, split 0.7 train / 0.3 test"""
     vector_roles: int = 4
@@ -136,7 +134,6 @@ class SteerCompareOptions(ModelOptions):
     """PVQ-40 answers CSV for the value graph"""
     graph: str | None = None
     """a saved value graph (JSON) instead"""
-    seed: int = 0
     out: str
 
 

@@ -27,13 +27,10 @@ from mechvalue.measure.logprob import answer_token_ids, yes_no_probs  # noqa: F4
 from mechvalue.measure.options import ScoringOptions
 from mechvalue.measure.protocols import get_protocol, scorer_protocol
 from mechvalue.measure.scorer import Scorer
-from mechvalue.measure.scorers import SCORERS, get_scorer
+from mechvalue.measure.scorers import get_scorer
 from mechvalue.study.prompts import HardPrompt, RenderedPrompt, check_form
 from mechvalue.study.roles import Role
 from mechvalue.study.schema import item_table, wide_table
-
-SCORINGS: tuple[str, ...] = tuple(SCORERS)
-Scoring = str  # a key of SCORERS
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The settings of one `mechvalue run` (recorded in config.json) and the library versions."""
+"""The settings of one `mechvalue run` (recorded in config.json), the option groups it shares with
+the other commands (the model, the items x personas design), and the library versions."""
 
 from __future__ import annotations
 
@@ -10,20 +11,45 @@ from mechvalue.lm.literals import DEFAULT_MODEL, DType, PromptFormat
 from mechvalue.measure.options import protocol_names
 
 
+def csv_list(s: str | None) -> list[str] | None:
+    """'a, b,,c' -> ['a', 'b', 'c']; None or '' -> None."""
+    return [x.strip() for x in s.split(",") if x.strip()] if s else None
+
+
 @dataclass
-class RunConfig:
-    """The options of `mechvalue run` (its command line is generated from these fields)."""
+class ModelOptions:
+    """The options of every command that loads a model."""
 
     model: str = DEFAULT_MODEL
     """mechvalue name or local HF model folder"""
+    device: str = "cpu"
+    dtype: DType = "float32"
+    """the model's weights and activations (SAE edits follow it)"""
+    prompt_format: PromptFormat | None = None
+    """the study's gemma/llama template or the tokenizer's chat template (default: by model)"""
+
+
+@dataclass
+class DesignOptions:
+    """The items x personas design."""
+
+    inventory: str | None = None
+    """ValueBench-format CSV (default: shipped)"""
+    questionnaire: str | None = None
+    """comma-separated questionnaire names"""
+    roles: int = 10
+    seed: int = 0
+
+
+@dataclass
+class RunConfig(ModelOptions, DesignOptions):
+    """The options of `mechvalue run` (its command line is generated from these fields)."""
+
     sae: str = "train"
     """'train' (the SmolLM2 recipe SAE, trained once and cached) or an SAE folder (mechvalue, SAELens,
     sparsify, Gemma Scope) or a SAELens release:sae_id"""
     layer: int | None = None
     """SAE layer (blocks.N.hook_resid_post); default: the model's middle layer, the recipe's"""
-    inventory: str | None = None
-    """ValueBench-format CSV (default: shipped)"""
-    questionnaire: str | None = None
     roles: int = 40
     grid_roles: int = 10
     features: int = 6
@@ -36,12 +62,6 @@ class RunConfig:
     human: str | None = None
     """PVQ-40 answers CSV (default: ../shared/data/human/PVQ40.csv if present; else Schwartz's circle
     is the reference)"""
-    seed: int = 0
-    device: str = "cpu"
-    dtype: DType = "float32"
-    """the model's weights and activations (SAE edits follow it)"""
-    prompt_format: PromptFormat | None = None
-    """the study's gemma/llama template or the tokenizer's chat template (default: by model)"""
     protocol: str = field(default="study", metadata={"choices": protocol_names})
     """how items are asked and scored (mechvalue.measure.protocols; `mechvalue protocols` compares them)"""
     quick: bool = False

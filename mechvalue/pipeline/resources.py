@@ -9,6 +9,7 @@ from functools import cached_property
 import pandas as pd
 import torch
 
+from mechvalue.pipeline.config import csv_list
 from mechvalue.pipeline.workspace import Workspace
 
 
@@ -42,7 +43,7 @@ class Resources:
     def items(self) -> pd.DataFrame:
         from mechvalue.study import inventory as inv
 
-        q = [self.cfg.questionnaire] if self.cfg.questionnaire else None
+        q = csv_list(self.cfg.questionnaire)
         items = inv.select(inv.load_inventory(self.cfg.inventory), q)
         if self.cfg.quick:
             items = items.groupby("value", sort=False).head(2).reset_index(drop=True)

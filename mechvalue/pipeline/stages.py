@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from mechvalue.io import save_torch, write_csv, write_json
-from mechvalue.pipeline.config import RunConfig
+from mechvalue.pipeline.config import RunConfig, csv_list
 from mechvalue.pipeline.resources import Resources
 
 TOL = 0.02  # score changes up to this size count as "unchanged" in the side-effect tables
@@ -81,7 +81,7 @@ def sae(out: Path, r: Resources) -> dict:
         kw = dict(cfg.sae_train)
         train = TrainConfig(seed=cfg.seed, **{k: kw.pop(k) for k in ("d_sae", "epochs", "k") if k in kw})
         folder = recipe_folder(cfg.model, cfg.layer, "-quick" if cfg.quick else "")  # default: `sae-train`'s
-        q = [cfg.questionnaire] if cfg.questionnaire else None
+        q = csv_list(cfg.questionnaire)
         metrics = sae_recipe(
             r.info,
             folder,
