@@ -82,7 +82,6 @@ def test_protocols_cli_refuses_unknown_names(capsys):
 
 
 def test_measurement_status_and_the_reports_top_line(tmp_path):
-    import json
     from types import SimpleNamespace
 
     from mechvalue.analysis.validity import measurement_status
@@ -97,13 +96,7 @@ def test_measurement_status_and_the_reports_top_line(tmp_path):
         "Hedonism": "centred alpha 0.50, ICC(1) n/a",
     }
     assert measurement_status(rel, None)["Power"] == "centred alpha n/a"
-    (tmp_path / "validity").mkdir()
-    (tmp_path / "validity" / "validity.json").write_text(json.dumps({"measurements": status}))
-    ws = SimpleNamespace(
-        out=tmp_path,
-        cfg=SimpleNamespace(protocol="calibrated"),
-        read_json=lambda *p: json.loads(tmp_path.joinpath(*p).read_text()),
-    )
-    top = _measured(ws)
+    ws = SimpleNamespace(cfg=SimpleNamespace(protocol="calibrated"))
+    top = _measured(ws, SimpleNamespace(validity={"measurements": status}))
     assert "protocol calibrated" in top and "1 of 3 pass: Power." in top
     assert "Fail: Tradition (ICC(1) CI from 0.01); Hedonism (centred alpha 0.50, ICC(1) n/a)." in top
