@@ -6,8 +6,8 @@ exports every name here (lazily); the modules behind them are mechvalue's own bu
     items = mechvalue.select_items(mechvalue.load_inventory(path), questionnaires="PVQ40")
     train, test = mechvalue.split_items(items, seed=0)
     personas = mechvalue.generate_personas(10, seed=0)
-    m = mechvalue.measure(model, test, [None, *personas]) # m.values, m.items, m.settings
-    sae = mechvalue.recipe_sae(model, 15)                  # loaded, or trained once
+    m = mechvalue.measure(model, test, [None, *personas])  # m.values, m.items, m.settings
+    sae = mechvalue.recipe_sae(model, 15)                   # loaded, or trained once
     v = mechvalue.caa_vector(model, train, "Power", sae.cfg.hook_name, personas)
 """
 

@@ -173,15 +173,9 @@ def run_compare(
     model, items, roles, sae = measurer.model, inputs.items, inputs.roles, inputs.sae
     typical = inputs.typical
     if typical is None and sae is not None:
-        from mechvalue.interp.features import typical_activation
+        from mechvalue.interp.features import typical_from_prompts
 
-        x = vec.residual_rows(
-            model,
-            sae.cfg.hook_name,
-            [p.tokens for p in measurer.prompts(items, None, Condition())],
-            [list(range(1, len(p.tokens))) for p in measurer.prompts(items, None, Condition())],
-        )
-        typical = typical_activation(sae, x)
+        typical = typical_from_prompts(model, sae, measurer.prompts(items, None, Condition()))
     inputs = SteeringInputs(measurer, sae, typical, items, roles)
     key = json.dumps(
         {k: v for k, v in asdict(spec).items() if k not in ("kl_bound", "n_boot", "n_null")}

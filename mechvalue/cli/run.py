@@ -26,13 +26,13 @@ def cmd_run(a: argparse.Namespace) -> None:
 
 
 def cmd_steer_grid(a: argparse.Namespace) -> None:
-
     from mechvalue.interp.cache import check_sae_fits
     from mechvalue.interp.features import span_activation, span_candidates, typical_from_prompts
     from mechvalue.interp.sae_formats import load_sae
     from mechvalue.lm.models import load_model
     from mechvalue.measure.grid import GridSpec, run_grid
     from mechvalue.measure.scoring import Measurer
+    from mechvalue.measure.steering_inputs import SteeringInputs
     from mechvalue.study import inventory as inv
     from mechvalue.study.prompts import render
     from mechvalue.study.roles import generate_roles
@@ -52,10 +52,10 @@ def cmd_steer_grid(a: argparse.Namespace) -> None:
     spec = GridSpec(feats, strengths, a.mode, a.where, a.units, not a.no_hard)
     with executor_from_args(a) as ex:
         sae_path = str(Path(a.sae).absolute()) if Path(a.sae).exists() else a.sae
-        measurer = Measurer(model, info.prompt_format, scoring=a.scoring)
-        t = run_grid(
-            measurer, items, roles, sae, typical, spec, a.out, executor=ex, model=info, sae_path=sae_path
+        inputs = SteeringInputs(
+            Measurer(model, info.prompt_format, scoring=a.scoring), sae, typical, items, roles
         )
+        t = run_grid(inputs, spec, a.out, executor=ex, model=info, sae_path=sae_path)
         ex.log.write(a.out)
     print(f"wrote {Path(a.out) / 'steer.csv'} ({len(t['steer'])} rows; features {feats})")
 
