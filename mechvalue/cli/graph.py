@@ -110,8 +110,11 @@ class GraphOptions:
     features: str | None = None
     """steer_dim values to keep besides unsteered rows"""
     method: Method = "pc"
+    """causal-learn's search: PC, FCI or GES"""
     test: CITest = "fisherz"
+    """PC's and FCI's conditional-independence test"""
     alpha: float = 0.05
+    """the tests' significance level"""
     protocol: Literal["study", "default"] = "default"
     """study: the paper's PC and its edge pruning (study_graph); default: `--method` as it is"""
     bootstrap: int = 0
@@ -121,7 +124,7 @@ class GraphOptions:
     workers: int | None = None
     """local processes for --bootstrap"""
     drop_constant: bool = False
-    """drop values that never vary (else they stop the run)"""
+    """drop values that never vary (else a constant value is an error)"""
     seed: int = 0
     items: str | None = None
     """item table for validity warnings (default: items.csv beside --table, if there)"""
