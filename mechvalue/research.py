@@ -14,7 +14,7 @@ exports every name here (lazily); the modules behind them are mechvalue's own bu
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal
 
@@ -169,7 +169,7 @@ def measure(
         Condition(str(label), list(hooks), where=where, info={"kind": "hooks"})
         for label, hooks in (steering or {}).items()
     ]
-    measurer = Measurer(m, m.prompt_format, **asdict(o))
+    measurer = Measurer(m, m.prompt_format, **{f.name: getattr(o, f.name) for f in fields(ScoringOptions)})
     long, wide = run(measurer, items, list(personas), conds, progress)
     generated = measurer.scoring == "generate"
     settings = {

@@ -80,3 +80,21 @@ def test_packages_import_downward():
         if pa in ORDER and pb in ORDER and ORDER.index(pb) > ORDER.index(pa):
             bad.append(f"{a} -> {b}")
     assert not bad, bad
+
+
+def test_no_function_takes_more_than_seven_parameters():
+    """Parameters that travel together are a dataclass; the Triton kernel's pointers and sizes are
+    its launch ABI and the one exception."""
+    long = []
+    for folder in ("mechvalue", "kernels", "benchmarks", "examples", "tests"):
+        for p in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(p.read_text())):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    a = node.args
+                    names = [
+                        x.arg for x in a.posonlyargs + a.args + a.kwonlyargs if x.arg not in ("self", "cls")
+                    ]
+                    n = len(names) + (a.vararg is not None) + (a.kwarg is not None)
+                    if n > 7:
+                        long.append((p.relative_to(ROOT).as_posix(), node.name, n))
+    assert long == [("kernels/sae_edit.py", "_sae_edit_kernel", 16)], long

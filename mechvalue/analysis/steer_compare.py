@@ -176,7 +176,7 @@ def run_compare(
         from mechvalue.interp.features import typical_from_prompts
 
         typical = typical_from_prompts(model, sae, measurer.prompts(items, None, Condition()))
-    inputs = SteeringInputs(measurer, sae, typical, items, roles)
+    inputs = replace(inputs, measurer=measurer, typical=typical)
     key = json.dumps(
         {k: v for k, v in asdict(spec).items() if k not in ("kl_bound", "n_boot", "n_null")}
         | {"items": items.to_dict("list"), "roles": [r.name for r in roles], "prepared": "per method"},

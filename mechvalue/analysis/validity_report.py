@@ -135,11 +135,11 @@ def plot(res: dict, path: Path, title: str = "") -> None:
     plt.close(fig)
 
 
-def report_section(folder: str | Path) -> dict | None:
-    """What the report shows for validity (None if the stage did not run): the summary, the
-    per-value table (model alpha/omega/ICC(1) with CIs and flags, the same centred on each role's
-    mean, human alpha/omega raw and centred beside it),
-    known-group hits, form correlations and the figure's path."""
+def report_section(folder: str | Path, summary: dict | None = None) -> dict | None:
+    """What the report shows for validity (None if the stage did not run): the summary
+    (validity.json, or `summary` when the caller has read it), the per-value table (model
+    alpha/omega/ICC(1) with CIs and flags, the same centred on each role's mean, human
+    alpha/omega raw and centred beside it), known-group hits, form correlations and the figure's path."""
     import json
 
     folder = Path(folder)
@@ -173,7 +173,7 @@ def report_section(folder: str | Path) -> dict | None:
             e.columns = [f"{tag}{c}" if tag.endswith("_") else f"{c}{tag}" for c in keep]
             rel = rel.merge(e, left_on="value", right_index=True, how="left")
     out = {
-        "summary": json.loads((folder / "validity.json").read_text()),
+        "summary": summary if summary is not None else json.loads((folder / "validity.json").read_text()),
         "table": _clean(rel.to_dict("records")),
         "figure": str(folder / "validity.png"),
     }

@@ -26,8 +26,10 @@ def cmd_graph(a: argparse.Namespace) -> None:
     feats = csv_list(a.features)
     how = GraphMethod(a.method, a.alpha, a.test)
     if a.protocol == "study":
-        if a.method != "pc":
-            raise MechValueError("--protocol study runs PC; drop --method or use --protocol default")
+        if a.method != "pc" or a.test != "fisherz":
+            raise MechValueError(
+                "--protocol study runs PC with Fisher-z tests; drop --method and --test or use --protocol default"
+            )
         learned, graph = study_graph(table, feats, a.alpha)
         summary = {"pc_edges": len(learned.edges), "final_edges": len(graph.edges)}
         learned.save(out / "pc_graph.json")

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from mechvalue.cli.common import DesignOptions, ModelOptions, add_executor_args, executor_from_args
+from mechvalue.cli.common import DesignOptions, ModelOptions, add_executor_args, csv_list, executor_from_args
 from mechvalue.cli.options import add_dataclass_args, given
 from mechvalue.interp.steering import Mode, Units
 from mechvalue.measure.grid import GridWhere
@@ -40,7 +40,7 @@ def cmd_steer_grid(a: argparse.Namespace) -> None:
     model, info = load_model(a.model, a.device, a.dtype, a.prompt_format)
     sae = load_sae(a.sae, a.device)
     check_sae_fits(model, sae, a.sae)
-    items = inv.select(inv.load_inventory(a.inventory), [a.questionnaire] if a.questionnaire else None)
+    items = inv.select(inv.load_inventory(a.inventory), csv_list(a.questionnaire))
     roles = [None, *generate_roles(a.roles, a.seed)]
     feats = [int(f) for f in a.features.split(",")] if a.features else None
     # typical activations (and, without --features, the study's span rule) from the prompts themselves

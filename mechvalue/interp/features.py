@@ -1,9 +1,10 @@
-"""SAE features of questionnaire prompts, read from the activation cache.
+"""SAE features of questionnaire prompts, read from the activation cache or run now.
 
 Each prompt is cached at its " your values" span and its last token (the answer position);
 from these come the study's candidate rule (features most active on the span), per-prompt
 answer-position features (for correlating with value scores), and each feature's typical
-activation, the unit in which steering strengths are given.
+activation, the unit in which steering strengths are given. `span_activation` and
+`typical_from_prompts` compute the same from prompts run through the model now.
 """
 
 from __future__ import annotations

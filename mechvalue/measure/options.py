@@ -1,5 +1,5 @@
 """How items are asked and scored, declared once: `ScoringOptions` is what `mechvalue.measure`, the
-`Measurer` and `mechvalue measure` take. The scorer and protocol fields read their choices and help
+`Measurer` and `mechvalue measure` take. Its scorer and protocol fields read their choices and help
 from the registries when a parser asks (`mechvalue.cli.options`), so a new scorer or protocol is an
 entry in its registry and nothing here."""
 
@@ -42,18 +42,13 @@ def scoring_field():
     return field(default="logprob", metadata={"choices": scorer_names, "help": _scorer_help})
 
 
-def protocol_field(default: str | None = None):
-    """A `protocol` field, its choices and help from the protocol registry (None: `scoring` asked plainly)."""
-    return field(default=default, metadata={"choices": protocol_names, "help": _protocol_help})
-
-
 @dataclass(kw_only=True)
 class ScoringOptions:
     """How each item is asked and its answer scored."""
 
     scoring: str = scoring_field()
     """a key of `mechvalue.measure.scorers.SCORERS`"""
-    protocol: str | None = protocol_field()
+    protocol: str | None = field(default=None, metadata={"choices": protocol_names, "help": _protocol_help})
     """a key of `mechvalue.measure.protocols.PROTOCOLS`, replacing `scoring` by a whole protocol
     ("study" is `scoring="logprob"`, row for row); None: `scoring` asked plainly"""
     form: Form = "study"

@@ -64,7 +64,7 @@ class Measurer(ScoringOptions):
 
     model: object
     prompt_format: str
-    prefix_cache: bool = True
+    prefix_cache: bool = field(default=True, kw_only=True)
     """run a batch's shared prompt prefix once and continue its KV cache (False: full passes)"""
 
     def __post_init__(self):

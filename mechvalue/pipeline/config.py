@@ -16,7 +16,7 @@ def csv_list(s: str | None) -> list[str] | None:
     return [x.strip() for x in s.split(",") if x.strip()] if s else None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ModelOptions:
     """The options of every command that loads a model."""
 
@@ -29,7 +29,7 @@ class ModelOptions:
     """the study's gemma/llama template or the tokenizer's chat template (default: by model)"""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DesignOptions:
     """The items x personas design."""
 
@@ -41,8 +41,8 @@ class DesignOptions:
     seed: int = 0
 
 
-@dataclass
-class RunConfig(ModelOptions, DesignOptions):
+@dataclass(kw_only=True)
+class RunConfig(DesignOptions, ModelOptions):
     """The options of `mechvalue run` (its command line is generated from these fields)."""
 
     sae: str = "train"

@@ -568,7 +568,7 @@ def _validity(ws: Workspace, d: Path, gr: Grounds) -> Section | None:
     from mechvalue.analysis.validity import ALPHA_MIN, ICC1_MIN
     from mechvalue.analysis.validity_report import report_section
 
-    v = report_section(ws.out / "validity")
+    v = report_section(ws.out / "validity", gr.validity)
     if v is None:
         return None
     s = v["summary"]

@@ -248,7 +248,7 @@ def graph(out: Path, r: Resources) -> dict:
     from mechvalue.analysis.noise import describe_noise
     from mechvalue.analysis.plots import draw_graph
     from mechvalue.causal.compare import compare_with_null
-    from mechvalue.causal.discovery import learn_graph
+    from mechvalue.causal.discovery import GraphMethod
     from mechvalue.causal.stability import bootstrap_edges, edges_recurring
     from mechvalue.pipeline.grounds import grounds
     from mechvalue.study.schema import select_rows, value_matrix
@@ -278,14 +278,16 @@ def graph(out: Path, r: Resources) -> dict:
         )
         return {"edges": 0, "learned": False}
     x = value_matrix(rows[["steer_dim", "player_name", *keep]], drop_constant=True)
-    g = learn_graph(x, "pc", 0.05)
+    how = GraphMethod()  # the study's: PC, Fisher-z, alpha .05
+    g = how.learn(x)
     g.save(out / "learned.json")
     # --quick: its 20 small resamples in this process (a worker pool's start-up costs more than they do)
     freqs = bootstrap_edges(
         x,
         rows["player_name"],
         cfg.bootstrap,
-        seed=cfg.seed,
+        how,
+        cfg.seed,
         workers=1 if cfg.quick else None,
         executor=r.executor,
     )
@@ -393,14 +395,14 @@ def validity(out: Path, r: Resources) -> dict:
     long, groups = ws.read_csv("measure", "items.csv"), load_known_groups()
     kg_roles = load_players(known_groups_path())[: 4 if cfg.quick else None]
     groups = {r.name: groups[r.name] for r in kg_roles}
-    kg, _ = measure_values(measurer, items, kg_roles, progress=False)
+    kg, _ = measure_values(measurer, items, kg_roles)
     forms = {}
     if not cfg.quick:
         for name, m in [
             *((f, replace(measurer, form=f)) for f in ("swapped", "plain", "reflect")),
             *((sc, replace(measurer, scoring=sc, protocol=None)) for sc in ("likert", "generate")),
         ]:
-            forms[name] = measure_values(m, items, r.grid_roles, progress=False)[0]
+            forms[name] = measure_values(m, items, r.grid_roles)[0]
     battery = BatterySettings(
         50 if cfg.quick else 200, 500 if cfg.quick else 5000, cfg.seed, run_noise(ws)["noise"]
     )

@@ -99,7 +99,7 @@ def instruction(
 ) -> str:
     if check_form(form) != "study":
         if allow_unsure:
-            raise ValueError(f"prompt form {form!r} has no 'unsure' option")
+            raise MechValueError(f"prompt form {form!r} has no 'unsure' option")
         return _FORM_INSTRUCTIONS[form].format(bio_hint=bio_hint(role, hard))
     base = INSTRUCTION_UNSURE if allow_unsure else INSTRUCTION
     return base.format(bio_hint=bio_hint(role, hard))
