@@ -61,6 +61,14 @@ def cmd_steer_grid(a: argparse.Namespace) -> None:
 
 
 @dataclass(kw_only=True)
+class RunOptions(RunConfig):
+    """The options of `mechvalue run`: the run's settings (recorded in config.json) and its folder."""
+
+    out: str
+    """the run folder: config.json, a folder per stage, report/report.html"""
+
+
+@dataclass(kw_only=True)
 class SteerGridOptions(ModelOptions, DesignOptions):
     """The options of `mechvalue steer-grid`."""
 
@@ -83,9 +91,8 @@ class SteerGridOptions(ModelOptions, DesignOptions):
 
 def register(sub) -> None:
     r = sub.add_parser("run", help="the whole study on one model, resumable, with an HTML report")
-    add_dataclass_args(r, RunConfig, skip=("sae_train",), unset=True)
+    add_dataclass_args(r, RunOptions, skip=("sae_train",), unset=True)
     add_executor_args(r)
-    r.add_argument("--out", required=True)
     r.set_defaults(fn=cmd_run)
 
     g = sub.add_parser("steer-grid", help="roles x steering conditions, in the study's table schema")
