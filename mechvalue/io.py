@@ -128,9 +128,13 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike, **kw: Any) -> None:
         df.to_csv(tmp, index=kw.pop("index", False), **kw)
 
 
-def write_json(obj: Any, path: str | os.PathLike) -> None:
+def write_text(text: str, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, default=_jsonable))
+        tmp.write_text(text)
+
+
+def write_json(obj: Any, path: str | os.PathLike) -> None:
+    write_text(json.dumps(obj, indent=2, default=_jsonable), path)
 
 
 def _jsonable(x: Any) -> Any:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from mechvalue.analysis.protocol_table import battery, markdown, rank_agreement
 from mechvalue.analysis.validity import human_value_scores, load_known_groups
-from mechvalue.io import write_csv, write_json
+from mechvalue.io import write_csv, write_json, write_text
 from mechvalue.measure.scoring import Measurer, measure
 from mechvalue.study.personas import known_groups_path, persona_set
 from mechvalue.study.roles import load_players
@@ -114,8 +114,8 @@ def compare(
     write_csv(ranks.rename_axis("protocol").reset_index(), out / "rank_agreement.csv")
     table = markdown(summary)
     rank_md = markdown_ranks(ranks)
-    (out / "protocols.md").write_text(
-        f"{table}\n\nRank agreement (median Spearman over values):\n\n{rank_md}\n"
+    write_text(
+        f"{table}\n\nRank agreement (median Spearman over values):\n\n{rank_md}\n", out / "protocols.md"
     )
     res = {
         "model": model_name,

@@ -38,7 +38,6 @@ PROTOCOLS: dict[str, Protocol] = {
         Balanced("portrait-balanced", Likert(), BOTH_ORDERS, "the PVQ's portrait format numbered both ways"),
     )
 }
-DEFAULT_PROTOCOL = "study"
 
 
 def get_protocol(name: str) -> Protocol:

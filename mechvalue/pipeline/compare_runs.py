@@ -15,7 +15,7 @@ from mechvalue.analysis.validity import ALPHA_MIN, ICC1_MIN, measurement_status
 from mechvalue.causal.compare import compare_with_null
 from mechvalue.causal.graph import load_graph
 from mechvalue.errors import MechValueError
-from mechvalue.io import atomic_path, write_csv, write_json
+from mechvalue.io import write_csv, write_json, write_text
 
 
 def _read(run: Path, *parts: str):
@@ -253,6 +253,5 @@ def compare_runs(runs: list[str | Path], out: str | Path, n_null: int = 1000, se
     out = Path(out)
     write_json({"runs": summaries, "graph_distances": dist, "verdicts": said}, out / "compare.json")
     write_csv(t, out / "compare.csv", index=True)
-    with atomic_path(out / "compare.md") as tmp:
-        tmp.write_text(md)
+    write_text(md, out / "compare.md")
     return md

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from mechvalue.analysis.noise import describe_noise
-from mechvalue.io import atomic_path
+from mechvalue.io import write_text
 from mechvalue.pipeline.grounds import MIN_CORR_ROLES, Grounds, grounds
 from mechvalue.pipeline.report_blocks import (
     MISSING,
@@ -982,6 +982,5 @@ def write_report(ws: Workspace, d: Path, stages: list[str]) -> Path:
         f"({len(gr.items)} values); SAE at blocks.{s.layer}.hook_resid_post; seed {s.seed}.",
     )
     path = d / "report.html"
-    with atomic_path(path) as tmp:
-        tmp.write_text(page)
+    write_text(page, path)
     return path
