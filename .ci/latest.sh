@@ -23,4 +23,4 @@ print("testing: " + ", ".join(f"{p} {m.version(p)}" for p in pkgs))
 PYEOF
 export MECHVALUE_CACHE="$VENV/mechvalue-cache"  # converted weights are keyed by library versions
 "$PY" -m pytest -q -p no:cacheprovider tests/lm tests/peers tests/interp/test_steering.py \
-  tests/interp/test_edit.py tests/kernels/test_sae_edit.py tests/measure/test_scoring.py
+  tests/interp/test_edit.py tests/kernels/test_sae_edit.py tests/measurement/test_scoring.py

@@ -23,4 +23,4 @@ if "$PY" -c "import sae_lens" 2>/dev/null; then echo "sae-lens must not be insta
 # its own converted-weight cache: the main venv's is keyed by that venv's library versions
 export MECHVALUE_CACHE="$VENV/mechvalue-cache"
 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$PY" -m pytest -q -p no:cacheprovider \
-  tests/lm tests/interp/test_cache.py tests/interp/test_steering.py tests/measure/test_scoring.py "$@"
+  tests/lm tests/interp/test_cache.py tests/interp/test_steering.py tests/measurement/test_scoring.py "$@"

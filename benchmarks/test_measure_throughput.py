@@ -4,7 +4,7 @@ interleaved (medians of rotating rounds), so a busy machine slows all of them al
 
 from conftest import interleaved, record
 
-from mechvalue.measure.scoring import Measurer, measure
+from mechvalue.measurement.scoring import Measurer, measure
 from mechvalue.study import inventory as inv
 from mechvalue.study.roles import generate_roles
 

@@ -12,7 +12,7 @@ from conftest import interleaved, record
 
 from mechvalue.lm.batching import left_pad
 from mechvalue.lm.generation import greedy_generate, prefix_last_logits
-from mechvalue.measure.scoring import _common_prefix
+from mechvalue.measurement.scoring import _common_prefix
 from mechvalue.study.prompts import render
 from mechvalue.study.roles import generate_roles
 

@@ -19,9 +19,9 @@ ray = pytest.importorskip("ray")
 
 from mechvalue.distributed.executor import ExecutorConfig, RayExecutor  # noqa: E402
 from mechvalue.interp.sae import SAE, SAEConfig  # noqa: E402
-from mechvalue.measure.grid import GridSpec, run_grid  # noqa: E402
-from mechvalue.measure.scoring import Measurer  # noqa: E402
-from mechvalue.measure.steering_inputs import SteeringInputs  # noqa: E402
+from mechvalue.measurement.grid import GridSpec, run_grid  # noqa: E402
+from mechvalue.measurement.scoring import Measurer  # noqa: E402
+from mechvalue.measurement.steering_inputs import SteeringInputs  # noqa: E402
 from mechvalue.study import inventory as inv  # noqa: E402
 from mechvalue.study.roles import generate_roles  # noqa: E402
 

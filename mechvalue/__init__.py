@@ -36,8 +36,8 @@ _EXPORTS = {
     "render_prompt": "mechvalue.research",
     "render_prompts": "mechvalue.research",
     "Measurement": "mechvalue.research",
-    "measure": "mechvalue.measure",  # the package, callable as mechvalue.research.measure (see there)
-    "ScoringOptions": "mechvalue.measure.options",
+    "measure": "mechvalue.research",
+    "ScoringOptions": "mechvalue.measurement.options",
     "typical_activations": "mechvalue.research",
     "feature_attribution": "mechvalue.research",
     # SAEs
@@ -83,8 +83,6 @@ def __getattr__(name: str):
         import importlib
 
         module, _, attr = _EXPORTS[name].partition(":")
-        if module == f"mechvalue.{name}":  # `measure`: the package of that name, callable
-            return importlib.import_module(module)
         return getattr(importlib.import_module(module), attr or name)
     raise AttributeError(f"module 'mechvalue' has no attribute {name!r}")
 

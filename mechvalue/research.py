@@ -28,7 +28,7 @@ from mechvalue.interp.sae import SAE
 from mechvalue.interp.sae_convert import as_mechvalue_sae
 from mechvalue.lm.models import LoadedModel
 from mechvalue.lm.positions import StudyWhere
-from mechvalue.measure.options import ScoringOptions
+from mechvalue.measurement.options import ScoringOptions
 from mechvalue.study import settings as paper_settings  # noqa: F401 - exported: the study's published settings
 from mechvalue.study.inventory import SCHWARTZ_VALUES, load_inventory  # noqa: F401 - exported as they are
 from mechvalue.study.prompts import HardPrompt, RenderedPrompt, render
@@ -100,7 +100,7 @@ def render_prompt(
     format: `.text`, `.tokens` (ids, start token included) and `.span`, the token positions of
     " your values". It ends in "Answer:" (the scored position) or "Thought:" (to generate).
     `hard_prompt=(value, +1 or -1)` adds the study's "inclined / disinclined to value" line."""
-    from mechvalue.measure.grid import hard_prompts
+    from mechvalue.measurement.grid import hard_prompts
 
     m = _model(model)
     hard = hard_prompts([hard_prompt[0]], hard_prompt[1])[hard_prompt[0]] if hard_prompt else None
@@ -148,15 +148,15 @@ def measure(
     no-persona baseline first) and score the answers as `options` say (default: log-prob,
     agreement x (p(yes) - p(no)) after "Answer:", one forward pass; `ScoringOptions(scoring=
     "likert")` the PVQ's six points, `"generate"` the study's greedy decoding and parse,
-    `protocol=` a whole protocol of `mechvalue.measure.protocols.PROTOCOLS`).
+    `protocol=` a whole protocol of `mechvalue.measurement.protocols.PROTOCOLS`).
 
     `steering={label: [(hook_name, hook), ...]}` measures every persona again under each label's
     hooks (e.g. `mechvalue.sae_hook(...)`), rows labelled in `steer_dim`; positioned hooks edit
     `where` in each prompt ("span": " your values", "prompt", "generated", "all")."""
-    from mechvalue.measure.protocols import get_protocol
-    from mechvalue.measure.scorers import get_scorer
-    from mechvalue.measure.scoring import Condition, Measurer
-    from mechvalue.measure.scoring import measure as run
+    from mechvalue.measurement.protocols import get_protocol
+    from mechvalue.measurement.scorers import get_scorer
+    from mechvalue.measurement.scoring import Condition, Measurer
+    from mechvalue.measurement.scoring import measure as run
 
     m = _model(model)
     o = options or ScoringOptions()
@@ -229,7 +229,7 @@ def feature_attribution(
     `where`, at the unsteered model, averaged over the items and personas. One backward pass per
     batch; multiply by `typical_activations` for effects per typical unit."""
     from mechvalue.analysis.attribution import gradient_attribution
-    from mechvalue.measure.scoring import Measurer
+    from mechvalue.measurement.scoring import Measurer
 
     m = _model(model)
     return gradient_attribution(

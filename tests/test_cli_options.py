@@ -13,7 +13,7 @@ import pytest
 from mechvalue.cli.main import build_parser
 from mechvalue.cli.options import add_dataclass_args, given, parsed
 from mechvalue.distributed.executor import ExecutorConfig
-from mechvalue.measure.options import ScoringOptions
+from mechvalue.measurement.options import ScoringOptions
 
 
 @dataclass(kw_only=True)

@@ -20,7 +20,7 @@ from mechvalue.causal.graph import ValueGraph
 from mechvalue.interp.sae import SAE
 from mechvalue.lm.batching import chunks, left_pad
 from mechvalue.lm.generation import logits_at
-from mechvalue.measure.scoring import Condition, Measurer, yes_no_probs
+from mechvalue.measurement.scoring import Condition, Measurer, yes_no_probs
 from mechvalue.study.roles import Role
 from mechvalue.study.schema import by_role, steer_key, value_columns
 

@@ -21,7 +21,7 @@ import pandas as pd
 from mechvalue.analysis.protocol_table import battery, markdown, rank_agreement
 from mechvalue.analysis.validity import human_value_scores, load_known_groups
 from mechvalue.io import write_csv, write_json, write_text
-from mechvalue.measure.scoring import Measurer, measure
+from mechvalue.measurement.scoring import Measurer, measure
 from mechvalue.study.personas import known_groups_path, persona_set
 from mechvalue.study.roles import load_players
 

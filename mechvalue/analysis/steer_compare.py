@@ -44,8 +44,8 @@ from mechvalue.causal.graph import ValueGraph
 from mechvalue.errors import MechValueError
 from mechvalue.interp import vectors as vec
 from mechvalue.io import save_torch, write_csv, write_json
-from mechvalue.measure.scoring import Condition, measure
-from mechvalue.measure.steering_inputs import SteeringInputs
+from mechvalue.measurement.scoring import Condition, measure
+from mechvalue.measurement.steering_inputs import SteeringInputs
 from mechvalue.study.inventory import split
 from mechvalue.study.roles import Role
 from mechvalue.study.schema import by_role

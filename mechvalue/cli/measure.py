@@ -14,7 +14,7 @@ from mechvalue.cli.common import (
     executor_from_args,
 )
 from mechvalue.cli.options import add_dataclass_args, given
-from mechvalue.measure.options import ScoringOptions
+from mechvalue.measurement.options import ScoringOptions
 from mechvalue.study.personas import PersonaKind
 
 
@@ -24,7 +24,7 @@ def cmd_measure(a: argparse.Namespace) -> None:
     from mechvalue.distributed.measure import measure_roles
     from mechvalue.io import write_csv
     from mechvalue.lm.models import load_model
-    from mechvalue.measure.scoring import Measurer
+    from mechvalue.measurement.scoring import Measurer
     from mechvalue.study import inventory as inv
     from mechvalue.study.personas import persona_set
     from mechvalue.study.roles import load_players

@@ -16,7 +16,7 @@ def cmd_protocols(a: argparse.Namespace) -> None:
 
     from mechvalue.analysis.protocol_compare import ProtocolDesign, compare
     from mechvalue.lm.models import load_model
-    from mechvalue.measure.protocols import PROTOCOLS
+    from mechvalue.measurement.protocols import PROTOCOLS
     from mechvalue.study import inventory as inv
     from mechvalue.study.personas import PERSONA_KINDS
     from mechvalue.study.settings import default_human_answers

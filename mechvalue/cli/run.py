@@ -9,8 +9,8 @@ from pathlib import Path
 from mechvalue.cli.common import DesignOptions, ModelOptions, add_executor_args, csv_list, executor_from_args
 from mechvalue.cli.options import add_dataclass_args, given
 from mechvalue.interp.steering import Mode, Units
-from mechvalue.measure.grid import GridWhere
-from mechvalue.measure.options import scoring_field
+from mechvalue.measurement.grid import GridWhere
+from mechvalue.measurement.options import scoring_field
 from mechvalue.pipeline.config import RunConfig
 
 
@@ -30,9 +30,9 @@ def cmd_steer_grid(a: argparse.Namespace) -> None:
     from mechvalue.interp.features import span_activation, span_candidates, typical_from_prompts
     from mechvalue.interp.sae_formats import load_sae
     from mechvalue.lm.models import load_model
-    from mechvalue.measure.grid import GridSpec, run_grid
-    from mechvalue.measure.scoring import Measurer
-    from mechvalue.measure.steering_inputs import SteeringInputs
+    from mechvalue.measurement.grid import GridSpec, run_grid
+    from mechvalue.measurement.scoring import Measurer
+    from mechvalue.measurement.steering_inputs import SteeringInputs
     from mechvalue.study import inventory as inv
     from mechvalue.study.prompts import render
     from mechvalue.study.roles import generate_roles

@@ -38,8 +38,8 @@ def cmd_steer_compare(a: argparse.Namespace) -> None:
     from mechvalue.interp.sae_formats import load_sae
     from mechvalue.interp.sae_recipe import recipe_folder
     from mechvalue.lm.models import load_model
-    from mechvalue.measure.scoring import Measurer
-    from mechvalue.measure.steering_inputs import SteeringInputs
+    from mechvalue.measurement.scoring import Measurer
+    from mechvalue.measurement.steering_inputs import SteeringInputs
     from mechvalue.study import inventory as inv
     from mechvalue.study.roles import generate_roles
     from mechvalue.study.settings import default_human_answers

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from mechvalue.distributed.timings import TimeLog
 from mechvalue.errors import MechValueError
-from mechvalue.measure.tasks import GridJob, Task
+from mechvalue.measurement.tasks import GridJob, Task
 
 ExecutorKind = Literal["local", "ray"]
 

@@ -1,5 +1,5 @@
 """`measure` (every role, unsteered) on an executor: roles in blocks over the workers, rows put
-back in role order, so the tables are the ones `mechvalue.measure.scoring.measure` writes."""
+back in role order, so the tables are the ones `mechvalue.measurement.scoring.measure` writes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import uuid
 
 import pandas as pd
 
-from mechvalue.measure.tasks import GridJob, Task, measurer_settings, roles_per_task
+from mechvalue.measurement.tasks import GridJob, Task, measurer_settings, roles_per_task
 from mechvalue.study.roles import Role
 from mechvalue.study.schema import wide_table
 
@@ -17,7 +17,7 @@ def measure_roles(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(items_long, values_wide) as `measure(measurer, items, roles)`; with a Ray executor each
     worker loads `model` (the driver's loaded model, or a name or folder) itself."""
-    from mechvalue.measure.scoring import measure
+    from mechvalue.measurement.scoring import measure
 
     if executor is None:
         return measure(measurer, items, roles)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from mechvalue.measure.tasks import GridJob, Task, measure_block
+from mechvalue.measurement.tasks import GridJob, Task, measure_block
 
 
 def set_threads(n: int) -> None:
@@ -70,14 +70,14 @@ class ModelWorker:
     def _job(self, job: GridJob) -> tuple:
         """(measurer, conditions) of a job, built once per worker."""
         if job.key not in self._jobs:
-            from mechvalue.measure.scoring import Condition, Measurer
+            from mechvalue.measurement.scoring import Condition, Measurer
 
             measurer = Measurer(self.model, **job.measurer)
             if job.spec is None:
                 conds = [Condition()]
             else:
                 from mechvalue.interp.sae_formats import load_sae
-                from mechvalue.measure.grid import conditions
+                from mechvalue.measurement.grid import conditions
 
                 if job.sae not in self._saes:
                     t = time.perf_counter()

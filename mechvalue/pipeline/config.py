@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 
 from mechvalue.lm.literals import DEFAULT_MODEL, DType, PromptFormat
-from mechvalue.measure.options import protocol_names
+from mechvalue.measurement.options import protocol_names
 
 
 def csv_list(s: str | None) -> list[str] | None:
@@ -63,7 +63,7 @@ class RunConfig(DesignOptions, ModelOptions):
     """PVQ-40 answers CSV (default: ../shared/data/human/PVQ40.csv if present; else Schwartz's circle
     is the reference)"""
     protocol: str = field(default="study", metadata={"choices": protocol_names})
-    """how items are asked and scored (mechvalue.measure.protocols; `mechvalue protocols` compares them)"""
+    """how items are asked and scored (mechvalue.measurement.protocols; `mechvalue protocols` compares them)"""
     quick: bool = False
     """a few-minute run (CI)"""
     sae_train: dict = field(default_factory=dict)

@@ -81,7 +81,7 @@ class Resources:
     def measurer(self):
         """The run's protocol (default the study's log-prob yes/no); under --quick in batches of 32
         (every item of a role in one batch: the role's shared prefix runs once instead of once per 16)."""
-        from mechvalue.measure.scoring import Measurer
+        from mechvalue.measurement.scoring import Measurer
 
         return Measurer(
             self.model,

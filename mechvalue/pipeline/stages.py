@@ -190,8 +190,8 @@ def features(out: Path, r: Resources) -> dict:
 
 
 def grid(out: Path, r: Resources) -> dict:
-    from mechvalue.measure.grid import GridSpec, run_grid
-    from mechvalue.measure.steering_inputs import SteeringInputs
+    from mechvalue.measurement.grid import GridSpec, run_grid
+    from mechvalue.measurement.steering_inputs import SteeringInputs
 
     cfg = r.cfg
 
@@ -387,7 +387,7 @@ def validity(out: Path, r: Resources) -> dict:
     )
     from mechvalue.analysis.validity_report import save
     from mechvalue.causal.graph import load_graph
-    from mechvalue.measure.scoring import measure as measure_values
+    from mechvalue.measurement.scoring import measure as measure_values
     from mechvalue.pipeline.grounds import run_noise
     from mechvalue.study.roles import load_players
 
@@ -429,8 +429,8 @@ def steer_compare(out: Path, r: Resources) -> dict:
         value_graph,
     )
     from mechvalue.causal.graph import load_graph
-    from mechvalue.measure.scoring import Measurer
-    from mechvalue.measure.steering_inputs import SteeringInputs
+    from mechvalue.measurement.scoring import Measurer
+    from mechvalue.measurement.steering_inputs import SteeringInputs
 
     cfg, items = r.cfg, r.items
     testable = held_out_values(items, cfg.seed)  # values with items to build on and to judge on

@@ -7,9 +7,9 @@ import torch
 from mechvalue.analysis.attribution import correlation, gradient_attribution, interventional, side_effects
 from mechvalue.causal.graph import Edge, ValueGraph
 from mechvalue.interp.sae import SAE, SAEConfig
-from mechvalue.measure.grid import GridSpec, run_grid
-from mechvalue.measure.scoring import Measurer
-from mechvalue.measure.steering_inputs import SteeringInputs
+from mechvalue.measurement.grid import GridSpec, run_grid
+from mechvalue.measurement.scoring import Measurer
+from mechvalue.measurement.steering_inputs import SteeringInputs
 from mechvalue.study import inventory as inv
 from mechvalue.study.roles import generate_roles
 

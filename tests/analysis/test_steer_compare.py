@@ -20,7 +20,7 @@ from mechvalue.analysis.steering.methods import METHODS, Vector
 from mechvalue.analysis.steering.stats import effect_metrics
 from mechvalue.causal.graph import Edge, ValueGraph
 from mechvalue.errors import MechValueError
-from mechvalue.measure.steering_inputs import SteeringInputs
+from mechvalue.measurement.steering_inputs import SteeringInputs
 from mechvalue.study.inventory import split
 
 # ------------------------------------------------------------------ pure statistics
@@ -163,7 +163,7 @@ def _items() -> pd.DataFrame:
 def test_planted_direction_recovered_and_selective(planted, tmp_path, monkeypatch):
     from mechvalue.interp.sae import SAE, SAEConfig
     from mechvalue.interp.vectors import residual_rows
-    from mechvalue.measure.scoring import Condition, Measurer, measure
+    from mechvalue.measurement.scoring import Condition, Measurer, measure
     from mechvalue.study.roles import generate_roles
 
     model, info, u = planted
@@ -262,7 +262,7 @@ def test_a_new_method_is_one_registry_entry(planted, tmp_path, monkeypatch):
     import argparse
 
     from mechvalue.cli import steer_compare as cli
-    from mechvalue.measure.scoring import Measurer
+    from mechvalue.measurement.scoring import Measurer
     from mechvalue.study.roles import generate_roles
 
     monkeypatch.setitem(METHODS, "random", Vector("random", _random_direction))

@@ -183,7 +183,7 @@ def test_form_robustness_is_rank_correlation_per_value():
 
 
 def test_likert_expected_value_by_hand():
-    from mechvalue.measure.likert import importance_of_answer, likert_expectation
+    from mechvalue.measurement.likert import importance_of_answer, likert_expectation
 
     ids = [3, 4, 5, 6, 7, 8]
     weights = [4, 3, 1, 1, 0.5, 0.5]  # option probabilities .4 .3 .1 .1 .05 .05
@@ -283,7 +283,7 @@ def test_validity_stage_quick_on_smollm2(smollm2, tmp_path):
     """The `mechvalue run` stage: reliability from measure/items.csv, 2 known-group pairs measured,
     the learned graph's warnings, and the report section's data."""
     from mechvalue.analysis.validity_report import report_section
-    from mechvalue.measure.scoring import Measurer
+    from mechvalue.measurement.scoring import Measurer
     from mechvalue.pipeline.config import RunConfig
     from mechvalue.pipeline.stages import validity as stage
     from mechvalue.pipeline.workspace import Workspace
@@ -314,7 +314,7 @@ def test_validity_stage_quick_on_smollm2(smollm2, tmp_path):
 
 
 def test_likert_scorer_on_smollm2_prefix_cache_and_batching_agree(smollm2):
-    from mechvalue.measure.scoring import Measurer
+    from mechvalue.measurement.scoring import Measurer
     from mechvalue.study import inventory as inv
     from mechvalue.study.roles import Role
 

@@ -27,10 +27,10 @@ from mechvalue.causal.stability import bootstrap_edges  # noqa: E402
 from mechvalue.cli.main import main  # noqa: E402
 from mechvalue.distributed.executor import ExecutorConfig, RayExecutor, TaskFailed  # noqa: E402
 from mechvalue.distributed.measure import measure_roles  # noqa: E402
-from mechvalue.measure.grid import GridSpec, run_grid  # noqa: E402
-from mechvalue.measure.scoring import Measurer  # noqa: E402
-from mechvalue.measure.steering_inputs import SteeringInputs  # noqa: E402
-from mechvalue.measure.tasks import GridParts, roles_per_task  # noqa: E402
+from mechvalue.measurement.grid import GridSpec, run_grid  # noqa: E402
+from mechvalue.measurement.scoring import Measurer  # noqa: E402
+from mechvalue.measurement.steering_inputs import SteeringInputs  # noqa: E402
+from mechvalue.measurement.tasks import GridParts, roles_per_task  # noqa: E402
 from mechvalue.study.roles import Role, generate_roles  # noqa: E402
 
 pytestmark = pytest.mark.model
@@ -185,9 +185,9 @@ DRIVER = textwrap.dedent("""
     from mechvalue.distributed.executor import ExecutorConfig, RayExecutor
     from mechvalue.interp.sae_formats import load_sae
     from mechvalue.lm.models import load_model
-    from mechvalue.measure.grid import GridSpec, run_grid
-    from mechvalue.measure.scoring import Measurer
-    from mechvalue.measure.steering_inputs import SteeringInputs
+    from mechvalue.measurement.grid import GridSpec, run_grid
+    from mechvalue.measurement.scoring import Measurer
+    from mechvalue.measurement.steering_inputs import SteeringInputs
     import pandas as pd, pickle
     address, sae_path, out, design = sys.argv[1:5]
     items, roles = pickle.load(open(design, "rb"))

@@ -412,7 +412,7 @@ def sae_case(data, inputs, tmp: Path):
 @pytest.fixture
 def grid_refused():
     """A corrupt SAE must be refused before the grid runs."""
-    import mechvalue.measure.grid as grid
+    import mechvalue.measurement.grid as grid
 
     real = grid.run_grid
 

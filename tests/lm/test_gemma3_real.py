@@ -69,7 +69,7 @@ def test_loads_by_name_with_the_study_gemma_template_and_hf_logits(gemma):
 
 
 def test_a_few_items_and_roles_measure(gemma):
-    from mechvalue.measure.scoring import Measurer
+    from mechvalue.measurement.scoring import Measurer
     from mechvalue.study.inventory import load_inventory
     from mechvalue.study.roles import generate_roles
 

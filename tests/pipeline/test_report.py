@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mechvalue.measure.scoring import Measurer
+from mechvalue.measurement.scoring import Measurer
 from mechvalue.pipeline.config import RunConfig
 from mechvalue.pipeline.run import run
 from mechvalue.pipeline.stages import STAGES

@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol
 import pandas as pd
 from torch import Tensor
 
-from mechvalue.measure.scoring import Condition, Measurer
+from mechvalue.measurement.scoring import Condition, Measurer
 from mechvalue.study.roles import Role
 
 # The strength axes of `CompareSpec`: the hard prompt has one strength (on), vectors are scaled in

@@ -19,7 +19,7 @@ from mechvalue.analysis.steering.base import TrainContext
 from mechvalue.analysis.steering.stats import fisher_ci, too_few
 from mechvalue.interp import vectors as vec
 from mechvalue.interp.features import span_activation, span_candidates
-from mechvalue.measure.scoring import Condition, measure
+from mechvalue.measurement.scoring import Condition, measure
 
 
 def _row(value: str, method: str, feature: int, statistic: str, estimate: float, n: int) -> dict:

@@ -28,7 +28,7 @@ from mechvalue.analysis.steering.base import (
     TrainContext,
 )
 from mechvalue.interp import vectors as vec
-from mechvalue.measure.scoring import Condition
+from mechvalue.measurement.scoring import Condition
 from mechvalue.study.inventory import value_definitions
 from mechvalue.study.prompts import HardPrompt, bio_hint
 

@@ -52,7 +52,7 @@ class GridJob:
 def measure_block(measurer, items: pd.DataFrame, roles: list, cond) -> pd.DataFrame:
     """Rows of `roles` under `cond` in the study's long schema (steer_dim, player_name, item...),
     through the public `measure`, whichever executor runs the task."""
-    from mechvalue.measure.scoring import measure
+    from mechvalue.measurement.scoring import measure
 
     return measure(measurer, items, roles, [cond], progress=False)[0]
 

@@ -2,9 +2,9 @@
 
 The `Measurer` holds the model, the prompt settings and the batching (one value per batch under
 hard prompts, the shared prefix run once); how a prompt ends and how an answer becomes a score is
-its scorer's (`mechvalue.measure.scorers.SCORERS`: log-prob, generate-and-parse, Likert), and how
+its scorer's (`mechvalue.measurement.scorers.SCORERS`: log-prob, generate-and-parse, Likert), and how
 one or more scorers' answers make an item's score is its protocol's
-(`mechvalue.measure.protocols.PROTOCOLS`: the study's, anchoring, portrait, calibrated, balanced).
+(`mechvalue.measurement.protocols.PROTOCOLS`: the study's, anchoring, portrait, calibrated, balanced).
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from mechvalue.lm.generation import last_logits, prefix_last_logits
 from mechvalue.lm.hooks import PositionedHook
 from mechvalue.lm.models import as_bridge, check_prompt_format
 from mechvalue.lm.positions import StudyWhere
-from mechvalue.measure.logprob import answer_token_ids, yes_no_probs  # noqa: F401 - re-exported
-from mechvalue.measure.options import ScoringOptions
-from mechvalue.measure.protocols import get_protocol, scorer_protocol
-from mechvalue.measure.scorer import Scorer
-from mechvalue.measure.scorers import get_scorer
+from mechvalue.measurement.logprob import answer_token_ids, yes_no_probs  # noqa: F401 - re-exported
+from mechvalue.measurement.options import ScoringOptions
+from mechvalue.measurement.protocols import get_protocol, scorer_protocol
+from mechvalue.measurement.scorer import Scorer
+from mechvalue.measurement.scorers import get_scorer
 from mechvalue.study.prompts import HardPrompt, RenderedPrompt, check_form
 from mechvalue.study.roles import Role
 from mechvalue.study.schema import item_table, wide_table

@@ -2,9 +2,9 @@
 
 A protocol turns one role's items into one row per item (`answer`, `raw` in [-1, 1] before the
 item's agreement, and whatever it records besides). The simplest asks one scorer
-(`mechvalue.measure.scorer.Scorer`: the prompt and how its answer becomes `raw`) in one wording;
+(`mechvalue.measurement.scorer.Scorer`: the prompt and how its answer becomes `raw`) in one wording;
 others ask it in several wordings and average (`Balanced`), or rescale its answers by what the
-role's prompt gives a content-free item (`mechvalue.measure.calibration.Calibrated`).
+role's prompt gives a content-free item (`mechvalue.measurement.calibration.Calibrated`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Protocol as _Protocol
 
 import pandas as pd
 
-from mechvalue.measure.scorer import Scorer
+from mechvalue.measurement.scorer import Scorer
 from mechvalue.study.roles import Role
 
 

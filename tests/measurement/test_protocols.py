@@ -13,12 +13,12 @@ import pytest
 import torch
 
 from mechvalue.errors import MechValueError
-from mechvalue.measure.anchoring import anchor_of
-from mechvalue.measure.calibration import CONTENT_FREE, calibrate, content_free_prior
-from mechvalue.measure.likert import option_token_ids
-from mechvalue.measure.logprob import answer_token_ids
-from mechvalue.measure.protocols import PROTOCOLS, get_protocol
-from mechvalue.measure.scoring import Measurer, measure
+from mechvalue.measurement.anchoring import anchor_of
+from mechvalue.measurement.calibration import CONTENT_FREE, calibrate, content_free_prior
+from mechvalue.measurement.likert import option_token_ids
+from mechvalue.measurement.logprob import answer_token_ids
+from mechvalue.measurement.protocols import PROTOCOLS, get_protocol
+from mechvalue.measurement.scoring import Measurer, measure
 from mechvalue.study.inventory import SCHWARTZ_VALUES
 from mechvalue.study.personas import PERSONA_KINDS, persona_set
 from mechvalue.study.prompts import render_text

@@ -12,26 +12,26 @@ from mechvalue.study.prompts import Form
 
 def scorer_names() -> list[str]:
     """The scorer registry's names: the choices of every `--scoring`."""
-    from mechvalue.measure.scorers import SCORERS
+    from mechvalue.measurement.scorers import SCORERS
 
     return list(SCORERS)
 
 
 def protocol_names() -> list[str]:
     """The protocol registry's names: the choices of every `--protocol`."""
-    from mechvalue.measure.protocols import PROTOCOLS
+    from mechvalue.measurement.protocols import PROTOCOLS
 
     return list(PROTOCOLS)
 
 
 def _scorer_help() -> str:
-    from mechvalue.measure.scorers import SCORERS
+    from mechvalue.measurement.scorers import SCORERS
 
     return "; ".join(f"{n}: {s.description}" for n, s in SCORERS.items())
 
 
 def _protocol_help() -> str:
-    from mechvalue.measure.protocols import PROTOCOLS
+    from mechvalue.measurement.protocols import PROTOCOLS
 
     how = "; ".join(f"{n}: {p.description}" for n, p in PROTOCOLS.items())
     return f"how items are asked and scored (overrides --scoring). {how}"
@@ -47,9 +47,9 @@ class ScoringOptions:
     """How each item is asked and its answer scored."""
 
     scoring: str = scoring_field()
-    """a key of `mechvalue.measure.scorers.SCORERS`"""
+    """a key of `mechvalue.measurement.scorers.SCORERS`"""
     protocol: str | None = field(default=None, metadata={"choices": protocol_names, "help": _protocol_help})
-    """a key of `mechvalue.measure.protocols.PROTOCOLS`, replacing `scoring` by a whole protocol
+    """a key of `mechvalue.measurement.protocols.PROTOCOLS`, replacing `scoring` by a whole protocol
     ("study" is `scoring="logprob"`, row for row); None: `scoring` asked plainly"""
     form: Form = "study"
     """the instrument's wording (robustness checks)"""

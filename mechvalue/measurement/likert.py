@@ -12,7 +12,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from mechvalue.measure.scorer import MeasurerView
+from mechvalue.measurement.scorer import MeasurerView
 from mechvalue.study.prompts import (
     TEMPLATES,
     HardPrompt,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from mechvalue.lm.generation import Edits, greedy_generate
-from mechvalue.measure.logprob import yes_no_prompts
-from mechvalue.measure.scorer import MeasurerView
+from mechvalue.measurement.logprob import yes_no_prompts
+from mechvalue.measurement.scorer import MeasurerView
 from mechvalue.study.prompts import RenderedPrompt
 from mechvalue.study.roles import Role
 

@@ -24,8 +24,8 @@ from mechvalue.errors import MechValueError
 from mechvalue.interp.sae import SAE
 from mechvalue.interp.steering import Mode, SAEEditHook, SteeringSpec, Units, is_identity
 from mechvalue.io import write_csv, write_json
-from mechvalue.measure.scoring import Condition
-from mechvalue.measure.steering_inputs import SteeringInputs
+from mechvalue.measurement.scoring import Condition
+from mechvalue.measurement.steering_inputs import SteeringInputs
 from mechvalue.study.inventory import value_definitions
 from mechvalue.study.prompts import HardPrompt
 from mechvalue.study.schema import HARD_LABELS, hard_label, is_hard, wide_table
@@ -132,7 +132,7 @@ def run_grid(
     `executor` (default: this process; mechvalue.distributed) runs the grid as tasks, a condition x
     a block of roles; Ray workers load `model` (the driver's loaded model, or a name or folder) and
     the SAE at `sae_path` themselves."""
-    from mechvalue.measure.tasks import (
+    from mechvalue.measurement.tasks import (
         GridJob,
         GridParts,
         measure_block,

@@ -7,7 +7,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from mechvalue.measure.scorer import MeasurerView
+from mechvalue.measurement.scorer import MeasurerView
 from mechvalue.study.prompts import RenderedPrompt, render
 from mechvalue.study.roles import Role
 

@@ -1,6 +1,6 @@
 """What a scorer is: how an item's prompt ends and how the model's answer becomes a score.
 
-A scorer is one object with the `Scorer` protocol, registered in `mechvalue.measure.scorers.SCORERS`;
+A scorer is one object with the `Scorer` protocol, registered in `mechvalue.measurement.scorers.SCORERS`;
 the `Measurer` runs whichever it is given and never names one. It sees the measurer through
 `MeasurerView`: the model, the prompt settings, the batching and the shared-prefix logits.
 """

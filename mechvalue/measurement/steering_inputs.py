@@ -9,7 +9,7 @@ import pandas as pd
 from jaxtyping import Float
 from torch import Tensor
 
-from mechvalue.measure.scoring import Measurer
+from mechvalue.measurement.scoring import Measurer
 from mechvalue.study.roles import Role
 
 

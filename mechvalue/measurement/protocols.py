@@ -1,5 +1,5 @@
-"""The measurement protocols, by name: one entry each (`mechvalue.measure.protocol.Protocol`),
-grown from the scorer registry (`mechvalue.measure.scorers.SCORERS`, the answer formats).
+"""The measurement protocols, by name: one entry each (`mechvalue.measurement.protocol.Protocol`),
+grown from the scorer registry (`mechvalue.measurement.scorers.SCORERS`, the answer formats).
 
 - `study`: the study's yes/no prompt, agreement x (p(yes) - p(no)) after "Answer:" (the baseline);
 - `anchoring`: value anchoring (Rozen et al., ICLR 2025), portrait format, each role anchored;
@@ -15,12 +15,12 @@ of its own, `mechvalue.study.personas`.
 from __future__ import annotations
 
 from mechvalue.errors import MechValueError
-from mechvalue.measure.anchoring import AnchoredLikert
-from mechvalue.measure.calibration import Calibrated
-from mechvalue.measure.likert import Likert
-from mechvalue.measure.logprob import LogProb
-from mechvalue.measure.protocol import Balanced, Plain, Protocol
-from mechvalue.measure.scorer import Scorer
+from mechvalue.measurement.anchoring import AnchoredLikert
+from mechvalue.measurement.calibration import Calibrated
+from mechvalue.measurement.likert import Likert
+from mechvalue.measurement.logprob import LogProb
+from mechvalue.measurement.protocol import Balanced, Plain, Protocol
+from mechvalue.measurement.scorer import Scorer
 
 # both orders of the options: yes/no 'yes' or 'no' / 'no' or 'yes'; portrait 1 = very much / 1 = not at all
 BOTH_ORDERS = ("study", "swapped")

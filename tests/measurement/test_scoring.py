@@ -1,7 +1,7 @@
 import pytest
 
-from mechvalue.measure.generate import parse_answer
-from mechvalue.measure.scoring import Measurer, measure, scorer_agreement
+from mechvalue.measurement.generate import parse_answer
+from mechvalue.measurement.scoring import Measurer, measure, scorer_agreement
 from mechvalue.study import inventory as inv
 from mechvalue.study.roles import generate_roles
 
@@ -86,7 +86,7 @@ def test_span_steering_through_shared_prefix_equals_full_pass(smollm2, items):
 
     from mechvalue.interp.sae import SAE, SAEConfig
     from mechvalue.interp.steering import SAEEditHook, SteeringSpec
-    from mechvalue.measure.scoring import Condition
+    from mechvalue.measurement.scoring import Condition
 
     model, info = smollm2
     torch.manual_seed(0)
@@ -106,8 +106,8 @@ def test_span_steering_through_shared_prefix_equals_full_pass(smollm2, items):
 def test_a_new_scorer_is_one_registry_entry(smollm2, items, monkeypatch):
     """A scorer the Measurer has never heard of: one object with `prompts` and `score`, one entry in
     SCORERS. This one scores p(yes) alone on the log-prob prompt; its rows equal log-prob's p_yes."""
-    from mechvalue.measure import scorers
-    from mechvalue.measure.logprob import LogProb, yes_no_probs
+    from mechvalue.measurement import scorers
+    from mechvalue.measurement.logprob import LogProb, yes_no_probs
 
     class YesOnly:
         name = "yes-only"

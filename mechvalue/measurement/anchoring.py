@@ -14,8 +14,8 @@ import hashlib
 
 import pandas as pd
 
-from mechvalue.measure.likert import Likert
-from mechvalue.measure.scorer import MeasurerView
+from mechvalue.measurement.likert import Likert
+from mechvalue.measurement.scorer import MeasurerView
 from mechvalue.study.inventory import SCHWARTZ_VALUES, value_definitions
 from mechvalue.study.prompts import RenderedPrompt
 from mechvalue.study.roles import Role

@@ -1,4 +1,4 @@
-"""The scorers a measurement can use, by name: one entry each (see `mechvalue.measure.scorer`).
+"""The scorers a measurement can use, by name: one entry each (see `mechvalue.measurement.scorer`).
 
 - `logprob`: one forward pass, agreement x (p(yes) - p(no)) at the answer position (default);
 - `generate`: the study's greedy completion and parse rule;
@@ -8,10 +8,10 @@
 from __future__ import annotations
 
 from mechvalue.errors import MechValueError
-from mechvalue.measure.generate import Generate
-from mechvalue.measure.likert import Likert
-from mechvalue.measure.logprob import LogProb
-from mechvalue.measure.scorer import Scorer
+from mechvalue.measurement.generate import Generate
+from mechvalue.measurement.likert import Likert
+from mechvalue.measurement.logprob import LogProb
+from mechvalue.measurement.scorer import Scorer
 
 SCORERS: dict[str, Scorer] = {s.name: s for s in (LogProb(), Generate(), Likert())}
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mechvalue.measure.logprob import LogProb
-from mechvalue.measure.protocol import ProtocolMeasurer
-from mechvalue.measure.scorer import Scorer
+from mechvalue.measurement.logprob import LogProb
+from mechvalue.measurement.protocol import ProtocolMeasurer
+from mechvalue.measurement.scorer import Scorer
 from mechvalue.study.roles import Role
 
 CONTENT_FREE = ("N/A", "", "[MASK]")  # Zhao et al.'s content-free inputs
