@@ -2,7 +2,7 @@
 every activation/weight dtype pair and SAE activation, compiled for an NVIDIA arch with
 Triton's bundled LLVM, then `ptxas -v` on the PTX for registers, spills and stack.
 
-    from mechvalue.kernels import compile_all
+    from mechvalue.kernels.compile import compile_all
     for row in compile_all(90): print(row)
 
 or `python -m mechvalue.kernels.compile 90 [--subset]` for a markdown table. Compiles run in

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from mechvalue.errors import MechValueError
 from mechvalue.interp.sae import SAE
-from mechvalue.kernels import Operands, sae_edit_reference, sae_edit_triton
+from mechvalue.kernels.sae_edit import Operands, sae_edit_reference, sae_edit_triton
 
 EditPath = Literal["auto", "add", "delta", "full", "topk"]
 Backend = Literal["auto", "triton", "torch"]

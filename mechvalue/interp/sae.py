@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from mechvalue.errors import MechValueError
 from mechvalue.io import atomic_dir
-from mechvalue.kernels import gate
+from mechvalue.kernels.sae_edit import gate
 
 Activation = Literal["relu", "jumprelu", "topk"]
 

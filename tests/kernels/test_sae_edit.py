@@ -11,7 +11,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mechvalue.kernels import Operands, launch_grid, sae_edit_reference, sae_edit_triton
+from mechvalue.kernels.sae_edit import Operands, launch_grid, sae_edit_reference, sae_edit_triton
 from mechvalue.kernels.sae_edit import configs
 
 from tests.kernels.conftest import kernel_device
