@@ -5,8 +5,8 @@ The default run compiles a subset that still covers every autotune config, dtype
 activation once per arch (~10 s per arch); the full matrix (50 per arch) is marked slow."""
 
 import pytest
-from mechvalue.kernels.compile import compile_all
-from mechvalue.kernels.compile import DTYPE_PAIRS, matrix, table
+
+from mechvalue.kernels.compile import DTYPE_PAIRS, compile_all, matrix, table
 
 SHARED_LIMIT = {80: 163 * 1024, 90: 227 * 1024}  # max dynamic shared memory per block
 

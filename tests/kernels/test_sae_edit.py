@@ -11,9 +11,8 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mechvalue.kernels.sae_edit import Operands, launch_grid, sae_edit_reference, sae_edit_triton
-from mechvalue.kernels.sae_edit import configs
 
+from mechvalue.kernels.sae_edit import Operands, configs, launch_grid, sae_edit_reference, sae_edit_triton
 from tests.kernels.conftest import kernel_device
 
 TOL = {torch.float32: 1e-4, torch.float16: 2e-2, torch.bfloat16: 5e-2}
