@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -192,6 +193,7 @@ def test_planted_direction_recovered_and_selective(planted, tmp_path, monkeypatc
         n_boot=100,
         n_null=50,
         kl_bound=1e9,
+        design="exhaustive",
     )
     inputs = SteeringInputs(measurer, sae, torch.ones(16), items, roles)
     prep, test_items, test_roles = sc.prepare(inputs, spec, False)
@@ -283,6 +285,7 @@ def test_a_new_method_is_one_registry_entry(planted, tmp_path, monkeypatch):
         gen_tokens=4,
         n_boot=20,
         n_null=10,
+        design="exhaustive",
     )
     assert spec.strengths("random") == [0.0, 2.0]
     inputs = SteeringInputs(Measurer(model, info.prompt_format), None, None, _items(), generate_roles(26, 0))
@@ -291,3 +294,122 @@ def test_a_new_method_is_one_registry_entry(planted, tmp_path, monkeypatch):
     assert list(res["compare"]["method"]) == ["random", "random"]
     assert cmp.loc[0.0, "efficacy"] == 0.0 and np.isfinite(cmp.loc[2.0, "efficacy"])
     assert (tmp_path / "parts" / "random@2.csv").exists()
+
+
+# ------------------------------------------------------------------ the designs
+
+
+def test_design_cost_and_halfwidths_are_monotone_and_the_plan_meets_its_targets():
+    from mechvalue.analysis.steering.design import Plan, RoleVariance, Targets, cost, halfwidths, plan
+
+    spec = sc.CompareSpec()
+    var = RoleVariance(sd_effect=1.0, sd_diff=1.2, effect=1.0)
+    tokens = [[cost(Plan("powered", v, n, 20), spec)["tokens"] for n in range(8, 13)] for v in range(1, 11)]
+    assert np.all(np.diff(tokens, axis=0) > 0) and np.all(np.diff(tokens, axis=1) > 0)
+    hw = [[halfwidths(n, v, var) for n in range(8, 13)] for v in range(1, 11)]
+    overall, per = (np.array([[h[k] for h in row] for row in hw]) for k in ("overall", "per_value"))
+    assert np.all(np.diff(overall, axis=0) < 0) and np.all(np.diff(overall, axis=1) < 0)
+    assert np.all(np.diff(per, axis=1) < 0) and np.all(np.diff(per, axis=0) == 0)  # roles only
+    # hand check: t(11) * sqrt(1 / 12 + 1 / 22) for a value's efficacy on 12 roles
+    assert halfwidths(12, 1, var)["per_value"] == pytest.approx(2.200985 * math.sqrt(1 / 12 + 1 / 22), rel=1e-6)
+    # the exhaustive sweep: every strength, so more tokens than the powered design of the same sizes
+    full = Plan("exhaustive", 10, 12, 20)
+    assert cost(full, replace_design(spec, "exhaustive"))["tokens"] > 2 * cost(
+        Plan("powered", 10, 12, 20), spec
+    )["tokens"]
+    assert plan(replace_design(spec, "exhaustive"), full) == full
+    targets = Targets(per_value=1.0, overall=0.6)
+    chosen = plan(spec, full, targets, var)
+    h = halfwidths(chosen.test_roles, chosen.values, var)
+    assert h["per_value"] <= 1.0 and h["overall"] <= 0.6 and sc.MIN_ROLES <= chosen.test_roles <= 12
+    # every cheaper plan misses a target
+    for v in range(1, 11):
+        for n in range(8, 13):
+            p = Plan("powered", v, n, 20)
+            if cost(p, spec)["tokens"] < cost(chosen, spec)["tokens"]:
+                hp = halfwidths(n, v, var)
+                assert hp["per_value"] > 1.0 or hp["overall"] > 0.6, p
+    # unreachable targets: everything available; too few roles: nothing to choose
+    assert plan(spec, full, Targets(0.01, 0.01), var) == Plan("powered", 10, 12, 20)
+    assert plan(spec, Plan("powered", 10, 3, 20), targets, var).test_roles == 3
+
+
+def replace_design(spec, design):
+    from dataclasses import replace
+
+    return replace(spec, design=design)
+
+
+def _tiny_spec(**kw) -> sc.CompareSpec:
+    """The configuration the exhaustive design's golden tables were written with."""
+    return sc.CompareSpec(
+        values=["Power", "Tradition"],
+        vector_strengths=[0.0, 4.0],
+        sae_strengths=[4.0],
+        vector_roles=2,
+        corr_roles=8,
+        grad_roles=8,
+        candidates=4,
+        neutral_prompts=1,
+        neutral_texts=2,
+        gen_tokens=4,
+        n_boot=50,
+        n_null=20,
+        **kw,
+    )
+
+
+def _tiny_inputs(planted) -> SteeringInputs:
+    from mechvalue.interp.sae import SAE, SAEConfig
+    from mechvalue.measurement.scoring import Measurer
+    from mechvalue.study.roles import generate_roles
+
+    model, info, _ = planted
+    torch.manual_seed(0)
+    sae = SAE(SAEConfig(64, 16, hook_name="blocks.0.hook_resid_post"))
+    typical = torch.rand(16) + 0.5
+    return SteeringInputs(Measurer(model, info.prompt_format), sae, typical, _items(), generate_roles(26, 0))
+
+
+GOLDEN = Path(__file__).parent / "golden" / "steer_compare_exhaustive"
+
+
+def test_exhaustive_design_reproduces_the_sweep_tables_byte_for_byte(planted, tmp_path):
+    """Every method x strength x value on every test role: the tables the sweep wrote before the
+    designs existed (tests/analysis/golden), byte for byte but the speed ratio (a wall-clock
+    timing), compared cell by cell as written."""
+    sc.run_compare(_tiny_inputs(planted), _tiny_spec(design="exhaustive"), tmp_path, progress=False)
+    for name in ("features.csv", "summary.json"):
+        assert (tmp_path / name).read_bytes() == (GOLDEN / name).read_bytes(), name
+    for name in ("compare.csv", "best.csv"):
+        got, want = (pd.read_csv(f / name, dtype=str, keep_default_na=False) for f in (tmp_path, GOLDEN))
+        assert list(got.columns) == list(want.columns) and "speed_ratio" in got, name
+        pd.testing.assert_frame_equal(got.drop(columns="speed_ratio"), want.drop(columns="speed_ratio"))
+        assert (got["speed_ratio"] != "").all(), name
+
+
+def test_powered_design_measures_one_admissible_strength_per_method_and_value(planted, tmp_path):
+    from mechvalue.analysis.steering.report import report_section
+
+    spec = _tiny_spec(kl_bound=0.05)  # the default design
+    assert spec.design == "powered"
+    res = sc.run_compare(_tiny_inputs(planted), spec, tmp_path, progress=False)
+    cmp = res["compare"]
+    design = json.loads((tmp_path / "design.json").read_text())
+    n_values = design["design"]["values"]
+    assert len(cmp) == len(spec.methods) * n_values and not cmp.duplicated(["method", "value"]).any()
+    chosen = json.loads((tmp_path / "parts" / "strengths.json").read_text())
+    for r in cmp.itertuples():
+        c = chosen[r.method][r.value]
+        assert r.strength == c["strength"]
+        kl = {float(s): k for s, k in c["kl"].items()}
+        if r.method in ("diffmean", "caa"):  # probed from 4 down: 4 if within the bound, else 0
+            assert kl[4.0] == pytest.approx(r.kl) if r.strength == 4.0 else kl[4.0] > spec.kl_bound
+            assert r.admissible == (r.kl <= spec.kl_bound)
+        assert np.isfinite(r.speed_ratio)  # timed once per job, shared by its values
+    assert design["design"]["design"] == "powered" and design["design"]["cost"]["tokens"] > 0
+    assert len(design["test_roles"]) == design["design"]["test_roles"] == cmp["n_roles"].max()
+    golden = pd.read_csv(GOLDEN / "compare.csv")
+    assert list(cmp.columns) == list(golden.columns)  # the schema the report reads
+    sec = report_section(tmp_path)
+    assert sec["best"] and {"method", "value", "strength", "efficacy", "kl", "speed_ratio"} <= set(sec["best"][0])

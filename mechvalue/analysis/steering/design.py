@@ -1,0 +1,177 @@
+"""The comparison's design: which method x value x strength conditions are measured on how many
+test roles, what that costs in forward tokens, and what 95% CI half-widths it buys.
+
+- `exhaustive`: every method at every strength of its unit, for every target value, on every test
+  role, each condition with the whole fluency cost (perplexity, KL, speed).
+- `powered`: one strength per method and value, the largest whose KL(unsteered || steered) on the
+  neutral text is within the fluency bound (`CompareSpec.kl_bound`; the probe needs no roles and no
+  value items, so the choice never sees the test); `plan` picks how many target values (a seeded
+  sample) and test roles, the cheapest pair whose CIs meet `Targets` at the pilot's per-role
+  variances (`RoleVariance`); speed is timed once per method. The best-strength table then reads
+  the same rule as the exhaustive sweep's (the largest admissible efficacy) wherever efficacy
+  grows with strength inside the bound, as it did in the pilot.
+
+Costs are forward tokens (a prefix-cached continuation counts its new tokens; a backward pass two
+forwards of the layers above the hook), and minutes at `TokenSizes.tokens_per_s`. CI half-widths
+are normal approximations of the bootstrap intervals `stats.effect_metrics` reports, with the
+between-role SD unit's own sampling error (delta method) added.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from mechvalue.analysis.steering.stats import MIN_ROLES
+from mechvalue.errors import MechValueError
+
+SteerDesign = Literal["powered", "exhaustive"]
+
+
+@dataclass(frozen=True)
+class TokenSizes:
+    """Forward tokens of the comparison's parts; the defaults are SmolLM2-135M's chat prompt with
+    the shipped inventory and the study's 40 personas (measured with its tokenizer)."""
+
+    role_prefix: float = 190.0  # a role's prompt up to its first item-specific token (run once per batch)
+    item: float = 17.0  # an item's rest of the prompt, through the prefix cache
+    hard: float = 23.0  # the hard prompt's tokens (prompting runs one prefix per value: the batches)
+    train_prompt: float = 207.0  # one whole item prompt (vectors, correlation, attribution)
+    neutral: float = 39.0  # one neutral prompt or text (the fluency cost)
+    hook_depth: float = 16 / 30  # share of the layers up to the hook (residual reads stop there)
+    tokens_per_s: float = 590.0  # SmolLM2-135M on this machine's 2 cores, quiet
+
+
+@dataclass(frozen=True)
+class RoleVariance:
+    """Per-role spread of the effects, in between-role SD units of the unsteered test roles: SD
+    across roles of one condition's target change (`sd_effect`), of the paired difference of two
+    methods' target changes (`sd_diff`), and the size of the effects (`effect`, |efficacy|). The
+    defaults are the pilot's (SmolLM2-135M, quick recipe SAE, 12 test roles, 2 target values, every
+    method at every strength; medians over conditions): `role_variance` recomputes them from a
+    finished comparison's part files."""
+
+    sd_effect: float = 1.0
+    sd_diff: float = 1.2
+    effect: float = 1.0
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The CI half-widths the powered design must reach (between-role SD units): a value's efficacy
+    (`per_value`) and the difference between two methods' mean efficacy over the values (`overall`,
+    what the verdict's overall winner rests on)."""
+
+    per_value: float = 1.0
+    overall: float = 0.6
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a design measures: the target values, the test roles, every value's test items."""
+
+    design: SteerDesign
+    values: int
+    test_roles: int
+    test_items: int
+
+
+def halfwidths(n_roles: int, n_values: int, var: RoleVariance) -> dict[str, float]:
+    """95% CI half-widths of a value's efficacy and of two methods' mean-efficacy difference over
+    `n_values` values, on `n_roles` test roles (t quantile; the SD unit's error added by the delta
+    method, var(sd_hat)/sd^2 ~ 1 / (2 (n - 1)))."""
+    if n_roles < 2 or n_values < 1:
+        raise MechValueError(f"halfwidths: need 2+ roles and 1+ value (got {n_roles}, {n_values})")
+    from scipy import stats
+
+    t = float(stats.t.ppf(0.975, n_roles - 1))
+    unit = var.effect**2 / (2 * (n_roles - 1))
+    per = t * math.sqrt(var.sd_effect**2 / n_roles + unit)
+    overall = t * math.sqrt(var.sd_diff**2 / (n_roles * n_values) + 2 * unit / n_values)
+    return {"per_value": per, "overall": overall}
+
+
+def _measured(spec, method: str, design: SteerDesign) -> int:
+    """Strengths of `method` measured on the test roles."""
+    return len(spec.strengths(method)) if design == "exhaustive" else 1
+
+
+def train_cost(spec, n_values: int, sizes: TokenSizes = TokenSizes()) -> float:
+    """Forward tokens of the train side for `n_values` targets (two train items each, as the
+    shipped split): the unit, the vectors, the span activation, the correlation's roles and the
+    gradient attribution (shared by the span and gradient choices)."""
+    z, items = sizes, 2 * n_values
+    half = z.hook_depth * z.train_prompt  # residual reads stop at the hook
+    roles = spec.vector_roles + 1  # with the no-role prompt
+    parts = {
+        "diffmean": 2 * roles * items * z.hook_depth * (z.train_prompt + z.hard),
+        "caa": 2 * roles * items * half,
+        "sae_span": roles * half,
+        "sae_corr": spec.corr_roles * (z.role_prefix + z.item * items + items * half),
+    }
+    grad = spec.grad_roles * items * z.train_prompt * (1 + 2 * (1 - z.hook_depth))
+    uses_grad = bool({"sae_span", "sae_grad"} & set(spec.methods))
+    return items * half + sum(parts.get(m, 0.0) for m in spec.methods) + (grad if uses_grad else 0.0)
+
+
+def cost(plan: Plan, spec, sizes: TokenSizes = TokenSizes()) -> dict[str, float]:
+    """Forward tokens per part of a comparison of `spec`'s methods under `plan` (the unsteered and
+    the steered test measurements, the fluency cost, the train side), and estimated minutes."""
+    z, n, items = sizes, plan.test_roles, plan.test_items
+    groups = max(1, items // 2)  # prompting's batches: one per value of the test items
+    role = z.role_prefix + z.item * items
+    prompting_role = groups * (z.role_prefix + z.hard) + z.item * items
+    conds = {m: plan.values * _measured(spec, m, plan.design) for m in spec.methods}
+    test = n * role + sum(c * n * (prompting_role if m == "prompting" else role) for m, c in conds.items())
+    kl = spec.neutral_texts * z.neutral  # steered neutral texts (the base once per run)
+    full = 2 * spec.neutral_prompts * z.neutral + spec.neutral_prompts * spec.gen_tokens * 2 + kl
+    timing = 6 * kl
+    if plan.design == "exhaustive":
+        fluency = sum(conds.values()) * (full + timing)
+    else:  # the KL probe at every other strength, speed once per method
+        probes = sum(plan.values * (len(spec.strengths(m)) - 1) for m in spec.methods) * kl
+        fluency = sum(conds.values()) * full + len(spec.methods) * timing + probes
+    fluency += full + kl  # the unsteered reference
+    train = train_cost(spec, plan.values, sizes)
+    total = train + test + fluency
+    return {
+        "train_tokens": train,
+        "test_tokens": test,
+        "fluency_tokens": fluency,
+        "tokens": total,
+        "minutes": total / z.tokens_per_s / 60,
+    }
+
+
+def plan(
+    spec,
+    available: Plan,
+    targets: Targets = Targets(),
+    var: RoleVariance = RoleVariance(),
+    sizes: TokenSizes = TokenSizes(),
+) -> Plan:
+    """The sizes `spec.design` measures out of `available` (every target value, test role and
+    test item): the exhaustive design takes them all; the powered one the cheapest (values, roles)
+    with at least `MIN_ROLES` roles whose CI half-widths meet `targets` at `var` (all of both when
+    none does; ties: more roles)."""
+    if spec.design == "exhaustive" or available.test_roles < MIN_ROLES:
+        return replace(available, design=spec.design)
+    ok = [
+        Plan("powered", v, n, available.test_items)
+        for v in range(1, available.values + 1)
+        for n in range(MIN_ROLES, available.test_roles + 1)
+        if all(h <= getattr(targets, k) for k, h in halfwidths(n, v, var).items())
+    ]
+    if not ok:
+        return replace(available, design="powered")
+    return min(ok, key=lambda p: (cost(p, spec, sizes)["tokens"], -p.test_roles))
+
+
+def sample_values(targets: list[str], k: int, seed: int) -> list[str]:
+    """A seeded sample of `k` of the target values (all when k covers them), in their order."""
+    if k >= len(targets):
+        return list(targets)
+    pick = set(random.Random(seed).sample(list(targets), k))
+    return [v for v in targets if v in pick]
