@@ -447,7 +447,7 @@ def steer_compare(out: Path, r: Resources) -> dict:
         if learned.exists()
         else value_graph(sorted(items["value"].unique()), cfg.human)
     )
-    spec = CompareSpec(values=testable, seed=cfg.seed)
+    spec = CompareSpec(values=testable, seed=cfg.seed, design=cfg.steer_design)
     if cfg.quick:
         spec = CompareSpec(
             values=testable[:1],
@@ -463,6 +463,7 @@ def steer_compare(out: Path, r: Resources) -> dict:
             n_boot=100,
             n_null=50,
             seed=cfg.seed,
+            design=cfg.steer_design,
         )
     named = [role for role in r.roles if role is not None]
     measurer = Measurer(r.model, r.info.prompt_format)

@@ -303,15 +303,19 @@ def test_design_cost_and_halfwidths_are_monotone_and_the_plan_meets_its_targets(
     from mechvalue.analysis.steering.design import Plan, RoleVariance, Targets, cost, halfwidths, plan
 
     spec = sc.CompareSpec()
-    var = RoleVariance(sd_effect=1.0, sd_diff=1.2, effect=1.0)
+    var = RoleVariance(sd_effect=1.0, sd_diff=1.2, diff=1.0)
     tokens = [[cost(Plan("powered", v, n, 20), spec)["tokens"] for n in range(8, 13)] for v in range(1, 11)]
     assert np.all(np.diff(tokens, axis=0) > 0) and np.all(np.diff(tokens, axis=1) > 0)
     hw = [[halfwidths(n, v, var) for n in range(8, 13)] for v in range(1, 11)]
     overall, per = (np.array([[h[k] for h in row] for row in hw]) for k in ("overall", "per_value"))
     assert np.all(np.diff(overall, axis=0) < 0) and np.all(np.diff(overall, axis=1) < 0)
     assert np.all(np.diff(per, axis=1) < 0) and np.all(np.diff(per, axis=0) == 0)  # roles only
-    # hand check: t(11) * sqrt(1 / 12 + 1 / 22) for a value's efficacy on 12 roles
-    assert halfwidths(12, 1, var)["per_value"] == pytest.approx(2.200985 * math.sqrt(1 / 12 + 1 / 22), rel=1e-6)
+    # hand check: t(11) * sd / sqrt(12) for a value's efficacy on 12 roles, t(11) * 1.2 / sqrt(12 * 10)
+    # for two methods' mean over 10 values, and the power to find a difference of 1 at that width
+    h = halfwidths(12, 10, var)
+    assert h["per_value"] == pytest.approx(2.200985 / math.sqrt(12), rel=1e-6)
+    assert h["overall"] == pytest.approx(2.200985 * 1.2 / math.sqrt(120), rel=1e-6)
+    assert halfwidths(12, 1, var)["power"] == pytest.approx(0.7536, abs=1e-3)  # Phi(1 / (1.2 / sqrt 12) - t)
     # the exhaustive sweep: every strength, so more tokens than the powered design of the same sizes
     full = Plan("exhaustive", 10, 12, 20)
     assert cost(full, replace_design(spec, "exhaustive"))["tokens"] > 2 * cost(

@@ -7,7 +7,7 @@ test roles, what that costs in forward tokens, and what 95% CI half-widths it bu
   neutral text is within the fluency bound (`CompareSpec.kl_bound`; the probe needs no roles and no
   value items, so the choice never sees the test); `plan` picks how many target values (a seeded
   sample) and test roles, the cheapest pair whose CIs meet `Targets` at the pilot's per-role
-  variances (`RoleVariance`); speed is timed once per method. The best-strength table then reads
+  variances (`RoleVariance`); speed is timed once per method and strength. The best table then reads
   the same rule as the exhaustive sweep's (the largest admissible efficacy) wherever efficacy
   grows with strength inside the bound, as it did in the pilot.
 
@@ -24,7 +24,6 @@ import random
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from mechvalue.analysis.steering.stats import MIN_ROLES
 from mechvalue.errors import MechValueError
 
 SteerDesign = Literal["powered", "exhaustive"]
@@ -47,25 +46,26 @@ class TokenSizes:
 @dataclass(frozen=True)
 class RoleVariance:
     """Per-role spread of the effects, in between-role SD units of the unsteered test roles: SD
-    across roles of one condition's target change (`sd_effect`), of the paired difference of two
-    methods' target changes (`sd_diff`), and the size of the effects (`effect`, |efficacy|). The
-    defaults are the pilot's (SmolLM2-135M, quick recipe SAE, 12 test roles, 2 target values, every
-    method at every strength; medians over conditions): `role_variance` recomputes them from a
-    finished comparison's part files."""
+    across roles of one condition's target change (`sd_effect`) and of the paired difference of
+    two methods' target changes on a value (`sd_diff`), and the size of those differences (`diff`,
+    the median |efficacy difference| of two methods on a value). The defaults are the pilot's
+    (SmolLM2-135M, the quick recipe SAE, 12 test roles, 2 target values, each method at its best
+    admissible strength; medians): `role_variance` recomputes them from a finished comparison."""
 
     sd_effect: float = 1.0
     sd_diff: float = 1.2
-    effect: float = 1.0
+    diff: float = 1.0
 
 
 @dataclass(frozen=True)
 class Targets:
     """The CI half-widths the powered design must reach (between-role SD units): a value's efficacy
     (`per_value`) and the difference between two methods' mean efficacy over the values (`overall`,
-    what the verdict's overall winner rests on)."""
+    what the verdict's overall winner rests on; the default gives 80% power at the pilot's median
+    method difference: 1.96 / (1.96 + 0.84) of it)."""
 
     per_value: float = 1.0
-    overall: float = 0.6
+    overall: float = 0.7
 
 
 @dataclass(frozen=True)
@@ -79,18 +79,22 @@ class Plan:
 
 
 def halfwidths(n_roles: int, n_values: int, var: RoleVariance) -> dict[str, float]:
-    """95% CI half-widths of a value's efficacy and of two methods' mean-efficacy difference over
-    `n_values` values, on `n_roles` test roles (t quantile; the SD unit's error added by the delta
-    method, var(sd_hat)/sd^2 ~ 1 / (2 (n - 1)))."""
+    """95% CI half-widths (t quantile) of a value's efficacy on `n_roles` test roles, and of two
+    methods' mean-efficacy difference over `n_values` values (paired on the roles), with the
+    power to find the pilot's median method difference (`var.diff`) at that width. As the report's
+    bootstrap intervals, the between-role SD unit is held fixed (a common scale of both methods: it
+    cannot change which one moved the value more)."""
     if n_roles < 2 or n_values < 1:
         raise MechValueError(f"halfwidths: need 2+ roles and 1+ value (got {n_roles}, {n_values})")
     from scipy import stats
 
     t = float(stats.t.ppf(0.975, n_roles - 1))
-    unit = var.effect**2 / (2 * (n_roles - 1))
-    per = t * math.sqrt(var.sd_effect**2 / n_roles + unit)
-    overall = t * math.sqrt(var.sd_diff**2 / (n_roles * n_values) + 2 * unit / n_values)
-    return {"per_value": per, "overall": overall}
+    se = var.sd_diff / math.sqrt(n_roles * n_values)
+    return {
+        "per_value": t * var.sd_effect / math.sqrt(n_roles),
+        "overall": t * se,
+        "power": float(stats.norm.cdf(var.diff / se - t)),
+    }
 
 
 def _measured(spec, method: str, design: SteerDesign) -> int:
@@ -156,13 +160,15 @@ def plan(
     test item): the exhaustive design takes them all; the powered one the cheapest (values, roles)
     with at least `MIN_ROLES` roles whose CI half-widths meet `targets` at `var` (all of both when
     none does; ties: more roles)."""
+    from mechvalue.analysis.steering.stats import MIN_ROLES
+
     if spec.design == "exhaustive" or available.test_roles < MIN_ROLES:
         return replace(available, design=spec.design)
     ok = [
         Plan("powered", v, n, available.test_items)
         for v in range(1, available.values + 1)
         for n in range(MIN_ROLES, available.test_roles + 1)
-        if all(h <= getattr(targets, k) for k, h in halfwidths(n, v, var).items())
+        if all(halfwidths(n, v, var)[k] <= getattr(targets, k) for k in ("per_value", "overall"))
     ]
     if not ok:
         return replace(available, design="powered")
@@ -175,3 +181,38 @@ def sample_values(targets: list[str], k: int, seed: int) -> list[str]:
         return list(targets)
     pick = set(random.Random(seed).sample(list(targets), k))
     return [v for v in targets if v in pick]
+
+
+def role_variance(out) -> RoleVariance:
+    """`RoleVariance` of a finished comparison (its folder `out`): per value the best admissible
+    condition of each method (best.csv), its per-role
+    target changes in the unsteered test roles' SD units; medians over those conditions of the SD
+    across roles, and over the pairs of methods on a value of the SD of their paired difference
+    and of |the difference of their means|. Conditions that move nothing (strength 0) are left out."""
+    from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
+
+    from mechvalue.study.schema import by_role
+
+    out = Path(out)
+    base = by_role(pd.read_csv(out / "parts" / "unsteered.csv"))
+    sd = base.std(ddof=1)
+    best = pd.read_csv(out / "best.csv").dropna(subset=["efficacy"])
+    d: dict[tuple[str, str], pd.Series] = {}
+    for r in best.itertuples():
+        w = pd.read_csv(out / "parts" / f"{r.method}@{r.strength:g}.csv")
+        w = w[w["target"] == r.value]
+        w = w.set_index(w["player_name"].fillna(""))
+        x = ((w[r.value] - base[r.value]) / sd[r.value]).loc[base.index]
+        if x.abs().sum() > 0:
+            d[(r.value, r.method)] = x
+    pairs = [(d[a] - d[b]) for a in d for b in d if a[0] == b[0] and a[1] < b[1]]
+    if not pairs:
+        raise MechValueError(f"{out}: best.csv has no value with two methods that moved it")
+    return RoleVariance(
+        sd_effect=float(np.median([x.std(ddof=1) for x in d.values()])),
+        sd_diff=float(np.median([p.std(ddof=1) for p in pairs])),
+        diff=float(np.median([abs(p.mean()) for p in pairs])),
+    )
