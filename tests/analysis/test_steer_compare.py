@@ -303,39 +303,44 @@ def test_design_cost_and_halfwidths_are_monotone_and_the_plan_meets_its_targets(
     from mechvalue.analysis.steering.design import Plan, RoleVariance, Targets, cost, halfwidths, plan
 
     spec = sc.CompareSpec()
-    var = RoleVariance(sd_effect=1.0, sd_diff=1.2, diff=1.0)
+    var = RoleVariance(sd_effect=4.0, sd_diff=5.0, effect=20.0, diff=10.0)
     tokens = [[cost(Plan("powered", v, n, 20), spec)["tokens"] for n in range(8, 13)] for v in range(1, 11)]
     assert np.all(np.diff(tokens, axis=0) > 0) and np.all(np.diff(tokens, axis=1) > 0)
     hw = [[halfwidths(n, v, var) for n in range(8, 13)] for v in range(1, 11)]
-    overall, per = (np.array([[h[k] for h in row] for row in hw]) for k in ("overall", "per_value"))
-    assert np.all(np.diff(overall, axis=0) < 0) and np.all(np.diff(overall, axis=1) < 0)
-    assert np.all(np.diff(per, axis=1) < 0) and np.all(np.diff(per, axis=0) == 0)  # roles only
-    # hand check: t(11) * sd / sqrt(12) for a value's efficacy on 12 roles, t(11) * 1.2 / sqrt(12 * 10)
-    # for two methods' mean over 10 values, and the power to find a difference of 1 at that width
+    get = lambda k: np.array([[h[k] for h in row] for row in hw])  # noqa: E731
+    assert np.all(np.diff(get("overall"), axis=0) < 0) and np.all(np.diff(get("overall"), axis=1) < 0)
+    assert np.all(np.diff(get("per_value"), axis=1) < 0) and np.all(np.diff(get("per_value"), axis=0) == 0)
+    assert np.all(np.diff(get("power"), axis=1) >= 0) and np.all(np.diff(get("power_overall"), axis=0) >= 0)
+    # hand check: t(11) * sd / sqrt(12) for a value's efficacy on 12 roles, the paired difference's
+    # interval over 10 values, and the power to find a difference of 10 at sd_diff 10 on one value
     h = halfwidths(12, 10, var)
-    assert h["per_value"] == pytest.approx(2.200985 / math.sqrt(12), rel=1e-6)
-    assert h["overall"] == pytest.approx(2.200985 * 1.2 / math.sqrt(120), rel=1e-6)
-    assert halfwidths(12, 1, var)["power"] == pytest.approx(0.7536, abs=1e-3)  # Phi(1 / (1.2 / sqrt 12) - t)
-    # the exhaustive sweep: every strength, so more tokens than the powered design of the same sizes
+    assert h["per_value"] == pytest.approx(2.200985 * 4 / math.sqrt(12), rel=1e-6)
+    assert h["overall"] == pytest.approx(2.200985 * 5 / math.sqrt(120), rel=1e-6)
+    noisy = RoleVariance(sd_effect=8.0, sd_diff=10.0, effect=20.0, diff=10.0)
+    assert halfwidths(12, 1, noisy)["power"] == pytest.approx(0.8967, abs=1e-3)  # Phi(10 / (10 / sqrt 12) - t)
+    # the exhaustive sweep measures every strength: it costs more than the powered design of the
+    # same sizes, and takes everything available
     full = Plan("exhaustive", 10, 12, 20)
     assert cost(full, replace_design(spec, "exhaustive"))["tokens"] > 2 * cost(
         Plan("powered", 10, 12, 20), spec
     )["tokens"]
     assert plan(replace_design(spec, "exhaustive"), full) == full
-    targets = Targets(per_value=1.0, overall=0.6)
+    # powered: the fewest roles meeting the targets, then the most values within the budget
+    targets = Targets(precision=0.25, power=0.8, minutes=4.0)
     chosen = plan(spec, full, targets, var)
-    h = halfwidths(chosen.test_roles, chosen.values, var)
-    assert h["per_value"] <= 1.0 and h["overall"] <= 0.6 and sc.MIN_ROLES <= chosen.test_roles <= 12
-    # every cheaper plan misses a target
-    for v in range(1, 11):
-        for n in range(8, 13):
-            p = Plan("powered", v, n, 20)
-            if cost(p, spec)["tokens"] < cost(chosen, spec)["tokens"]:
-                hp = halfwidths(n, v, var)
-                assert hp["per_value"] > 1.0 or hp["overall"] > 0.6, p
-    # unreachable targets: everything available; too few roles: nothing to choose
-    assert plan(spec, full, Targets(0.01, 0.01), var) == Plan("powered", 10, 12, 20)
-    assert plan(spec, Plan("powered", 10, 3, 20), targets, var).test_roles == 3
+    n, v = chosen.test_roles, chosen.values
+    h = halfwidths(n, 1, var)
+    assert h["per_value"] <= 0.25 * 20 and h["power"] >= 0.8 and n >= sc.MIN_ROLES
+    if n > sc.MIN_ROLES:
+        fewer = halfwidths(n - 1, 1, var)
+        assert fewer["per_value"] > 0.25 * 20 or fewer["power"] < 0.8
+    assert cost(chosen, spec)["minutes"] <= 4.0 < cost(Plan("powered", v + 1, n, 20), spec)["minutes"]
+    noisier = plan(spec, full, targets, noisy)
+    assert noisier.test_roles > n and noisier.values <= v
+    # unreachable targets: every role; no budget: still two values; too few roles: all there are
+    assert plan(spec, full, Targets(precision=0.01), var).test_roles == 12
+    assert plan(spec, full, Targets(minutes=0.0), var).values == 2
+    assert plan(spec, Plan("powered", 10, 3, 20), targets, var) == Plan("powered", 10, 3, 20)
 
 
 def replace_design(spec, design):

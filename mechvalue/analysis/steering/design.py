@@ -5,9 +5,10 @@ test roles, what that costs in forward tokens, and what 95% CI half-widths it bu
   role, each condition with the whole fluency cost (perplexity, KL, speed).
 - `powered`: one strength per method and value, the largest whose KL(unsteered || steered) on the
   neutral text is within the fluency bound (`CompareSpec.kl_bound`; the probe needs no roles and no
-  value items, so the choice never sees the test); `plan` picks how many target values (a seeded
-  sample) and test roles, the cheapest pair whose CIs meet `Targets` at the pilot's per-role
-  variances (`RoleVariance`); speed is timed once per method and strength. The best table then reads
+  value items, so the choice never sees the test); `plan` picks the fewest test roles whose
+  per-value CI and power meet `Targets` at the pilot's effects and per-role variances
+  (`RoleVariance`), then the most target values (a seeded sample) that fit the time budget; speed
+  is timed once per method and strength. The best table then reads
   the same rule as the exhaustive sweep's (the largest admissible efficacy) wherever efficacy
   grows with strength inside the bound, as it did in the pilot.
 
@@ -45,27 +46,28 @@ class TokenSizes:
 
 @dataclass(frozen=True)
 class RoleVariance:
-    """Per-role spread of the effects, in between-role SD units of the unsteered test roles: SD
-    across roles of one condition's target change (`sd_effect`) and of the paired difference of
-    two methods' target changes on a value (`sd_diff`), and the size of those differences (`diff`,
-    the median |efficacy difference| of two methods on a value). The defaults are the pilot's
-    (SmolLM2-135M, the quick recipe SAE, 12 test roles, 2 target values, each method at its best
-    admissible strength; medians): `role_variance` recomputes them from a finished comparison."""
+    """The size and per-role spread of the effects, in between-role SD units of the unsteered test
+    roles: the SD across roles of one condition's target change (`sd_effect`) and of the paired
+    difference of two methods' target changes on a value (`sd_diff`); the median |efficacy|
+    (`effect`) and |efficacy difference of two methods on a value| (`diff`). The defaults are the
+    pilot's (see `role_variance`, which recomputes them from a finished comparison)."""
 
     sd_effect: float = 1.0
     sd_diff: float = 1.2
+    effect: float = 1.0
     diff: float = 1.0
 
 
 @dataclass(frozen=True)
 class Targets:
-    """The CI half-widths the powered design must reach (between-role SD units): a value's efficacy
-    (`per_value`) and the difference between two methods' mean efficacy over the values (`overall`,
-    what the verdict's overall winner rests on; the default gives 80% power at the pilot's median
-    method difference: 1.96 / (1.96 + 0.84) of it)."""
+    """What the powered design must reach: a value's efficacy CI half-width at most `precision`
+    x the median efficacy, and `power` to find the median difference of two methods on a value
+    (two-sided 5%); then as many target values as fit `minutes` (at least two, so that the
+    overall winner is a mean over values)."""
 
-    per_value: float = 1.0
-    overall: float = 0.7
+    precision: float = 0.25
+    power: float = 0.8
+    minutes: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -79,21 +81,24 @@ class Plan:
 
 
 def halfwidths(n_roles: int, n_values: int, var: RoleVariance) -> dict[str, float]:
-    """95% CI half-widths (t quantile) of a value's efficacy on `n_roles` test roles, and of two
-    methods' mean-efficacy difference over `n_values` values (paired on the roles), with the
-    power to find the pilot's median method difference (`var.diff`) at that width. As the report's
-    bootstrap intervals, the between-role SD unit is held fixed (a common scale of both methods: it
-    cannot change which one moved the value more)."""
+    """95% CI half-widths (t quantile) of a value's efficacy on `n_roles` test roles and of two
+    methods' difference on a value (paired on the roles) and in their mean over `n_values` values,
+    with the power to find the median method difference (`var.diff`) on one value and over the
+    values. As the report's bootstrap intervals, the between-role SD unit is held fixed (a common
+    scale of both methods: it cannot change which one moved the value more), and the values are
+    the ones measured (their spread is not sampled)."""
     if n_roles < 2 or n_values < 1:
         raise MechValueError(f"halfwidths: need 2+ roles and 1+ value (got {n_roles}, {n_values})")
     from scipy import stats
 
     t = float(stats.t.ppf(0.975, n_roles - 1))
-    se = var.sd_diff / math.sqrt(n_roles * n_values)
+    se = var.sd_diff / math.sqrt(n_roles)
     return {
         "per_value": t * var.sd_effect / math.sqrt(n_roles),
-        "overall": t * se,
+        "difference": t * se,
+        "overall": t * se / math.sqrt(n_values),
         "power": float(stats.norm.cdf(var.diff / se - t)),
+        "power_overall": float(stats.norm.cdf(var.diff / se * math.sqrt(n_values) - t)),
     }
 
 
@@ -157,22 +162,27 @@ def plan(
     sizes: TokenSizes = TokenSizes(),
 ) -> Plan:
     """The sizes `spec.design` measures out of `available` (every target value, test role and
-    test item): the exhaustive design takes them all; the powered one the cheapest (values, roles)
-    with at least `MIN_ROLES` roles whose CI half-widths meet `targets` at `var` (all of both when
-    none does; ties: more roles)."""
+    test item). The exhaustive design takes them all. The powered one takes the fewest test roles
+    (at least `MIN_ROLES`) whose per-value CI and power meet `targets` at `var` (all of them when
+    none does), then the most target values that fit `targets.minutes` at those roles (at least
+    two, or all there are)."""
     from mechvalue.analysis.steering.stats import MIN_ROLES
 
     if spec.design == "exhaustive" or available.test_roles < MIN_ROLES:
         return replace(available, design=spec.design)
-    ok = [
-        Plan("powered", v, n, available.test_items)
-        for v in range(1, available.values + 1)
-        for n in range(MIN_ROLES, available.test_roles + 1)
-        if all(halfwidths(n, v, var)[k] <= getattr(targets, k) for k in ("per_value", "overall"))
+
+    def meets(n: int) -> bool:
+        h = halfwidths(n, 1, var)
+        return h["per_value"] <= targets.precision * var.effect and h["power"] >= targets.power
+
+    n = next((k for k in range(MIN_ROLES, available.test_roles + 1) if meets(k)), available.test_roles)
+    least = min(2, available.values)
+    fits = [
+        v
+        for v in range(least, available.values + 1)
+        if cost(Plan("powered", v, n, available.test_items), spec, sizes)["minutes"] <= targets.minutes
     ]
-    if not ok:
-        return replace(available, design="powered")
-    return min(ok, key=lambda p: (cost(p, spec, sizes)["tokens"], -p.test_roles))
+    return Plan("powered", max(fits, default=least), n, available.test_items)
 
 
 def sample_values(targets: list[str], k: int, seed: int) -> list[str]:
@@ -214,5 +224,6 @@ def role_variance(out) -> RoleVariance:
     return RoleVariance(
         sd_effect=float(np.median([x.std(ddof=1) for x in d.values()])),
         sd_diff=float(np.median([p.std(ddof=1) for p in pairs])),
+        effect=float(np.median([abs(x.mean()) for x in d.values()])),
         diff=float(np.median([abs(p.mean()) for p in pairs])),
     )
