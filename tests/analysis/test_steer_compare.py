@@ -422,3 +422,6 @@ def test_powered_design_measures_one_admissible_strength_per_method_and_value(pl
     assert list(cmp.columns) == list(golden.columns)  # the schema the report reads
     sec = report_section(tmp_path)
     assert sec["best"] and {"method", "value", "strength", "efficacy", "kl", "speed_ratio"} <= set(sec["best"][0])
+    assert sec["design"].startswith("Powered design") and "8 test roles, 2 target value(s) (Power, Tradition)" in sec[
+        "design"
+    ]

@@ -227,3 +227,20 @@ def role_variance(out) -> RoleVariance:
         effect=float(np.median([abs(x.mean()) for x in d.values()])),
         diff=float(np.median([abs(p.mean()) for p in pairs])),
     )
+
+
+def describe(record: dict, targets: list[str]) -> str:
+    """One sentence on a run's design (design.json's "design" record and its target values)."""
+    cost_ = record["cost"]
+    how = f"{record['test_roles']} test roles, {record['values']} target value(s) ({', '.join(targets) or 'all'})"
+    if record["design"] == "exhaustive":
+        what = "Exhaustive design: every method at every strength"
+    else:
+        what = (
+            "Powered design: each method at one strength per value, the largest whose KL on neutral "
+            "text is within the bound (chosen before any test item is asked)"
+        )
+    return (
+        f"{what}; {how}; about {cost_['tokens'] / 1e3:.0f}k forward tokens "
+        f"({cost_['minutes']:.1f} min at {TokenSizes().tokens_per_s:.0f} tokens/s)."
+    )
