@@ -418,8 +418,8 @@ def validity(out: Path, r: Resources) -> dict:
 
 
 def steer_compare(out: Path, r: Resources) -> dict:
-    """Every steering method on the held-out value test (mechvalue.analysis.steer_compare); under
-    --quick one target value, one strength per method, 3 roles (2 train, 1 test: every statistic is
+    """Every steering method on the held-out value test (mechvalue.analysis.steer_compare) in the
+    run's --steer-design (mechvalue.analysis.steering.design); under --quick one target value, one strength per method, 3 roles (2 train, 1 test: every statistic is
     then "too few roles", the fluency and speed costs are measured), one neutral prompt of 8 tokens
     and 2 neutral texts."""
     from mechvalue.analysis.steer_compare import (

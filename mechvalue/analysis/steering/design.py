@@ -36,8 +36,8 @@ class TokenSizes:
     the shipped inventory and the study's 40 personas (measured with its tokenizer)."""
 
     role_prefix: float = 190.0  # a role's prompt up to its first item-specific token (run once per batch)
-    item: float = 17.0  # an item's rest of the prompt, through the prefix cache
-    hard: float = 23.0  # the hard prompt's tokens (prompting runs one prefix per value: the batches)
+    item: float = 21.0  # an item's rest of the prompt through the prefix cache, padded to the batch's longest
+    hard: float = 18.0  # the hard prompt's tokens (prompting runs one prefix per value: the batches)
     train_prompt: float = 207.0  # one whole item prompt (vectors, correlation, attribution)
     neutral: float = 39.0  # one neutral prompt or text (the fluency cost)
     hook_depth: float = 16 / 30  # share of the layers up to the hook (residual reads stop there)
