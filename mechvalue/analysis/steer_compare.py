@@ -9,9 +9,10 @@ Units: each method's strengths are in its unit (`CompareSpec.strengths`); score 
 between-role SD units (the SD of the unsteered test roles' scores of that value). Statistics need
 at least `MIN_ROLES` roles; below that they are NaN with the note "too few roles".
 
-This module runs the comparison (prepare on train, measure per method x strength, resume from the
-part files, the tables); its parts live in `mechvalue.analysis.steering`, and the names other
-modules use are importable from here.
+This module runs the comparison (size it by its design, prepare on train, measure per method x
+strength, resume from the part files, the tables); its parts live in `mechvalue.analysis.steering`
+(the designs and their costs in `steering.design`), and the names other modules use are
+importable from here.
 """
 
 from __future__ import annotations
