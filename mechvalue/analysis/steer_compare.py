@@ -244,6 +244,10 @@ def run_compare(
     `spec.batch_size` (on a copy of the measurer)."""
     out = Path(out)
     parts = out / "parts"
+    if (out / "design.json").exists():  # its parts were measured for that design's conditions
+        was = json.loads((out / "design.json").read_text()).get("design", {}).get("design", "exhaustive")
+        if was != spec.design:
+            raise MechValueError(f"{out} holds a comparison of the {was} design; use a new folder")
     parts.mkdir(parents=True, exist_ok=True)
     spec, sizes = design_plan(inputs, spec)
     measurer = replace(inputs.measurer, batch_size=max(inputs.measurer.batch_size, spec.batch_size))

@@ -64,7 +64,8 @@ class Workspace:
         conf = self.out / "config.json"
         settings = asdict(cfg)
         if conf.exists():
-            old = {"protocol": "study"} | json.loads(conf.read_text())["settings"]  # older runs: study
+            # older runs: the study's protocol, the exhaustive steering comparison
+            old = {"protocol": "study", "steer_design": "exhaustive"} | json.loads(conf.read_text())["settings"]
             diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
             if diff:
                 raise MechValueError(

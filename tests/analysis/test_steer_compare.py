@@ -384,9 +384,9 @@ GOLDEN = Path(__file__).parent / "golden" / "steer_compare_exhaustive"
 
 
 def test_exhaustive_design_reproduces_the_sweep_tables_byte_for_byte(planted, tmp_path):
-    """Every method x strength x value on every test role: the tables the sweep wrote before the
-    designs existed (tests/analysis/golden), byte for byte but the speed ratio (a wall-clock
-    timing), compared cell by cell as written."""
+    """Every method x strength x value on every test role: the golden tables (tests/analysis/golden,
+    written by the sweep at f7dc53c), byte for byte but the speed ratio (a wall-clock timing),
+    compared cell by cell as written."""
     sc.run_compare(_tiny_inputs(planted), _tiny_spec(design="exhaustive"), tmp_path, progress=False)
     for name in ("features.csv", "summary.json"):
         assert (tmp_path / name).read_bytes() == (GOLDEN / name).read_bytes(), name
@@ -422,6 +422,22 @@ def test_powered_design_measures_one_admissible_strength_per_method_and_value(pl
     assert list(cmp.columns) == list(golden.columns)  # the schema the report reads
     sec = report_section(tmp_path)
     assert sec["best"] and {"method", "value", "strength", "efficacy", "kl", "speed_ratio"} <= set(sec["best"][0])
+    with pytest.raises(MechValueError, match="holds a comparison of the powered design"):
+        sc.run_compare(_tiny_inputs(planted), _tiny_spec(design="exhaustive"), tmp_path, progress=False)
     assert sec["design"].startswith("Powered design") and "8 test roles, 2 target value(s) (Power, Tradition)" in sec[
         "design"
     ]
+
+
+def test_a_run_folder_without_the_steer_design_setting_resumes_as_exhaustive(tmp_path):
+    from dataclasses import asdict
+
+    from mechvalue.pipeline.config import RunConfig
+    from mechvalue.pipeline.workspace import Workspace
+
+    old = asdict(RunConfig())
+    old.pop("steer_design")
+    (tmp_path / "config.json").write_text(json.dumps({"settings": old}))
+    Workspace(tmp_path, RunConfig(steer_design="exhaustive"))
+    with pytest.raises(MechValueError, match=r"other settings \(steer_design\)"):
+        Workspace(tmp_path, RunConfig())
