@@ -53,16 +53,16 @@ class RoleVariance:
 
     The defaults are the pilot's: SmolLM2-135M, the quick recipe SAE, 40 personas (12 test
     roles), targets Achievement and Benevolence, prompting, DiffMean and CAA at 0.25 / 0.5 / 1
-    residual norms, the correlation and gradient SAE features at 8 typical activations.
-    `sd_effect` and `effect` are over the best admissible conditions (2.5 and 23; every condition:
-    median 1.6, range 1.0 to 3.3), `sd_diff` and `diff` the medians over the 48 pairs of two
-    methods' conditions on a value (range of the SD 0.2 to 4.6). `role_variance` recomputes them
-    from a finished comparison."""
+    residual norms, the correlation and gradient SAE features at 4 / 8 typical activations.
+    `sd_effect` and `effect` are over the best admissible conditions (2.5 and 23; all 20
+    conditions: median 1.6, range 0.8 to 3.3), `sd_diff` and `diff` the medians over the 78 pairs
+    of two methods' conditions on a value (range of the SD 0.2 to 4.6). `role_variance`
+    recomputes them from a finished comparison."""
 
     sd_effect: float = 2.5
-    sd_diff: float = 2.2
+    sd_diff: float = 2.3
     effect: float = 23.0
-    diff: float = 17.0
+    diff: float = 18.0
 
 
 @dataclass(frozen=True)
