@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,8 @@ from mechvalue.causal.graph import ValueGraph
 from mechvalue.errors import MechValueError
 from mechvalue.interp import vectors as vec
 from mechvalue.io import save_torch, write_csv, write_json
-from mechvalue.measurement.scoring import Condition, measure
+from mechvalue.lm.batching import chunks
+from mechvalue.measurement.scoring import Condition, Measurer, measure
 from mechvalue.measurement.steering_inputs import SteeringInputs
 from mechvalue.study.inventory import split
 from mechvalue.study.roles import Role
@@ -184,6 +185,27 @@ def held_out_values(items: pd.DataFrame, seed: int = 0) -> list[str]:
     return sorted(set(train["value"]) & set(test["value"]))
 
 
+@dataclass
+class OneHardMeasurer(Measurer):
+    """A measurer that batches a hard-prompt condition by hard prompt, not by value: prompting asks
+    every item with the target's one hard prompt, so all of a role's items share the prompt up to
+    the question and run as one prefix-cached batch instead of one per value (the powered design;
+    the exhaustive design keeps the per-value batches its tables were measured with)."""
+
+    def batches(self, items: pd.DataFrame, cond: Condition) -> list[list[int]]:
+        if not cond.hard:
+            return super().batches(items, cond)
+        groups: dict[str, list[int]] = {}
+        for i, v in enumerate(items["value"]):
+            groups.setdefault(repr(cond.hard.get(v)), []).append(i)
+        return [g[sl] for g in groups.values() for sl in chunks(len(g), self.batch_size)]
+
+
+def one_hard(measurer: Measurer) -> OneHardMeasurer:
+    """`measurer` as a `OneHardMeasurer` (same settings)."""
+    return OneHardMeasurer(**{f.name: getattr(measurer, f.name) for f in fields(measurer) if f.init})
+
+
 def choose_strengths(
     model, prep: Prepared, ctx: SteerContext, spec: CompareSpec, targets: list[str], path: Path
 ) -> dict[str, dict[str, float]]:
@@ -251,6 +273,8 @@ def run_compare(
     parts.mkdir(parents=True, exist_ok=True)
     spec, sizes = design_plan(inputs, spec)
     measurer = replace(inputs.measurer, batch_size=max(inputs.measurer.batch_size, spec.batch_size))
+    if spec.design == "powered":
+        measurer = one_hard(measurer)
     model, items, roles, sae = measurer.model, inputs.items, inputs.roles, inputs.sae
     typical = inputs.typical
     if typical is None and sae is not None:

@@ -441,3 +441,25 @@ def test_a_run_folder_without_the_steer_design_setting_resumes_as_exhaustive(tmp
     Workspace(tmp_path, RunConfig(steer_design="exhaustive"))
     with pytest.raises(MechValueError, match=r"other settings \(steer_design\)"):
         Workspace(tmp_path, RunConfig())
+
+
+def test_prompting_in_one_batch_per_role_scores_as_the_per_value_batches(planted):
+    """The powered design's measurer runs prompting's one hard prompt as one prefix per role; the
+    scores are the per-value batches' to float rounding."""
+    from mechvalue.measurement.scoring import Condition, Measurer, measure
+    from mechvalue.study.roles import generate_roles
+
+    model, info, _ = planted
+    items = _items()
+    per_value = Measurer(model, info.prompt_format)
+    one = sc.one_hard(per_value)
+    ctx = SteerContext(1.0, "blocks.0.hook_resid_post", None, None, VALUES, "all")
+    prep = sc.Prepared(1.0, "", {}, pd.DataFrame(), [], [], [], [])
+    cond = sc.condition_for("prompting", "Power", 1.0, prep, ctx).condition
+    assert len(per_value.batches(items, cond)) == 3 and len(one.batches(items, cond)) == 1
+    assert one.batches(items, Condition()) == per_value.batches(items, Condition())
+    roles = generate_roles(3, 0)
+    a, _ = measure(per_value, items, roles, [cond], progress=False)
+    b, _ = measure(one, items, roles, [cond], progress=False)
+    np.testing.assert_allclose(b["score"].to_numpy(), a["score"].to_numpy(), rtol=1e-5, atol=1e-6)
+    assert list(b["item"]) == list(a["item"])

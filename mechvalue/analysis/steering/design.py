@@ -12,8 +12,9 @@ test roles, what that costs in forward tokens, and what 95% CI half-widths it bu
   the same rule as the exhaustive sweep's (the largest admissible efficacy) wherever efficacy
   grows with strength inside the bound, as it did in the pilot.
 
-Costs are forward tokens (a prefix-cached continuation counts its new tokens; a backward pass two
-forwards of the layers above the hook), and minutes at `TokenSizes.tokens_per_s`. CI half-widths
+Costs are forward tokens (a prefix-cached continuation counts its new tokens, padded; a backward
+pass two forwards of the layers above the hook), and minutes at `TokenSizes.tokens_per_s` (the
+test measurement's tokens `TokenSizes.measured` times slower: its small batches and bookkeeping). CI half-widths
 are normal approximations of the bootstrap intervals `stats.effect_metrics` reports, with the
 between-role SD unit's own sampling error (delta method) added.
 """
@@ -37,11 +38,12 @@ class TokenSizes:
 
     role_prefix: float = 190.0  # a role's prompt up to its first item-specific token (run once per batch)
     item: float = 21.0  # an item's rest of the prompt through the prefix cache, padded to the batch's longest
-    hard: float = 18.0  # the hard prompt's tokens (prompting runs one prefix per value: the batches)
+    hard: float = 18.0  # the hard prompt's tokens
     train_prompt: float = 207.0  # one whole item prompt (vectors, correlation, attribution)
     neutral: float = 39.0  # one neutral prompt or text (the fluency cost)
     hook_depth: float = 16 / 30  # share of the layers up to the hook (residual reads stop there)
     tokens_per_s: float = 590.0  # SmolLM2-135M on this machine's 2 cores, quiet
+    measured: float = 1.4  # time per token of a role's prefix-cached measurement over a plain forward's
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,10 @@ def cost(plan: Plan, spec, sizes: TokenSizes = TokenSizes()) -> dict[str, float]
     z, n, items = sizes, plan.test_roles, plan.test_items
     groups = max(1, items // 2)  # prompting's batches: one per value of the test items
     role = z.role_prefix + z.item * items
-    prompting_role = groups * (z.role_prefix + z.hard) + z.item * items
+    if plan.design == "exhaustive":  # prompting: one batch per value (its own prefix)
+        prompting_role = groups * (z.role_prefix + z.hard) + z.item * items
+    else:  # one hard prompt for every item: one prefix (`steer_compare.OneHardMeasurer`)
+        prompting_role = role + z.hard
     conds = {m: plan.values * _measured(spec, m, plan.design) for m in spec.methods}
     test = n * role + sum(c * n * (prompting_role if m == "prompting" else role) for m, c in conds.items())
     kl = spec.neutral_texts * z.neutral  # steered neutral texts (the base once per run)
@@ -157,7 +162,7 @@ def cost(plan: Plan, spec, sizes: TokenSizes = TokenSizes()) -> dict[str, float]
         "test_tokens": test,
         "fluency_tokens": fluency,
         "tokens": total,
-        "minutes": total / z.tokens_per_s / 60,
+        "minutes": (total + (z.measured - 1) * test) / z.tokens_per_s / 60,
     }
 
 
