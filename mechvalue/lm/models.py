@@ -222,9 +222,9 @@ def load_model(
     if chat:  # chat templates bring their own start token
         bridge.cfg.default_prepend_bos = False
     from mechvalue.lm import compat
-    from mechvalue.lm.selfcheck import self_check
+    from mechvalue.lm.selfcheck import checked
 
     compat.install(bridge)
     if check:  # KV-cached logits must equal a full pass on the installed libraries, or nothing runs
-        self_check(bridge)
+        checked(bridge, str(name_or_path))
     return LoadedModel(bridge, name_or_path, fmt, chat, dt, torch.device(device))
