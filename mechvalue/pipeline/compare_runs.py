@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mechvalue.analysis.status import ALPHA_MIN, ICC1_MIN, label, passing, value_status
+from mechvalue.analysis.status import ALPHA_MIN, ICC1_MIN, label, passing, sae_quality, value_status
 from mechvalue.causal.compare import compare_with_null
 from mechvalue.causal.graph import load_graph
 from mechvalue.errors import MechValueError
@@ -102,6 +102,7 @@ def summarize(run: str | Path) -> dict:
         "versions": cfg["versions"],
         "items": int(items["question"].nunique()),
         "min_items_per_value": int(items.groupby("value")["item"].nunique().min()),
+        "sae_problem": sae_quality(_read(run, "sae", "sae.json").get("metrics")),
         "reliability": _reliability(run),
         "graph": _graph(run),
         "steering": _steering(run),
@@ -204,6 +205,10 @@ def table(summaries: list[dict]) -> pd.DataFrame:
         lambda s: (
             ", ".join(f"{v}: {m}" for v, m in sorted(s["steering"]["per_value"].items())) or "none ranked"
         ),
+    )
+    put(
+        "SAE below the quality bar (its features mean little)",
+        lambda s: "not measured" if s.get("sae_problem") is None else s["sae_problem"] or "no",
     )
     put("run time (s)", lambda s: f"{s['times']['total_s']:.0f}")
     names = labels(summaries)

@@ -31,18 +31,19 @@ def build(p: Page) -> Section:
                 f"{', '.join(g['no_role_variance'])}."
             )
         )
-    warn = ws.out / "validity" / "graph_warnings.json"
-    if warn.exists():
-        w = ws.read_json("validity", "graph_warnings.json")
-        bad = [v for v in w.get("nodes", []) if v in failing(gr.status)] if gr.status else w.get("nodes", [])
-        if bad:
-            blocks.append(
-                warning(
-                    f"{len(w['edges'])} of {w['edges_total']} edges touch a graph node whose value fails the "
-                    f"pass rule ({RULE}; each value's status is at the top): {len(bad)} of the graph's "
-                    f"{len(vals)} nodes fail ({', '.join(bad)})."
-                )
+    bad = [v for v in vals if v in failing(gr.status)]
+    if bad and (ws.out / "graph" / "learned.json").exists():
+        from mechvalue.causal.graph import load_graph
+
+        edges = load_graph(ws.out / "graph" / "learned.json").edges
+        touching = [e for e in edges if e.source in bad or e.target in bad]
+        blocks.append(
+            warning(
+                f"{len(touching)} of {len(edges)} edges touch a graph node whose value fails the pass rule "
+                f"({RULE}; each value's status is at the top): {len(bad)} of the graph's {len(vals)} nodes "
+                f"fail ({', '.join(bad)})."
             )
+        )
     blocks += [
         figures(
             (ws.out / "graph" / "learned.png", "learned graph; edge width = share of role-bootstrap resamples"),
