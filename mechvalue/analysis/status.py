@@ -44,8 +44,11 @@ def _finite(x) -> bool:
 def value_status(rel: pd.DataFrame, centred: pd.DataFrame | None) -> dict[str, str]:
     """value -> "" when it passes, else why it fails (comma-separated). `rel`: the raw reliability
     table (`validity.reliability`: value, icc1_lo and, where it has it, `varies`); `centred`:
-    the same on respondent-centred scores (value, alpha), or None."""
+    the same on respondent-centred scores (value, alpha and, where it has it, `varies`), or None."""
     alpha_c = {} if centred is None else dict(zip(centred["value"], centred["alpha"]))
+    flat_c = set() if centred is None or "varies" not in centred else {
+        v for v, f in zip(centred["value"], centred["varies"]) if not _truthy(f)
+    }
     out = {}
     for r in rel.to_dict("records"):
         v = str(r["value"])
@@ -53,7 +56,9 @@ def value_status(rel: pd.DataFrame, centred: pd.DataFrame | None) -> dict[str, s
             out[v] = NO_VARIANCE
             continue
         a, lo, why = alpha_c.get(r["value"]), r.get("icc1_lo"), []
-        if not (_finite(a) and float(a) >= ALPHA_MIN):
+        if r["value"] in flat_c:
+            why.append("centred: no role variance beyond the noise")
+        elif not (_finite(a) and float(a) >= ALPHA_MIN):
             why.append(f"centred alpha {float(a):.2f}" if _finite(a) else "centred alpha n/a")
         if not (_finite(lo) and float(lo) > ICC1_MIN):
             why.append(f"ICC(1) CI from {float(lo):.2f}" if _finite(lo) else "ICC(1) n/a")

@@ -85,7 +85,7 @@ def build(p: Page) -> Section | None:
         ),
         note(
             f"Stands on: {s['respondents']} roles; {gr.scores_text()} The one pass rule, used by every part "
-            f"of this page and by `compare-runs`: {RULE} (alpha: Nunnally 1978, ICC(1): LeBreton & Senter "
+            f"of this page and by compare-runs: {RULE} (alpha: Nunnally 1978, ICC(1): LeBreton & Senter "
             "2008). A value without role variance beyond the noise gets no alpha, omega or ICC(1): they "
             "would describe noise. Omega needs at least 3 items per value."
         ),
@@ -117,7 +117,7 @@ def build(p: Page) -> Section | None:
         table(reliability_table(v["table"], status), 2),
         note(
             f"{MISSING}: not computable. Omega needs at least 3 items per value; alpha and ICC(1) need "
-            "between-role variance beyond the noise (flag 'no role variance'); the centred figures also "
+            "between-role variance beyond the noise (status 'no role variance beyond the noise'); the centred figures also "
             "leave out values with none left after each role's mean is removed."
         ),
     ]
