@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mechvalue.analysis.status import ALPHA_MIN, ICC1_MIN, label, passing, sae_quality, value_status
+from mechvalue.analysis.status import ALPHA_MIN, ICC1_MIN, RULE, failing, passing, sae_quality, value_status
 from mechvalue.causal.compare import compare_with_null
 from mechvalue.causal.graph import load_graph
 from mechvalue.errors import MechValueError
@@ -163,10 +163,6 @@ def table(summaries: list[dict]) -> pd.DataFrame:
         "values that pass the one rule",
         lambda s: f"{len(s['reliability']['measured_values'])} of {s['reliability']['raw']['values']}",
     )
-    put(
-        "status per value",
-        lambda s: "; ".join(f"{v}: {label(s['reliability']['status'], v)}" for v in s["reliability"]["status"]),
-    )
     put("too small to rank", lambda s: too_small(s) or "no")
     put("ICC(1) median", lambda s: _fmt(s["reliability"]["raw"]["icc1_median"]))
     put(
@@ -237,11 +233,12 @@ def verdicts(summaries: list[dict]) -> list[str]:
         r = s["reliability"]
         measured, n = r["measured_values"], r["raw"]["values"]
         ok = len(measured) >= 5
+        fails = "; ".join(f"{v} ({why})" for v, why in failing(r.get("status", {})).items())
         out.append(
             f"{name}: {'passes' if ok else 'does not pass'} the thresholds: {len(measured)} of {n} values "
-            f"have centred alpha >= {ALPHA_MIN:.2f} and an ICC(1) CI above {ICC1_MIN}"
-            f"{' (' + ', '.join(measured) + ')' if measured else ''}; humans' centred alpha "
-            f"{_fmt(r['human_alpha_centred'])}."
+            f"pass the one rule ({RULE})"
+            f"{' (' + ', '.join(measured) + ')' if measured else ''}{'; fail: ' + fails if fails else ''}; "
+            f"humans' centred alpha {_fmt(r['human_alpha_centred'])}."
         )
 
     def score(s: dict) -> tuple:
