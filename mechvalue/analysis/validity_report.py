@@ -125,7 +125,8 @@ def plot(res: dict, path: Path, title: str = "") -> None:
     ax.axhline(ICC1_MIN, color="C2", ls="--", lw=0.8)
     ax.set_xticks(x, rel["value"], rotation=35, ha="right", fontsize=8)
     ax.set_ylim(min(-0.2, float(np.nanmin(rel[["alpha", "icc1"]].to_numpy(float), initial=0))), 1)
-    ax.legend(fontsize=7, ncol=5, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, ncol=5, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     fig.suptitle(title or "reliability per value", fontsize=9)
     for key, style, name in (("model_circle", "o-", "model"), ("human_circle", "s--", "human")):
         c = res["structure"].get(key)

@@ -133,7 +133,7 @@ def _sections(page: str) -> dict[str, str]:
 
 def test_degenerate_run_says_at_the_top_and_in_every_section_that_its_numbers_mean_nothing(degenerate):
     page = (degenerate / "report" / "report.html").read_text()
-    top = page.split("<h2>")[0]
+    top = html.unescape(page.split("<h2>")[0])
     assert (
         'id="banner"' in top
         and "These numbers mean nothing" in top
