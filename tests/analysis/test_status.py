@@ -142,3 +142,17 @@ def test_the_timing_section_shows_token_columns_when_timings_have_them():
     assert {"prompt tokens", "tokens/s", "limit, tokens/s", "share of the limit"} <= set(t.columns)
     assert t["prompt tokens"].tolist() == [1000, 3000, 4000] and t["share of the limit"].iloc[0] == 0.1
     assert json.dumps(spent)  # the fields as the timings writer stores them
+
+
+def test_heatmaps_show_differences_in_noise_units_and_mask_those_within_it():
+    from mechvalue.pipeline.report.features import within_noise
+    from mechvalue.pipeline.report.profile import in_noise_units
+
+    noise = N.as_noise(0.0) | {"by_value": {"A": 0.02 * np.sqrt(2), "B": 0.2 * np.sqrt(2)}, "floor": 0.0}
+    prof = pd.DataFrame({"A": [0.05, -0.05, 0.0], "B": [0.05, -0.05, 0.0]}, index=["r1", "r2", "r3"])
+    z = in_noise_units(prof, noise)  # one score's noise: 0.02 for A, 0.2 for B
+    assert z.loc["r1", "A"] == pytest.approx(2.5) and z.loc["r2", "A"] == pytest.approx(-2.5)
+    assert z["B"].isna().all() and np.isnan(z.loc["r3", "A"])  # within the noise: masked
+    eff = pd.DataFrame({"A": [0.01, 0.001], "B": [0.01, 0.001]}, index=[1, 2])  # per typical unit
+    kept = within_noise(eff, 10.0, noise)  # changes 0.1 and 0.01 against ties at 0.028 (A), 0.28 (B)
+    assert kept.loc[1, "A"] == 0.01 and kept[["B"]].isna().all().all() and np.isnan(kept.loc[2, "A"])
