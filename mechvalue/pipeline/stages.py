@@ -404,7 +404,7 @@ def validity(out: Path, r: Resources) -> dict:
         ]:
             forms[name] = measure_values(m, items, r.grid_roles)[0]
     battery = BatterySettings(
-        50 if cfg.quick else 200, 500 if cfg.quick else 5000, cfg.seed, run_noise(ws)["noise"]
+        50 if cfg.quick else 200, 500 if cfg.quick else 5000, cfg.seed, run_noise(ws)
     )
     res = validity(pd.concat([long, kg], ignore_index=True), cfg.human, forms, groups, battery)
     s = save(res, out, f"{cfg.model} ({measurer.scoring}): alpha, omega, ICC(1) per value")
