@@ -65,7 +65,7 @@ def check_out(out: str | Path, file: bool = False) -> Path:
     kind = "file" if file else "folder"
     if p.exists() and p.is_dir() == file:
         raise MechValueError(f"{p}: is a {'folder' if file else 'file'}; --out takes a {kind}")
-    above = p if p.exists() else p.parent
+    above = p if p.exists() and not file else p.parent
     while not above.exists():
         above = above.parent
     if not above.is_dir():
