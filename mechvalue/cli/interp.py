@@ -71,10 +71,8 @@ def cmd_cache(a: argparse.Namespace) -> None:
         return
     if not a.out or not a.hooks:
         raise MechValueError("--hooks and --out are needed (or --verify FILE, --repair FILE)")
-    # every input before the model loads: the study's items unless --prompts, the file --out
-    items = None if a.prompts else check_design(a, None)
-    if a.prompts:
-        check_model(a.model, a.prompt_format)
+    # every input before the model loads: the model, the study's items (unless --prompts), the file --out
+    items = check_model(a.model, a.prompt_format) if a.prompts else check_design(a, None)
     check_out(a.out, file=True)
     model, info = load_model(a.model, a.device, a.dtype, a.prompt_format)
     positions, span_text = a.positions, " your values"
