@@ -35,7 +35,9 @@ def cmd_validity(a: argparse.Namespace) -> None:
 
     from mechvalue.analysis.validity import BatterySettings, load_known_groups, read_items, validity
     from mechvalue.analysis.validity_report import save
+    from mechvalue.pipeline.preflight import check_out
 
+    check_out(a.out)
     if a.bootstrap < 0 or a.permutations < 0:
         raise MechValueError("--bootstrap and --permutations must be >= 0")
     if a.human and not Path(a.human).is_file():
