@@ -66,7 +66,7 @@ README_BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_tex
 @pytest.mark.slow
 @pytest.mark.parametrize("block", range(len(README_BLOCKS)))
 def test_readme_python_blocks_run_as_is(tmp_path, block):
-    """Every Python block of the README as printed (the research-API script, the hooks snippet)."""
+    """Every Python block of the README as printed (the research example)."""
     script = tmp_path / "snippet.py"
     script.write_text(README_BLOCKS[block])
     assert _run([str(script)]).strip()  # each prints what it found

@@ -13,8 +13,15 @@ from mechvalue.inputs import read_json
 
 @dataclass(frozen=True)
 class Role:
+    """A persona the model role-plays (exported as `mechvalue.Persona`): a name and the study's
+    one-line trait. The prompt introduces it before each question; `None` in place of a persona
+    asks with no persona. Made by `generate_personas`, read by `load_players`, or built directly,
+    e.g. `Persona("Ada", "Gender: female; Job: Engineer, MBTI: INTJ")`."""
+
     name: str
-    trait: str  # "Gender: <g>; Job: <job>, MBTI: <type>"
+    """the persona's name, also its row label (`player_name`) in value tables"""
+    trait: str
+    """the study's one-line trait, `Gender: <g>; Job: <job>, MBTI: <type>`"""
 
 
 def _personas() -> dict:
