@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import need_shared
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -70,3 +72,13 @@ def test_readme_python_blocks_run_as_is(tmp_path, block):
     script = tmp_path / "snippet.py"
     script.write_text(README_BLOCKS[block])
     assert _run([str(script)]).strip()  # each prints what it found
+
+
+def test_docs_figures_script_draws_the_figures(tmp_path):
+    """docs/figures/make_figures.py redraws the docs' figures from the released tables (no model)."""
+    need_shared("paper_release")
+    out = _run(["docs/figures/make_figures.py", "--out", str(tmp_path)])
+    assert "'sae': {'up': 31.5, 'unchanged': 56.9, 'down': 11.5, 'n': 260}" in out, out  # the study's pie
+    names = ["human_graph.png", "pie_sae_negative.png", "pie_sae_positive.png", "study_graph.png"]
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == names
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in tmp_path.glob("*.png"))
