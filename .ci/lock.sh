@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 UV_VENV="${TMPDIR:-/tmp}/mechvalue-uv"
 [ -x "$UV_VENV/bin/uv" ] || { python3 -m venv "$UV_VENV" && "$UV_VENV/bin/pip" install -q uv==0.13.9; }
-"$UV_VENV/bin/uv" pip compile pyproject.toml --extra dev --extra ray --extra gemma3 --extra docs \
+"$UV_VENV/bin/uv" pip compile pyproject.toml --extra dev --extra ray --extra gemma3 \
     --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
     --find-links /opt/wheels --override .ci/overrides.txt \
     --generate-hashes --no-header --no-emit-find-links \
