@@ -21,6 +21,7 @@ from mechvalue.errors import MechValueError
 from mechvalue.lm import compat
 from mechvalue.lm.bridge import as_bridge, model_device
 from mechvalue.lm.generation import logits_at, new_cache, prefix_last_logits
+from mechvalue.lm.weights_cache import cache_dir
 
 PROBE = "Here is a short story about a fox who wanted to learn how to read"  # 12+ tokens for any tokenizer
 # Largest |cached - full| allowed, relative to the spread (std) of the full pass's logits: float32
@@ -78,8 +79,6 @@ def self_check(model) -> dict[str, float]:
 def record_path() -> Path:
     """Where each self-check's result is kept, for `mechvalue doctor`: one entry per model, dtype,
     device and library versions (`$MECHVALUE_CACHE/selfcheck.json`)."""
-    from mechvalue.lm.models import cache_dir
-
     return cache_dir() / "selfcheck.json"
 
 
