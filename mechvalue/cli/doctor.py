@@ -113,11 +113,6 @@ def report(o: DoctorOptions) -> tuple[list[str], bool]:
         f"threads: torch {torch.get_num_threads()} (interop {torch.get_num_interop_threads()}) on "
         f"{os.cpu_count()} cores, load average {load}; variables: {env}"
     )
-    root = cache_dir()
-    parts = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    sizes = {p.name: folder_size(p) for p in parts}
-    detail = ", ".join(f"{k} {_mib(v)}" for k, v in sizes.items())
-    lines.append(f"cache: {root} ({_mib(sum(sizes.values()))}{': ' + detail if detail else ''})")
     ok = True
     for s in shadowed(LIBRARIES):
         lines.append(f"SHADOWED: {s}: run from another folder or rename that one")
@@ -133,7 +128,7 @@ def report(o: DoctorOptions) -> tuple[list[str], bool]:
             load_model(o.model, o.device, o.dtype, o.prompt_format)  # runs and records the self-check
         except MechValueError as e:
             lines.append(f"self-check: FAILED just now: {e}")
-            return lines, False
+            return [*lines, cache_line(cache_dir())], False
         entry = json.loads(path.read_text())[key]
         when = "just now"
     else:
@@ -144,7 +139,15 @@ def report(o: DoctorOptions) -> tuple[list[str], bool]:
     else:
         lines.append(f"self-check ({o.model}): FAILED {when}: {entry['failure']}")
         ok = False
-    return lines, ok
+    return [*lines, cache_line(cache_dir())], ok
+
+
+def cache_line(root: Path) -> str:
+    """The cache folder and its size by part (after the self-check, which may have filled it)."""
+    parts = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    sizes = {p.name: folder_size(p) for p in parts}
+    detail = ", ".join(f"{k} {_mib(v)}" for k, v in sizes.items())
+    return f"cache: {root} ({_mib(sum(sizes.values()))}{': ' + detail if detail else ''})"
 
 
 def cmd_doctor(a: argparse.Namespace) -> int:
