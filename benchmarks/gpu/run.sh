@@ -23,6 +23,10 @@ root=$(cd "$here/../.." && pwd)
 wheels=$(cd "${1:?usage: benchmarks/gpu/run.sh WHEELS [OUTDIR]}" && pwd) || exit 2
 out=${2:-${OUT:-$here/out}}
 py=${PYTHON:-python3}
+# the Pythons mechvalue supports (pyproject.toml's requires-python), before anything is installed
+"$py" -c 'import sys; v = sys.version_info[:2]; ok = (3, 11) <= v <= (3, 13)
+print(f"python {v[0]}.{v[1]}: " + ("supported" if ok else "not supported (mechvalue runs on 3.11 to 3.13)"))
+sys.exit(0 if ok else 2)' || exit 2
 budget=${BUDGET_S:-470}
 work=${WORK:-$(mktemp -d /tmp/mechvalue-gpu.XXXXXX)}
 site=$work/site

@@ -22,13 +22,23 @@ def _save(fig, path: str | Path) -> None:
 
 
 def draw_graph(g: ValueGraph, path: str | Path, title: str = "", freqs: dict | None = None) -> None:
-    """Circular layout; directed edges as arrows, others as plain lines; width = stability."""
+    """Circular layout; directed edges as arrows, others as plain lines; width = stability. Each
+    label sits outside its node, on the ray from the centre, so no name spills over a circle."""
     fig, ax = plt.subplots(figsize=(7, 7))
     dg = nx.DiGraph()
     dg.add_nodes_from(g.nodes)
     pos = nx.circular_layout(dg)
-    nx.draw_networkx_nodes(dg, pos, ax=ax, node_color="#dbe9f6", node_size=900, edgecolors="#4a6d8c")
-    nx.draw_networkx_labels(dg, pos, ax=ax, font_size=8)
+    nx.draw_networkx_nodes(dg, pos, ax=ax, node_color="#dbe9f6", node_size=300, edgecolors="#4a6d8c")
+    for n, (px, py) in pos.items():
+        ang = np.arctan2(py, px)
+        ax.text(
+            1.14 * px,
+            1.14 * py,
+            str(n),
+            fontsize=8,
+            ha="left" if np.cos(ang) > 0.3 else "right" if np.cos(ang) < -0.3 else "center",
+            va="bottom" if np.sin(ang) > 0.3 else "top" if np.sin(ang) < -0.3 else "center",
+        )
     for e in g.edges:
         w = 1.0 + 3.0 * (freqs or {}).get(frozenset((e.source, e.target)), 0.0)
         directed = e.kind in ("directed", "partially_directed")
@@ -40,10 +50,12 @@ def draw_graph(g: ValueGraph, path: str | Path, title: str = "", freqs: dict | N
             arrows=True,
             arrowstyle="-|>" if directed else "-",
             arrowsize=14,
-            node_size=900,
+            node_size=300,
             edge_color="#c0392b" if e.kind == "bidirected" else "#333333",
             style="dashed" if e.kind in ("undirected", "nondirected") else "solid",
         )
+    ax.set_xlim(-1.6, 1.6)
+    ax.set_ylim(-1.4, 1.4)
     ax.set_title(title or f"{len(g.edges)} edges")
     ax.axis("off")
     _save(fig, path)
@@ -77,13 +89,15 @@ def heatmap(
     cmap: str | None = None,
 ) -> None:
     """Cells coloured by value; without vmin/vmax the scale fits the data (`color_scale`), with
-    them (a diverging map around 0 by default) the caller fixes it; `label` names the colour bar."""
+    them (a diverging map around 0 by default) the caller fixes it; `label` names the colour bar.
+    Missing (NaN) cells are light grey: a caller masks a cell by setting it NaN."""
     x = df.to_numpy(float)
     fit_cmap, lo, hi = color_scale(x)
     if vmin is not None and vmax is not None:
         lo, hi, fit_cmap = vmin, vmax, "RdBu"
     fig, ax = plt.subplots(figsize=(1.6 + 0.55 * df.shape[1], 1.2 + 0.28 * df.shape[0]))
-    im = ax.imshow(x, cmap=cmap or fit_cmap, vmin=lo, vmax=hi, aspect="auto")
+    cm = matplotlib.colormaps[cmap or fit_cmap].with_extremes(bad="#e6e6e6")
+    im = ax.imshow(np.ma.masked_invalid(x), cmap=cm, vmin=lo, vmax=hi, aspect="auto")
     ax.set_xticks(range(df.shape[1]), [str(c) for c in df.columns], rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(df.shape[0]), [str(i) for i in df.index], fontsize=7)
     bar = fig.colorbar(im, ax=ax, shrink=0.6)

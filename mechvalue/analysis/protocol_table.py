@@ -15,13 +15,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mechvalue.analysis.noise import rounding_floor
+from mechvalue.analysis.noise import item_table_noise, noise_for
+from mechvalue.analysis.status import ALPHA_MIN, ICC1_MIN, value_status
 from mechvalue.analysis.validity import (
-    ALPHA_MIN,
-    ICC1_MIN,
     center_scores,
     known_groups,
-    measurement_status,
     reliability,
     structure,
     value_scores,
@@ -32,19 +30,12 @@ GOAL_MATRIX_R = 0.6
 _REL = ["alpha", "alpha_lo", "alpha_hi", "omega", "omega_lo", "omega_hi", "icc1", "icc1_lo", "icc1_hi"]
 
 
-def noise_of(long: pd.DataFrame, dtype: str = "float32") -> float:
-    """The rounding floor of `dtype` on the answer probabilities (columns p_*), else on the scores."""
-    cols = [c for c in long.columns if str(c).startswith(("p_", "q_"))]
-    mags = long[cols].to_numpy(float) if cols else long["score"].to_numpy(float)
-    return rounding_floor(mags, dtype)
-
-
-def per_value(long: pd.DataFrame, n_boot: int, seed: int, noise: float) -> pd.DataFrame:
+def per_value(long: pd.DataFrame, n_boot: int, seed: int, noise: float | dict) -> pd.DataFrame:
     """Per value: raw and centred (suffix `_c`) alpha, omega, ICC(1) with CIs, and `passes`."""
-    raw = reliability(long, n_boot, seed, noise)[["value", "n_items", "n_respondents", *_REL, "role_sd"]]
+    raw = reliability(long, n_boot, seed, noise)[["value", "n_items", "n_respondents", *_REL, "role_sd", "varies"]]
     cen = reliability(center_scores(long), n_boot, seed, noise)[["value", *_REL]]
     out = raw.merge(cen.rename(columns={c: f"{c}_c" for c in _REL}), on="value", how="left")
-    status = measurement_status(raw, cen)
+    status = value_status(raw, cen)
     out["passes"] = [status[v] == "" for v in out["value"]]
     return out
 
@@ -61,7 +52,7 @@ def battery(
     """(summary, per-value table) of one item table. The respondents are the named unsteered roles
     outside `groups`, unless every named role is a known-group persona (the known-groups persona
     set): then they are the respondents too. `human`: persons x values scores (or None)."""
-    noise = noise_of(long, dtype)
+    noise = item_table_noise(long, dtype)
     named = long[long["player_name"].notna()]
     resp = named
     if groups is not None and not named["player_name"].isin(list(groups)).all():
@@ -69,7 +60,7 @@ def battery(
     vals = per_value(resp, n_boot, seed, noise)
     st = structure(resp, human, n_perm, seed)
     mh, circ = st.get("model_vs_human", {}), st["model_circle"]
-    s = {"respondents": int(resp["player_name"].nunique()), "noise": noise}
+    s = {"respondents": int(resp["player_name"].nunique()), "noise": noise_for(noise)}
     for k in ("alpha", "alpha_c", "omega", "omega_c", "icc1", "icc1_c"):
         s[f"median_{k}"] = float(vals[k].median()) if vals[k].notna().any() else float("nan")
     s["n_alpha_c"] = int((vals["alpha_c"] >= ALPHA_MIN).sum())

@@ -27,14 +27,12 @@ import pandas as pd
 import pingouin as pg
 from scipy import stats
 
+from mechvalue.analysis.noise import noise_for, varies
+from mechvalue.analysis.status import ALPHA_MIN, ICC1_MIN, failing
 from mechvalue.errors import MechValueError
 from mechvalue.study.inventory import SCHWARTZ_VALUES
 
-# Thresholds for warnings. alpha: Nunnally (1978), .70 for instruments used in research.
-# ICC(1): LeBreton & Senter (2008) call .01 / .10 / .25 small / medium / large shares of
-# between-group variance; below .05 the roles barely move the value (under small-to-medium).
-ALPHA_MIN = 0.70
-ICC1_MIN = 0.05
+__all__ = ["ALPHA_MIN", "ICC1_MIN"]  # the thresholds of the one pass rule (mechvalue.analysis.status)
 LONG_COLUMNS = ("player_name", "value", "item", "score")
 
 
@@ -209,59 +207,30 @@ def icc1(x: pd.DataFrame) -> dict:
     }
 
 
-def reliability(long: pd.DataFrame, n_boot: int = 200, seed: int = 0, noise: float = 0.0) -> pd.DataFrame:
+def reliability(
+    long: pd.DataFrame, n_boot: int = 200, seed: int = 0, noise: float | dict = 0.0
+) -> pd.DataFrame:
     """Per value: alpha, omega (bootstrap CIs), ICC(1) (CI), ICC(1,k), the score's between-role SD,
-    and the warning flags (see `flags`). A value whose between-role SD does not exceed `noise`
-    (mechvalue.analysis.noise) has no between-role variance: its alpha, omega and ICC(1) would
-    describe rounding (ICC(1) = -1/(k-1) on identical rows), so they are left undefined (NaN)
-    and the value is flagged "no role variance"."""
+    and `varies`: whether that SD exceeds the measurement noise (`noise`: the noise model of
+    mechvalue.analysis.noise, or one number for every value). A value that does not vary has no
+    between-role variance: its alpha, omega and ICC(1) would describe noise (ICC(1) = -1/(k-1) on
+    identical rows), so they are left undefined (NaN). Whether a value passes is
+    `mechvalue.analysis.status.value_status` of this table and its centred twin."""
     mats = item_matrices(long)
     out = consistency(mats, n_boot, seed)
     icc = pd.DataFrame([{"value": v, **icc1(x)} for v, x in mats.items()])
     out = out.merge(icc, on="value")
     out["role_sd"] = [float(x.mean(axis=1).std()) for x in mats.values()]
-    flat = ~(out["role_sd"] > noise)
+    out["varies"] = [varies(noise, v, sd) for v, sd in zip(out["value"], out["role_sd"])]
     stats_cols = [c for c in out.columns if c.split("_")[0] in ("alpha", "omega", "icc1", "icc1k")]
-    out.loc[flat, stats_cols] = np.nan
-    out["flags"] = [
-        ";".join(["no role variance"] if f else flags(r)) for f, r in zip(flat, out.to_dict("records"))
-    ]
+    out.loc[~out["varies"], stats_cols] = np.nan
     return out
 
 
-def flags(row: dict) -> list[str]:
-    """Why a value's score is not trustworthy: alpha < ALPHA_MIN, ICC(1) < ICC1_MIN (or not computable)."""
-    out = []
-    a, i = row.get("alpha", np.nan), row.get("icc1", np.nan)
-    if not np.isfinite(a) or a < ALPHA_MIN:
-        out.append(f"alpha<{ALPHA_MIN:g}" if np.isfinite(a) else "alpha n/a")
-    if "icc1" in row and (not np.isfinite(i) or i < ICC1_MIN):
-        out.append(f"icc1<{ICC1_MIN:g}" if np.isfinite(i) else "icc1 n/a")
-    return out
-
-
-def measurement_status(rel: pd.DataFrame, centered: pd.DataFrame | None) -> dict[str, str]:
-    """value -> "" when its score is a measurement by the issue-29 rule (respondent-centred alpha
-    >= ALPHA_MIN, and the lower end of its ICC(1) 95% CI above ICC1_MIN), else why it is not."""
-    alpha_c = {} if centered is None else dict(zip(centered["value"], centered["alpha"]))
-    out = {}
-    for r in rel.to_dict("records"):
-        a, lo, why = alpha_c.get(r["value"], np.nan), r.get("icc1_lo", np.nan), []
-        if not (np.isfinite(a) and a >= ALPHA_MIN):
-            why.append(f"centred alpha {a:.2f}" if np.isfinite(a) else "centred alpha n/a")
-        if not (np.isfinite(lo) and lo > ICC1_MIN):
-            why.append(f"ICC(1) CI from {lo:.2f}" if np.isfinite(lo) else "ICC(1) n/a")
-        out[r["value"]] = ", ".join(why)
-    return out
-
-
-def flagged_values(rel: pd.DataFrame) -> dict[str, str]:
-    """value -> its flags, for the values with any."""
-    return {r["value"]: r["flags"] for r in rel.to_dict("records") if r["flags"]}
-
-
-def graph_warnings(nodes: list[str], edges: list[tuple[str, str]], flagged: dict[str, str]) -> dict:
-    """The graph's nodes and edges that rest on a flagged value score."""
+def graph_warnings(nodes: list[str], edges: list[tuple[str, str]], status: dict[str, str]) -> dict:
+    """The graph's nodes and edges that rest on a value that fails the pass rule (`status`:
+    `mechvalue.analysis.status.value_status`)."""
+    flagged = failing(status)
     return {
         "thresholds": {"alpha": ALPHA_MIN, "icc1": ICC1_MIN},
         "flagged_values": {v: flagged[v] for v in nodes if v in flagged},
@@ -403,11 +372,14 @@ def known_group_predictions(groups: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def known_groups(long: pd.DataFrame, groups: dict, min_diff: float = 0.0) -> tuple[pd.DataFrame, dict]:
+def known_groups(
+    long: pd.DataFrame, groups: dict, min_diff: float | dict = 0.0
+) -> tuple[pd.DataFrame, dict]:
     """Per prediction the two personas' value scores and whether the predicted one is higher by
-    more than `min_diff` (the measurement noise: a smaller difference is a tie, and ties miss);
-    summary: hit rate, the one-sided sign-test p-value (binomial, p = 1/2) and how many
-    differences were within the noise."""
+    more than the measurement noise (`min_diff`: the noise model of mechvalue.analysis.noise, or
+    one number; a smaller difference is a tie, and ties miss); summary: hit rate, the one-sided
+    sign-test p-value (binomial, p = 1/2) and how many differences were within the noise."""
+    typical = noise_for(min_diff)
     rows = long[long["player_name"].isin(list(groups))]
     if "steer_dim" in rows.columns:
         rows = rows[rows["steer_dim"].isna()]
@@ -425,14 +397,15 @@ def known_groups(long: pd.DataFrame, groups: dict, min_diff: float = 0.0) -> tup
             "hits": 0,
             "hit_rate": float("nan"),
             "p_sign": float("nan"),
-            "min_diff": min_diff,
+            "min_diff": typical,
             "within_noise": 0,
         }
     pred["score_higher"] = [scores.loc[h, v] for h, v in zip(pred["higher"], pred["value"])]
     pred["score_lower"] = [scores.loc[lo, v] for lo, v in zip(pred["lower"], pred["value"])]
     diff = pred["score_higher"] - pred["score_lower"]
-    pred["within_noise"] = diff.abs() <= min_diff
-    pred["hit"] = diff > min_diff
+    pred["noise"] = [noise_for(min_diff, v) for v in pred["value"]]
+    pred["within_noise"] = diff.abs() <= pred["noise"]
+    pred["hit"] = diff > pred["noise"]
     n, k = len(pred), int(pred["hit"].sum())
     p = float(stats.binomtest(k, n, 0.5, alternative="greater").pvalue)
     return pred, {
@@ -441,7 +414,7 @@ def known_groups(long: pd.DataFrame, groups: dict, min_diff: float = 0.0) -> tup
         "hit_rate": k / n,
         "p_sign": p,
         "pairs": int(pred["pair"].nunique()),
-        "min_diff": min_diff,
+        "min_diff": typical,
         "within_noise": int(pred["within_noise"].sum()),
     }
 
@@ -481,9 +454,10 @@ class BatterySettings:
     n_perm: int = 5000
     """permutations of the structure tests"""
     seed: int = 0
-    noise: float = 0.0
-    """the measurement noise (mechvalue.analysis.noise): values whose between-role SD does not
-    exceed it get no reliability figures, and known-group differences within it are ties"""
+    noise: float | dict = 0.0
+    """the measurement noise (mechvalue.analysis.noise's model, or one number for every value):
+    values whose between-role SD does not exceed it get no reliability figures, and known-group
+    differences within it are ties"""
 
 
 def validity(
@@ -498,7 +472,7 @@ def validity(
     long = check_items(long)
     if groups is not None:  # the known-group personas are extremes, not a sample of respondents
         long, kg = long[~long["player_name"].isin(list(groups))], long
-    res: dict = {"noise": noise, "reliability": reliability(long, n_boot, seed, noise)}
+    res: dict = {"noise": noise_for(noise), "reliability": reliability(long, n_boot, seed, noise)}
     centred = center_scores(long)
     if len(centred):  # empty when every value gets one answer per item from all roles
         res["reliability_centered"] = reliability(centred, n_boot, seed, noise)

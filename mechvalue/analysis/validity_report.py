@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mechvalue.analysis.validity import ALPHA_MIN, ICC1_MIN, flagged_values, measurement_status
+from mechvalue.analysis.status import ALPHA_MIN, ICC1_MIN, RULE, failing, value_status
 from mechvalue.io import atomic_path, write_csv, write_json
 
 THRESHOLDS = {
@@ -16,6 +16,7 @@ THRESHOLDS = {
     "icc1_min": ICC1_MIN,
     "icc1_source": "LeBreton & Senter (2008): ICC(1) .01/.10/.25 = "
     "small/medium/large between-group variance; < .05 = roles barely move the value",
+    "rule": RULE,
 }
 
 
@@ -33,6 +34,7 @@ def _clean(x):
 def summary(res: dict) -> dict:
     """The headline numbers: median alpha/omega/ICC(1), flagged values, structure, known groups, forms."""
     rel = res["reliability"]
+    status = value_status(rel, res.get("reliability_centered"))
     out = {
         "thresholds": THRESHOLDS,
         "values": len(rel),
@@ -40,9 +42,9 @@ def summary(res: dict) -> dict:
         "median_alpha": float(rel["alpha"].median()),
         "median_omega": float(rel["omega"].median()),
         "median_icc1": float(rel["icc1"].median()),
-        "flagged": flagged_values(rel),
+        "flagged": failing(status),
         "noise": float(res.get("noise", 0.0)),
-        "measurements": measurement_status(rel, res.get("reliability_centered")),
+        "measurements": status,
     }
     if "reliability_centered" in res:
         c = res["reliability_centered"]
@@ -100,8 +102,11 @@ def plot(res: dict, path: Path, title: str = "") -> None:
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [2.2, 1]})
     x = np.arange(len(rel))
     for j, (col, color) in enumerate((("alpha", "C0"), ("omega", "C1"), ("icc1", "C2"))):
+        if not np.isfinite(rel[col].to_numpy(float)).any():  # no bar to draw: no legend entry either
+            continue
         lo, hi = rel.get(f"{col}_lo"), rel.get(f"{col}_hi")
         err = None if lo is None else np.abs(np.vstack([rel[col] - lo, hi - rel[col]]).astype(float))
+        err = None if err is None else np.nan_to_num(err)
         ax.bar(
             x + (j - 1) * 0.25,
             rel[col].fillna(0),
@@ -113,13 +118,15 @@ def plot(res: dict, path: Path, title: str = "") -> None:
         )
     if "human" in res:
         h = res["human"].set_index("value").reindex(rel["value"])
-        ax.plot(x - 0.25, h["alpha"], "k^", label="human alpha")
-        ax.plot(x, h["omega"], "kv", label="human omega")
+        for off, col, mark in ((-0.25, "alpha", "k^"), (0.0, "omega", "kv")):
+            if np.isfinite(h[col].to_numpy(float)).any():
+                ax.plot(x + off, h[col], mark, label=f"human {col}")
     ax.axhline(ALPHA_MIN, color="C0", ls="--", lw=0.8)
     ax.axhline(ICC1_MIN, color="C2", ls="--", lw=0.8)
     ax.set_xticks(x, rel["value"], rotation=35, ha="right", fontsize=8)
     ax.set_ylim(min(-0.2, float(np.nanmin(rel[["alpha", "icc1"]].to_numpy(float), initial=0))), 1)
-    ax.legend(fontsize=7, ncol=5, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, ncol=5, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     fig.suptitle(title or "reliability per value", fontsize=9)
     for key, style, name in (("model_circle", "o-", "model"), ("human_circle", "s--", "human")):
         c = res["structure"].get(key)
@@ -128,7 +135,8 @@ def plot(res: dict, path: Path, title: str = "") -> None:
             bx.plot(d, [c["mean_r_by_distance"][k] for k in d], style, label=f"{name} (rho={c['rho']:.2f})")
     bx.set_xlabel("distance on Schwartz's circle")
     bx.set_ylabel("mean correlation")
-    bx.legend(fontsize=7)
+    if bx.get_legend_handles_labels()[0]:
+        bx.legend(fontsize=7)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
@@ -138,7 +146,7 @@ def plot(res: dict, path: Path, title: str = "") -> None:
 def report_section(folder: str | Path, summary: dict | None = None) -> dict | None:
     """What the report shows for validity (None if the stage did not run): the summary
     (validity.json, or `summary` when the caller has read it), the per-value table (model
-    alpha/omega/ICC(1) with CIs and flags, the same centred on each role's mean, human
+    alpha/omega/ICC(1) with CIs and each value's status under the one pass rule, the same centred on each role's mean, human
     alpha/omega raw and centred beside it), known-group hits, form correlations and the figure's path."""
     import json
 
@@ -158,10 +166,11 @@ def report_section(folder: str | Path, summary: dict | None = None) -> dict | No
         "icc1",
         "icc1_lo",
         "icc1_hi",
-        "flags",
     ]
     rel = pd.read_csv(folder / "reliability.csv", keep_default_na=False, na_values=[""])
-    rel = rel[cols].assign(flags=rel["flags"].fillna(""))
+    cen = folder / "reliability_centered.csv"
+    status = value_status(rel, pd.read_csv(cen) if cen.exists() else None)
+    rel = rel[cols].assign(status=[status[str(v)] for v in rel["value"]])
     extra = (
         ("reliability_centered.csv", ["alpha", "omega", "icc1"], "_centered"),
         ("human_reliability.csv", ["alpha", "omega"], "human_"),

@@ -57,11 +57,15 @@ def cmd_graph(a: argparse.Namespace) -> None:
     draw_graph(graph, out / "graph.png", f"{Path(a.table).name}: {len(graph.edges)} edges", freqs)
     items = Path(a.items) if a.items else Path(a.table).with_name("items.csv")
     if a.items or items.exists():  # flag nodes and edges resting on unreliable value scores
-        from mechvalue.analysis.validity import flagged_values, graph_warnings, read_items, reliability
+        from mechvalue.analysis.noise import item_table_noise
+        from mechvalue.analysis.status import value_status
+        from mechvalue.analysis.validity import center_scores, graph_warnings, read_items, reliability
 
-        flagged = flagged_values(reliability(read_items(items), n_boot=0))
+        long = read_items(items)
+        noise = item_table_noise(long)
+        status = value_status(reliability(long, 0, noise=noise), reliability(center_scores(long), 0, noise=noise))
         edges = [(e.source, e.target) for e in graph.edges]
-        summary["validity_warnings"] = {"items": str(items), **graph_warnings(graph.nodes, edges, flagged)}
+        summary["validity_warnings"] = {"items": str(items), **graph_warnings(graph.nodes, edges, status)}
     write_json(summary, out / "summary.json")
     print(summary)
 

@@ -17,13 +17,11 @@ from mechvalue.lm.literals import DType
 Template = Literal["raw", "chat", "study"]
 
 
-def _study_prompts(a: argparse.Namespace, tokenizer, fmt: str, span_text: str):
+def _study_prompts(a: argparse.Namespace, items, tokenizer, fmt: str):
     """Prompts for the inventory x roles design (one per item and role, no-role first)."""
-    from mechvalue.study import inventory as inv
     from mechvalue.study.prompts import render_text
     from mechvalue.study.roles import generate_roles
 
-    items = inv.select(inv.load_inventory(a.inventory), csv_list(a.questionnaire))
     roles = [None, *generate_roles(a.roles, a.seed)]
     return [render_text(q, r, fmt, tokenizer) for r in roles for q in items["question"]]
 
@@ -58,6 +56,7 @@ def cmd_cache(a: argparse.Namespace) -> None:
 
     from mechvalue.interp.cache import CachePrompt, cache_activations, repair, verify
     from mechvalue.lm.models import load_model
+    from mechvalue.pipeline.preflight import check_design, check_model, check_out
     from mechvalue.study.prompts import TEMPLATES, tokenize
 
     if a.repair:
@@ -72,6 +71,9 @@ def cmd_cache(a: argparse.Namespace) -> None:
         return
     if not a.out or not a.hooks:
         raise MechValueError("--hooks and --out are needed (or --verify FILE, --repair FILE)")
+    # every input before the model loads: the model, the study's items (unless --prompts), the file --out
+    items = check_model(a.model, a.prompt_format) if a.prompts else check_design(a, None)
+    check_out(a.out, file=True)
     model, info = load_model(a.model, a.device, a.dtype, a.prompt_format)
     positions, span_text = a.positions, " your values"
     if positions.startswith("span:"):
@@ -83,7 +85,7 @@ def cmd_cache(a: argparse.Namespace) -> None:
             raise MechValueError(
                 "--template applies to --prompts FILE; the study's items use the study's prompt"
             )
-        texts = _study_prompts(a, model.tokenizer, info.prompt_format, span_text)
+        texts = _study_prompts(a, items, model.tokenizer, info.prompt_format)
         bos = info.prompt_format in TEMPLATES
     prompts = []
     for i, t in enumerate(texts):
@@ -114,7 +116,9 @@ def cmd_sae_train(a: argparse.Namespace) -> None:
     from mechvalue.interp.sae_recipe import Recipe, describe, model_recipe_shape, recipe_folder, sae_recipe
     from mechvalue.interp.sae_training import TrainConfig
     from mechvalue.lm.models import load_model
+    from mechvalue.pipeline.preflight import check_design
 
+    check_design(a, a.out)  # every input before the model loads
     model, info = load_model(a.model, a.device, a.dtype, a.prompt_format)
     if a.layer is None:
         a.layer = model_recipe_shape(model)[0]

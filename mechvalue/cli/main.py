@@ -7,6 +7,7 @@ import sys
 
 from mechvalue.cli import (
     compare,
+    doctor,
     graph,
     interp,
     measure,
@@ -22,7 +23,7 @@ from mechvalue.errors import MechValueError
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mechvalue", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
-    for group in (measure, interp, graph, reproduce, run, validity, steer_compare, protocols, compare):
+    for group in (measure, interp, graph, reproduce, run, validity, steer_compare, protocols, compare, doctor):
         group.register(sub)
     return p
 
@@ -30,11 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.fn(args)
+        return args.fn(args) or 0  # a command returns None, or its exit status
     except MechValueError as e:
         print("mechvalue: error: " + " ".join(str(e).splitlines()), file=sys.stderr)  # always one line
         return 2
-    return 0
 
 
 if __name__ == "__main__":

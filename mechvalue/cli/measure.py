@@ -6,13 +6,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from mechvalue.cli.common import (
-    DesignOptions,
-    ModelOptions,
-    add_executor_args,
-    csv_list,
-    executor_from_args,
-)
+from mechvalue.cli.common import DesignOptions, ModelOptions, add_executor_args, executor_from_args
 from mechvalue.cli.options import add_dataclass_args, given
 from mechvalue.measurement.options import ScoringOptions
 from mechvalue.study.personas import PersonaKind
@@ -25,14 +19,12 @@ def cmd_measure(a: argparse.Namespace) -> None:
     from mechvalue.io import write_csv
     from mechvalue.lm.models import load_model
     from mechvalue.measurement.scoring import Measurer
-    from mechvalue.study import inventory as inv
+    from mechvalue.pipeline.preflight import check_design
     from mechvalue.study.personas import persona_set
     from mechvalue.study.roles import load_players
 
     torch.manual_seed(a.seed)
-    items = inv.select(
-        inv.load_inventory(a.inventory), csv_list(a.questionnaire), csv_list(a.values), a.min_items
-    )
+    items = check_design(a, a.out, a.values, a.min_items)  # every input before the model loads
     roles = load_players(a.players)[: a.roles] if a.players else persona_set(a.persona, a.roles, a.seed)
     model, info = load_model(a.model, a.device, a.dtype, a.prompt_format)
     m = Measurer(model, info.prompt_format, **given(ScoringOptions, a))

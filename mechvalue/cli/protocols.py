@@ -17,7 +17,7 @@ def cmd_protocols(a: argparse.Namespace) -> None:
     from mechvalue.analysis.protocol_compare import ProtocolDesign, compare
     from mechvalue.lm.models import load_model
     from mechvalue.measurement.protocols import PROTOCOLS
-    from mechvalue.study import inventory as inv
+    from mechvalue.pipeline.preflight import check_design
     from mechvalue.study.personas import PERSONA_KINDS
     from mechvalue.study.settings import default_human_answers
 
@@ -33,7 +33,7 @@ def cmd_protocols(a: argparse.Namespace) -> None:
     if human and not Path(human).is_file():
         raise MechValueError(f"{human}: no such PVQ-40 answers file (--human)")
     torch.manual_seed(a.seed)
-    items = inv.select(inv.load_inventory(a.inventory), csv_list(a.questionnaire), None, 0)
+    items = check_design(a, a.out)  # every input before the model loads
     design = ProtocolDesign(
         protocols, personas, a.roles, human, a.seed, a.bootstrap, a.permutations, a.batch_size
     )

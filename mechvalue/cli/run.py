@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from mechvalue.cli.common import DesignOptions, ModelOptions, add_executor_args, csv_list, executor_from_args
+from mechvalue.cli.common import DesignOptions, ModelOptions, add_executor_args, executor_from_args
 from mechvalue.cli.options import add_dataclass_args, given
 from mechvalue.interp.steering import Mode, Units
 from mechvalue.measurement.grid import GridWhere
@@ -33,14 +33,15 @@ def cmd_steer_grid(a: argparse.Namespace) -> None:
     from mechvalue.measurement.grid import GridSpec, run_grid
     from mechvalue.measurement.scoring import Measurer
     from mechvalue.measurement.steering_inputs import SteeringInputs
-    from mechvalue.study import inventory as inv
+    from mechvalue.pipeline.preflight import check_design, check_sae
     from mechvalue.study.prompts import render
     from mechvalue.study.roles import generate_roles
 
+    items = check_design(a, a.out)  # every input before the model loads
+    check_sae(a.sae)
     model, info = load_model(a.model, a.device, a.dtype, a.prompt_format)
     sae = load_sae(a.sae, a.device)
     check_sae_fits(model, sae, a.sae)
-    items = inv.select(inv.load_inventory(a.inventory), csv_list(a.questionnaire))
     roles = [None, *generate_roles(a.roles, a.seed)]
     feats = [int(f) for f in a.features.split(",")] if a.features else None
     # typical activations (and, without --features, the study's span rule) from the prompts themselves

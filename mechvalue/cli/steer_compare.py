@@ -41,17 +41,19 @@ def cmd_steer_compare(a: argparse.Namespace) -> None:
     from mechvalue.lm.models import load_model
     from mechvalue.measurement.scoring import Measurer
     from mechvalue.measurement.steering_inputs import SteeringInputs
-    from mechvalue.study import inventory as inv
+    from mechvalue.pipeline.preflight import check_design, check_sae
     from mechvalue.study.roles import generate_roles
     from mechvalue.study.settings import default_human_answers
 
+    items = check_design(a, a.out)  # every input before the model loads
+    if a.sae:
+        check_sae(a.sae)
     if a.layer is None:
         from mechvalue.interp.sae_recipe import recipe_layer
 
         a.layer = recipe_layer(a.model)
     hook = f"blocks.{a.layer}.hook_resid_post"
     methods = a.methods or list(METHODS)
-    items = inv.select(inv.load_inventory(a.inventory), csv_list(a.questionnaire))
     spec = CompareSpec(
         values=csv_list(a.values),
         methods=methods,

@@ -22,15 +22,12 @@ def _forms(spec: str | None) -> dict[str, str]:
     return out
 
 
-def _noise(long, a: argparse.Namespace) -> float:
-    """--noise, or the rounding floor of --dtype on the items' answer probabilities (their scores
-    without them): known-group differences within it are ties, values that vary no more are flagged."""
-    from mechvalue.analysis.noise import rounding_floor
+def _noise(long, a: argparse.Namespace) -> float | dict:
+    """--noise, or the noise model of the items (mechvalue.analysis.noise: item resampling, floored
+    at --dtype rounding): known-group differences within it are ties, values that vary no more fail."""
+    from mechvalue.analysis.noise import item_table_noise
 
-    if a.noise is not None:
-        return a.noise
-    cols = [c for c in ("p_yes", "p_no") if c in long.columns]
-    return rounding_floor(long[cols].to_numpy(float) if cols else long["score"].to_numpy(float), a.dtype)
+    return a.noise if a.noise is not None else item_table_noise(long, a.dtype)
 
 
 def cmd_validity(a: argparse.Namespace) -> None:
@@ -38,7 +35,9 @@ def cmd_validity(a: argparse.Namespace) -> None:
 
     from mechvalue.analysis.validity import BatterySettings, load_known_groups, read_items, validity
     from mechvalue.analysis.validity_report import save
+    from mechvalue.pipeline.preflight import check_out
 
+    check_out(a.out)
     if a.bootstrap < 0 or a.permutations < 0:
         raise MechValueError("--bootstrap and --permutations must be >= 0")
     if a.human and not Path(a.human).is_file():
@@ -83,7 +82,8 @@ class ValidityOptions:
     permutations: int = 5000
     seed: int = 0
     noise: float | None = None
-    """measurement noise in score units (default: the --dtype rounding floor of the answer probabilities)"""
+    """measurement noise in score units, for every value (default: resampling each value's items,
+    never below the --dtype rounding floor of the answer probabilities)"""
     dtype: DType = "float32"
     """the dtype the items were scored in (sets the default --noise)"""
     out: str

@@ -46,9 +46,15 @@ FirstPosition = Literal["keep", "drop"]
 
 @dataclass
 class CachePrompt:
+    """One prompt to cache: its token ids, and where to read when `positions` asks for a span or a mask
+    (e.g. `CachePrompt(p.tokens, p.span)` from a `RenderedPrompt`)."""
+
     tokens: list[int]
-    span: tuple[int, int] | None = None  # for positions="span"
-    mask: list[bool] | None = None  # for positions="mask"
+    """the token ids, start token included"""
+    span: tuple[int, int] | None = None
+    """token positions [start, end) to cache, for `positions="span"`"""
+    mask: list[bool] | None = None
+    """one flag per token, for `positions="mask"`"""
 
 
 @dataclass
@@ -125,7 +131,7 @@ def cache_activations(
     """Run `prompts` through `model` and append the selected activations to `out` (HDF5).
 
     `settings` are the other fields of `CacheSettings` (batch_size, storage, compression,
-    model_name, first_position). The file's layout is in the README ("The activation cache file")."""
+    model_name, first_position). The file's layout is in docs/guides/activation-cache.md."""
     s = CacheSettings(positions, **settings)
     check_hook_names(as_bridge(model), hooks)
     if s.storage not in STORAGE:

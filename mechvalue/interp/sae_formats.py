@@ -40,16 +40,30 @@ def load_sae(
     a SAELens release as "release:sae_id". `hook_name` overrides the TransformerLens hook the files
     record; `dtype` (default float32) is the parameters' dtype."""
     torch_dtype = _torch_dtype(dtype)
-    p = Path(path)
-    if not p.exists():
-        if ":" in str(path):
-            release, sae_id = str(path).split(":", 1)
-            sae = load_release(release, sae_id, hook_name)
-        else:
-            raise MechValueError(f"{p}: no such SAE folder (nor a SAELens 'release:sae_id')")
+    kind = check_sae_path(path)
+    if kind == RELEASE:
+        sae = load_release(*str(path).split(":", 1), hook_name)
     else:
-        sae = detect_format(p).load(p, hook_name)
+        sae = FORMATS[kind].load(Path(path), hook_name)
     return sae.to(device=device, dtype=torch_dtype or torch.float32)
+
+
+RELEASE = "release"  # what `check_sae_path` says of a SAELens "release:sae_id" name
+
+
+def check_sae_path(path: str | Path) -> str:
+    """What `load_sae` will read at `path`, checked without reading any weights: the name of the
+    format in `FORMATS` whose files the folder holds, or `RELEASE` for a SAELens "release:sae_id"
+    that SAELens's directory lists. Anything else is one error (a missing folder; a folder of no
+    known format, listing the formats; an unknown release or SAE id, listing those there are), so a
+    command can refuse a bad `--sae` before it loads a model or writes a file."""
+    p = Path(path)
+    if p.exists():
+        return detect_format(p).name
+    if ":" in str(path):
+        _release_entry(*str(path).split(":", 1))
+        return RELEASE
+    raise MechValueError(f"{p}: no such SAE folder (nor a SAELens 'release:sae_id')")
 
 
 def sae_reference(path: str | Path) -> str:
@@ -261,17 +275,11 @@ def from_saelens(lens: Any, hook_name: str | None = None, where: str = "SAELens 
 _TL_HOOK = re.compile(r"^(blocks\.\d+\.)?hook_\w+$")
 
 
-def load_release(release: str, sae_id: str, hook_name: str | None = None) -> SAE:
-    """A SAELens pretrained release (e.g. "gemma-2b-it-res-jb", "blocks.12.hook_resid_post"), read by
-    SAELens from the Hugging Face cache (HF_HUB_CACHE); downloaded only where the hub is reachable and
-    HF_HUB_OFFLINE is not set."""
+def _release_entry(release: str, sae_id: str):
+    """SAELens's directory entry of `release`, which must list `sae_id`; one error naming what is not
+    there (with similar releases, or the release's SAE ids) otherwise."""
     try:
-        from huggingface_hub import constants
-        from sae_lens import SAE as LensSAE
-        from sae_lens.loading.pretrained_saes_directory import (
-            get_pretrained_saes_directory,
-            get_repo_id_and_folder_name,
-        )
+        from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
     except ImportError:
         raise MechValueError(
             f"SAELens release {release}:{sae_id}: needs sae-lens (pip install sae-lens)"
@@ -289,8 +297,20 @@ def load_release(release: str, sae_id: str, hook_name: str | None = None) -> SAE
             + (", ..." if len(ids) > 8 else "")
             + ")"
         )
+    return directory[release]
+
+
+def load_release(release: str, sae_id: str, hook_name: str | None = None) -> SAE:
+    """A SAELens pretrained release (e.g. "gemma-2b-it-res-jb", "blocks.12.hook_resid_post"), read by
+    SAELens from the Hugging Face cache (HF_HUB_CACHE); downloaded only where the hub is reachable and
+    HF_HUB_OFFLINE is not set."""
+    entry = _release_entry(release, sae_id)
+    from huggingface_hub import constants
+    from sae_lens import SAE as LensSAE
+    from sae_lens.loading.pretrained_saes_directory import get_repo_id_and_folder_name
+
     repo_id, folder = get_repo_id_and_folder_name(release, sae_id)
-    if directory[release].conversion_func == "gemma_3":  # Gemma Scope 2
+    if entry.conversion_func == "gemma_3":  # Gemma Scope 2
         return _load_gemma_scope_2_release(release, sae_id, repo_id, folder, hook_name)
     try:
         lens = LensSAE.from_pretrained(release, sae_id, device="cpu")

@@ -165,13 +165,19 @@ def model_recipe_shape(model) -> tuple[int, int]:
     return recipe_shape(int(model.cfg.n_layers), int(model.cfg.d_model))
 
 
-def recipe_layer(name_or_path: str) -> int:
-    """The recipe's layer for a model by name or folder, read from its `config.json` without loading
-    the weights: the default `--layer` of `run`, `sae-train` and `steer-compare`."""
+def model_shape(name_or_path: str) -> tuple[int, int]:
+    """(layers, d_model) of a model by name or folder, read from its `config.json` without loading
+    the weights."""
     from transformers import AutoConfig
 
     from mechvalue.lm.models import model_folder
 
     cfg = AutoConfig.from_pretrained(model_folder(name_or_path))
     cfg = getattr(cfg, "text_config", None) or cfg
-    return recipe_shape(int(cfg.num_hidden_layers), int(cfg.hidden_size))[0]
+    return int(cfg.num_hidden_layers), int(cfg.hidden_size)
+
+
+def recipe_layer(name_or_path: str) -> int:
+    """The recipe's layer for a model by name or folder, read from its `config.json` without loading
+    the weights: the default `--layer` of `run`, `sae-train` and `steer-compare`."""
+    return recipe_shape(*model_shape(name_or_path))[0]

@@ -38,10 +38,24 @@ def _check(value, allowed: tuple[str, ...], name: str) -> None:
 
 @dataclass
 class SteeringSpec:
+    """Which SAE features to edit, how and how strongly: each feature's activation f becomes
+    f' = f * mul + add (`edit_vectors`), with mode "add" (f + v), "clamp" (v) or "scale" (f * v).
+
+    Units of `strength`: "raw" (the default) is the SAE's own activation scale, the number is used
+    as it is; "typical" multiplies it by the feature's typical activation (its mean where it fires,
+    `mechvalue.typical_activations`), the unit in which `mechvalue run`, `steer-grid` and the study
+    state strengths, comparable across features whose activations differ in size. With a feature
+    typically at 2.5, `SteeringSpec([123], "add", 4.0, "typical")` adds 10.0 raw, the same as
+    `SteeringSpec([123], "add", 10.0)`. "scale" multiplies, so its strength has no unit (use raw)."""
+
     features: list[int]
+    """SAE feature ids, 0 <= id < d_sae"""
     mode: Mode = "add"
+    """add v to the activation, clamp it to v, or scale it by v"""
     strength: float | list[float] = 0.0
-    units: Units = "raw"  # raw, or "typical": strength x the feature's typical activation
+    """v: one for every feature, or one per feature (in `features`' order)"""
+    units: Units = "raw"
+    """raw: v as it is; typical: v x the feature's typical activation (needs the typical activations)"""
 
     def __post_init__(self):
         _check(self.mode, MODES, "mode")
@@ -141,7 +155,18 @@ def sae_hook(
     backend: str = "auto",
 ) -> SAEEditHook:
     """A hook editing `features` ({feature: strength}) of `sae` (ours or a `sae_lens.SAE`) at `where`
-    ("all", "prompt", "generated", a (start, end) span, or a boolean [batch, pos] mask)."""
+    ("all", "prompt", "generated", a (start, end) span, or a boolean [batch, pos] mask).
+
+    Strengths are raw feature activations by default (`units="raw"`: {123: 40.0} adds 40 to
+    feature 123's activation); `units="typical"` reads them as multiples of each feature's typical
+    activation, the unit of `mechvalue run` and the study, and needs `typical`
+    (`mechvalue.typical_activations(sae, ...)`, one value per feature):
+
+        typical = mechvalue.typical_activations(sae, prompts, model=model)
+        hook = sae_hook(sae, {123: 4.0}, units="typical", typical=typical)  # + 4 x typical[123]
+        logits = model.run_with_hooks(tokens, fwd_hooks=[(sae.cfg.hook_name, hook)])
+
+    See `SteeringSpec` for the modes."""
     sae = as_mechvalue_sae(sae)
     spec = SteeringSpec(list(features), mode, [float(v) for v in features.values()], units)
     return SAEEditHook(sae, spec, backend, typical, positions=where)
@@ -163,6 +188,15 @@ def steer(
     `model.hooks()` for the block; nests, and two models can be steered at once. `sae` is ours or
     a `sae_lens.SAE`. Yields the hook. Another hook point or backend: install the hook yourself,
     `with model.hooks([(name, sae_hook(..., backend="torch"))])`.
+
+    Strengths are raw feature activations by default; `units="typical"` with `typical` takes them
+    in multiples of each feature's typical activation, the unit `mechvalue run` and the study use
+    (its default grid strength 30 is `units="typical"`):
+
+        with steer(model, sae, {123: 40.0}):                                  # + 40 raw
+            model.generate(tokens, max_new_tokens=20, do_sample=False)
+        with steer(model, sae, {123: 4.0}, units="typical", typical=typical):  # + 4 x typical[123]
+            model.generate(tokens, max_new_tokens=20, do_sample=False)
     """
     from mechvalue.lm.models import as_bridge
 

@@ -14,6 +14,12 @@
    positions a call has.
 3. `cache_kwargs(cache)` names the cache the way the installed transformers takes it, so no
    call of ours goes through a deprecated keyword.
+4. TransformerLens's own `generate` hands the HF model its cache as `past_key_values`, which
+   transformers >= 5.24 answers with "`past_key_values` is deprecated ... Use `cache` instead."
+   (a FutureWarning at every decoding step: the warning that came with the unfilled cache of 1.).
+   A forward pre-hook on the HF model renames the keyword to `cache`, as transformers itself
+   would, so the warning no longer fires where nothing is wrong; whether the cache is filled is
+   what `mechvalue.lm.selfcheck` checks at load, never the warning.
 """
 
 from __future__ import annotations
@@ -56,6 +62,15 @@ def _alias_cache(module, args, kwargs):
     return None
 
 
+def _cache_keyword(module, args, kwargs):
+    """`past_key_values=` (TransformerLens's `generate`) passed on as `cache=`; a None one dropped."""
+    if "past_key_values" not in kwargs or kwargs.get("cache") is not None:
+        return None
+    kwargs = dict(kwargs)
+    cache = kwargs.pop("past_key_values")
+    return args, ({**kwargs, "cache": cache} if cache is not None else kwargs)
+
+
 def _reads_cache_itself(module) -> bool:
     """An attention bridge that runs attention itself and fills the cache in `_update_kv_cache`
     (a pass-through bridge hands the cache to HF's own module, which takes `cache=`)."""
@@ -65,10 +80,12 @@ def _reads_cache_itself(module) -> bool:
 
 
 def install(bridge) -> None:
-    """Install both hooks on a bridge (idempotent)."""
+    """Install the hooks above on a bridge (idempotent)."""
     if getattr(bridge, _INSTALLED, False):
         return
     hf = bridge.original_model
+    if _takes_cache(type(hf).forward):
+        hf.register_forward_pre_hook(_cache_keyword, with_kwargs=True)
     hf.register_forward_pre_hook(_record_past, with_kwargs=True)
     hf.register_forward_hook(_clear_past, with_kwargs=True, always_call=True)
     for module in bridge.modules():

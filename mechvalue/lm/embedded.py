@@ -130,10 +130,16 @@ def _say(msg: str) -> None:
     print(f"[mechvalue] {msg}", file=sys.stderr, flush=True)
 
 
+def folder_of(name: str, cache_root: Path) -> Path:
+    """Where the float32 HF folder of embedded model `name` lives under `cache_root` (it exists
+    once converted)."""
+    return Path(cache_root) / "models" / name / "hf"
+
+
 def hf_folder(name: str, cache_root: Path) -> Path:
     """The float32 HF folder of embedded model `name` under `cache_root`, converted on first use."""
     m = EMBEDDED[name]
-    out = Path(cache_root) / "models" / name / "hf"
+    out = folder_of(name, cache_root)
     with weights_cache.building(out):
         key = weights_cache.source_key(m.sources(m), ("transformers", "gguf", "torch"), dtype="float32")
         if weights_cache.reusable(out, key):  # same package files, same libraries, every tensor as written

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from platformdirs import user_cache_dir
 
 from mechvalue.errors import MechValueError
 from mechvalue.lm import embedded
@@ -28,13 +27,9 @@ from mechvalue.lm.literals import (  # noqa: F401 - re-exported
     DType,
     PromptFormat,
 )
+from mechvalue.lm.weights_cache import cache_dir  # noqa: F401 - re-exported
 
 EMBEDDED_MODELS: tuple[str, ...] = tuple(embedded.EMBEDDED)  # names `load_model` / `--model` take
-
-
-def cache_dir() -> Path:
-    """Where converted weights and trained SAEs live (`$MECHVALUE_CACHE` overrides)."""
-    return Path(os.environ.get("MECHVALUE_CACHE") or user_cache_dir("mechvalue"))
 
 
 def torch_dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -222,9 +217,9 @@ def load_model(
     if chat:  # chat templates bring their own start token
         bridge.cfg.default_prepend_bos = False
     from mechvalue.lm import compat
-    from mechvalue.lm.selfcheck import self_check
+    from mechvalue.lm.selfcheck import checked
 
     compat.install(bridge)
     if check:  # KV-cached logits must equal a full pass on the installed libraries, or nothing runs
-        self_check(bridge)
+        checked(bridge, str(name_or_path))
     return LoadedModel(bridge, name_or_path, fmt, chat, dt, torch.device(device))

@@ -13,12 +13,15 @@ versions, so a command exits 2 instead of printing wrong numbers.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from mechvalue.errors import MechValueError
 from mechvalue.lm import compat
 from mechvalue.lm.bridge import as_bridge, model_device
 from mechvalue.lm.generation import logits_at, new_cache, prefix_last_logits
+from mechvalue.lm.weights_cache import cache_dir
 
 PROBE = "Here is a short story about a fox who wanted to learn how to read"  # 12+ tokens for any tokenizer
 # Largest |cached - full| allowed, relative to the spread (std) of the full pass's logits: float32
@@ -71,3 +74,41 @@ def self_check(model) -> dict[str, float]:
             "combinations"
         )
     return err
+
+
+def record_path() -> Path:
+    """Where each self-check's result is kept, for `mechvalue doctor`: one entry per model, dtype,
+    device and library versions (`$MECHVALUE_CACHE/selfcheck.json`)."""
+    return cache_dir() / "selfcheck.json"
+
+
+def record_key(model: str, dtype: torch.dtype, device: str | torch.device) -> str:
+    """The entry a self-check result is kept under: what it ran on and with which libraries."""
+    kind = torch.device(device).type
+    return f"{model} | {str(dtype).removeprefix('torch.')} | {kind} | {compat.versions()}"
+
+
+def checked(bridge, name: str) -> dict[str, float]:
+    """`self_check`, its result (passed, or the one-line failure) kept for `mechvalue doctor`."""
+    import datetime
+    import json
+
+    from mechvalue.io import write_json
+
+    dtype = bridge.original_model.get_input_embeddings().weight.dtype
+    entry: dict = {"date": datetime.datetime.now().isoformat(timespec="seconds")}
+    try:
+        entry["errors"] = self_check(bridge)
+        entry["passed"] = True
+        return entry["errors"]
+    except MechValueError as e:
+        entry.update(passed=False, failure=str(e))
+        raise
+    finally:  # best effort: a read-only cache only loses the record
+        path = record_path()
+        try:
+            old = json.loads(path.read_text()) if path.is_file() else {}
+            old[record_key(name, dtype, model_device(bridge))] = entry
+            write_json(old, path)
+        except (OSError, ValueError):
+            pass

@@ -10,13 +10,22 @@ naming it, instead of loading with missing weights."""
 from __future__ import annotations
 
 import json
+import os
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
+from platformdirs import user_cache_dir
+
 from mechvalue.errors import MechValueError
+
+
+def cache_dir() -> Path:
+    """Where converted weights, trained SAEs and self-check records live (`$MECHVALUE_CACHE`
+    overrides)."""
+    return Path(os.environ.get("MECHVALUE_CACHE") or user_cache_dir("mechvalue"))
 
 KEY_FILE = "mechvalue_source.json"
 WEIGHT_GLOBS = (

@@ -1,7 +1,10 @@
 """Two or more `mechvalue run` folders side by side, as the study compared its two models: the
 measurement's reliability and validity, the value graphs (each against the human graph with its
 nulls, and against each other with the same nulls), the steering comparison's winners per value,
-and where the time went. Reads only what the runs wrote; a missing stage is one error naming it."""
+and where the time went. Reads only what the runs wrote; a missing stage is one error naming it.
+Each value's status is the one pass rule's (mechvalue.analysis.status), as in each run's report;
+runs too small to tell values apart (a `--quick` run, fewer than MIN_RANK_ITEMS items per value or
+MIN_RANK_ROLES roles) are described but never ranked."""
 
 from __future__ import annotations
 
@@ -11,11 +14,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from mechvalue.analysis.validity import ALPHA_MIN, ICC1_MIN, measurement_status
+from mechvalue.analysis.status import ALPHA_MIN, ICC1_MIN, RULE, failing, passing, sae_quality, value_status
 from mechvalue.causal.compare import compare_with_null
 from mechvalue.causal.graph import load_graph
 from mechvalue.errors import MechValueError
 from mechvalue.io import write_csv, write_json, write_text
+from mechvalue.pipeline.grounds import MIN_CORR_ROLES
+
+MIN_RANK_ITEMS = 3  # items per value: omega needs 3, and alpha over 2 items swings with either
+MIN_RANK_ROLES = MIN_CORR_ROLES
 
 
 def _read(run: Path, *parts: str):
@@ -43,10 +50,11 @@ def _reliability(run: Path) -> dict:
             "values": len(r),
         }
     kg = v.get("known_groups") or {}
-    status = measurement_status(tables["raw"], tables["centred"])  # the report's and `protocols`' rule
+    status = value_status(tables["raw"], tables["centred"])  # the report's and `protocols`' rule
     return {
         **rows,
-        "measured_values": sorted(k for k, why in status.items() if not why),
+        "status": status,
+        "measured_values": sorted(passing(status)),
         "respondents": v["respondents"],
         "matrix_r": v.get("matrix_r"),
         "matrix_p": v.get("matrix_p"),
@@ -93,6 +101,8 @@ def summarize(run: str | Path) -> dict:
         "settings": {k: cfg["settings"].get(k) for k in ("dtype", "layer", "roles", "seed", "quick")},
         "versions": cfg["versions"],
         "items": int(items["question"].nunique()),
+        "min_items_per_value": int(items.groupby("value")["item"].nunique().min()),
+        "sae_problem": sae_quality(_read(run, "sae", "sae.json").get("metrics")),
         "reliability": _reliability(run),
         "graph": _graph(run),
         "steering": _steering(run),
@@ -150,9 +160,10 @@ def table(summaries: list[dict]) -> pd.DataFrame:
             lambda s, k=kind: f"{s['reliability'][k]['values_alpha_ok']} of {s['reliability'][k]['values']}",
         )
     put(
-        "values that are measurements (both rules)",
+        "values that pass the one rule",
         lambda s: f"{len(s['reliability']['measured_values'])} of {s['reliability']['raw']['values']}",
     )
+    put("too small to rank", lambda s: too_small(s) or "no")
     put("ICC(1) median", lambda s: _fmt(s["reliability"]["raw"]["icc1_median"]))
     put(
         f"values with ICC(1) CI above {ICC1_MIN}",
@@ -191,23 +202,43 @@ def table(summaries: list[dict]) -> pd.DataFrame:
             ", ".join(f"{v}: {m}" for v, m in sorted(s["steering"]["per_value"].items())) or "none ranked"
         ),
     )
+    put(
+        "SAE below the quality bar (its features mean little)",
+        lambda s: "not measured" if s.get("sae_problem") is None else s["sae_problem"] or "no",
+    )
     put("run time (s)", lambda s: f"{s['times']['total_s']:.0f}")
     names = labels(summaries)
     return pd.DataFrame(rows, index=names).T
 
 
+def too_small(s: dict) -> str:
+    """Why a run (`summarize`'s) is too small to rank, or "" when it is not."""
+    why = []
+    if s["settings"].get("quick"):
+        why.append("a --quick run")
+    n_items = s.get("min_items_per_value")
+    if n_items is not None and n_items < MIN_RANK_ITEMS:
+        why.append(f"{n_items} item(s) per value (ranking needs {MIN_RANK_ITEMS})")
+    roles = s["reliability"]["respondents"]
+    if roles < MIN_RANK_ROLES:
+        why.append(f"{roles} roles (ranking needs {MIN_RANK_ROLES})")
+    return ", ".join(why)
+
+
 def verdicts(summaries: list[dict]) -> list[str]:
-    """Plain sentences: does each model pass the reliability thresholds, and which measures better."""
+    """Plain sentences: does each model pass the reliability thresholds, and which measures better
+    (not said when a run is too small to rank)."""
     out = []
     for name, s in zip(labels(summaries), summaries):
         r = s["reliability"]
         measured, n = r["measured_values"], r["raw"]["values"]
         ok = len(measured) >= 5
+        fails = "; ".join(f"{v} ({why})" for v, why in failing(r.get("status", {})).items())
         out.append(
             f"{name}: {'passes' if ok else 'does not pass'} the thresholds: {len(measured)} of {n} values "
-            f"have centred alpha >= {ALPHA_MIN:.2f} and an ICC(1) CI above {ICC1_MIN}"
-            f"{' (' + ', '.join(measured) + ')' if measured else ''}; humans' centred alpha "
-            f"{_fmt(r['human_alpha_centred'])}."
+            f"pass the one rule ({RULE})"
+            f"{' (' + ', '.join(measured) + ')' if measured else ''}{'; fail: ' + fails if fails else ''}; "
+            f"humans' centred alpha {_fmt(r['human_alpha_centred'])}."
         )
 
     def score(s: dict) -> tuple:
@@ -218,6 +249,14 @@ def verdicts(summaries: list[dict]) -> list[str]:
             round(r["matrix_r"], 2) if r["matrix_r"] is not None else -1,  # as shown in the table
         )
 
+    small = {name: why for name, s in zip(labels(summaries), summaries) if (why := too_small(s))}
+    if small:
+        out.append(
+            "Not ranked: too small to tell which measures values better ("
+            + "; ".join(f"{name}: {why}" for name, why in small.items())
+            + "). Their statuses come from too few items and roles to rest a comparison on."
+        )
+        return out
     ranked = sorted(zip(labels(summaries), summaries), key=lambda x: score(x[1]), reverse=True)
     if score(ranked[0][1]) == score(ranked[1][1]):
         out.append("Neither measures values better by these figures (a tie).")

@@ -37,7 +37,8 @@ class DesignOptions:
     inventory: str | None = None
     """ValueBench-format CSV (default: shipped)"""
     questionnaire: str | None = None
-    """comma-separated questionnaire names"""
+    """comma-separated questionnaire names (default: every one in the inventory; the shipped one has
+    MVI10 only, ValueBench's value_orientation.csv PVQ40 and others)"""
     roles: int = 10
     seed: int = 0
 
@@ -47,7 +48,8 @@ class RunConfig(DesignOptions, ModelOptions):
     """The options of `mechvalue run` (its command line is generated from these fields)."""
 
     sae: str = "train"
-    """'train' (the SmolLM2 recipe SAE, trained once and cached) or an SAE folder (mechvalue, SAELens,
+    """'train': the model's recipe SAE (trained once and cached; run trains it itself for the default
+    SmolLM2 only, other models need `mechvalue sae-train` first), or an SAE folder (mechvalue, SAELens,
     sparsify, Gemma Scope) or a SAELens release:sae_id"""
     layer: int | None = None
     """SAE layer (blocks.N.hook_resid_post); default: the model's middle layer, the recipe's"""

@@ -404,7 +404,7 @@ def validity(out: Path, r: Resources) -> dict:
         ]:
             forms[name] = measure_values(m, items, r.grid_roles)[0]
     battery = BatterySettings(
-        50 if cfg.quick else 200, 500 if cfg.quick else 5000, cfg.seed, run_noise(ws)["noise"]
+        50 if cfg.quick else 200, 500 if cfg.quick else 5000, cfg.seed, run_noise(ws)
     )
     res = validity(pd.concat([long, kg], ignore_index=True), cfg.human, forms, groups, battery)
     s = save(res, out, f"{cfg.model} ({measurer.scoring}): alpha, omega, ICC(1) per value")
@@ -419,9 +419,9 @@ def validity(out: Path, r: Resources) -> dict:
 
 def steer_compare(out: Path, r: Resources) -> dict:
     """Every steering method on the held-out value test (mechvalue.analysis.steer_compare) in the
-    run's --steer-design (mechvalue.analysis.steering.design); under --quick one target value, one strength per method, 3 roles (2 train, 1 test: every statistic is
-    then "too few roles", the fluency and speed costs are measured), one neutral prompt of 8 tokens
-    and 2 neutral texts."""
+    run's --steer-design (mechvalue.analysis.steering.design); under --quick one target value, one
+    strength per method, 3 roles (2 train, 1 test: every statistic is then "too few roles", the
+    fluency and speed costs are measured), one neutral prompt of 8 tokens and 2 neutral texts."""
     from mechvalue.analysis.steer_compare import (
         CompareSpec,
         held_out_values,

@@ -54,6 +54,36 @@ def run_lock(out: str | Path) -> Iterator[None]:
         lock.release()
 
 
+def same_settings(out: str | Path, cfg: RunConfig) -> bool:
+    """Whether OUT/config.json records a run of exactly `cfg` (False: no config.json yet). Other
+    settings are one error naming each that differs with both values, read before anything is
+    written (`preflight.check_run` calls it first, `Workspace` again under the run's lock)."""
+    conf = Path(out) / "config.json"
+    if not conf.exists():
+        return False
+    from mechvalue.inputs import read_json
+
+    recorded = read_json(conf, "run config")
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("settings"), dict):
+        raise MechValueError(f"{conf}: not a mechvalue run config (no 'settings' object); use a new --out")
+    # older runs: the study's protocol, the exhaustive steering comparison
+    old = {"protocol": "study", "steer_design": "exhaustive"} | recorded["settings"]
+    settings = asdict(cfg)
+    diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+    if diff:
+        said = "; ".join(f"{k}: {_short(old.get(k))} there, {_short(settings.get(k))} now" for k in diff)
+        raise MechValueError(
+            f"{out} holds a run with other settings ({', '.join(diff)}); {said}; "
+            "use a new --out or the folder's settings"
+        )
+    return True
+
+
+def _short(v) -> str:
+    s = json.dumps(v)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
 class Workspace:
     """OUT/config.json (settings + versions; other settings on the same folder are refused) and
     OUT/<stage>/ with its done.json."""
@@ -62,17 +92,8 @@ class Workspace:
         self.out, self.cfg = Path(out), cfg
         self.out.mkdir(parents=True, exist_ok=True)
         conf = self.out / "config.json"
-        settings = asdict(cfg)
-        if conf.exists():
-            # older runs: the study's protocol, the exhaustive steering comparison
-            old = {"protocol": "study", "steer_design": "exhaustive"} | json.loads(conf.read_text())["settings"]
-            diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
-            if diff:
-                raise MechValueError(
-                    f"{self.out} holds a run with other settings ({', '.join(diff)}); use a new --out"
-                )
-        else:
-            write_json({"settings": settings, "versions": versions()}, conf)
+        if not same_settings(self.out, cfg):
+            write_json({"settings": asdict(cfg), "versions": versions()}, conf)
 
     def dir(self, stage: str) -> Path:
         d = self.out / stage

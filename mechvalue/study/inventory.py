@@ -74,14 +74,10 @@ def select(
     """Keep the given questionnaires and values, then values with at least `min_items` items."""
     src = df.attrs.get("path", "inventory")
     if questionnaires:
-        unknown = sorted(set(questionnaires) - set(df["questionnaire"]))
-        if unknown:
-            raise MechValueError(f"{src}: unknown questionnaire(s) {unknown}")
+        _known(questionnaires, df["questionnaire"], "questionnaire", src)
         df = df[df["questionnaire"].isin(questionnaires)]
     if values:
-        unknown = sorted(set(values) - set(df["value"]))
-        if unknown:
-            raise MechValueError(f"{src}: unknown value(s) {unknown} in column 'value'")
+        _known(values, df["value"], "value", src)
         df = df[df["value"].isin(values)]
     counts = df.groupby("value")["item"].transform("size")
     out = df[counts >= min_items].reset_index(drop=True)
@@ -89,6 +85,17 @@ def select(
         raise MechValueError(f"{src}: no items left after selection")
     out.attrs["path"] = src
     return out
+
+
+def _known(names: list[str], column: pd.Series, what: str, src: str) -> None:
+    """Every name is in `column`; else one error naming the unknown ones and listing those there are
+    ("unknown questionnaire 'PVQ4' in <file>; it has: MVI10")."""
+    have = sorted(set(column))
+    unknown = [n for n in dict.fromkeys(names) if n not in have]
+    if unknown:
+        plural = "s" if len(unknown) > 1 else ""
+        shown = ", ".join(repr(n) for n in unknown)
+        raise MechValueError(f"unknown {what}{plural} {shown} in {src}; it has: {', '.join(have)}")
 
 
 def split(df: pd.DataFrame, seed: int = 0, train_frac: float = 0.7) -> tuple[pd.DataFrame, pd.DataFrame]:

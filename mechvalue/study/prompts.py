@@ -107,9 +107,14 @@ def instruction(
 
 @dataclass
 class RenderedPrompt:
+    """One study prompt as the model sees it (`render_prompt`, `render_prompts`)."""
+
     text: str
+    """the prompt in the model's prompt format, ending in the answer prefix"""
     tokens: list[int]
-    span: tuple[int, int]  # token positions [start, end) covering " your values"
+    """its token ids, the start token included"""
+    span: tuple[int, int]
+    """token positions [start, end) covering " your values", where the study reads and steers"""
 
 
 def render_text(

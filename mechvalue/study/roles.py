@@ -13,8 +13,39 @@ from mechvalue.inputs import read_json
 
 @dataclass(frozen=True)
 class Role:
+    """A persona: who the model is asked to be when it answers a questionnaire item
+    (`mechvalue.Persona` is this class).
+
+    The prompt gives the model `trait` alone ("(FYI, here is your trait. <trait>)" before the
+    instructions, `mechvalue.study.prompts`); `name` labels the persona's rows in every table
+    (`player_name`) and seeds its biography and the study's per-persona item subset
+    (`role_subset`). None in place of a persona is the
+    no-persona prompt, asked first in every design.
+
+    Where personas come from:
+    - `mechvalue.generate_personas(n, seed)` (`generate_roles`): n distinct personas in the study's
+      one-line format, names and jobs drawn by Faker seeded with `seed`, gender and MBTI type from
+      `mechvalue/data/personas.json`; the same seed gives the same personas;
+    - `mechvalue.load_players(path)`: the study's players*.json, {name: {"mini_trait": trait, ...}};
+    - `mechvalue.study.personas.persona_set(kind, n, seed)`: the one-line personas, the same people
+      with a value-neutral biography appended ("biography"), or the shipped known-group personas
+      whose lines say what they live for ("known-groups", 12 at most).
+
+    Example:
+
+        personas = mechvalue.generate_personas(2, seed=0)
+        personas[0]  # Role(name='Jason Green', trait='Gender: male; Job: Sales promotion
+                     #   account executive, MBTI: ESFP')
+        own = mechvalue.Persona("Ada", "Gender: female; Job: Engineer, MBTI: INTP")
+        m = mechvalue.measure(model, items, [None, *personas, own])  # no persona first, then each
+    """
+
     name: str
-    trait: str  # "Gender: <g>; Job: <job>, MBTI: <type>"
+    """how the persona's rows are labelled (`player_name`); not shown to the model"""
+    trait: str
+    """what the prompt tells the model about itself; the study's format is
+    "Gender: <gender>; Job: <job>, MBTI: <type>"; any text works in the prompt (a biography needs
+    the study's format)"""
 
 
 def _personas() -> dict:

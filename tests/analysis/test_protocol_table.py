@@ -84,8 +84,8 @@ def test_protocols_cli_refuses_unknown_names(capsys):
 def test_measurement_status_and_the_reports_top_line(tmp_path):
     from types import SimpleNamespace
 
-    from mechvalue.analysis.validity import measurement_status
-    from mechvalue.pipeline.report import _measured
+    from mechvalue.analysis.status import value_status as measurement_status
+    from mechvalue.pipeline.report.top import measured
 
     rel = pd.DataFrame({"value": ["Power", "Tradition", "Hedonism"], "icc1_lo": [0.2, 0.01, np.nan]})
     cen = pd.DataFrame({"value": ["Power", "Tradition", "Hedonism"], "alpha": [0.8, 0.9, 0.5]})
@@ -96,7 +96,6 @@ def test_measurement_status_and_the_reports_top_line(tmp_path):
         "Hedonism": "centred alpha 0.50, ICC(1) n/a",
     }
     assert measurement_status(rel, None)["Power"] == "centred alpha n/a"
-    ws = SimpleNamespace(cfg=SimpleNamespace(protocol="calibrated"))
-    top = _measured(ws, SimpleNamespace(validity={"measurements": status}))
+    top = measured(SimpleNamespace(status=status), "calibrated")
     assert "protocol calibrated" in top and "1 of 3 pass: Power." in top
     assert "Fail: Tradition (ICC(1) CI from 0.01); Hedonism (centred alpha 0.50, ICC(1) n/a)." in top

@@ -55,7 +55,7 @@ def test_table2_means(tables):
 def test_table2_improved_has_ci_and_pvalues(tables):
     g = load_graph(RELEASE / "reference_graphs.json", "gemma")
     res = ex.table2_improved(tables[1], g, GEMMA_KEPT, n_boot=20, n_null=20)
-    # the study's figures done properly (README): gaps +0.037 (SAE) and +0.130 (prompt); seeded null and bootstrap
+    # the study's figures done properly (docs/guides/reproduction.md): gaps +0.037 (SAE) and +0.130 (prompt); seeded null and bootstrap
     for half, gap, null_hits in (("sae", 0.0367, 7), ("prompt", 0.1303, 5)):
         lo, hi = res[half]["gap_ci95"]
         assert res[half]["gap"] == pytest.approx(gap, abs=1e-4) and lo < gap < hi

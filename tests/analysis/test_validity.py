@@ -94,15 +94,20 @@ def test_icc1_recovers_share_of_variance_between_roles(between):
         assert r["icc1_lo"] - 0.01 <= between <= r["icc1_hi"] + 0.01
 
 
-def test_reliability_flags_noise_and_spares_signal():
-    noise = long_table(60, 4, 0.0, 1.0, seed=5, values=("Noise",))
-    signal = long_table(60, 4, 0.8, 0.2, seed=6, values=("Signal",))
-    rel = V.reliability(pd.concat([noise, signal]), n_boot=0).set_index("value")
-    assert "icc1<0.05" in rel.loc["Noise", "flags"] and "alpha<0.7" in rel.loc["Noise", "flags"]
-    assert rel.loc["Signal", "flags"] == "" and rel.loc["Signal", "alpha"] > 0.9
-    w = V.graph_warnings(
-        ["Noise", "Signal", "C"], [("Noise", "Signal"), ("Signal", "C")], V.flagged_values(rel.reset_index())
+def test_the_one_rule_fails_noise_and_passes_signal():
+    from mechvalue.analysis.status import value_status
+
+    long = pd.concat(
+        [
+            long_table(60, 4, 0.0, 1.0, seed=5, values=("Noise",)),
+            long_table(60, 4, 0.8, 0.2, seed=6, values=("Signal",)),
+        ]
     )
+    rel = V.reliability(long, n_boot=0)
+    status = value_status(rel, V.reliability(V.center_scores(long), n_boot=0))
+    assert "ICC(1) CI from" in status["Noise"] and "centred alpha" in status["Noise"]
+    assert status["Signal"] == "" and rel.set_index("value").loc["Signal", "alpha"] > 0.9
+    w = V.graph_warnings(["Noise", "Signal", "C"], [("Noise", "Signal"), ("Signal", "C")], status)
     assert w["nodes"] == ["Noise"] and w["edges"] == [["Noise", "Signal"]] and w["edges_total"] == 2
 
 
@@ -247,7 +252,7 @@ def test_cli_writes_outputs_and_exits_2_on_bad_input(tmp_path, capsys):
     from mechvalue.analysis.validity_report import report_section
 
     sec = report_section(tmp_path / "v")
-    assert len(sec["table"]) == 5 and {"alpha", "icc1", "alpha_centered", "flags"} <= set(sec["table"][0])
+    assert len(sec["table"]) == 5 and {"alpha", "icc1", "alpha_centered", "status"} <= set(sec["table"][0])
     assert sec["summary"]["respondents"] == 20 and "known_groups" not in sec["summary"]
     capsys.readouterr()
     long.drop(columns="score").to_csv(tmp_path / "bad.csv", index=False)
@@ -309,7 +314,7 @@ def test_validity_stage_quick_on_smollm2(smollm2, tmp_path):
     sec = report_section(tmp_path / "validity")
     assert done["flagged"] == len(sec["summary"]["flagged"])
     assert sec["summary"]["known_groups"]["predictions"] == 8  # 2 pairs x 2 sides x 2 values
-    assert len(sec["table"]) == 10 and {"alpha", "omega", "icc1", "flags"} <= set(sec["table"][0])
+    assert len(sec["table"]) == 10 and {"alpha", "omega", "icc1", "status"} <= set(sec["table"][0])
     assert sec["graph_warnings"]["edges_total"] == 1 and (tmp_path / "validity" / "validity.png").exists()
 
 

@@ -503,3 +503,143 @@ def test_bad_model_folder_ci(real_load, tmp_path):
 @pytest.mark.slow
 def test_bad_model_folder_full(real_load, tmp_path):
     fuzz(60)(given(st.data())(lambda data: model_case(data, real_load, tmp_path)))()
+
+
+# ---- every input checked before the first stage (pipeline.preflight) --------------------------------
+# The autouse `no_model` fixture turns a model load into a failure, and `refused` asserts that the
+# output folder holds no file: each bad input below stops the command before any stage, any model
+# load and any write, so a rerun with the input fixed starts on a clean folder.
+
+
+def _empty(out: Path) -> None:
+    assert not out.exists(), list(out.rglob("*"))
+
+
+@pytest.mark.parametrize("command", ["run", "steer-grid", "steer-compare"])
+@pytest.mark.parametrize("how", ["missing folder", "folder of no known format", "unknown release"])
+def test_a_bad_sae_stops_before_any_stage(command, how, tmp_path):
+    sae = {
+        "missing folder": str(tmp_path / "no-such-sae"),
+        "folder of no known format": str(tmp_path),
+        "unknown release": "no-such-release:blocks.3.hook_resid_post",
+    }[how]
+    out = tmp_path / "out"
+    line = refused([command, "--sae", sae, "--out", str(out)], sae.split(":")[0], out, f"--sae: {how}")
+    _empty(out)
+    if how == "folder of no known format":  # the formats it could have been are listed
+        assert "mechvalue (mechvalue_sae.json" in line and "gemma-scope-2" in line
+
+
+@pytest.mark.parametrize("command", ["run", "measure", "steer-grid", "steer-compare", "protocols"])
+def test_an_unknown_questionnaire_lists_those_the_inventory_has(command, inputs, tmp_path):
+    out = tmp_path / "out"
+    argv = [command, "--questionnaire", "PVQ4", "--out", str(out)]
+    argv += ["--sae", str(inputs["sae"])] if command == "steer-grid" else []
+    line = refused(argv, "mechvalue_values.csv", out, "unknown questionnaire")
+    assert "unknown questionnaire 'PVQ4'" in line and line.endswith("it has: MVI10")
+    _empty(out)
+
+
+def test_unknown_questionnaires_and_values_of_a_given_inventory_are_listed(inputs, tmp_path):
+    out = tmp_path / "out"
+    inv = str(inputs["inventory"])
+    argv = ["measure", "--inventory", inv, "--out", str(out)]
+    line = refused([*argv, "--questionnaire", "PVQ40,MVI10,X"], inv, out, "unknown questionnaires")
+    assert "unknown questionnaires 'PVQ40', 'X'" in line and line.endswith("it has: MVI10")
+    line = refused([*argv, "--values", "Power,Powr"], inv, out, "unknown value")
+    assert "unknown value 'Powr'" in line and "it has: Benevolence, Power, Security, Self-Direction" in line
+    _empty(out)
+
+
+@pytest.mark.parametrize("command", ["run", "steer-grid", "measure"])
+@pytest.mark.parametrize("how", ["empty folder", "not a causal LM", "no such folder"])
+def test_a_bad_model_folder_stops_before_any_stage(command, how, inputs, tmp_path):
+    m = tmp_path / "model"
+    if how != "no such folder":
+        m.mkdir()
+    if how == "not a causal LM":
+        (m / "config.json").write_text(json.dumps({"architectures": ["BertModel"], "model_type": "bert"}))
+    out = tmp_path / "out"
+    argv = [command, "--model", str(m), "--out", str(out)]
+    argv += ["--sae", str(inputs["sae"])] if command != "measure" else []
+    refused(argv, m, out, f"model folder: {how}")
+    _empty(out)
+
+
+@pytest.fixture(scope="module")
+def base_model(tmp_path_factory) -> Path:
+    """A tiny model folder whose tokenizer has no chat template (as a base model's)."""
+    from tests.lm.tiny import write_tiny
+
+    folder = write_tiny("llama3", tmp_path_factory.mktemp("base"))
+    (folder / "chat_template.jinja").unlink(missing_ok=True)
+    conf = folder / "tokenizer_config.json"
+    conf.write_text(json.dumps({k: v for k, v in json.loads(conf.read_text()).items() if k != "chat_template"}))
+    return folder
+
+
+@pytest.mark.parametrize("command", ["run", "steer-grid", "measure", "cache"])
+def test_a_prompt_format_the_model_cannot_take_stops_before_any_stage(command, base_model, inputs, tmp_path):
+    out = tmp_path / "out"
+    argv = [command, "--model", str(base_model), "--prompt-format", "chat", "--out", str(out)]
+    argv += ["--sae", str(inputs["sae"])] if command in ("run", "steer-grid") else []
+    argv += ["--hooks", "blocks.1.hook_resid_post"] if command == "cache" else []
+    line = refused(argv, base_model, out, "prompt format")
+    assert "'chat' needs a chat template" in line
+    _empty(out)
+
+
+def test_a_prompt_format_of_no_known_name_is_refused_by_the_library_too(tmp_path):
+    from mechvalue.errors import MechValueError
+    from mechvalue.pipeline.config import RunConfig
+    from mechvalue.pipeline.run import run
+
+    with pytest.raises(MechValueError, match=r"prompt format 'xml': expected one of chat, gemma, llama"):
+        run(tmp_path / "out", RunConfig(prompt_format="xml"), progress=False)
+    _empty(tmp_path / "out")
+
+
+def test_a_model_without_a_recipe_sae_needs_sae_at_once(base_model, tmp_path, monkeypatch):
+    """Not the default model, no --sae, no recipe SAE made: stop before measuring (it once stopped
+    after the measure stage, and the folder then refused the rerun with --sae as other settings)."""
+    monkeypatch.setenv("MECHVALUE_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    line = refused(["run", "--model", str(base_model), "--out", str(out)], base_model, out, "no --sae")
+    assert "no --sae and no recipe SAE at any layer" in line and f"sae-train --model {base_model}" in line
+    argv = ["run", "--model", str(base_model), "--layer", "1", "--out", str(out)]
+    line = refused(argv, base_model, out, "no --sae at a layer")
+    assert "no recipe SAE at layer 1" in line and "--layer 1" in line
+    _empty(out)
+
+
+def test_a_layer_the_model_lacks_stops_before_any_stage(base_model, inputs, tmp_path):
+    out = tmp_path / "out"
+    argv = ["run", "--model", str(base_model), "--sae", str(inputs["sae"]), "--layer", "3", "--out", str(out)]
+    assert "has layers 0..2" in refused(argv, "--layer 3", out, "layer")
+    _empty(out)
+
+
+def test_an_output_path_that_is_a_file_is_refused(tmp_path):
+    out = tmp_path / "out"
+    out.write_text("a file")
+    for command in (["run"], ["measure"], ["validity", "--items", str(tmp_path / "items.csv")]):
+        assert "is a file; --out takes a folder" in refused([*command, "--out", str(out)], out, None, "file")
+    assert out.read_text() == "a file"
+
+
+def test_a_folder_of_a_run_with_other_settings_says_which_before_any_work(tmp_path):
+    """The settings that differ are named with both values; the folder is left as it was."""
+    from dataclasses import asdict
+
+    from mechvalue.pipeline.config import RunConfig
+    from mechvalue.study.settings import default_human_answers
+
+    out = tmp_path / "out"
+    out.mkdir()
+    settings = asdict(RunConfig.quick_preset(layer=15, human=default_human_answers())) | {"roles": 40}
+    (out / "config.json").write_text(json.dumps({"settings": settings, "versions": {}}))
+    before = (out / "config.json").read_bytes()
+    line = refused(["run", "--quick", "--out", str(out)], out, None, "other settings")
+    assert "other settings (roles)" in line and "roles: 40 there, 14 now" in line
+    assert sorted(p.name for p in out.iterdir()) == ["config.json"]
+    assert (out / "config.json").read_bytes() == before

@@ -1,5 +1,5 @@
-"""The activation cache file as the README documents it (datasets, attributes, read with h5py and
-with `ActivationStore`), the model name recorded however the file is written, position 0 (the
+"""The activation cache file as docs/guides/activation-cache.md documents it (datasets, attributes,
+read with h5py and with `ActivationStore`), the model name recorded however the file is written, position 0 (the
 attention sink) left out on request, and `cache --prompts` with an explicit template."""
 
 from __future__ import annotations

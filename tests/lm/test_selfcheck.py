@@ -66,3 +66,31 @@ def test_a_model_command_exits_2_with_one_line(folder, tmp_path):
     lines = [ln for ln in r.stderr.splitlines() if "self-check failed" in ln]
     assert len(lines) == 1 and "Traceback" not in r.stderr
     assert not (tmp_path / "out" / "values.csv").exists()
+
+
+def test_attention_that_never_sees_the_cache_stops_loading(folder, monkeypatch):
+    """TransformerLens's attention reading only `past_key_values` while transformers passes `cache=`
+    (the 5.24 breakage, without compat's alias) is caught by the self-check, not left to a warning."""
+    monkeypatch.setattr(compat, "_alias_cache", lambda module, args, kwargs: None)
+    with pytest.raises(MechValueError, match=r"self-check failed: .*cached decoding off by"):
+        load_model(str(folder))
+
+
+def test_generate_warns_of_no_deprecated_cache_keyword(smollm2):
+    """TransformerLens's `generate` and mechvalue's `greedy_generate` decode through the KV cache
+    without transformers' "`past_key_values` is deprecated" FutureWarning (the cache is fine: the
+    self-check ran at load), and agree token for token."""
+    import warnings
+
+    from mechvalue.lm.generation import greedy_generate
+    from mechvalue.lm.selfcheck import PROBE
+
+    tokens = smollm2.to_tokens(PROBE)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lens = smollm2.generate(tokens, max_new_tokens=6, do_sample=False, verbose=False, use_past_kv_cache=True)
+        bare = smollm2.bridge.generate(tokens, max_new_tokens=6, do_sample=False, verbose=False)
+        ours = greedy_generate(smollm2, [tokens[0].tolist()], 6, stop_ids=set())
+    said = [str(w.message) for w in caught if "past_key_values" in str(w.message)]
+    assert not said, said
+    assert lens[0, tokens.shape[1] :].tolist() == ours[0] == bare[0, tokens.shape[1] :].tolist()

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from mechvalue.analysis.plots import color_scale
-from mechvalue.pipeline.report_blocks import MISSING, fmt, fmt_ci, kv, table
+from mechvalue.pipeline.report.blocks import MISSING, fmt, fmt_ci, kv, table
 
 
 def test_fmt_never_writes_nan_none_or_a_python_literal():
@@ -22,6 +22,8 @@ def test_fmt_never_writes_nan_none_or_a_python_literal():
     assert fmt({"roles": 1, "d_sae": 512}) == "roles: 1; d_sae: 512"
     assert fmt([0.5, None, "x"]) == "0.500, —, x"
     assert fmt_ci(float("nan"), 0.2) == MISSING and fmt_ci(0.1, 0.25) == "[0.10, 0.25]"
+    assert fmt_ci(-0.0191, -0.0188) == "[-0.0191, -0.0188]"  # never two different ends printed alike
+    assert fmt_ci(-0.019, -0.019) == "none: every resample gave -0.019"
 
 
 def test_table_has_no_index_and_formats_each_column():

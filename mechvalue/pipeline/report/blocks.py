@@ -1,7 +1,7 @@
 """The report's building blocks and how numbers read on its page.
 
 A section is a title and a list of typed blocks (text, note, warning, heading, figures, table,
-key-value pairs, generations) that `templates/report.html.j2` renders. Every value reaches the
+key-value pairs, generations) that `mechvalue/pipeline/templates/report.html.j2` renders. Every value reaches the
 page through `fmt`: rounded, missing values as an em dash (never "nan" or "None"), lists and
 mappings as plain text (never a Python literal). Tables carry no index column; the template puts
 each in a box that scrolls sideways inside the page when it is wider than the page.
@@ -50,11 +50,18 @@ def fmt(x, digits: int = 3) -> str:
 
 
 def fmt_ci(lo, hi, digits: int = 2) -> str:
-    """A confidence interval as "[lo, hi]" (fixed decimals), or MISSING when either end is undefined."""
+    """A confidence interval as "[lo, hi]" (fixed decimals, more where `digits` would print two
+    different ends alike), "none: every resample gave x" when both ends are the same number, or
+    MISSING when either end is undefined."""
     if any(v is None or not math.isfinite(float(v)) for v in (lo, hi)):
         return MISSING
+    lo, hi = float(lo), float(hi)
+    if lo == hi:
+        return f"none: every resample gave {fmt(lo, digits + 1)}"
+    while digits < 8 and f"{lo:.{digits}f}" == f"{hi:.{digits}f}":
+        digits += 1
     end = lambda x: f"{x:.{digits}f}" if abs(x) >= 0.5 * 10**-digits or x == 0 else f"{x:.2g}"  # noqa: E731
-    return f"[{end(float(lo))}, {end(float(hi))}]"
+    return f"[{end(lo)}, {end(hi)}]"
 
 
 def text(s: str) -> Block:
