@@ -12,7 +12,9 @@
 2. Every forward call records how many positions the cache already holds (`past_length()`),
    so hooks tell a prompt pass from a decode step by what the model is doing, not by how many
    positions a call has.
-3. `cache_kwargs(cache)` names the cache the way the installed transformers takes it, so no
+3. Every forward call's tokens are counted (`mechvalue.lm.tokens`: prompt and decode positions),
+   the one place every caller's model work passes through.
+4. `cache_kwargs(cache)` names the cache the way the installed transformers takes it, so no
    call of ours goes through a deprecated keyword.
 """
 
@@ -65,11 +67,14 @@ def _reads_cache_itself(module) -> bool:
 
 
 def install(bridge) -> None:
-    """Install both hooks on a bridge (idempotent)."""
+    """Install the hooks on a bridge (idempotent)."""
+    from mechvalue.lm import tokens
+
     if getattr(bridge, _INSTALLED, False):
         return
     hf = bridge.original_model
     hf.register_forward_pre_hook(_record_past, with_kwargs=True)
+    hf.register_forward_pre_hook(tokens.record, with_kwargs=True)  # after _record_past: reads past_length()
     hf.register_forward_hook(_clear_past, with_kwargs=True, always_call=True)
     for module in bridge.modules():
         if _reads_cache_itself(module):

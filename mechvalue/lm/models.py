@@ -226,5 +226,8 @@ def load_model(
 
     compat.install(bridge)
     if check:  # KV-cached logits must equal a full pass on the installed libraries, or nothing runs
-        self_check(bridge)
+        from mechvalue.lm.tokens import uncounted
+
+        with uncounted():
+            self_check(bridge)
     return LoadedModel(bridge, name_or_path, fmt, chat, dt, torch.device(device))

@@ -6,8 +6,11 @@ resumes inside its stage). `OUT/config.json` records every setting and library v
 rerun with different settings on the same folder is refused. The executor (this process, or Ray
 workers: mechvalue.distributed) runs the measure, grid and bootstrap work and does not change the
 results; where time went goes to `OUT/timings.json`: every stage's wall seconds (`run_stages`) and
-this process's CPU seconds (`run_stages_cpu`), and per executor stage (measure, grid, bootstrap)
-its tasks and workers (`stages`).
+this process's CPU seconds (`run_stages_cpu`), per executor stage (measure, grid, bootstrap)
+its tasks and workers (`stages`), the machine's matmul limit (`limit`) and per stage the tokens
+run through the model against it (`throughput`); before the first stage the plan (stages, prompts,
+tokens, predicted seconds: mechvalue.pipeline.plan) is printed and kept in `plan`, and each stage
+prints its predicted end.
 """
 
 from __future__ import annotations
@@ -24,29 +27,61 @@ from mechvalue.pipeline.stages import STAGES
 from mechvalue.pipeline.workspace import Workspace, run_lock
 
 
-def run(out: str | Path, cfg: RunConfig, progress: bool = True, executor=None) -> Path:
-    """Run (or resume) every stage; returns the report's path."""
-    from mechvalue.distributed.executor import make_executor
-
+def resolved(cfg: RunConfig) -> RunConfig:
+    """The settings with their defaults filled in (the SAE layer: the recipe's)."""
     if cfg.layer is None:
         from mechvalue.interp.sae_recipe import recipe_layer
 
         cfg = replace(cfg, layer=recipe_layer(cfg.model))
+    return cfg
+
+
+def preview(out: str | Path, cfg: RunConfig) -> str:
+    """The plan of `run(out, cfg)`'s pending stages (mechvalue.pipeline.plan), writing nothing."""
+    from mechvalue.pipeline.plan import Plan, Unwritten
+
+    cfg = resolved(cfg)
+    torch.manual_seed(cfg.seed)
+    ws = Unwritten(Path(out), cfg)
+    pending = [name for name, _ in STAGES if not ws.done(name)]
+    if not pending:
+        return f"{out}: every stage is done"
+    return Plan.make(Resources(ws), pending).table()
+
+
+def run(out: str | Path, cfg: RunConfig, progress: bool = True, executor=None) -> Path:
+    """Run (or resume) every stage; returns the report's path."""
+    from mechvalue.distributed.executor import make_executor
+    from mechvalue.lm import tokens
+    from mechvalue.pipeline.plan import Plan
+
+    cfg = resolved(cfg)
     torch.manual_seed(cfg.seed)
     executor = executor or make_executor(progress=progress)
     with run_lock(out):  # one run per folder at a time
         ws = Workspace(out, cfg)
         res = Resources(ws, executor)
         executor.log.merge_from(ws.out)
+        pending = [name for name, _ in STAGES if not ws.done(name)]
+        plan = Plan.make(res, pending) if pending else None
+        if plan is not None:
+            executor.log.data["limit"], executor.log.data["plan"] = plan.limit, plan.as_dict()
+            if progress:
+                print(plan.table(), flush=True)
         for name, fn in STAGES:
             if ws.done(name):
                 continue
             t0, c0 = time.perf_counter(), time.process_time()
             if progress:
-                print(f"[mechvalue run] {name} ...", flush=True)
+                print(f"[mechvalue run] {name} ... {plan.eta(name)}", flush=True)
+            tokens.take()
             info = fn(ws.dir(name), res) or {}
             cpu = time.process_time() - c0
-            executor.log.stage(name, time.perf_counter() - t0, cpu)
+            seconds = time.perf_counter() - t0
+            executor.log.stage(name, seconds, cpu)
+            count = tokens.take()  # this process's, and the worker processes' the executor reported
+            count = count.add(tokens.TokenCount(**executor.log.data["stages"].get(name, {}).get("tokens", {})))
+            executor.log.throughput(name, plan.actual(name, count, seconds))
             executor.log.write(ws.out)
             ws.finish(name, t0, cpu_seconds=round(cpu, 2), **info)  # the done marker, written last
     return ws.out / "report" / "report.html"

@@ -1,0 +1,318 @@
+"""What a `mechvalue run` will do and how long it will take, before it does it.
+
+Per stage the model work is counted from the settings without running the model: the prompts
+each stage builds (the stages' own prompt builders and batching: `Measurer.prompts`, `batches`,
+`shared_prefix`, through `CountingMeasurer`, which runs the protocol but answers every forward
+with zeros and counts its positions), their prompt tokens (padded batch x positions, the count
+`mechvalue.lm.tokens` keeps while the stage runs, so planned and run counts can be compared
+one to one) and their generated tokens (decode steps x rows; an upper bound where generation
+may stop early at an end token). A short calibration on the loaded model (a forward pass of the
+run's first measure batch, and decode steps at two batch sizes) gives seconds per prompt token and
+per decode step; the machine's matmul limit (`mechvalue.lm.limit`) is measured with it. Stages
+whose work is not counted (SAE training, the steering comparison) or that run no model (graph,
+tables, report) get a rule-of-thumb time, marked `~` in the table.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from mechvalue.lm.batching import chunks
+from mechvalue.lm.tokens import TokenCount, uncounted
+from mechvalue.measurement.scoring import Condition, Measurer
+
+
+@dataclass
+class CountingMeasurer(Measurer):
+    """A `Measurer` whose forwards are counted, not run: `answer_logits` adds the positions the
+    real one would run (the shared prefix once, then the padded suffixes; or the padded prompts)
+    to `count` and returns zero logits, so any protocol's own batching and prompts are counted."""
+
+    count: Work = field(default_factory=lambda: Work(), kw_only=True)  # shared by `replace` copies
+
+    @classmethod
+    def of(cls, m: Measurer) -> CountingMeasurer:
+        from mechvalue.measurement.tasks import measurer_settings
+
+        return cls(m.model, **measurer_settings(m))
+
+    def answer_logits(self, batch, cond):
+        seqs = [p.tokens for p in batch]
+        n = self.shared_prefix(batch, cond)
+        self.count.prompts += len(seqs)
+        self.count.prompt_tokens += n + len(seqs) * max(len(s) - n for s in seqs)
+        return torch.zeros(len(seqs), len(self.model.tokenizer))
+
+
+@dataclass
+class Work:
+    """One stage's planned model work and the time predicted for it."""
+
+    prompts: int = 0
+    prompt_tokens: int = 0
+    generated_tokens: int = 0  # decode steps x rows (an upper bound: generation may stop early)
+    decode_steps: int = 0
+    cost: float = 1.0  # forward passes' worth of matmuls per prompt token (3: forward + backward)
+    fixed_s: float = 0.0  # time besides the counted forwards (rule of thumb)
+    counted: bool = True  # False: the stage's model work is not counted; its time is a rule of thumb
+    note: str = ""
+    predicted_s: float | None = None
+
+
+@dataclass
+class Calibration:
+    """Seconds per prompt token (a padded forward of the run's first measure batch) and per decode
+    step: `step_s` + `row_s` x rows (decode steps timed at two batch sizes)."""
+
+    prompt_token_s: float
+    step_s: float
+    row_s: float
+    seconds: float  # the calibration's own time
+
+    def predict(self, w: Work) -> float:
+        return (
+            w.prompt_tokens * w.cost * self.prompt_token_s
+            + w.decode_steps * self.step_s
+            + w.generated_tokens * self.row_s
+            + w.fixed_s
+        )
+
+
+def _padded(seqs: list[list[int]], batch_size: int) -> tuple[int, int]:
+    """(padded positions, rows) of `seqs` run in left-padded batches of `batch_size`."""
+    padded = sum((sl.stop - sl.start) * max(map(len, seqs[sl])) for sl in chunks(len(seqs), batch_size))
+    return padded, len(seqs)
+
+
+def _measured(m: Measurer, items, roles, conds) -> Work:
+    """Work of `measure(m, items, roles, conds)`: the protocol run on a `CountingMeasurer`."""
+    from mechvalue.measurement.scoring import measure
+
+    c = CountingMeasurer.of(m)
+    measure(c, items, roles, conds, progress=False)
+    return Work(c.count.prompts, c.count.prompt_tokens)
+
+
+def _generated(prompts: list[list[int]], batch: int, new_tokens: int, calls: int = 1) -> Work:
+    """Work of greedy generation of `new_tokens` after `prompts` in batches, `calls` times: one
+    prompt pass per batch and at most `new_tokens - 1` decode steps (the last token needs none)."""
+    prompt, rows = _padded(prompts, batch)
+    steps = sum(max(new_tokens - 1, 0) for _ in chunks(len(prompts), batch))
+    return Work(rows * calls, prompt * calls, rows * max(new_tokens - 1, 0) * calls, steps * calls)
+
+
+def _plus(a: Work, b: Work) -> Work:
+    return Work(
+        a.prompts + b.prompts,
+        a.prompt_tokens + b.prompt_tokens,
+        a.generated_tokens + b.generated_tokens,
+        a.decode_steps + b.decode_steps,
+    )
+
+
+def stage_work(r, stages: list[str]) -> dict[str, Work]:
+    """Each stage's planned work from the run's settings and resources (`Resources`: the items,
+    roles, measurer and loaded model; nothing an earlier stage writes is read)."""
+    from mechvalue.interp.features import cache_prompts
+    from mechvalue.interp.sae_recipe import recipe_folder
+    from mechvalue.measurement.grid import HARD_LABELS, hard_prompts
+    from mechvalue.study.prompts import render
+
+    cfg, m, items = r.cfg, r.measurer, r.items
+    out: dict[str, Work] = {}
+    for s in stages:
+        if s == "measure":
+            out[s] = _measured(m, items, r.roles, [Condition()])
+        elif s == "sae":
+            quick = (recipe_folder(cfg.model, cfg.layer) / "metrics.json").exists() and cfg.quick
+            folder = recipe_folder(cfg.model, cfg.layer, "-quick" if cfg.quick and not quick else "")
+            cached = cfg.sae != "train" or ((folder / "metrics.json").exists() and (folder / "sae").exists())
+            out[s] = (
+                Work(fixed_s=1.0, note="SAE given or cached: loaded")
+                if cached
+                else Work(fixed_s=60.0, counted=False, note="trains the SAE: not counted")
+            )
+        elif s == "activations":
+            ps = [
+                render(q, role, r.info.prompt_format, r.model.tokenizer, answer_prefix="Answer:")
+                for role in r.act_roles
+                for q in r.act_items["question"]
+            ]
+            tok, rows = _padded([p.tokens for p in cache_prompts(ps)], 16)
+            # the pass stops after the SAE's layer
+            out[s] = Work(rows, tok, cost=(cfg.layer + 1) / r.model.cfg.n_layers)
+        elif s == "features":
+            cond = Condition(where="span")
+            tok, rows = 0, 0
+            for role in r.act_roles[:4]:
+                t, n = _padded([p.tokens for p in m.prompts(r.act_items, role, cond)], m.batch_size)
+                tok, rows = tok + t, rows + n
+            out[s] = Work(rows, tok, cost=3.0, fixed_s=2.0)  # forward + backward (x3)
+        elif s == "grid":
+            values = sorted(items["value"].unique())
+            conds = [Condition()] + [Condition(f"f{i}", where="span") for i in range(cfg.features)]
+            if not cfg.quick:
+                conds += [Condition(name, hard=hard_prompts(values, d)) for d, name in HARD_LABELS.items()]
+            out[s] = _measured(m, items, r.grid_roles, conds)
+        elif s == "generations":
+            qs = list(items.groupby("value", sort=False).head(1)["question"][:2])
+            ps = [render(q, None, r.info.prompt_format, r.model.tokenizer).tokens for q in qs]
+            out[s] = _generated(ps, len(ps), 16 if cfg.quick else 40, calls=1 + cfg.features)
+            out[s].note = "generated: at most (early stop)"
+        elif s == "validity":
+            out[s] = _validity(r)
+        elif s == "steer_compare":
+            out[s] = Work(fixed_s=120.0 if cfg.quick else 3600.0, counted=False, note="not counted")
+        elif s == "graph":
+            out[s] = Work(fixed_s=1.0 + 0.05 * cfg.bootstrap, counted=False, note="no model")
+        elif s in ("tables", "report"):
+            out[s] = Work(fixed_s=3.0 if cfg.quick else 10.0, counted=False, note="no model")
+    return out
+
+
+def _validity(r) -> Work:
+    """The known-group personas on the run's protocol; without --quick the other forms and scorers
+    on the grid roles (the generating scorer counted at its most tokens)."""
+    from dataclasses import replace
+
+    from mechvalue.analysis.validity import known_groups_path
+    from mechvalue.study.roles import load_players
+
+    cfg, m, items = r.cfg, r.measurer, r.items
+    kg = load_players(known_groups_path())[: 4 if cfg.quick else None]
+    w = _measured(m, items, kg, [Condition()])
+    if cfg.quick:
+        return w
+    for f in ("swapped", "plain", "reflect"):
+        w = _plus(w, _measured(replace(m, form=f), items, r.grid_roles, [Condition()]))
+    w = _plus(w, _measured(replace(m, scoring="likert", protocol=None), items, r.grid_roles, [Condition()]))
+    g = replace(m, scoring="generate", protocol=None)
+    for role in r.grid_roles:
+        ps = [p.tokens for p in g.scorer.prompts(g, items, role, Condition())]
+        w = _plus(w, _generated(ps, g.batch_size, g.max_new_tokens))
+    w.note = "generated: at most (early stop)"
+    return w
+
+
+def calibrate(r) -> Calibration:
+    """Time a padded forward of the first measure batch, and decode steps at 2 and 16 rows."""
+    from mechvalue.lm.generation import greedy_generate, last_logits
+
+    t00 = time.perf_counter()
+    m = r.measurer
+    seqs = [p.tokens for p in m.prompts(r.items, r.roles[-1], Condition())][: m.batch_size]
+    while len(seqs) < 16:  # a tiny inventory: its prompts again
+        seqs = seqs + seqs
+
+    def best(fn, repeats: int = 2) -> float:  # the least of a few timings: a busy moment counts less
+        took = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            took.append(time.perf_counter() - t)
+        return min(took)
+
+    with uncounted(), torch.no_grad():
+        last_logits(r.model, seqs)  # warm-up
+        prompt_s = best(lambda: last_logits(r.model, seqs)) / (len(seqs) * max(map(len, seqs)))
+        per_step = {}
+        for rows in (2, 16):
+            took = [
+                best(lambda n=n: greedy_generate(r.model, seqs[:rows], n, stop_ids=set())) for n in (2, 10)
+            ]
+            per_step[rows] = max(took[1] - took[0], 0.0) / 8
+    row_s = max(per_step[16] - per_step[2], 0.0) / 14
+    step_s = max(per_step[2] - 2 * row_s, 0.0)
+    return Calibration(prompt_s, step_s, row_s, time.perf_counter() - t00)
+
+
+@dataclass
+class Plan:
+    """The run's planned work per pending stage, the calibration, the machine's limit and the
+    predicted seconds; `eta` and `actual` follow the stages as they run."""
+
+    work: dict[str, Work]
+    calibration: Calibration
+    limit: dict
+    started: float = field(default_factory=time.time)
+
+    @classmethod
+    def make(cls, r, stages: list[str]) -> Plan:
+        from mechvalue.lm.limit import model_limit
+
+        work = stage_work(r, stages)
+        cal = calibrate(r)
+        for w in work.values():
+            w.predicted_s = round(cal.predict(w), 1)
+        return cls(work, cal, model_limit(r.model))
+
+    def eta(self, stage: str) -> str:
+        """'predicted 12 s, ends ~05:31:02' for a stage starting now."""
+        w = self.work.get(stage)
+        if w is None or w.predicted_s is None:
+            return ""
+        end = time.strftime("%H:%M:%S", time.localtime(time.time() + w.predicted_s))
+        return f"(predicted {'~' if not w.counted else ''}{w.predicted_s:.0f} s, ends ~{end})"
+
+    def actual(self, stage: str, count: TokenCount, seconds: float) -> dict:
+        """The stage's row of timings.json `throughput`: its counted tokens and rate against the
+        limit, with what was planned."""
+        import os
+
+        from mechvalue.lm.limit import throughput
+
+        w = self.work.get(stage, Work())
+        return throughput(count.prompt, count.generated, seconds, self.limit) | {
+            "load_avg_1min": round(os.getloadavg()[0], 2),  # the machine's load as the stage ended
+            "prompt_tokens_real": count.prompt_real,
+            "forwards": count.forwards,
+            "predicted_s": w.predicted_s,
+            "planned_prompt_tokens": w.prompt_tokens if w.counted else None,
+            "planned_generated_tokens": w.generated_tokens if w.counted else None,
+        }
+
+    def as_dict(self) -> dict:
+        return {
+            "stages": {s: asdict(w) for s, w in self.work.items()},
+            "calibration": asdict(self.calibration),
+            "predicted_total_s": round(sum(w.predicted_s or 0 for w in self.work.values()), 1),
+        }
+
+    def table(self) -> str:
+        """The plan as printed before the first stage."""
+        head = f"{'stage':<14}{'prompts':>9}{'prompt tok':>12}{'generated':>11}{'predicted':>11}  note"
+        lines = ["[mechvalue run] plan", head]
+        for s, w in self.work.items():
+            pred = f"{'~' if not w.counted else ''}{w.predicted_s:.0f} s"
+            lines.append(
+                f"{s:<14}{w.prompts:>9}{w.prompt_tokens:>12}{w.generated_tokens:>11}{pred:>11}  {w.note}"
+            )
+        total = sum(w.predicted_s or 0 for w in self.work.values())
+        tot = [
+            sum(getattr(w, k) for w in self.work.values())
+            for k in ("prompts", "prompt_tokens", "generated_tokens")
+        ]
+        lines.append(f"{'total':<14}{tot[0]:>9}{tot[1]:>12}{tot[2]:>11}{total:>9.0f} s")
+        c, lim = self.calibration, self.limit
+        lines.append(
+            f"calibration: {c.prompt_token_s * 1e3:.3f} ms per prompt token, decode step "
+            f"{c.step_s * 1e3:.1f} ms + {c.row_s * 1e3:.2f} ms per row; limit {lim['gflops']:.1f} GFLOP/s "
+            f"({lim['shape']}, {lim['threads']} threads) = {lim['limit_tokens_per_s']:.0f} tokens/s"
+        )
+        return "\n".join(lines)
+
+
+@dataclass
+class Unwritten:
+    """A run folder's reading side for `--plan`: its settings and which stages are done, with
+    nothing written."""
+
+    out: Path
+    cfg: object
+
+    def done(self, stage: str) -> bool:
+        return (self.out / stage / "done.json").exists()
