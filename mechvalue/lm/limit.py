@@ -80,5 +80,5 @@ def throughput(prompt: int, generated: int, seconds: float, limit: dict | None) 
         "seconds": round(seconds, 3),
         "tokens_per_s": round(tps, 1) if tps is not None else None,
         "limit_tokens_per_s": lim,
-        "ratio_to_limit": round(tps / lim, 4) if tps is not None and lim else None,
+        "ratio_to_limit": float(f"{tps / lim:.4g}") if tps is not None and lim else None,
     }

@@ -6,15 +6,18 @@ each stage builds (the stages' own prompt builders and batching: `Measurer.promp
 with zeros and counts its positions), their prompt tokens (padded batch x positions, the count
 `mechvalue.lm.tokens` keeps while the stage runs, so planned and run counts can be compared
 one to one) and their generated tokens (decode steps x rows; an upper bound where generation
-may stop early at an end token). A short calibration on the loaded model (a forward pass of the
-run's first measure batch, and decode steps at two batch sizes) gives seconds per prompt token and
-per decode step; the machine's matmul limit (`mechvalue.lm.limit`) is measured with it. Stages
+may stop early at an end token). A short calibration on the loaded model (a forward pass of a few
+of the run's measure prompts, and decode steps at two batch sizes) gives seconds per prompt token
+and per decode step; the machine's matmul limit (`mechvalue.lm.limit`) is measured with it. The
+measuring stages' own work besides the forwards (rendering, tokenizing, scoring) is timed as they
+are counted, and added. Stages
 whose work is not counted (SAE training, the steering comparison) or that run no model (graph,
 tables, report) get a rule-of-thumb time, marked `~` in the table.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -57,7 +60,8 @@ class Work:
     generated_tokens: int = 0  # decode steps x rows (an upper bound: generation may stop early)
     decode_steps: int = 0
     cost: float = 1.0  # forward passes' worth of matmuls per prompt token (3: forward + backward)
-    fixed_s: float = 0.0  # time besides the counted forwards (rule of thumb)
+    fixed_s: float = 0.0  # time besides the counted forwards, as measured now
+    quiet_s: float | None = 0.0  # and a rule of thumb of a quiet machine (None: not predicted)
     counted: bool = True  # False: the stage's model work is not counted; its time is a rule of thumb
     note: str = ""
     predicted_s: float | None = None
@@ -65,20 +69,25 @@ class Work:
 
 @dataclass
 class Calibration:
-    """Seconds per prompt token (a padded forward of the run's first measure batch) and per decode
-    step: `step_s` + `row_s` x rows (decode steps timed at two batch sizes)."""
+    """Seconds per prompt token (a padded forward of a few of the run's measure prompts) and per
+    decode step: `step_s` + `row_s` x rows (decode steps timed at two batch sizes); `busy`: the
+    load average per CPU when it ran (at least 1), what a quiet machine's rule of thumb is scaled by."""
 
     prompt_token_s: float
     step_s: float
     row_s: float
+    busy: float
     seconds: float  # the calibration's own time
 
-    def predict(self, w: Work) -> float:
+    def predict(self, w: Work) -> float | None:
+        if w.quiet_s is None:
+            return None
         return (
             w.prompt_tokens * w.cost * self.prompt_token_s
             + w.decode_steps * self.step_s
             + w.generated_tokens * self.row_s
             + w.fixed_s
+            + w.quiet_s * self.busy
         )
 
 
@@ -93,8 +102,10 @@ def _measured(m: Measurer, items, roles, conds) -> Work:
     from mechvalue.measurement.scoring import measure
 
     c = CountingMeasurer.of(m)
+    t = time.perf_counter()
     measure(c, items, roles, conds, progress=False)
-    return Work(c.count.prompts, c.count.prompt_tokens)
+    # the time of the run on zeros is the stage's own work besides the forwards (prompts, scores)
+    return Work(c.count.prompts, c.count.prompt_tokens, fixed_s=time.perf_counter() - t)
 
 
 def _generated(prompts: list[list[int]], batch: int, new_tokens: int, calls: int = 1) -> Work:
@@ -111,6 +122,8 @@ def _plus(a: Work, b: Work) -> Work:
         a.prompt_tokens + b.prompt_tokens,
         a.generated_tokens + b.generated_tokens,
         a.decode_steps + b.decode_steps,
+        fixed_s=a.fixed_s + b.fixed_s,
+        quiet_s=a.quiet_s + b.quiet_s,
     )
 
 
@@ -132,9 +145,9 @@ def stage_work(r, stages: list[str]) -> dict[str, Work]:
             folder = recipe_folder(cfg.model, cfg.layer, "-quick" if cfg.quick and not quick else "")
             cached = cfg.sae != "train" or ((folder / "metrics.json").exists() and (folder / "sae").exists())
             out[s] = (
-                Work(fixed_s=1.0, note="SAE given or cached: loaded")
+                Work(quiet_s=0.5, note="SAE given or cached: loaded")
                 if cached
-                else Work(fixed_s=60.0, counted=False, note="trains the SAE: not counted")
+                else Work(quiet_s=None, counted=False, note="trains the SAE: not predicted")
             )
         elif s == "activations":
             ps = [
@@ -143,15 +156,15 @@ def stage_work(r, stages: list[str]) -> dict[str, Work]:
                 for q in r.act_items["question"]
             ]
             tok, rows = _padded([p.tokens for p in cache_prompts(ps)], 16)
-            # the pass stops after the SAE's layer
-            out[s] = Work(rows, tok, cost=(cfg.layer + 1) / r.model.cfg.n_layers)
+            # the passes stop after the SAE's layer; one more of one token finds the hook's width
+            out[s] = Work(rows, tok + 1, cost=(cfg.layer + 1) / r.model.cfg.n_layers)
         elif s == "features":
             cond = Condition(where="span")
             tok, rows = 0, 0
             for role in r.act_roles[:4]:
                 t, n = _padded([p.tokens for p in m.prompts(r.act_items, role, cond)], m.batch_size)
                 tok, rows = tok + t, rows + n
-            out[s] = Work(rows, tok, cost=3.0, fixed_s=2.0)  # forward + backward (x3)
+            out[s] = Work(rows, tok, cost=3.0, quiet_s=1.0)  # forward + backward (x3)
         elif s == "grid":
             values = sorted(items["value"].unique())
             conds = [Condition()] + [Condition(f"f{i}", where="span") for i in range(cfg.features)]
@@ -166,11 +179,18 @@ def stage_work(r, stages: list[str]) -> dict[str, Work]:
         elif s == "validity":
             out[s] = _validity(r)
         elif s == "steer_compare":
-            out[s] = Work(fixed_s=120.0 if cfg.quick else 3600.0, counted=False, note="not counted")
+            # not counted: a quick run's count (12,234 prompt tokens) stands in; a full run's is not predicted
+            out[s] = (
+                Work(prompt_tokens=12234, quiet_s=10.0, counted=False, note="a quick run's tokens")
+                if cfg.quick
+                else Work(quiet_s=None, counted=False, note="not predicted")
+            )
         elif s == "graph":
-            out[s] = Work(fixed_s=1.0 + 0.05 * cfg.bootstrap, counted=False, note="no model")
-        elif s in ("tables", "report"):
-            out[s] = Work(fixed_s=3.0 if cfg.quick else 10.0, counted=False, note="no model")
+            out[s] = Work(quiet_s=0.5 + 0.05 * cfg.bootstrap, counted=False, note="no model")
+        elif s == "tables":
+            out[s] = Work(quiet_s=3.0 if cfg.quick else 10.0, counted=False, note="no model")
+        elif s == "report":
+            out[s] = Work(quiet_s=0.5 if cfg.quick else 2.0, counted=False, note="no model")
     return out
 
 
@@ -185,6 +205,7 @@ def _validity(r) -> Work:
     cfg, m, items = r.cfg, r.measurer, r.items
     kg = load_players(known_groups_path())[: 4 if cfg.quick else None]
     w = _measured(m, items, kg, [Condition()])
+    w.quiet_s = 5.0  # the reliability battery's resamples
     if cfg.quick:
         return w
     for f in ("swapped", "plain", "reflect"):
@@ -198,36 +219,56 @@ def _validity(r) -> Work:
     return w
 
 
+def _median(fn, repeats: int = 3) -> float:
+    """The median of a few timings of `fn()`: the machine as busy as it is now, without its spikes
+    (the stages will share it as it is)."""
+    took = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        took.append(time.perf_counter() - t)
+    return sorted(took)[len(took) // 2]
+
+
+def _step_seconds(model, seqs: list[list[int]], steps: int = 4) -> float:
+    """Seconds of one decode step for `len(seqs)` rows: a prompt pass fills the KV cache, then
+    one-token forwards on it are timed (the median of `steps`)."""
+    from mechvalue.lm.batching import left_pad
+    from mechvalue.lm.bridge import as_bridge, model_device
+    from mechvalue.lm.generation import logits_at, new_cache
+
+    bridge = as_bridge(model)
+    tokens, attn = left_pad(seqs, bridge.tokenizer.pad_token_id or 0, model_device(bridge))
+    cache = new_cache()
+    nxt = logits_at(bridge, tokens, attn, cache).argmax(-1)
+    took = []
+    for _ in range(steps):
+        attn = torch.cat([attn, torch.ones_like(attn[:, :1])], 1)
+        t = time.perf_counter()
+        nxt = logits_at(bridge, nxt[:, None], attn, cache).argmax(-1)
+        took.append(time.perf_counter() - t)
+    return sorted(took)[len(took) // 2]
+
+
 def calibrate(r) -> Calibration:
-    """Time a padded forward of the first measure batch, and decode steps at 2 and 16 rows."""
-    from mechvalue.lm.generation import greedy_generate, last_logits
+    """Time a padded forward of 4 of the run's measure prompts (seconds per prompt token), and
+    decode steps at 2 and 16 rows on 32-token prompts (seconds per step and per row); a few
+    seconds on one CPU thread, none of it counted as a stage's tokens."""
+    from mechvalue.lm.generation import last_logits
 
     t00 = time.perf_counter()
-    m = r.measurer
-    seqs = [p.tokens for p in m.prompts(r.items, r.roles[-1], Condition())][: m.batch_size]
+    seqs = [p.tokens for p in r.measurer.prompts(r.items, r.roles[-1], Condition())]
     while len(seqs) < 16:  # a tiny inventory: its prompts again
         seqs = seqs + seqs
-
-    def best(fn, repeats: int = 2) -> float:  # the least of a few timings: a busy moment counts less
-        took = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            fn()
-            took.append(time.perf_counter() - t)
-        return min(took)
-
     with uncounted(), torch.no_grad():
-        last_logits(r.model, seqs)  # warm-up
-        prompt_s = best(lambda: last_logits(r.model, seqs)) / (len(seqs) * max(map(len, seqs)))
-        per_step = {}
-        for rows in (2, 16):
-            took = [
-                best(lambda n=n: greedy_generate(r.model, seqs[:rows], n, stop_ids=set())) for n in (2, 10)
-            ]
-            per_step[rows] = max(took[1] - took[0], 0.0) / 8
+        last_logits(r.model, seqs[:2])  # warm-up
+        prompt_s = _median(lambda: last_logits(r.model, seqs[:4])) / (4 * max(map(len, seqs[:4])))
+        short = [s[:32] for s in seqs[:16]]
+        per_step = {rows: _step_seconds(r.model, short[:rows]) for rows in (2, 16)}
     row_s = max(per_step[16] - per_step[2], 0.0) / 14
     step_s = max(per_step[2] - 2 * row_s, 0.0)
-    return Calibration(prompt_s, step_s, row_s, time.perf_counter() - t00)
+    busy = max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+    return Calibration(prompt_s, step_s, row_s, round(busy, 2), time.perf_counter() - t00)
 
 
 @dataclass
@@ -247,7 +288,8 @@ class Plan:
         work = stage_work(r, stages)
         cal = calibrate(r)
         for w in work.values():
-            w.predicted_s = round(cal.predict(w), 1)
+            p = cal.predict(w)
+            w.predicted_s = round(p, 1) if p is not None else None
         return cls(work, cal, model_limit(r.model))
 
     def eta(self, stage: str) -> str:
@@ -261,8 +303,6 @@ class Plan:
     def actual(self, stage: str, count: TokenCount, seconds: float) -> dict:
         """The stage's row of timings.json `throughput`: its counted tokens and rate against the
         limit, with what was planned."""
-        import os
-
         from mechvalue.lm.limit import throughput
 
         w = self.work.get(stage, Work())
@@ -287,7 +327,7 @@ class Plan:
         head = f"{'stage':<14}{'prompts':>9}{'prompt tok':>12}{'generated':>11}{'predicted':>11}  note"
         lines = ["[mechvalue run] plan", head]
         for s, w in self.work.items():
-            pred = f"{'~' if not w.counted else ''}{w.predicted_s:.0f} s"
+            pred = "?" if w.predicted_s is None else f"{'~' if not w.counted else ''}{w.predicted_s:.0f} s"
             lines.append(
                 f"{s:<14}{w.prompts:>9}{w.prompt_tokens:>12}{w.generated_tokens:>11}{pred:>11}  {w.note}"
             )
@@ -296,12 +336,17 @@ class Plan:
             sum(getattr(w, k) for w in self.work.values())
             for k in ("prompts", "prompt_tokens", "generated_tokens")
         ]
-        lines.append(f"{'total':<14}{tot[0]:>9}{tot[1]:>12}{tot[2]:>11}{total:>9.0f} s")
+        unknown = [s for s, w in self.work.items() if w.predicted_s is None]
+        lines.append(
+            f"{'total':<14}{tot[0]:>9}{tot[1]:>12}{tot[2]:>11}{total:>9.0f} s"
+            + (f"  + {', '.join(unknown)} (not predicted)" if unknown else "")
+        )
         c, lim = self.calibration, self.limit
         lines.append(
             f"calibration: {c.prompt_token_s * 1e3:.3f} ms per prompt token, decode step "
             f"{c.step_s * 1e3:.1f} ms + {c.row_s * 1e3:.2f} ms per row; limit {lim['gflops']:.1f} GFLOP/s "
-            f"({lim['shape']}, {lim['threads']} threads) = {lim['limit_tokens_per_s']:.0f} tokens/s"
+            f"({lim['shape']}, {lim['threads']} threads) = {lim['limit_tokens_per_s']:.0f} tokens/s; "
+            f"load {c.busy:.1f} per CPU"
         )
         return "\n".join(lines)
 
