@@ -44,8 +44,12 @@ def _cache_of(kwargs: dict):
 
 
 def _record_past(module, args, kwargs):
+    from mechvalue.lm import tokens
+
     cache = _cache_of(kwargs)
-    _PAST.set(int(cache.get_seq_length()) if cache is not None else 0)
+    past = int(cache.get_seq_length()) if cache is not None else 0
+    _PAST.set(past)
+    tokens.record(args, kwargs, past)
 
 
 def _clear_past(module, args, kwargs, output):
@@ -68,13 +72,10 @@ def _reads_cache_itself(module) -> bool:
 
 def install(bridge) -> None:
     """Install the hooks on a bridge (idempotent)."""
-    from mechvalue.lm import tokens
-
     if getattr(bridge, _INSTALLED, False):
         return
     hf = bridge.original_model
-    hf.register_forward_pre_hook(_record_past, with_kwargs=True)
-    hf.register_forward_pre_hook(tokens.record, with_kwargs=True)  # after _record_past: reads past_length()
+    hf.register_forward_pre_hook(_record_past, with_kwargs=True)  # and counts the call's tokens
     hf.register_forward_hook(_clear_past, with_kwargs=True, always_call=True)
     for module in bridge.modules():
         if _reads_cache_itself(module):

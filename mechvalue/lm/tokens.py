@@ -1,5 +1,5 @@
-"""How many tokens ran through the model: counted at one place, a forward pre-hook on the HF model
-under every bridge (installed with the others by `mechvalue.lm.compat.install`), so every caller
+"""How many tokens ran through the model: counted at one place, the forward pre-hook on the HF model
+under every bridge (`mechvalue.lm.compat.install`), so every caller
 (scoring, generation, activation caching, attribution, SAE training, steering) is counted alike.
 
 A forward call is a decode step when it runs one new position per row on top of a KV cache that
@@ -57,10 +57,9 @@ def uncounted() -> Iterator[None]:
         COUNT = kept
 
 
-def record(module, args, kwargs) -> None:
-    """The forward pre-hook: add this call's positions to `COUNT`."""
-    from mechvalue.lm.compat import past_length
-
+def record(args: tuple, kwargs: dict, past: int) -> None:
+    """Add one forward call's positions to `COUNT` (its arguments, and the positions its KV cache
+    already holds); called by the HF model's forward pre-hook (`mechvalue.lm.compat`)."""
     ids = args[0] if args else kwargs.get("input_ids")
     if ids is None:
         ids = kwargs.get("inputs_embeds")
@@ -68,7 +67,7 @@ def record(module, args, kwargs) -> None:
         return
     rows, n = int(ids.shape[0]), int(ids.shape[1])
     COUNT.forwards += 1
-    if n == 1 and (past_length() or 0) > 0:
+    if n == 1 and past > 0:
         COUNT.generated += rows
         return
     COUNT.prompt += rows * n
