@@ -51,6 +51,19 @@ class CountingMeasurer(Measurer):
         return torch.zeros(len(seqs), len(self.model.tokenizer))
 
 
+# the stages that run the model (the others are not worth a model load and a calibration)
+MODEL_STAGES = {
+    "measure",
+    "sae",
+    "activations",
+    "features",
+    "grid",
+    "generations",
+    "validity",
+    "steer_compare",
+}
+
+
 @dataclass
 class Work:
     """One stage's planned model work and the time predicted for it."""
@@ -127,71 +140,83 @@ def _plus(a: Work, b: Work) -> Work:
     )
 
 
+def _measure(r) -> Work:
+    return _measured(r.measurer, r.items, r.roles, [Condition()])
+
+
+def _sae(r) -> Work:
+    """A given or cached SAE is loaded; training one is not predicted (as `stages.sae` decides)."""
+    from mechvalue.interp.sae_recipe import recipe_folder
+
+    cfg = r.cfg
+    full = (recipe_folder(cfg.model, cfg.layer) / "metrics.json").exists()
+    folder = recipe_folder(cfg.model, cfg.layer, "-quick" if cfg.quick and not full else "")
+    if cfg.sae != "train" or ((folder / "metrics.json").exists() and (folder / "sae").exists()):
+        return Work(quiet_s=0.5, note="SAE given or cached: loaded")
+    return Work(quiet_s=None, counted=False, note="trains the SAE: not predicted")
+
+
+def _activations(r) -> Work:
+    from mechvalue.interp.features import cache_prompts
+    from mechvalue.study.prompts import render
+
+    ps = [
+        render(q, role, r.info.prompt_format, r.model.tokenizer, answer_prefix="Answer:")
+        for role in r.act_roles
+        for q in r.act_items["question"]
+    ]
+    tok, rows = _padded([p.tokens for p in cache_prompts(ps)], 16)
+    # the passes stop after the SAE's layer; one more of one token finds the hook's width
+    return Work(rows, tok + 1, cost=(r.cfg.layer + 1) / r.model.cfg.n_layers)
+
+
+def _features(r) -> Work:
+    """Gradient attribution: a forward and a backward pass (x3) of every cached prompt, 4 roles."""
+    cond, tok, rows = Condition(where="span"), 0, 0
+    for role in r.act_roles[:4]:
+        ps = [p.tokens for p in r.measurer.prompts(r.act_items, role, cond)]
+        t, n = _padded(ps, r.measurer.batch_size)
+        tok, rows = tok + t, rows + n
+    return Work(rows, tok, cost=3.0, quiet_s=1.0)
+
+
+def _grid(r) -> Work:
+    """Unsteered, one condition per feature (the grid's strength) and, without --quick, the hard
+    prompts; a feature's hook changes no token count, so none is built."""
+    from mechvalue.measurement.grid import HARD_LABELS, hard_prompts
+
+    values = sorted(r.items["value"].unique())
+    conds = [Condition()] + [Condition(f"f{i}", where="span") for i in range(r.cfg.features)]
+    if not r.cfg.quick:
+        conds += [Condition(name, hard=hard_prompts(values, d)) for d, name in HARD_LABELS.items()]
+    return _measured(r.measurer, r.items, r.grid_roles, conds)
+
+
+def _generations(r) -> Work:
+    from mechvalue.study.prompts import render
+
+    qs = list(r.items.groupby("value", sort=False).head(1)["question"][:2])
+    ps = [render(q, None, r.info.prompt_format, r.model.tokenizer).tokens for q in qs]
+    w = _generated(ps, len(ps), 16 if r.cfg.quick else 40, calls=1 + r.cfg.features)
+    w.note = "generated: at most (early stop)"
+    return w
+
+
+def _steer_compare(r) -> Work:
+    """Not counted: under --quick a quick run's count (12,234 prompt tokens) stands in."""
+    if r.cfg.quick:
+        return Work(prompt_tokens=12234, quiet_s=10.0, counted=False, note="a quick run's tokens")
+    return Work(quiet_s=None, counted=False, note="not predicted")
+
+
+def _no_model(quick_s: float, full_s: float):
+    return lambda r: Work(quiet_s=quick_s if r.cfg.quick else full_s, counted=False, note="no model")
+
+
 def stage_work(r, stages: list[str]) -> dict[str, Work]:
     """Each stage's planned work from the run's settings and resources (`Resources`: the items,
     roles, measurer and loaded model; nothing an earlier stage writes is read)."""
-    from mechvalue.interp.features import cache_prompts
-    from mechvalue.interp.sae_recipe import recipe_folder
-    from mechvalue.measurement.grid import HARD_LABELS, hard_prompts
-    from mechvalue.study.prompts import render
-
-    cfg, m, items = r.cfg, r.measurer, r.items
-    out: dict[str, Work] = {}
-    for s in stages:
-        if s == "measure":
-            out[s] = _measured(m, items, r.roles, [Condition()])
-        elif s == "sae":
-            quick = (recipe_folder(cfg.model, cfg.layer) / "metrics.json").exists() and cfg.quick
-            folder = recipe_folder(cfg.model, cfg.layer, "-quick" if cfg.quick and not quick else "")
-            cached = cfg.sae != "train" or ((folder / "metrics.json").exists() and (folder / "sae").exists())
-            out[s] = (
-                Work(quiet_s=0.5, note="SAE given or cached: loaded")
-                if cached
-                else Work(quiet_s=None, counted=False, note="trains the SAE: not predicted")
-            )
-        elif s == "activations":
-            ps = [
-                render(q, role, r.info.prompt_format, r.model.tokenizer, answer_prefix="Answer:")
-                for role in r.act_roles
-                for q in r.act_items["question"]
-            ]
-            tok, rows = _padded([p.tokens for p in cache_prompts(ps)], 16)
-            # the passes stop after the SAE's layer; one more of one token finds the hook's width
-            out[s] = Work(rows, tok + 1, cost=(cfg.layer + 1) / r.model.cfg.n_layers)
-        elif s == "features":
-            cond = Condition(where="span")
-            tok, rows = 0, 0
-            for role in r.act_roles[:4]:
-                t, n = _padded([p.tokens for p in m.prompts(r.act_items, role, cond)], m.batch_size)
-                tok, rows = tok + t, rows + n
-            out[s] = Work(rows, tok, cost=3.0, quiet_s=1.0)  # forward + backward (x3)
-        elif s == "grid":
-            values = sorted(items["value"].unique())
-            conds = [Condition()] + [Condition(f"f{i}", where="span") for i in range(cfg.features)]
-            if not cfg.quick:
-                conds += [Condition(name, hard=hard_prompts(values, d)) for d, name in HARD_LABELS.items()]
-            out[s] = _measured(m, items, r.grid_roles, conds)
-        elif s == "generations":
-            qs = list(items.groupby("value", sort=False).head(1)["question"][:2])
-            ps = [render(q, None, r.info.prompt_format, r.model.tokenizer).tokens for q in qs]
-            out[s] = _generated(ps, len(ps), 16 if cfg.quick else 40, calls=1 + cfg.features)
-            out[s].note = "generated: at most (early stop)"
-        elif s == "validity":
-            out[s] = _validity(r)
-        elif s == "steer_compare":
-            # not counted: a quick run's count (12,234 prompt tokens) stands in; a full run's is not predicted
-            out[s] = (
-                Work(prompt_tokens=12234, quiet_s=10.0, counted=False, note="a quick run's tokens")
-                if cfg.quick
-                else Work(quiet_s=None, counted=False, note="not predicted")
-            )
-        elif s == "graph":
-            out[s] = Work(quiet_s=0.5 + 0.05 * cfg.bootstrap, counted=False, note="no model")
-        elif s == "tables":
-            out[s] = Work(quiet_s=3.0 if cfg.quick else 10.0, counted=False, note="no model")
-        elif s == "report":
-            out[s] = Work(quiet_s=0.5 if cfg.quick else 2.0, counted=False, note="no model")
-    return out
+    return {s: PLANNERS[s](r) for s in stages}
 
 
 def _validity(r) -> Work:
@@ -217,6 +242,22 @@ def _validity(r) -> Work:
         w = _plus(w, _generated(ps, g.batch_size, g.max_new_tokens))
     w.note = "generated: at most (early stop)"
     return w
+
+
+# the planned work of each stage of `mechvalue.pipeline.stages.STAGES`
+PLANNERS = {
+    "measure": _measure,
+    "sae": _sae,
+    "activations": _activations,
+    "features": _features,
+    "grid": _grid,
+    "generations": _generations,
+    "graph": lambda r: Work(quiet_s=0.5 + 0.05 * r.cfg.bootstrap, counted=False, note="no model"),
+    "tables": _no_model(3.0, 10.0),
+    "validity": _validity,
+    "steer_compare": _steer_compare,
+    "report": _no_model(0.5, 2.0),
+}
 
 
 def _median(fn, repeats: int = 3) -> float:
@@ -267,8 +308,12 @@ def calibrate(r) -> Calibration:
         per_step = {rows: _step_seconds(r.model, short[:rows]) for rows in (2, 16)}
     row_s = max(per_step[16] - per_step[2], 0.0) / 14
     step_s = max(per_step[2] - 2 * row_s, 0.0)
-    busy = max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
-    return Calibration(prompt_s, step_s, row_s, round(busy, 2), time.perf_counter() - t00)
+    return Calibration(prompt_s, step_s, row_s, _busy(), time.perf_counter() - t00)
+
+
+def _busy() -> float:
+    """The load average per CPU, at least 1: how much slower than quiet this machine runs now."""
+    return round(max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1)), 2)
 
 
 @dataclass
@@ -278,7 +323,7 @@ class Plan:
 
     work: dict[str, Work]
     calibration: Calibration
-    limit: dict
+    limit: dict | None  # None: no stage left that runs the model
     started: float = field(default_factory=time.time)
 
     @classmethod
@@ -286,11 +331,14 @@ class Plan:
         from mechvalue.lm.limit import model_limit
 
         work = stage_work(r, stages)
-        cal = calibrate(r)
+        if not set(stages) & MODEL_STAGES:  # graph, tables, report left: no model loaded for them
+            cal, limit = Calibration(0.0, 0.0, 0.0, _busy(), 0.0), None
+        else:
+            cal, limit = calibrate(r), model_limit(r.model)
         for w in work.values():
             p = cal.predict(w)
             w.predicted_s = round(p, 1) if p is not None else None
-        return cls(work, cal, model_limit(r.model))
+        return cls(work, cal, limit)
 
     def eta(self, stage: str) -> str:
         """'predicted 12 s, ends ~05:31:02' for a stage starting now."""
@@ -342,6 +390,8 @@ class Plan:
             + (f"  + {', '.join(unknown)} (not predicted)" if unknown else "")
         )
         c, lim = self.calibration, self.limit
+        if lim is None:
+            return "\n".join(lines)
         lines.append(
             f"calibration: {c.prompt_token_s * 1e3:.3f} ms per prompt token, decode step "
             f"{c.step_s * 1e3:.1f} ms + {c.row_s * 1e3:.2f} ms per row; limit {lim['gflops']:.1f} GFLOP/s "

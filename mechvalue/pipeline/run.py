@@ -65,7 +65,9 @@ def run(out: str | Path, cfg: RunConfig, progress: bool = True, executor=None) -
         pending = [name for name, _ in STAGES if not ws.done(name)]
         plan = Plan.make(res, pending) if pending else None
         if plan is not None:
-            executor.log.data["limit"], executor.log.data["plan"] = plan.limit, plan.as_dict()
+            executor.log.data["plan"] = plan.as_dict()
+            if plan.limit is not None:
+                executor.log.data["limit"] = plan.limit
             if progress:
                 print(plan.table(), flush=True)
         for name, fn in STAGES:

@@ -94,3 +94,9 @@ def test_plan_prints_the_plan_and_writes_nothing(tiny_llama3_run, tmp_path):
     for s, _ in STAGES:
         assert any(line.startswith(s + " ") for line in lines), s
     assert any(line.startswith("total") for line in lines) and "tokens/s" in r.stdout
+
+
+def test_every_stage_has_a_planner():
+    from mechvalue.pipeline.plan import PLANNERS
+
+    assert list(PLANNERS) == [s for s, _ in STAGES]
