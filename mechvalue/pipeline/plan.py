@@ -72,21 +72,25 @@ class Work:
     prompt_tokens: int = 0
     generated_tokens: int = 0  # decode steps x rows (an upper bound: generation may stop early)
     decode_steps: int = 0
-    cost: float = 1.0  # forward passes' worth of matmuls per prompt token (3: forward + backward)
+    cost: float = 1.0  # forward passes' worth of matmuls per prompt token (2: forward + input gradient)
     fixed_s: float = 0.0  # time besides the counted forwards, as measured now
     quiet_s: float | None = 0.0  # and a rule of thumb of a quiet machine (None: not predicted)
     counted: bool = True  # False: the stage's model work is not counted; its time is a rule of thumb
+    measured: bool = False  # its prompts are scored as `Measurer.answer_logits` does (shared prefix)
     note: str = ""
     predicted_s: float | None = None
 
 
 @dataclass
 class Calibration:
-    """Seconds per prompt token (a padded forward of a few of the run's measure prompts) and per
-    decode step: `step_s` + `row_s` x rows (decode steps timed at two batch sizes); `busy`: the
-    load average per CPU when it ran (at least 1), what a quiet machine's rule of thumb is scaled by."""
+    """Seconds per prompt token of a plain padded forward (a few of the run's measure prompts) and
+    of the scoring path (`measured_token_s`: the run's first measure batch, shared prefix and
+    padded suffixes), and per decode step: `step_s` + `row_s` x rows (timed at two batch sizes);
+    `busy`: the load average per CPU when it ran (at least 1), what a quiet machine's rule of thumb
+    is scaled by."""
 
     prompt_token_s: float
+    measured_token_s: float
     step_s: float
     row_s: float
     busy: float
@@ -95,8 +99,9 @@ class Calibration:
     def predict(self, w: Work) -> float | None:
         if w.quiet_s is None:
             return None
+        per_token = self.measured_token_s if w.measured else self.prompt_token_s
         return (
-            w.prompt_tokens * w.cost * self.prompt_token_s
+            w.prompt_tokens * w.cost * per_token
             + w.decode_steps * self.step_s
             + w.generated_tokens * self.row_s
             + w.fixed_s
@@ -118,7 +123,7 @@ def _measured(m: Measurer, items, roles, conds) -> Work:
     t = time.perf_counter()
     measure(c, items, roles, conds, progress=False)
     # the time of the run on zeros is the stage's own work besides the forwards (prompts, scores)
-    return Work(c.count.prompts, c.count.prompt_tokens, fixed_s=time.perf_counter() - t)
+    return Work(c.count.prompts, c.count.prompt_tokens, fixed_s=time.perf_counter() - t, measured=True)
 
 
 def _generated(prompts: list[list[int]], batch: int, new_tokens: int, calls: int = 1) -> Work:
@@ -137,6 +142,7 @@ def _plus(a: Work, b: Work) -> Work:
         a.decode_steps + b.decode_steps,
         fixed_s=a.fixed_s + b.fixed_s,
         quiet_s=a.quiet_s + b.quiet_s,
+        measured=a.measured,
     )
 
 
@@ -171,13 +177,14 @@ def _activations(r) -> Work:
 
 
 def _features(r) -> Work:
-    """Gradient attribution: a forward and a backward pass (x3) of every cached prompt, 4 roles."""
+    """Gradient attribution: a forward and a backward pass of every cached prompt, 4 roles; the
+    weights need no gradient, so the backward pass costs about one forward (x2 in all)."""
     cond, tok, rows = Condition(where="span"), 0, 0
     for role in r.act_roles[:4]:
         ps = [p.tokens for p in r.measurer.prompts(r.act_items, role, cond)]
         t, n = _padded(ps, r.measurer.batch_size)
         tok, rows = tok + t, rows + n
-    return Work(rows, tok, cost=3.0, quiet_s=1.0)
+    return Work(rows, tok, cost=2.0, quiet_s=1.0)
 
 
 def _grid(r) -> Work:
@@ -205,7 +212,9 @@ def _generations(r) -> Work:
 def _steer_compare(r) -> Work:
     """Not counted: under --quick a quick run's count (12,234 prompt tokens) stands in."""
     if r.cfg.quick:
-        return Work(prompt_tokens=12234, quiet_s=10.0, counted=False, note="a quick run's tokens")
+        return Work(
+            prompt_tokens=12234, quiet_s=10.0, counted=False, measured=True, note="a quick run's tokens"
+        )
     return Work(quiet_s=None, counted=False, note="not predicted")
 
 
@@ -292,23 +301,29 @@ def _step_seconds(model, seqs: list[list[int]], steps: int = 4) -> float:
 
 
 def calibrate(r) -> Calibration:
-    """Time a padded forward of 4 of the run's measure prompts (seconds per prompt token), and
-    decode steps at 2 and 16 rows on 32-token prompts (seconds per step and per row); a few
+    """Time the run's first measure batch as it is scored (seconds per scored prompt token), a
+    padded forward of 4 of its prompts (seconds per prompt token), and decode steps at 2 and 16 rows on 8-token prompts (seconds per step and per row); a few
     seconds on one CPU thread, none of it counted as a stage's tokens."""
     from mechvalue.lm.generation import last_logits
 
     t00 = time.perf_counter()
-    seqs = [p.tokens for p in r.measurer.prompts(r.items, r.roles[-1], Condition())]
+    m, cond = r.measurer, Condition()
+    prompts = m.prompts(r.items, r.roles[-1], cond)
+    batch = [prompts[i] for i in m.batches(r.items, cond)[0]]
+    counting = CountingMeasurer.of(m)
+    counting.answer_logits(batch, cond)
+    seqs = [p.tokens for p in prompts]
     while len(seqs) < 16:  # a tiny inventory: its prompts again
         seqs = seqs + seqs
     with uncounted(), torch.no_grad():
-        last_logits(r.model, seqs[:2])  # warm-up
+        m.answer_logits(batch, cond)  # warm-up
+        measured_s = _median(lambda: m.answer_logits(batch, cond), 2) / counting.count.prompt_tokens
         prompt_s = _median(lambda: last_logits(r.model, seqs[:4])) / (4 * max(map(len, seqs[:4])))
-        short = [s[:32] for s in seqs[:16]]
+        short = [s[:8] for s in seqs[:16]]
         per_step = {rows: _step_seconds(r.model, short[:rows]) for rows in (2, 16)}
     row_s = max(per_step[16] - per_step[2], 0.0) / 14
     step_s = max(per_step[2] - 2 * row_s, 0.0)
-    return Calibration(prompt_s, step_s, row_s, _busy(), time.perf_counter() - t00)
+    return Calibration(prompt_s, measured_s, step_s, row_s, _busy(), time.perf_counter() - t00)
 
 
 def _busy() -> float:
@@ -332,7 +347,7 @@ class Plan:
 
         work = stage_work(r, stages)
         if not set(stages) & MODEL_STAGES:  # graph, tables, report left: no model loaded for them
-            cal, limit = Calibration(0.0, 0.0, 0.0, _busy(), 0.0), None
+            cal, limit = Calibration(0.0, 0.0, 0.0, 0.0, _busy(), 0.0), None
         else:
             cal, limit = calibrate(r), model_limit(r.model)
         for w in work.values():
@@ -393,7 +408,8 @@ class Plan:
         if lim is None:
             return "\n".join(lines)
         lines.append(
-            f"calibration: {c.prompt_token_s * 1e3:.3f} ms per prompt token, decode step "
+            f"calibration: {c.prompt_token_s * 1e3:.2f} ms per prompt token ({c.measured_token_s * 1e3:.2f} "
+            "scored), decode step "
             f"{c.step_s * 1e3:.1f} ms + {c.row_s * 1e3:.2f} ms per row; limit {lim['gflops']:.1f} GFLOP/s "
             f"({lim['shape']}, {lim['threads']} threads) = {lim['limit_tokens_per_s']:.0f} tokens/s; "
             f"load {c.busy:.1f} per CPU"
