@@ -212,9 +212,8 @@ def _generations(r) -> Work:
 def _steer_compare(r) -> Work:
     """Not counted: under --quick a quick run's count (12,234 prompt tokens) stands in."""
     if r.cfg.quick:
-        return Work(
-            prompt_tokens=12234, quiet_s=10.0, counted=False, measured=True, note="a quick run's tokens"
-        )
+        # its batches are large (CompareSpec.batch_size): the plain forward's rate, not the scoring path's
+        return Work(prompt_tokens=12234, quiet_s=10.0, counted=False, note="a quick run's tokens")
     return Work(quiet_s=None, counted=False, note="not predicted")
 
 
