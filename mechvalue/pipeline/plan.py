@@ -363,7 +363,7 @@ class Plan:
         return f"(predicted {'~' if not w.counted else ''}{w.predicted_s:.0f} s, ends ~{end})"
 
     def actual(self, stage: str, count: TokenCount, seconds: float) -> dict:
-        """The stage's row of timings.json `throughput`: its counted tokens and rate against the
+        """The stage's entry in timings.json `stages`: its counted tokens and rate against the
         limit, with what was planned."""
         from mechvalue.lm.limit import throughput
 

@@ -8,7 +8,7 @@ workers: mechvalue.distributed) runs the measure, grid and bootstrap work and do
 results; where time went goes to `OUT/timings.json`: every stage's wall seconds (`run_stages`) and
 this process's CPU seconds (`run_stages_cpu`), per executor stage (measure, grid, bootstrap)
 its tasks and workers (`stages`), the machine's matmul limit (`limit`) and per stage the tokens
-run through the model against it (`throughput`); before the first stage the plan (stages, prompts,
+run through the model against it (in `stages`); before the first stage the plan (stages, prompts,
 tokens, predicted seconds: mechvalue.pipeline.plan) is printed and kept in `plan`, and each stage
 prints its predicted end.
 """
