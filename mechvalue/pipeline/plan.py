@@ -268,15 +268,13 @@ PLANNERS = {
 }
 
 
-def _median(fn, repeats: int = 3) -> float:
-    """The median of a few timings of `fn()`: the machine as busy as it is now, without its spikes
-    (the stages will share it as it is)."""
-    took = []
+def _mean(fn, repeats: int = 2) -> float:
+    """The mean of a few timings of `fn()`: the machine as busy as it is now (the stages will
+    share it as it is)."""
+    t = time.perf_counter()
     for _ in range(repeats):
-        t = time.perf_counter()
         fn()
-        took.append(time.perf_counter() - t)
-    return sorted(took)[len(took) // 2]
+    return (time.perf_counter() - t) / repeats
 
 
 def _step_seconds(model, seqs: list[list[int]], steps: int = 4) -> float:
@@ -316,8 +314,8 @@ def calibrate(r) -> Calibration:
         seqs = seqs + seqs
     with uncounted(), torch.no_grad():
         m.answer_logits(batch, cond)  # warm-up
-        measured_s = _median(lambda: m.answer_logits(batch, cond), 2) / counting.count.prompt_tokens
-        prompt_s = _median(lambda: last_logits(r.model, seqs[:4])) / (4 * max(map(len, seqs[:4])))
+        measured_s = _mean(lambda: m.answer_logits(batch, cond)) / counting.count.prompt_tokens
+        prompt_s = _mean(lambda: last_logits(r.model, seqs[:4])) / (4 * max(map(len, seqs[:4])))
         short = [s[:8] for s in seqs[:16]]
         per_step = {rows: _step_seconds(r.model, short[:rows]) for rows in (2, 16)}
     row_s = max(per_step[16] - per_step[2], 0.0) / 14
@@ -338,7 +336,7 @@ class Plan:
     work: dict[str, Work]
     calibration: Calibration
     limit: dict | None  # None: no stage left that runs the model
-    started: float = field(default_factory=time.time)
+    spent: dict[str, float] = field(default_factory=dict)  # seconds of the stages run so far
 
     @classmethod
     def make(cls, r, stages: list[str]) -> Plan:
@@ -354,13 +352,23 @@ class Plan:
             w.predicted_s = round(p, 1) if p is not None else None
         return cls(work, cal, limit)
 
+    def drift(self) -> float:
+        """Actual over predicted seconds of the stages this run has finished that run the model
+        (1 before the first): how much faster or slower the machine is than at the calibration."""
+        done = [(a, self.work[s].predicted_s) for s, a in self.spent.items() if s in MODEL_STAGES]
+        done = [(a, p) for a, p in done if p]
+        return sum(a for a, _ in done) / sum(p for _, p in done) if done else 1.0
+
     def eta(self, stage: str) -> str:
-        """'predicted 12 s, ends ~05:31:02' for a stage starting now."""
+        """'predicted 12 s, ends ~05:31:02' for a stage starting now: the plan's prediction,
+        scaled by the run's drift so far."""
         w = self.work.get(stage)
         if w is None or w.predicted_s is None:
             return ""
-        end = time.strftime("%H:%M:%S", time.localtime(time.time() + w.predicted_s))
-        return f"(predicted {'~' if not w.counted else ''}{w.predicted_s:.0f} s, ends ~{end})"
+        d = self.drift()
+        end = time.strftime("%H:%M:%S", time.localtime(time.time() + w.predicted_s * d))
+        now = f" x {d:.2f} so far = {w.predicted_s * d:.0f} s" if self.spent else ""
+        return f"(predicted {'~' if not w.counted else ''}{w.predicted_s:.0f} s{now}, ends ~{end})"
 
     def actual(self, stage: str, count: TokenCount, seconds: float) -> dict:
         """The stage's entry in timings.json `stages`: its counted tokens and rate against the
@@ -368,11 +376,14 @@ class Plan:
         from mechvalue.lm.limit import throughput
 
         w = self.work.get(stage, Work())
+        eta = w.predicted_s * self.drift() if w.predicted_s is not None else None
+        self.spent[stage] = seconds
         return throughput(count.prompt, count.generated, seconds, self.limit) | {
             "load_avg_1min": round(os.getloadavg()[0], 2),  # the machine's load as the stage ended
             "prompt_tokens_real": count.prompt_real,
             "forwards": count.forwards,
             "predicted_s": w.predicted_s,
+            "eta_s": round(eta, 1) if eta is not None else None,  # the prediction x the drift as it began
             "planned_prompt_tokens": w.prompt_tokens if w.counted else None,
             "planned_generated_tokens": w.generated_tokens if w.counted else None,
         }
