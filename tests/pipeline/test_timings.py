@@ -99,3 +99,21 @@ def test_every_stage_has_a_planner():
     from mechvalue.pipeline.plan import PLANNERS
 
     assert list(PLANNERS) == [s for s, _ in STAGES]
+
+
+def test_etas_follow_the_runs_drift():
+    from mechvalue.lm.tokens import TokenCount
+    from mechvalue.pipeline.plan import Calibration, Plan, Work
+
+    cal = Calibration(0.01, 0.01, 0.1, 0.01, 1.0, 0.0)
+    plan = Plan({"measure": Work(predicted_s=10.0), "grid": Work(predicted_s=20.0)}, cal, None)
+    assert "predicted 10 s, ends" in plan.eta("measure")
+    row = plan.actual("measure", TokenCount(prompt=100, prompt_real=90, generated=5, forwards=3), 20.0)
+    assert (row["prompt_tokens"], row["prompt_tokens_real"], row["generated_tokens"]) == (100, 90, 5)
+    assert row["eta_s"] == 10.0 and row["tokens_per_s"] == 5.2 and row["ratio_to_limit"] is None
+    assert plan.drift() == 2.0 and "predicted 20 s x 2.00 so far = 40 s" in plan.eta("grid")
+    assert plan.actual("grid", TokenCount(), 30.0)["eta_s"] == 40.0
+    assert cal.predict(Work(prompt_tokens=100, decode_steps=10, generated_tokens=20, quiet_s=2.0)) == (
+        pytest.approx(100 * 0.01 + 10 * 0.1 + 20 * 0.01 + 2.0)
+    )
+    assert cal.predict(Work(quiet_s=None)) is None
