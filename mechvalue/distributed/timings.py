@@ -65,7 +65,7 @@ class TimeLog:
         """A pipeline stage's tokens and rate (`mechvalue.lm.limit.throughput` plus extra counts),
         into its `stages` entry (beside an executor stage's tasks and workers; `seconds` becomes
         the whole stage's)."""
-        self.data["stages"].setdefault(name, {}).update(row)
+        self.data["stages"].setdefault(name, {"tasks": 0, "workers": {}}).update(row)
 
     def stop(self, stage: str) -> dict:
         s = self.data["stages"][stage]
