@@ -388,6 +388,17 @@ class Plan:
             "planned_generated_tokens": w.generated_tokens if w.counted else None,
         }
 
+    def merged(self, earlier: dict | None) -> dict:
+        """`as_dict`, over what an earlier run of the same folder planned: its stages kept beside
+        these, and its calibration when this plan has none (no stage left that runs the model)."""
+        out = self.as_dict()
+        if earlier:
+            out["stages"] = earlier.get("stages", {}) | out["stages"]
+            if self.limit is None and earlier.get("calibration"):
+                out["calibration"] = earlier["calibration"]
+            out["predicted_total_s"] = round(sum(w["predicted_s"] or 0 for w in out["stages"].values()), 1)
+        return out
+
     def as_dict(self) -> dict:
         return {
             "stages": {s: asdict(w) for s, w in self.work.items()},

@@ -65,7 +65,7 @@ def run(out: str | Path, cfg: RunConfig, progress: bool = True, executor=None) -
         pending = [name for name, _ in STAGES if not ws.done(name)]
         plan = Plan.make(res, pending) if pending else None
         if plan is not None:
-            executor.log.data["plan"] = plan.as_dict()
+            executor.log.data["plan"] = plan.merged(executor.log.data.get("plan"))
             if plan.limit is not None:
                 executor.log.data["limit"] = plan.limit
             if progress:

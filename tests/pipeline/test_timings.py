@@ -117,3 +117,13 @@ def test_etas_follow_the_runs_drift():
         pytest.approx(100 * 0.01 + 10 * 0.1 + 20 * 0.01 + 2.0)
     )
     assert cal.predict(Work(quiet_s=None)) is None
+
+
+def test_a_resumed_runs_plan_keeps_the_earlier_stages():
+    from mechvalue.pipeline.plan import Calibration, Plan, Work
+
+    first = Plan({"measure": Work(predicted_s=10.0)}, Calibration(0.01, 0.02, 0.1, 0.01, 1.0, 3.0), {"x": 1})
+    again = Plan({"report": Work(predicted_s=2.0)}, Calibration(0.0, 0.0, 0.0, 0.0, 1.0, 0.0), None)
+    out = again.merged(first.as_dict())
+    assert list(out["stages"]) == ["measure", "report"] and out["predicted_total_s"] == 12.0
+    assert out["calibration"]["prompt_token_s"] == 0.01  # no model left to calibrate: the earlier one kept
