@@ -77,14 +77,24 @@ def is_identity(mul: Tensor, add: Tensor) -> bool:
     return bool((mul == 1).all() and (add == 0).all())
 
 
+def row_vectors(sae: SAE, specs: list[SteeringSpec | None], typical: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Per-row (mul, add), [rows, d_sae]: each spec's edit vectors, None an untouched row (1, 0)."""
+    d = sae.cfg.d_sae
+    pairs = [s.edit_vectors(sae, typical) if s is not None else (torch.ones(d), torch.zeros(d)) for s in specs]
+    return torch.stack([m for m, _ in pairs]), torch.stack([a for _, a in pairs])
+
+
 class SAEEditHook(PositionedHook):
     """f' = f * mul + add on the SAE's features of the residual stream, at fixed positions
-    (every position by default); the SAE's reconstruction error is kept exactly."""
+    (every position by default); the SAE's reconstruction error is kept exactly.
+
+    `spec` a list: one edit per batch row (per-request steering; None leaves a row as it is), for
+    batches of exactly that many rows; each row gets what its spec alone gives."""
 
     def __init__(
         self,
         sae: SAE,
-        spec: SteeringSpec,
+        spec: SteeringSpec | list[SteeringSpec | None],
         backend: str = "auto",
         typical: Tensor | None = None,
         path: str = "auto",
@@ -94,11 +104,16 @@ class SAEEditHook(PositionedHook):
         ReLU/JumpReLU), "full" (every feature), "topk" (TopK, exact) or "auto"; see `SAEEdit`."""
         super().__init__(positions)
         self.sae, self.spec = sae, spec
-        self.mul, self.add = spec.edit_vectors(sae, typical)
+        if isinstance(spec, list):
+            if not spec:
+                raise MechValueError("per-row steering needs at least one row")
+            self.per_row = len(spec)
+            self.mul, self.add = row_vectors(sae, spec, typical)
+        else:
+            self.mul, self.add = spec.edit_vectors(sae, typical)
         if is_identity(self.mul, self.add):
-            raise MechValueError(
-                f"{spec.mode} of {spec.features} by {spec.strength}: the hook would do nothing"
-            )
+            what = "no row edits a feature" if self.per_row else f"{spec.mode} of {spec.features} by {spec.strength}"
+            raise MechValueError(f"{what}: the hook would do nothing")
         self._opts, self._edits = (path, backend), {}
         first = self.prepared(sae.W_enc.dtype, sae.W_enc.device)  # checks path and backend now
         self.path, self.backend = first.path, first.backend
@@ -110,8 +125,8 @@ class SAEEditHook(PositionedHook):
             self._edits[key] = sae_edit(self.sae, self.mul, self.add, dtype, device, *self._opts)
         return self._edits[key]
 
-    def edit(self, x: Float[Tensor, "n d"]) -> Float[Tensor, "n d"]:
-        return self.prepared(x.dtype, x.device).apply(x)
+    def edit(self, x: Float[Tensor, "n d"], batch_index: Tensor | None = None) -> Float[Tensor, "n d"]:
+        return self.prepared(x.dtype, x.device).apply(x, batch_index)
 
 
 class StudyAddHook(PositionedHook):
@@ -131,9 +146,12 @@ class StudyAddHook(PositionedHook):
         return self._edits[key].apply(x)
 
 
+Features = dict[int, float] | list[dict[int, float] | None]
+
+
 def sae_hook(
     sae: SAE,
-    features: dict[int, float],
+    features: Features,
     mode: Mode = "add",
     where: Positions = "all",
     units: Units = "raw",
@@ -141,23 +159,34 @@ def sae_hook(
     backend: str = "auto",
 ) -> SAEEditHook:
     """A hook editing `features` ({feature: strength}) of `sae` (ours or a `sae_lens.SAE`) at `where`
-    ("all", "prompt", "generated", a (start, end) span, or a boolean [batch, pos] mask)."""
+    ("all", "prompt", "generated", a (start, end) span, or a boolean [batch, pos] mask).
+
+    `features` a list: one {feature: strength} per batch row ({} or None: that row unsteered), for
+    batches of exactly that many rows (per-request steering)."""
     sae = as_mechvalue_sae(sae)
-    spec = SteeringSpec(list(features), mode, [float(v) for v in features.values()], units)
-    return SAEEditHook(sae, spec, backend, typical, positions=where)
+
+    def spec(fs: dict[int, float]) -> SteeringSpec:
+        return SteeringSpec(list(fs), mode, [float(v) for v in fs.values()], units)
+
+    specs = [spec(fs) if fs else None for fs in features] if isinstance(features, list) else spec(features)
+    return SAEEditHook(sae, specs, backend, typical, positions=where)
 
 
 @contextmanager
 def steer(
     model,
     sae: SAE,
-    features: dict[int, float],
+    features: Features,
     mode: Mode = "add",
     where: Positions = "all",
     units: Units = "raw",
     typical: Tensor | None = None,
 ):
     """`with steer(model, sae, {feature: strength}, mode="add", where="all"): model.generate(...)`
+
+    Per-request steering: `features` a list of one {feature: strength} per batch row ({} or None:
+    that row unsteered) edits each row of a batch of exactly that many rows as that row's edit
+    alone would (`with steer(model, sae, [{}, {11: 4.0}, {11: 8.0}]): model(tokens_3_rows)`).
 
     Installs `sae_hook(sae, features, mode, where, units, typical)` at the SAE's hook point on
     `model.hooks()` for the block; nests, and two models can be steered at once. `sae` is ours or
