@@ -9,6 +9,7 @@ a model for a `with` block.
 
 from __future__ import annotations
 
+import copy
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal, get_args
@@ -114,15 +115,38 @@ class SAEEditHook(PositionedHook):
         if is_identity(self.mul, self.add):
             what = "no row edits a feature" if self.per_row else f"{spec.mode} of {spec.features} by {spec.strength}"
             raise MechValueError(f"{what}: the hook would do nothing")
-        self._opts, self._edits = (path, backend), {}
-        first = self.prepared(sae.W_enc.dtype, sae.W_enc.device)  # checks path and backend now
+        self.options = (path, backend)  # as asked for
+        self.forget_prepared()
+
+    @classmethod
+    def stacked(cls, hooks: list[SAEEditHook | None]) -> SAEEditHook:
+        """One edit per batch row: row i is `hooks[i]`'s edit (None: untouched), each made of the
+        same SAE with the same path and backend; the positions are the first hook's."""
+        made = [h for h in hooks if h is not None]
+        if not made or any(h.per_row for h in made):
+            raise MechValueError("stacking needs at least one hook, each of one edit")
+        first = made[0]
+        if any(h.sae is not first.sae or h.options != first.options for h in made):
+            raise MechValueError("stacked edits must share the SAE, the path and the backend")
+        d = first.sae.cfg.d_sae
+        out = copy.copy(first)
+        out.spec, out.per_row = [h.spec if h else None for h in hooks], len(hooks)
+        out.mul = torch.stack([h.mul if h else torch.ones(d) for h in hooks])
+        out.add = torch.stack([h.add if h else torch.zeros(d) for h in hooks])
+        out.forget_prepared()
+        return out
+
+    def forget_prepared(self) -> None:
+        """Drop the prepared operands (after mul/add changed); the first are prepared again now."""
+        self._edits = {}
+        first = self.prepared(self.sae.W_enc.dtype, self.sae.W_enc.device)  # checks path and backend
         self.path, self.backend = first.path, first.backend
 
     def prepared(self, dtype: torch.dtype, device: torch.device) -> SAEEdit:
         """The edit with its operands prepared for activations of `dtype` on `device` (once each)."""
         key = (dtype, torch.device(device))
         if key not in self._edits:
-            self._edits[key] = sae_edit(self.sae, self.mul, self.add, dtype, device, *self._opts)
+            self._edits[key] = sae_edit(self.sae, self.mul, self.add, dtype, device, *self.options)
         return self._edits[key]
 
     def edit(self, x: Float[Tensor, "n d"], batch_index: Tensor | None = None) -> Float[Tensor, "n d"]:
