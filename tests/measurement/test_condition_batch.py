@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from mechvalue.errors import MechValueError
 from mechvalue.interp.sae import SAE, SAEConfig
 from mechvalue.measurement import condition_batch
 from mechvalue.measurement.grid import GridSpec, run_grid
@@ -68,3 +69,26 @@ def test_conditions_that_do_not_fit_are_measured_alone(setup):
 
     conds = conditions(sae, None, GridSpec([3], [5.0], "add", "prompt", "raw"), sorted(items["value"].unique()))
     assert [condition_batch.fits(c) for c in conds] == [True, False, False, False]
+
+
+def test_vector_conditions_together_equal_one_at_a_time(setup):
+    """Steering-vector conditions (a zero vector among them) measured together: the one-at-a-time
+    rows within 1e-5; conditions of two kinds are refused together."""
+    from mechvalue.interp.steering import SAEEditHook, SteeringSpec
+    from mechvalue.interp.vectors import VectorAddHook
+    from mechvalue.measurement.scoring import Condition
+    from mechvalue.measurement.tasks import measure_block
+
+    model, info, sae, items, roles = setup
+    m = Measurer(model, info.prompt_format, batch_size=8)
+    torch.manual_seed(2)
+    vecs = [torch.randn(576) * 4, torch.zeros(576), torch.randn(576) * 8]
+    conds = [Condition()] + [Condition(f"v{i}", [(HOOK, VectorAddHook(v))], info={"kind": "v"}) for i, v in enumerate(vecs)]
+    got = condition_batch.measure_together(m, items.head(4), roles[:2], conds)
+    for g, c in zip(got, conds):
+        want = measure_block(m, items.head(4), roles[:2], c)
+        assert_same_tables({"t": g}, {"t": want})
+    sae_cond = Condition("f", [(HOOK, SAEEditHook(sae, SteeringSpec([3], "add", 5.0)))])
+    assert not condition_batch.stackable([conds[1], sae_cond])
+    with pytest.raises(MechValueError, match="one kind of edit"):
+        condition_batch.measure_together(m, items.head(4), roles[:1], [conds[1], sae_cond])
