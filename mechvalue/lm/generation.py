@@ -166,16 +166,11 @@ def prefix_last_logits(
         return suffix_logits(bridge, cache, len(prefix), suffixes, (hooks, steer_suffix))
 
 
-def cache_rows(cache, rows: int | Int[Tensor, " rows"], kv: list | None = None) -> None:
-    """Make the cache's batch `rows` rows: a batch-1 cache broadcast (an int, no copy), or each
-    new row a copy of row `rows[i]` of `kv` (per layer (keys, values); default the cache's own:
-    a forward appends to the cache by making new tensors, so `kv` saved before stays as it was)."""
-    kv = kv or [(layer.keys, layer.values) for layer in cache.layers]
-    for layer, (k, v) in zip(cache.layers, kv):
-        if isinstance(rows, int):
-            layer.keys, layer.values = k.expand(rows, *k.shape[1:]), v.expand(rows, *v.shape[1:])
-        else:
-            layer.keys, layer.values = k[rows], v[rows]
+def broadcast_cache(cache, rows: int) -> None:
+    """Make a batch-1 cache `rows` rows, a broadcast view (no copy)."""
+    for layer in cache.layers:
+        layer.keys = layer.keys.expand(rows, *layer.keys.shape[1:])
+        layer.values = layer.values.expand(rows, *layer.values.shape[1:])
 
 
 def suffix_logits(
@@ -189,7 +184,7 @@ def suffix_logits(
     dev = model_device(bridge)
     b = len(suffixes)
     if cache.layers[0].keys.shape[0] == 1:
-        cache_rows(cache, b)
+        broadcast_cache(cache, b)
     n = max(map(len, suffixes))
     toks = torch.tensor([s + [0] * (n - len(s)) for s in suffixes], device=dev)
     attn = torch.tensor([[1] * len(s) + [0] * (n - len(s)) for s in suffixes], device=dev)

@@ -8,18 +8,24 @@ from the span on. For a batch of prompts sharing a prefix that holds the span,
 of them asks, and hands the others theirs when they ask (protocols and scorers run per condition
 as ever):
 1. the shared prefix's positions before the span: once, unsteered, one row;
-2. the rest of the shared prefix: one row per condition, each row's own edit on the span;
+2. the rest of the shared prefix: one row up to the edited layer (the layers before an edit of
+   `blocks.i.hook_resid_post` see the same activations under every condition), one row per
+   condition from there on, each row's own edit on the span (`SAEEditHook.stacked`);
 3. the suffixes: one row per condition x prompt, each continuing its condition's row of the
    cache: on CUDA several conditions per forward (`SUFFIX_ROWS` rows, the cache rows copied),
    on CPU one condition per forward (its row broadcast, no copy: batching gains nothing there).
+The prefix's cache is kept for the role's later batches of items (the measurer runs one batch's
+shared prefix per batch; the group runs it once per role when the batches share it).
 Where a batch has no such prefix the group measures its conditions one at a time. The numbers
 are the one-at-a-time path's up to float32 rounding (the prefix runs in two calls, rows batch
-differently): within 1e-5 in p(yes), p(no) and scores (tests/measurement/test_condition_batch.py).
+differently, the tokens between a role's prefix and a later batch's are run per row): within 1e-5
+in p(yes), p(no) and scores (tests/measurement/test_condition_batch.py).
 Scorers that generate (no answer logits) run one condition at a time.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -32,7 +38,7 @@ from mechvalue.errors import MechValueError
 from mechvalue.interp.steering import SAEEditHook
 from mechvalue.interp.vectors import VectorAddHook
 from mechvalue.lm.bridge import as_bridge, model_device
-from mechvalue.lm.generation import cache_rows, logits_at, new_cache, suffix_logits
+from mechvalue.lm.generation import logits_at, new_cache, suffix_logits
 from mechvalue.lm.hooks import PositionedHook, per_call
 from mechvalue.study.prompts import RenderedPrompt
 
@@ -86,10 +92,12 @@ class ConditionGroup:
         self.hook = stacked([c.hooks[0][1] if c.hooks else None for c in conds]) if hooks else None
         self.conds = [replace(c, group=self) for c in conds]
         self.ready: dict[tuple, Tensor] = {}
+        self.prefix: tuple | None = None  # (tokens, span, cache, kv) of the last shared prefix
 
     def clear(self) -> None:
-        """Forget logits no condition asked for (after each role)."""
+        """Forget logits no condition asked for and the shared prefix (after each role)."""
         self.ready.clear()
+        self.prefix = None
 
     def logits(self, m, batch: list[RenderedPrompt], cond) -> Float[Tensor, "batch vocab"]:
         """`cond`'s answer logits for `batch` (`m`: the asking measurer), all conditions' computed
@@ -110,29 +118,66 @@ class ConditionGroup:
         if not n or any(p.span != span for p in batch) or span[1] > n:
             return [m.answer_logits(batch, replace(c, group=None)) for c in self.conds]
         bridge = as_bridge(m.model)
-        dev, C, B, (a, b) = model_device(bridge), len(self.conds), len(seqs), span
-        prefix = torch.tensor([seqs[0][:n]], device=dev)
-        cache = new_cache()
+        dev, C, B = model_device(bridge), len(self.conds), len(seqs)
         with torch.no_grad():
-            if a > 0:  # before the span: every condition's, run once
-                logits_at(bridge, prefix[:, :a], torch.ones_like(prefix[:, :a]), cache)
-                cache_rows(cache, C)
-            rest = prefix[:, a:].expand(C, -1)
-            at = torch.zeros_like(rest, dtype=torch.bool)
-            at[:, : b - a] = True
-            hooks = [(self.hook_name, self.hook)] if self.hook is not None else []
-            logits_at(bridge, rest, torch.ones((C, n), dtype=torch.long, device=dev), cache, per_call(hooks, at))
-            kv = [(layer.keys, layer.values) for layer in cache.layers]
+            cache, kv, n = self._prefix(bridge, seqs[0][:n], span)
             out = []
             per = max(1, SUFFIX_ROWS // B) if dev.type == "cuda" else 1
             for lo in range(0, C, per):
                 ks = range(lo, min(lo + per, C))
-                if per == 1:  # the condition's cache row broadcast to its prompts, no copy
-                    cache_rows(cache, B, [(k[lo : lo + 1], v[lo : lo + 1]) for k, v in kv])
-                else:
-                    cache_rows(cache, torch.arange(ks.start, ks.stop, device=dev).repeat_interleave(B), kv)
+                for layer, (k, v) in zip(cache.layers, kv):
+                    layer.keys, layer.values = _rows(k, ks, B), _rows(v, ks, B)
                 out += suffix_logits(bridge, cache, n, [s[n:] for _ in ks for s in seqs]).split(B)
         return out
+
+    def _prefix(self, bridge, prefix: list[int], span: tuple[int, int]) -> tuple:
+        """(cache, its per-layer (keys, values), length) of the shared prefix: keys and values of
+        one row in the layers before the edit, one row per condition after it. The last prefix
+        computed serves later batches whose prompts start with it (a role's other items)."""
+        if self.prefix is not None:
+            toks, at_span, cache, kv = self.prefix
+            if at_span == span and len(toks) <= len(prefix) and tuple(prefix[: len(toks)]) == toks:
+                return cache, kv, len(toks)
+        dev, C, (a, b), n = model_device(bridge), len(self.conds), span, len(prefix)
+        p = torch.tensor([prefix], device=dev)
+        cache = new_cache()
+        if a > 0:  # before the span: every condition's, run once
+            logits_at(bridge, p[:, :a], torch.ones_like(p[:, :a]), cache)
+        split = edit_layer(self.hook_name, bridge.cfg.n_layers) if C > 1 else 0
+        for layer in cache.layers[split:]:  # from the edit on: one row per condition
+            layer.keys = layer.keys.expand(C, *layer.keys.shape[1:])
+            layer.values = layer.values.expand(C, *layer.values.shape[1:])
+        at = torch.zeros((C, n - a), dtype=torch.bool, device=dev)
+        at[:, : b - a] = True
+        hooks = per_call([(self.hook_name, self.hook)] if self.hook is not None else [], at)
+        if split:  # the rows part at the edit: one row before it, C after
+            name, edit = hooks[0]
+            hooks = [(name, lambda act, hook: edit(act.expand(C, *act.shape[1:]), hook))]
+        rest = p[:, a:] if split else p[:, a:].expand(C, -1)
+        logits_at(bridge, rest, torch.ones((len(rest), n), dtype=torch.long, device=dev), cache, hooks)
+        kv = [(layer.keys, layer.values) for layer in cache.layers]
+        self.prefix = (tuple(prefix), span, cache, kv)
+        return cache, kv, n
+
+
+def edit_layer(hook_name: str | None, n_layers: int) -> int:
+    """The first layer whose keys and values an edit at `hook_name` changes, where the edit is on
+    a block's residual stream (`blocks.i.hook_resid_pre`: i; `blocks.i.hook_resid_post`: i + 1);
+    0 otherwise (every layer, the prefix run one row per condition)."""
+    m = re.fullmatch(r"blocks\.(\d+)\.hook_resid_(pre|post)", hook_name or "")
+    if m is None:
+        return 0
+    i = int(m[1]) + (m[2] == "post")
+    return i if 0 < i < n_layers else 0
+
+
+def _rows(t: Tensor, ks: range, B: int) -> Tensor:
+    """Cache rows for conditions `ks`, each repeated for its B prompts (condition-major); a
+    shared row (one, before the edit) broadcast, one condition's row broadcast, no copy."""
+    if t.shape[0] == 1 or len(ks) == 1:
+        r = 0 if t.shape[0] == 1 else ks.start
+        return t[r : r + 1].expand(len(ks) * B, *t.shape[1:])
+    return t[torch.arange(ks.start, ks.stop, device=t.device).repeat_interleave(B)]
 
 
 def measure_together(measurer, items: pd.DataFrame, roles: list, conds: list) -> list[pd.DataFrame]:
