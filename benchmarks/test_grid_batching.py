@@ -1,9 +1,9 @@
 """The steering grid's SAE conditions batched together (per-request steering: one edit per batch
 row, the prompt before the " your values" span run once; `mechvalue.measurement.condition_batch`)
 against one condition at a time, interleaved (conftest.interleaved), their tables asserted equal
-(same answers, scores within 1e-5). The grid's shape is the default run's: the unsteered condition
-and 6 features at one strength, added on the span in typical units (raw here: a random SAE),
-one batch of 16 items per role; 2 roles.
+(same answers, scores within 1e-5). The grid's shape is the default run's for one persona: the
+unsteered condition and 6 features at one strength, added on the span in typical units (raw here:
+a random SAE) at `blocks.15.hook_resid_post`, the 40 items in batches of 16.
 """
 
 import numpy as np
@@ -26,8 +26,8 @@ def test_batched_grid_vs_one_condition_at_a_time(smollm2):
     model, info = smollm2
     torch.manual_seed(0)
     sae = SAE(SAEConfig(576, 1024, "relu", hook_name=HOOK)).to(next(model.parameters()).device)
-    items = inv.load_inventory().head(16).reset_index(drop=True)
-    roles = [None, *generate_roles(1, 0)]
+    items = inv.load_inventory()
+    roles = generate_roles(1, 0)
     m = Measurer(model, info.prompt_format, batch_size=16)
     spec = GridSpec(list(range(6)), [8.0], "add", "span", "raw", hard_prompts=False)
     conds = conditions(sae, None, spec, sorted(items["value"].unique()))

@@ -194,29 +194,31 @@ def measure_together(measurer, items: pd.DataFrame, roles: list, conds: list) ->
     return [pd.concat(p, ignore_index=True) for p in parts]
 
 
-def grouped_local(measurer, items: pd.DataFrame, roles: list, conds: list, tasks: list) -> Callable:
-    """`local(task)` for a grid's tasks run in this process: tasks covering every role of a
-    condition that `fits` are measured in groups of up to `GROUP_SIZE` (the first task of a group
-    measures all of it, the others are handed their rows); any other task alone."""
+def grouped_local(measurer, items: pd.DataFrame, roles: list, conds: list) -> Callable:
+    """`local(task)` for a grid's tasks run in this process: a task covering every role of a
+    condition that `fits` is measured with its group, fixed by the grid's conditions alone (up to
+    `GROUP_SIZE` of one kind, the unsteered ones in the first group), so a resumed grid computes
+    every condition as an uninterrupted one does: the first task of a group measures all of it,
+    conditions already on disk included, the others are handed their rows; any other task alone."""
     from mechvalue.measurement.tasks import measure_block
 
-    whole = [t.cond for t in tasks if t.lo == 0 and t.hi == len(roles) and fits(conds[t.cond])]
-    by_hook: dict = {}
-    for k in whole:
-        by_hook.setdefault(kind(conds[k]), []).append(k)
-    unsteered = by_hook.pop(None, [])
+    by_kind: dict = {}
+    for k, c in enumerate(conds):
+        if fits(c):
+            by_kind.setdefault(kind(c), []).append(k)
+    unsteered = by_kind.pop(None, [])
     groups = []
-    for ks in by_hook.values() or [[]]:  # the unsteered conditions join the first group
-        ks = sorted(unsteered + ks)
-        unsteered = []
+    for ks in list(by_kind.values()) or [[]]:  # the unsteered conditions join the first group
+        ks, unsteered = sorted(unsteered + ks), []
         groups += [ks[i : i + GROUP_SIZE] for i in range(0, len(ks), GROUP_SIZE)]
     group_of = {k: g for g in groups if len(g) > 1 for k in g}
     ready: dict[int, pd.DataFrame] = {}
 
     def local(t) -> pd.DataFrame:
-        if t.cond in ready and t.lo == 0 and t.hi == len(roles):
+        whole = t.lo == 0 and t.hi == len(roles)
+        if whole and t.cond in ready:
             return ready.pop(t.cond)
-        g = group_of.get(t.cond) if t.lo == 0 and t.hi == len(roles) else None
+        g = group_of.get(t.cond) if whole else None
         if g is None:
             return measure_block(measurer, items, roles[t.lo : t.hi], conds[t.cond])
         ready.update(zip(g, measure_together(measurer, items, roles, [conds[k] for k in g])))

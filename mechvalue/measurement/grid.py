@@ -167,7 +167,7 @@ def run_grid(
     if executor is None or executor.kind == "local":
         tasks = parts.pending(len(roles))  # whole conditions, as ever
         # this process measures SAE conditions and the unsteered one together (condition_batch)
-        local = grouped_local(measurer, items, roles, conds, tasks) if inputs.batch_conditions else local
+        local = grouped_local(measurer, items, roles, conds) if inputs.batch_conditions else local
         if executor is None:
             run_here("steer-grid", tasks, parts.done, local, progress)
         else:

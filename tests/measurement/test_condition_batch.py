@@ -54,6 +54,11 @@ def test_batched_grid_equals_one_condition_at_a_time(setup, tmp_path, monkeypatc
             lambda self, *a: asked.append(len(self.conds)) or group_logits(self, *a),
         )
         got = run_grid(SteeringInputs(m, sae, None, items, roles), spec, tmp_path / "batched", progress=False)
+    if mode == "add":  # a resumed grid recomputes a missing condition with its whole group: same bytes
+        (tmp_path / "batched" / "parts" / "0002.csv").unlink()
+        again = run_grid(SteeringInputs(m, sae, None, items, roles), spec, tmp_path / "batched", progress=False)
+        for name in got:
+            pd.testing.assert_frame_equal(again[name], got[name], check_exact=True)
     one = SteeringInputs(m, sae, None, items, roles, batch_conditions=False)
     want = run_grid(one, spec, tmp_path / "one", progress=False)
     assert_same_tables(got, want)
