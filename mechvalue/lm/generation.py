@@ -183,7 +183,7 @@ def suffix_logits(
     bridge = as_bridge(model)
     dev = model_device(bridge)
     b = len(suffixes)
-    if cache.layers[0].keys.shape[0] == 1:
+    if cache.layers and cache.layers[0].keys.shape[0] == 1:  # (a cache never filled has none)
         broadcast_cache(cache, b)
     n = max(map(len, suffixes))
     toks = torch.tensor([s + [0] * (n - len(s)) for s in suffixes], device=dev)
