@@ -163,16 +163,34 @@ def prefix_last_logits(
         p = torch.tensor([prefix], device=dev)
         pmask = prefix_mask.to(dev) if prefix_mask is not None else None
         logits_at(bridge, p, torch.ones_like(p), cache, per_call(hooks, pmask))
-        b = len(suffixes)
-        for layer in cache.layers:
-            layer.keys = layer.keys.expand(b, *layer.keys.shape[1:])
-            layer.values = layer.values.expand(b, *layer.values.shape[1:])
-        n = max(map(len, suffixes))
-        toks = torch.tensor([s + [0] * (n - len(s)) for s in suffixes], device=dev)
-        attn = torch.tensor([[1] * len(s) + [0] * (n - len(s)) for s in suffixes], device=dev)
-        full = torch.cat([torch.ones((b, len(prefix)), dtype=attn.dtype, device=dev), attn], 1)
-        last = torch.tensor([len(s) - 1 for s in suffixes], device=dev)
-        if bool((last == n - 1).all()):
-            last = None  # every row ends at the last position: HF unembeds it alone
-        steer = per_call(hooks, attn.bool() if steer_suffix else None)
-        return logits_at(bridge, toks, full, cache, steer, last)
+        return suffix_logits(bridge, cache, len(prefix), suffixes, (hooks, steer_suffix))
+
+
+def broadcast_cache(cache, rows: int) -> None:
+    """Make a batch-1 cache `rows` rows, a broadcast view (no copy)."""
+    for layer in cache.layers:
+        layer.keys = layer.keys.expand(rows, *layer.keys.shape[1:])
+        layer.values = layer.values.expand(rows, *layer.values.shape[1:])
+
+
+def suffix_logits(
+    model, cache, past: int, suffixes: list[list[int]], steer: tuple[HookList, bool] = ([], False)
+) -> Float[Tensor, "batch vocab"]:
+    """Next-token logits after each suffix continuing `cache` (its `past` positions shared by
+    every row; a batch-1 cache is broadcast): suffixes right-padded after it (no gap, so sliding-
+    window attention sees what a full pass sees), each row read at its last token. `steer`:
+    (hooks, whether positioned ones edit every suffix token)."""
+    bridge = as_bridge(model)
+    dev = model_device(bridge)
+    b = len(suffixes)
+    if cache.layers and cache.layers[0].keys.shape[0] == 1:  # (a cache never filled has none)
+        broadcast_cache(cache, b)
+    n = max(map(len, suffixes))
+    toks = torch.tensor([s + [0] * (n - len(s)) for s in suffixes], device=dev)
+    attn = torch.tensor([[1] * len(s) + [0] * (n - len(s)) for s in suffixes], device=dev)
+    full = torch.cat([torch.ones((b, past), dtype=attn.dtype, device=dev), attn], 1)
+    last = torch.tensor([len(s) - 1 for s in suffixes], device=dev)
+    if bool((last == n - 1).all()):
+        last = None  # every row ends at the last position: HF unembeds it alone
+    hooks, steer_suffix = steer
+    return logits_at(bridge, toks, full, cache, per_call(hooks, attn.bool() if steer_suffix else None), last)
