@@ -96,6 +96,12 @@ class Generate:
         "agreement x the parsed answer of a greedy completion after 'Thought:' (yes 1, no -1, else 0)"
     )
 
+    def __init__(self, early_stop: bool = True):
+        """`early_stop`: end each row once its answer is settled (`Decided`; the same answers, the
+        completion recorded up to there); False decodes every row to a stop token or
+        `max_new_tokens`, the study's own path."""
+        self.early_stop = early_stop
+
     def prompts(self, m: MeasurerView, items: pd.DataFrame, role: Role | None, cond) -> list[RenderedPrompt]:
         return yes_no_prompts(m, items, role, cond, "Thought:")
 
@@ -103,7 +109,7 @@ class Generate:
         seqs = [p.tokens for p in batch]
         masks = cond.prompt_masks(batch, max(map(len, seqs)))
         edits = Edits(cond.hooks, masks, generated=cond.where in ("generated", "all"))
-        stop = Decided(m.model.tokenizer)
+        stop = Decided(m.model.tokenizer) if self.early_stop else None
         new = greedy_generate(m.model, seqs, m.max_new_tokens, m.stop_ids, edits, stop=stop)
         texts = m.model.tokenizer.batch_decode(new, skip_special_tokens=True)
         return [

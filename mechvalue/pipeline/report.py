@@ -855,6 +855,14 @@ def _executor_text(e: dict) -> str:
     return f"{kind}: " + ", ".join(parts)
 
 
+def _threads_text(t: dict | None) -> str:
+    """The CPU threads a run had (`mechvalue.threads.thread_settings`), '' for older runs."""
+    if not t:
+        return ""
+    omp = [f"{k}={v}" for k, v in t.items() if k != "torch_threads" and v is not None]
+    return f"; {t['torch_threads']} torch threads" + (f", {', '.join(omp)}" if omp else "")
+
+
 def _settings(ws: Workspace, d: Path, stages: list[str]) -> Section:
     from mechvalue.distributed.timings import time_summary
 
@@ -896,7 +904,10 @@ def _settings(ws: Workspace, d: Path, stages: list[str]) -> Section:
             for w, info in s["workers"].items()
         ]
         blocks += [
-            heading(f"Where time went inside stages (executor: {_executor_text(spent.get('executor', {}))})"),
+            heading(
+                f"Where time went inside stages (executor: {_executor_text(spent.get('executor', {}))}"
+                f"{_threads_text(spent.get('threads'))})"
+            ),
             table(pd.DataFrame(rows), 2),
         ]
     return {"title": "Settings and timings", "blocks": blocks}
