@@ -17,10 +17,10 @@ from mechvalue.study.roles import generate_roles
 # pieces that spell, split, and undo the rule's parts: the marker in any case and split, the
 # answer words whole and split, whitespace, a multi-byte character, a special token
 PIECES = [
-    "\n", "\n\n", "Answer", "answer", "ANSWER", "ans", "wer", ":", "\nAnswer:", " yes", "yes", "Yes",
-    " no", "no", "No", "sure", "su", "re", "y", "es", "n", "o", " ", "  ", "maybe", ".", "é", "İ", "K",
-    "<|im_end|>", "x",
-]  # fmt: skip
+    *("\n", "\n\n", "Answer", "answer", "ANSWER", "ans", "wer", ":", "\nAnswer:"),
+    *(" yes", "yes", "Yes", " no", "no", "No", "sure", "su", "re", "y", "es", "n", "o"),
+    *(" ", "  ", "maybe", ".", "é", "İ", "K", "<|im_end|>", "x"),
+]
 
 
 @pytest.fixture(scope="module")
