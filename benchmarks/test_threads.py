@@ -27,7 +27,8 @@ LOADS = (0, 1, 3)
 ROUNDS = int(os.environ.get("MECHVALUE_BENCH_THREAD_ROUNDS", "3"))
 # prompts per call; fewer where the machine is too busy for 16 to finish in time
 BATCH = int(os.environ.get("MECHVALUE_BENCH_THREAD_BATCH", "16"))
-CALLS = 3  # timed calls of each kind per process (after one warm-up), their median reported
+# timed calls of each kind per process (after one warm-up), their median reported
+CALLS = int(os.environ.get("MECHVALUE_BENCH_THREAD_CALLS", "3"))
 
 _CHILD = """
 import statistics, time
