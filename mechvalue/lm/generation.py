@@ -9,6 +9,7 @@ the positions that call covers, so no hook is ever told from outside where to ed
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -84,10 +85,12 @@ def greedy_generate(
     stop_ids: set[int] | None = None,
     edits: Edits | None = None,
     use_cache: bool = True,
+    stop: Callable[[list[int], int], bool] | None = None,
 ) -> list[list[int]]:
     """Greedy continuation of each prompt (a list of token ids) under `edits`; returns the new
     tokens. Without the cache every step reruns the whole sequence: the slow reference the cached
-    path is tested against.
+    path is tested against. A row also ends where `stop(its new tokens, tokens it has left)` is
+    True (e.g. a parse rule's answer can no longer change); the batch ends when every row has.
     """
     bridge = as_bridge(model)
     edits = edits or Edits()
@@ -106,13 +109,16 @@ def greedy_generate(
     with torch.no_grad():
         logits = logits_at(bridge, tokens, attn, cache, per_call(hooks, masks))
         seq, seq_mask = tokens, masks
-        for _ in range(max_new_tokens):
+        for step in range(max_new_tokens):
             nxt = logits.argmax(-1)
             nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
             for i in range(b):
                 if not done[i]:
                     out[i].append(int(nxt[i]))
             done |= torch.tensor([int(t) in stop_ids for t in nxt], device=dev)
+            if stop is not None:
+                left = max_new_tokens - step - 1
+                done |= torch.tensor([not d and stop(o, left) for d, o in zip(done.tolist(), out)], device=dev)
             if bool(done.all()) or all(len(o) >= max_new_tokens for o in out):
                 break
             attn = torch.cat([attn, torch.ones((b, 1), dtype=attn.dtype, device=dev)], 1)
