@@ -139,7 +139,7 @@ def test_portrait_expectation_and_its_balanced_numbering(tok):
     assert "1 = Very much like me, 2 = Like me, 3 = Somewhat like me" in seen[0]
     # importance 6..1 for answers 1..6: .1*6 + .2*5 + .3*4 + .2*3 + .1*2 + .1*1 = 3.7
     assert got["importance"].tolist() == pytest.approx([3.7, 3.7])
-    assert got["raw"].tolist() == pytest.approx([(3.7 - 3.5) / 2.5] * 2)
+    assert got["raw"].tolist() == pytest.approx([(3.7 - 3.5) / 2.5] * 2, abs=1e-6)  # float32 scores
     both = rows(tok, "portrait-balanced")
     # numbered the other way (1 = not like me at all) the same digit preference gives 3.3: it cancels
     assert both["importance@swapped"].tolist() == pytest.approx([3.3, 3.3])
