@@ -9,16 +9,17 @@ Units: each method's strengths are in its unit (`CompareSpec.strengths`); score 
 between-role SD units (the SD of the unsteered test roles' scores of that value). Statistics need
 at least `MIN_ROLES` roles; below that they are NaN with the note "too few roles".
 
-This module runs the comparison (prepare on train, measure per method x strength, resume from the
-part files, the tables); its parts live in `mechvalue.analysis.steering`, and the names other
-modules use are importable from here.
+This module runs the comparison (size it by its design, prepare on train, measure per method x
+strength, resume from the part files, the tables); its parts live in `mechvalue.analysis.steering`
+(the designs and their costs in `steering.design`), and the names other modules use are
+importable from here.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,15 @@ import torch
 from tqdm.auto import tqdm
 
 from mechvalue.analysis.steering.base import Built, SteerContext, Steering, TrainContext
-from mechvalue.analysis.steering.fluency import fluency
+from mechvalue.analysis.steering.design import (
+    Plan,
+    RoleVariance,
+    cost,
+    halfwidths,
+    plan,
+    sample_values,
+)
+from mechvalue.analysis.steering.fluency import fluency, neutral_kl
 from mechvalue.analysis.steering.methods import METHODS
 from mechvalue.analysis.steering.report import (
     best_table,
@@ -44,7 +53,8 @@ from mechvalue.causal.graph import ValueGraph
 from mechvalue.errors import MechValueError
 from mechvalue.interp import vectors as vec
 from mechvalue.io import save_torch, write_csv, write_json
-from mechvalue.measurement.scoring import Condition, measure
+from mechvalue.lm.batching import chunks
+from mechvalue.measurement.scoring import Condition, Measurer, measure
 from mechvalue.measurement.steering_inputs import SteeringInputs
 from mechvalue.study.inventory import split
 from mechvalue.study.roles import Role
@@ -57,7 +67,9 @@ __all__ = [
     "Prepared",
     "best_table",
     "condition_for",
+    "design_plan",
     "held_out_values",
+    "jobs",
     "prepare",
     "report_section",
     "run_compare",
@@ -91,15 +103,10 @@ class Prepared:
     test_roles: list[str]
 
 
-def prepare(
-    inputs: SteeringInputs, spec: CompareSpec, progress: bool = True
-) -> tuple[Prepared, pd.DataFrame, list[Role]]:
-    """Split items and roles, measure the unit and build every method (train only).
-    Returns (prepared, test items, test roles)."""
+def checked_targets(items: pd.DataFrame, spec: CompareSpec) -> list[str]:
+    """`spec`'s target values (None: every value of the items), each with train and test items."""
     spec.check()
-    items, measurer, sae = inputs.items, inputs.measurer, inputs.sae
     train, test = split(items, spec.seed)
-    train_roles, test_roles = split_roles(inputs.roles, spec.seed)
     targets = spec.values or sorted(items["value"].unique())
     unknown = sorted(set(targets) - set(items["value"]))
     if unknown:
@@ -111,6 +118,29 @@ def prepare(
             f"{counts}: the seeded 0.7 split leaves no train or test items, and every "
             "method is built on train items and judged on test ones"
         )
+    return list(targets)
+
+
+def design_plan(inputs: SteeringInputs, spec: CompareSpec) -> tuple[CompareSpec, Plan]:
+    """The design's sizes (`design.plan` over every target, test role and test item) and the spec
+    it runs: under the powered design its targets are a seeded sample of the given ones."""
+    targets = checked_targets(inputs.items, spec)
+    n_test = len(split_roles(inputs.roles, spec.seed)[1])
+    p = plan(spec, Plan(spec.design, len(targets), n_test, len(split(inputs.items, spec.seed)[1])))
+    if p.values < len(targets):
+        spec = replace(spec, values=sample_values(targets, p.values, spec.seed))
+    return spec, p
+
+
+def prepare(
+    inputs: SteeringInputs, spec: CompareSpec, progress: bool = True
+) -> tuple[Prepared, pd.DataFrame, list[Role]]:
+    """Split items and roles, measure the unit and build every method (train only).
+    Returns (prepared, test items, test roles)."""
+    items, measurer, sae = inputs.items, inputs.measurer, inputs.sae
+    targets = checked_targets(items, spec)
+    train, test = split(items, spec.seed)
+    train_roles, test_roles = split_roles(inputs.roles, spec.seed)
     hook = sae.cfg.hook_name if sae is not None else spec.hook
     if not hook or (sae is None and spec.needs_sae()):
         raise MechValueError("the SAE methods need an SAE (without one, give spec.hook and no sae_* method)")
@@ -155,6 +185,72 @@ def held_out_values(items: pd.DataFrame, seed: int = 0) -> list[str]:
     return sorted(set(train["value"]) & set(test["value"]))
 
 
+@dataclass
+class OneHardMeasurer(Measurer):
+    """A measurer that batches a hard-prompt condition by hard prompt, not by value: prompting asks
+    every item with the target's one hard prompt, so all of a role's items share the prompt up to
+    the question and run as one prefix-cached batch instead of one per value (the powered design;
+    the exhaustive design keeps the per-value batches its tables were measured with)."""
+
+    def batches(self, items: pd.DataFrame, cond: Condition) -> list[list[int]]:
+        if not cond.hard:
+            return super().batches(items, cond)
+        groups: dict[str, list[int]] = {}
+        for i, v in enumerate(items["value"]):
+            groups.setdefault(repr(cond.hard.get(v)), []).append(i)
+        return [g[sl] for g in groups.values() for sl in chunks(len(g), self.batch_size)]
+
+
+def one_hard(measurer: Measurer) -> OneHardMeasurer:
+    """`measurer` as a `OneHardMeasurer` (same settings)."""
+    return OneHardMeasurer(**{f.name: getattr(measurer, f.name) for f in fields(measurer) if f.init})
+
+
+def choose_strengths(
+    model, prep: Prepared, ctx: SteerContext, spec: CompareSpec, targets: list[str], path: Path
+) -> dict[str, dict[str, float]]:
+    """The powered design's strength per method and value: the largest whose mean KL on the
+    neutral text is within `spec.kl_bound` (probed from the largest down), else the smallest; a
+    value the method has nothing for gets the first strength (its row says why). Saved to `path`
+    with the probed KLs, and read back from it."""
+    if path.exists():
+        return {m: {v: c["strength"] for v, c in d.items()} for m, d in json.loads(path.read_text()).items()}
+    saved: dict[str, dict[str, dict]] = {}
+    for m in spec.methods:
+        saved[m] = {}
+        strengths = spec.strengths(m)
+        for v in targets:
+            kls: dict[str, float] = {}
+            chosen = strengths[0]
+            for s in sorted(strengths, reverse=True) if len(strengths) > 1 else []:
+                st = condition_for(m, v, s, prep, ctx)
+                if st is None:
+                    break
+                kls[f"{s:g}"] = float(neutral_kl(model, st.hooks, st.hint, spec)[0].mean())
+                chosen = s
+                if kls[f"{s:g}"] <= spec.kl_bound:
+                    break
+            saved[m][v] = {"strength": chosen, "kl": kls}
+    write_json(saved, path)
+    return {m: {v: c["strength"] for v, c in d.items()} for m, d in saved.items()}
+
+
+def jobs(
+    spec: CompareSpec, targets: list[str], chosen: dict[str, dict[str, float]] | None
+) -> list[tuple[str, float, list[str]]]:
+    """(method, strength, target values) measured over the same test prompts: every strength
+    for every value (`chosen` None: the exhaustive design), or each value at its chosen one."""
+    if chosen is None:
+        return [(m, s, list(targets)) for m in spec.methods for s in spec.strengths(m)]
+    out = []
+    for m in spec.methods:
+        for s in spec.strengths(m):
+            vs = [v for v in targets if chosen[m][v] == s]
+            if vs:
+                out.append((m, s, vs))
+    return out
+
+
 def run_compare(
     inputs: SteeringInputs,
     spec: CompareSpec,
@@ -164,12 +260,21 @@ def run_compare(
     progress: bool = True,
 ) -> dict[str, pd.DataFrame]:
     """The whole comparison, resumable: `out/parts/<method>@<strength>.csv` (+ .json) per method x
-    strength; then `compare.csv`, `best.csv`, `features.csv`, `summary.json` and the plots. The
-    measurement runs in batches of at least `spec.batch_size` (on a copy of the measurer)."""
+    strength (the powered design: `parts/strengths.json`, each value's chosen strength); then
+    `compare.csv`, `best.csv`, `features.csv`, `summary.json`, `design.json` (with the design's
+    sizes, cost and CI half-widths) and the plots. The measurement runs in batches of at least
+    `spec.batch_size` (on a copy of the measurer)."""
     out = Path(out)
     parts = out / "parts"
+    if (out / "design.json").exists():  # its parts were measured for that design's conditions
+        was = json.loads((out / "design.json").read_text()).get("design", {}).get("design", "exhaustive")
+        if was != spec.design:
+            raise MechValueError(f"{out} holds a comparison of the {was} design; use a new folder")
     parts.mkdir(parents=True, exist_ok=True)
+    spec, sizes = design_plan(inputs, spec)
     measurer = replace(inputs.measurer, batch_size=max(inputs.measurer.batch_size, spec.batch_size))
+    if spec.design == "powered":
+        measurer = one_hard(measurer)
     model, items, roles, sae = measurer.model, inputs.items, inputs.roles, inputs.sae
     typical = inputs.typical
     if typical is None and sae is not None:
@@ -192,6 +297,7 @@ def run_compare(
     else:
         prep, test, test_roles = prepare(inputs, spec, progress)
         save_torch({"key": key, "prep": prep}, saved)
+    test_roles = test_roles[: sizes.test_roles]
     values = sorted(items["value"].unique())
     targets = spec.values or values
     if graph is None:
@@ -206,9 +312,10 @@ def run_compare(
             "train_items": prep.train_items,
             "test_items": prep.test_items,
             "train_roles": prep.train_roles,
-            "test_roles": prep.test_roles,
+            "test_roles": [r.name for r in test_roles],
             "graph": gname,
             "min_roles": MIN_ROLES,
+            "design": design_record(spec, replace(sizes, test_roles=len(test_roles))),
         },
         out / "design.json",
     )
@@ -221,66 +328,84 @@ def run_compare(
         write_csv(wide, basef)
     base = by_role(pd.read_csv(basef))
     ctx = steer_context(prep, inputs, spec)
-    jobs = [(m, s) for m in spec.methods for s in spec.strengths(m)]
-    for m, s in tqdm(jobs, desc="steer-compare", disable=not progress):
+    exhaustive = spec.design == "exhaustive"
+    chosen = None if exhaustive else choose_strengths(model, prep, ctx, spec, targets, parts / "strengths.json")
+    todo = jobs(spec, targets, chosen)
+    for m, s, vs in tqdm(todo, desc="steer-compare", disable=not progress):
         part = parts / f"{m}@{s:g}.csv"
         if part.exists():
             continue
         wides, flus = [], {}
-        for v in targets:
+        for v in vs:
             st = condition_for(m, v, s, prep, ctx)
             if st is None:
                 continue
             _, w = measure(measurer, test, test_roles, [st.condition], progress=False)
             wides.append(w.assign(target=v))
-            flus[v] = fluency(model, st.hooks, st.hint, spec, rng) | {"info": st.condition.info}
+            timed = exhaustive or not flus  # the powered design times the first value of a job
+            flus[v] = fluency(model, st.hooks, st.hint, spec, rng, timed) | {"info": st.condition.info}
+        if not exhaustive and flus:
+            first = flus[next(iter(flus))]
+            for f in flus.values():
+                f["speed"], f["speed_n"] = first["speed"], first["speed_n"]
         write_json(flus, parts / f"{m}@{s:g}.json")
         write_csv(pd.concat(wides, ignore_index=True) if wides else pd.DataFrame(columns=["target"]), part)
-    return tables(out, spec, base, graph, targets)
+    return tables(out, spec, base, graph, todo)
 
 
-def tables(out: Path, spec: CompareSpec, base: pd.DataFrame, graph: ValueGraph, targets: list[str]) -> dict:
-    """compare.csv (every method x value x strength with CIs), best.csv, summary.json, plots."""
+def design_record(spec: CompareSpec, sizes: Plan) -> dict:
+    """What design.json says of the design: its sizes, forward tokens and estimated minutes, and
+    the CI half-widths at the pilot's per-role variances (`design.RoleVariance`)."""
+    rec = {**asdict(sizes), "cost": cost(sizes, spec)}
+    if sizes.test_roles >= 2 and sizes.values >= 1:
+        rec["halfwidths"] = halfwidths(sizes.test_roles, sizes.values, RoleVariance())
+    return rec
+
+
+def tables(
+    out: Path, spec: CompareSpec, base: pd.DataFrame, graph: ValueGraph, todo: list[tuple[str, float, list[str]]]
+) -> dict:
+    """compare.csv (every measured method x value x strength of `todo`, as `jobs` lists them, with
+    CIs), best.csv, summary.json, plots."""
     parts = out / "parts"
     ref = json.loads((parts / "unsteered.json").read_text())
     rows = []
-    for m in spec.methods:
-        for s in spec.strengths(m):
-            p = parts / f"{m}@{s:g}.csv"
-            if not p.exists():
-                continue
-            w = pd.read_csv(p)
-            flus = json.loads((parts / f"{m}@{s:g}.json").read_text())
-            for v in targets:
-                if v not in flus:
-                    rows.append(
-                        {"method": m, "value": v, "strength": s, "note": "no feature chosen (too few roles)"}
-                    )
-                    continue
-                steered = w[w["target"] == v].drop(columns=["target"])
-                steered = steered.set_index(steered["player_name"].fillna(""))[list(base.columns)]
-                met = effect_metrics(base, steered, v, graph, spec.n_boot, spec.n_null, spec.seed)
-                f = flus[v]
+    for m, s, targets in todo:
+        p = parts / f"{m}@{s:g}.csv"
+        if not p.exists():
+            continue
+        w = pd.read_csv(p)
+        flus = json.loads((parts / f"{m}@{s:g}.json").read_text())
+        for v in targets:
+            if v not in flus:
                 rows.append(
-                    {
-                        "method": m,
-                        "value": v,
-                        "strength": s,
-                        "feature": f["info"].get("feature", ""),
-                        **met,
-                        "kl": f["kl"],
-                        "kl_lo": f["kl_ci"][0],
-                        "kl_hi": f["kl_ci"][1],
-                        "kl_n": f["kl_n"],
-                        "ppl": f["ppl"],
-                        "ppl_lo": f["ppl_ci"][0],
-                        "ppl_hi": f["ppl_ci"][1],
-                        "ppl_n": f["ppl_n"],
-                        "ppl_ratio": f["ppl"] / ref["ppl"],
-                        "speed_ratio": f["speed"],
-                        "admissible": bool(f["kl"] <= spec.kl_bound),
-                    }
+                    {"method": m, "value": v, "strength": s, "note": "no feature chosen (too few roles)"}
                 )
+                continue
+            steered = w[w["target"] == v].drop(columns=["target"])
+            steered = steered.set_index(steered["player_name"].fillna(""))[list(base.columns)]
+            met = effect_metrics(base, steered, v, graph, spec.n_boot, spec.n_null, spec.seed)
+            f = flus[v]
+            rows.append(
+                {
+                    "method": m,
+                    "value": v,
+                    "strength": s,
+                    "feature": f["info"].get("feature", ""),
+                    **met,
+                    "kl": f["kl"],
+                    "kl_lo": f["kl_ci"][0],
+                    "kl_hi": f["kl_ci"][1],
+                    "kl_n": f["kl_n"],
+                    "ppl": f["ppl"],
+                    "ppl_lo": f["ppl_ci"][0],
+                    "ppl_hi": f["ppl_ci"][1],
+                    "ppl_n": f["ppl_n"],
+                    "ppl_ratio": f["ppl"] / ref["ppl"],
+                    "speed_ratio": f["speed"],
+                    "admissible": bool(f["kl"] <= spec.kl_bound),
+                }
+            )
     cmp = pd.DataFrame(rows)
     write_csv(cmp, out / "compare.csv")
     best = best_table(cmp)

@@ -21,6 +21,11 @@ def cmd_run(a: argparse.Namespace) -> None:
     kw = given(RunConfig, a)
     kw["human"] = kw.get("human") or default_human_answers()
     cfg = RunConfig.quick_preset(**kw) if kw.pop("quick", False) else RunConfig(**kw)
+    if getattr(a, "plan", False):  # options not given are left unset
+        from mechvalue.pipeline.run import preview
+
+        print(preview(a.out, cfg))
+        return
     with executor_from_args(a) as ex:
         print(f"report: {run(a.out, cfg, executor=ex)}")
 
@@ -67,6 +72,9 @@ class RunOptions(RunConfig):
 
     out: str
     """the run folder: config.json, a folder per stage, report/report.html"""
+    plan: bool = False
+    """print the plan (per stage: prompts, prompt and generated tokens, predicted time, from a short
+    calibration on the model) and exit, writing nothing"""
 
 
 @dataclass(kw_only=True)

@@ -6,6 +6,7 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mechvalue.analysis.steering.design import SteerDesign
 from mechvalue.analysis.steering.spec import CompareWhere
 from mechvalue.cli.common import DesignOptions, ModelOptions, csv_list
 from mechvalue.cli.options import add_dataclass_args
@@ -68,6 +69,7 @@ def cmd_steer_compare(a: argparse.Namespace) -> None:
         neutral_texts=a.neutral,
         n_boot=a.bootstrap,
         seed=a.seed,
+        design=a.design,
     )
     spec.check()
     values = sorted(items["value"].unique())
@@ -122,6 +124,10 @@ class SteerCompareOptions(ModelOptions, DesignOptions):
     sae_strengths: str = "4,8,16"
     """typical-activation units"""
     where: CompareWhere = "all"
+    design: SteerDesign = "powered"
+    """'powered': one strength per method and value (the largest within --kl-bound on neutral
+    text), a seeded sample of the values and as many test roles as its CIs need; 'exhaustive':
+    every strength, value and test role (see mechvalue.analysis.steering.design)"""
     kl_bound: float = 0.25
     """admissible: mean KL on neutral text <= this"""
     roles: int = 40

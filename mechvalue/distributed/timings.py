@@ -1,6 +1,12 @@
 """Where time went: per stage, the wall time, the tasks and, per worker, its load time (model and
-SAE), busy time, task count and processes (a worker restarted after a crash shows two pids).
-Written to `OUT/timings.json`; `time_summary(out)` returns it for the report."""
+SAE), busy time, task count and processes (a worker restarted after a crash shows two pids);
+the machine's matmul limit (`limit`: gflops, shape, threads, params, limit_tokens_per_s,
+mechvalue.lm.limit), per pipeline stage (in `stages`, with the executor's) the tokens run through
+the model and their rate against that limit (prompt_tokens, prompt_tokens_real, generated_tokens,
+forwards, seconds, tokens_per_s, limit_tokens_per_s, ratio_to_limit, predicted_s, the planned
+tokens, load_avg_1min), and the run's plan (`plan`,
+mechvalue.pipeline.plan). Written to `OUT/timings.json`; `time_summary(out)` returns it for the
+report."""
 
 from __future__ import annotations
 
@@ -41,6 +47,8 @@ class TimeLog:
             },
         )
         w["tasks"] += 1
+        if info.get("tokens"):  # a worker process's model tokens, summed per stage
+            s["tokens"] = {k: s.get("tokens", {}).get(k, 0) + v for k, v in info["tokens"].items()}
         w["busy_s"] = round(w["busy_s"] + info["seconds"], 3)
         if info.get("pid") not in w["pids"]:
             w["pids"].append(info.get("pid"))
@@ -52,6 +60,12 @@ class TimeLog:
         self.data.setdefault("run_stages", {})[name] = round(seconds, 3)
         if cpu_seconds is not None:
             self.data.setdefault("run_stages_cpu", {})[name] = round(cpu_seconds, 3)
+
+    def throughput(self, name: str, row: dict) -> None:
+        """A pipeline stage's tokens and rate (`mechvalue.lm.limit.throughput` plus extra counts),
+        into its `stages` entry (beside an executor stage's tasks and workers; `seconds` becomes
+        the whole stage's)."""
+        self.data["stages"].setdefault(name, {"tasks": 0, "workers": {}}).update(row)
 
     def stop(self, stage: str) -> dict:
         s = self.data["stages"][stage]
@@ -70,6 +84,9 @@ class TimeLog:
             old = json.loads(p.read_text())
             for k in ("stages", "run_stages", "run_stages_cpu"):
                 self.data[k] = {**old.get(k, {}), **self.data.get(k, {})}
+            for k in ("limit", "plan"):  # the latest run's, else the earlier one's
+                if k in old and k not in self.data:
+                    self.data[k] = old[k]
 
 
 def time_summary(out: str | Path) -> dict | None:

@@ -93,8 +93,11 @@ class ModelWorker:
 
     def run(self, job: GridJob, task: Task):
         """(rows, timing) of one task."""
+        from mechvalue.lm import tokens
+
         measurer, conds = self._job(job)
         t = time.perf_counter()
+        tokens.take()
         with torch.no_grad():
             rows = measure_block(measurer, job.items, job.roles[task.lo : task.hi], conds[task.cond])
         return rows, {
@@ -105,6 +108,7 @@ class ModelWorker:
             "threads": self.threads,
             "load_s": round(self.load_s, 3),
             "seconds": round(time.perf_counter() - t, 3),
+            "tokens": tokens.take().as_dict(),  # run through this worker's model (mechvalue.lm.tokens)
         }
 
 

@@ -12,9 +12,11 @@
 2. Every forward call records how many positions the cache already holds (`past_length()`),
    so hooks tell a prompt pass from a decode step by what the model is doing, not by how many
    positions a call has.
-3. `cache_kwargs(cache)` names the cache the way the installed transformers takes it, so no
+3. Every forward call's tokens are counted (`mechvalue.lm.tokens`: prompt and decode positions),
+   the one place every caller's model work passes through.
+4. `cache_kwargs(cache)` names the cache the way the installed transformers takes it, so no
    call of ours goes through a deprecated keyword.
-4. TransformerLens's own `generate` hands the HF model its cache as `past_key_values`, which
+5. TransformerLens's own `generate` hands the HF model its cache as `past_key_values`, which
    transformers >= 5.24 answers with "`past_key_values` is deprecated ... Use `cache` instead."
    (a FutureWarning at every decoding step: the warning that came with the unfilled cache of 1.).
    A forward pre-hook on the HF model renames the keyword to `cache`, as transformers itself
@@ -48,8 +50,12 @@ def _cache_of(kwargs: dict):
 
 
 def _record_past(module, args, kwargs):
+    from mechvalue.lm import tokens
+
     cache = _cache_of(kwargs)
-    _PAST.set(int(cache.get_seq_length()) if cache is not None else 0)
+    past = int(cache.get_seq_length()) if cache is not None else 0
+    _PAST.set(past)
+    tokens.record(args, kwargs, past)
 
 
 def _clear_past(module, args, kwargs, output):
@@ -86,7 +92,7 @@ def install(bridge) -> None:
     hf = bridge.original_model
     if _takes_cache(type(hf).forward):
         hf.register_forward_pre_hook(_cache_keyword, with_kwargs=True)
-    hf.register_forward_pre_hook(_record_past, with_kwargs=True)
+    hf.register_forward_pre_hook(_record_past, with_kwargs=True)  # and counts the call's tokens
     hf.register_forward_hook(_clear_past, with_kwargs=True, always_call=True)
     for module in bridge.modules():
         if _reads_cache_itself(module):

@@ -221,5 +221,8 @@ def load_model(
 
     compat.install(bridge)
     if check:  # KV-cached logits must equal a full pass on the installed libraries, or nothing runs
-        checked(bridge, str(name_or_path))
+        from mechvalue.lm.tokens import uncounted
+
+        with uncounted():
+            checked(bridge, str(name_or_path))
     return LoadedModel(bridge, name_or_path, fmt, chat, dt, torch.device(device))

@@ -124,15 +124,23 @@ class Measurer(ScoringOptions):
             )
         return [g[sl] for g in groups for sl in chunks(len(g), self.batch_size)]
 
-    def answer_logits(self, batch: list[RenderedPrompt], cond: Condition) -> Float[Tensor, "batch vocab"]:
-        """Logits at each prompt's answer position under `cond`, through the shared prefix's KV
-        cache where the steered positions allow it (the prefix is run and steered once)."""
+    def shared_prefix(self, batch: list[RenderedPrompt], cond: Condition) -> int:
+        """Positions of the batch's shared prefix that `answer_logits` runs once (0: full passes):
+        the common prefix when the KV cache may be shared, every hook is positioned and the
+        steered positions lie in it."""
         seqs = [p.tokens for p in batch]
         n = _common_prefix(seqs) if self.prefix_cache and len(seqs) > 1 else 0
         span = batch[0].span
         aware = all(isinstance(h, PositionedHook) for _, h in cond.hooks)
         in_prefix = cond.where != "span" or (all(p.span == span for p in batch) and span[1] <= n)
-        if n and aware and in_prefix:
+        return n if n and aware and in_prefix else 0
+
+    def answer_logits(self, batch: list[RenderedPrompt], cond: Condition) -> Float[Tensor, "batch vocab"]:
+        """Logits at each prompt's answer position under `cond`, through the shared prefix's KV
+        cache where the steered positions allow it (the prefix is run and steered once)."""
+        seqs = [p.tokens for p in batch]
+        n = self.shared_prefix(batch, cond)
+        if n:
             pmask = cond.prompt_masks(batch[:1], len(seqs[0]))[:, :n]
             return prefix_last_logits(
                 self.model,

@@ -7,6 +7,7 @@ import platform
 from dataclasses import dataclass, field
 from importlib import metadata
 
+from mechvalue.analysis.steering.design import SteerDesign
 from mechvalue.lm.literals import DEFAULT_MODEL, DType, PromptFormat
 from mechvalue.measurement.options import protocol_names
 
@@ -64,6 +65,10 @@ class RunConfig(DesignOptions, ModelOptions):
     human: str | None = None
     """PVQ-40 answers CSV (default: ../shared/data/human/PVQ40.csv if present; else Schwartz's circle
     is the reference)"""
+    steer_design: SteerDesign = "powered"
+    """the steering comparison's design: 'powered' (one strength per method and value, the largest
+    within the fluency bound on neutral text; target values and test roles as many as its CIs need,
+    mechvalue.analysis.steering.design) or 'exhaustive' (every strength, value and test role)"""
     protocol: str = field(default="study", metadata={"choices": protocol_names})
     """how items are asked and scored (mechvalue.measurement.protocols; `mechvalue protocols` compares them)"""
     quick: bool = False

@@ -5,11 +5,14 @@ time); a rerun skips finished stages, so an interrupted run resumes (the steerin
 resumes inside its stage). `OUT/config.json` records every setting and library version, and a
 rerun with different settings on the same folder is refused. Every input is checked first
 (`pipeline.preflight.check_run`: model, prompt format, SAE, inventory and questionnaires, layer,
-output folder and its settings), so a bad one stops the run before any stage or file. The
-executor (this process, or Ray workers: mechvalue.distributed) runs the measure, grid and
-bootstrap work and does not change the results; where time went goes to `OUT/timings.json`: every stage's wall seconds (`run_stages`) and
-this process's CPU seconds (`run_stages_cpu`), and per executor stage (measure, grid, bootstrap)
-its tasks and workers (`stages`).
+output folder and its settings), so a bad one stops the run before any stage or file. The executor (this process, or Ray
+workers: mechvalue.distributed) runs the measure, grid and bootstrap work and does not change the
+results; where time went goes to `OUT/timings.json`: every stage's wall seconds (`run_stages`) and
+this process's CPU seconds (`run_stages_cpu`), per executor stage (measure, grid, bootstrap)
+its tasks and workers (`stages`), the machine's matmul limit (`limit`) and per stage the tokens
+run through the model against it (in `stages`); before the first stage the plan (stages, prompts,
+tokens, predicted seconds: mechvalue.pipeline.plan) is printed and kept in `plan`, and each stage
+prints its predicted end.
 """
 
 from __future__ import annotations
@@ -25,9 +28,25 @@ from mechvalue.pipeline.stages import STAGES
 from mechvalue.pipeline.workspace import Workspace, run_lock
 
 
+def preview(out: str | Path, cfg: RunConfig) -> str:
+    """The plan of `run(out, cfg)`'s pending stages (mechvalue.pipeline.plan), writing nothing."""
+    from mechvalue.pipeline.plan import Plan, Unwritten
+    from mechvalue.pipeline.preflight import check_run
+
+    cfg = check_run(out, cfg)  # every input checked, the layer resolved
+    torch.manual_seed(cfg.seed)
+    ws = Unwritten(Path(out), cfg)
+    pending = [name for name, _ in STAGES if not ws.done(name)]
+    if not pending:
+        return f"{out}: every stage is done"
+    return Plan.make(Resources(ws), pending).table()
+
+
 def run(out: str | Path, cfg: RunConfig, progress: bool = True, executor=None) -> Path:
     """Run (or resume) every stage; returns the report's path."""
     from mechvalue.distributed.executor import make_executor
+    from mechvalue.lm import tokens
+    from mechvalue.pipeline.plan import Plan
     from mechvalue.pipeline.preflight import check_run
 
     cfg = check_run(out, cfg)  # every input, before the folder is touched; the layer resolved
@@ -37,15 +56,28 @@ def run(out: str | Path, cfg: RunConfig, progress: bool = True, executor=None) -
         ws = Workspace(out, cfg)
         res = Resources(ws, executor)
         executor.log.merge_from(ws.out)
+        pending = [name for name, _ in STAGES if not ws.done(name)]
+        plan = Plan.make(res, pending) if pending else None
+        if plan is not None:
+            executor.log.data["plan"] = plan.merged(executor.log.data.get("plan"))
+            if plan.limit is not None:
+                executor.log.data["limit"] = plan.limit
+            if progress:
+                print(plan.table(), flush=True)
         for name, fn in STAGES:
             if ws.done(name):
                 continue
             t0, c0 = time.perf_counter(), time.process_time()
             if progress:
-                print(f"[mechvalue run] {name} ...", flush=True)
+                print(f"[mechvalue run] {name} ... {plan.eta(name)}", flush=True)
+            tokens.take()
             info = fn(ws.dir(name), res) or {}
             cpu = time.process_time() - c0
-            executor.log.stage(name, time.perf_counter() - t0, cpu)
+            seconds = time.perf_counter() - t0
+            executor.log.stage(name, seconds, cpu)
+            count = tokens.take()  # this process's, and the worker processes' the executor reported
+            count = count.add(tokens.TokenCount(**executor.log.data["stages"].get(name, {}).get("tokens", {})))
+            executor.log.throughput(name, plan.actual(name, count, seconds))
             executor.log.write(ws.out)
             ws.finish(name, t0, cpu_seconds=round(cpu, 2), **info)  # the done marker, written last
     return ws.out / "report" / "report.html"

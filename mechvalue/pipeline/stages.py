@@ -418,10 +418,10 @@ def validity(out: Path, r: Resources) -> dict:
 
 
 def steer_compare(out: Path, r: Resources) -> dict:
-    """Every steering method on the held-out value test (mechvalue.analysis.steer_compare); under
-    --quick one target value, one strength per method, 3 roles (2 train, 1 test: every statistic is
-    then "too few roles", the fluency and speed costs are measured), one neutral prompt of 8 tokens
-    and 2 neutral texts."""
+    """Every steering method on the held-out value test (mechvalue.analysis.steer_compare) in the
+    run's --steer-design (mechvalue.analysis.steering.design); under --quick one target value, one
+    strength per method, 3 roles (2 train, 1 test: every statistic is then "too few roles", the
+    fluency and speed costs are measured), one neutral prompt of 8 tokens and 2 neutral texts."""
     from mechvalue.analysis.steer_compare import (
         CompareSpec,
         held_out_values,
@@ -447,7 +447,7 @@ def steer_compare(out: Path, r: Resources) -> dict:
         if learned.exists()
         else value_graph(sorted(items["value"].unique()), cfg.human)
     )
-    spec = CompareSpec(values=testable, seed=cfg.seed)
+    spec = CompareSpec(values=testable, seed=cfg.seed, design=cfg.steer_design)
     if cfg.quick:
         spec = CompareSpec(
             values=testable[:1],
@@ -463,6 +463,7 @@ def steer_compare(out: Path, r: Resources) -> dict:
             n_boot=100,
             n_null=50,
             seed=cfg.seed,
+            design=cfg.steer_design,
         )
     named = [role for role in r.roles if role is not None]
     measurer = Measurer(r.model, r.info.prompt_format)

@@ -66,7 +66,8 @@ def same_settings(out: str | Path, cfg: RunConfig) -> bool:
     recorded = read_json(conf, "run config")
     if not isinstance(recorded, dict) or not isinstance(recorded.get("settings"), dict):
         raise MechValueError(f"{conf}: not a mechvalue run config (no 'settings' object); use a new --out")
-    old = {"protocol": "study"} | recorded["settings"]  # older runs: study
+    # older runs: the study's protocol, the exhaustive steering comparison
+    old = {"protocol": "study", "steer_design": "exhaustive"} | recorded["settings"]
     settings = asdict(cfg)
     diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
     if diff:

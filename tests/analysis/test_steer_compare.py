@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -192,6 +193,7 @@ def test_planted_direction_recovered_and_selective(planted, tmp_path, monkeypatc
         n_boot=100,
         n_null=50,
         kl_bound=1e9,
+        design="exhaustive",
     )
     inputs = SteeringInputs(measurer, sae, torch.ones(16), items, roles)
     prep, test_items, test_roles = sc.prepare(inputs, spec, False)
@@ -283,6 +285,7 @@ def test_a_new_method_is_one_registry_entry(planted, tmp_path, monkeypatch):
         gen_tokens=4,
         n_boot=20,
         n_null=10,
+        design="exhaustive",
     )
     assert spec.strengths("random") == [0.0, 2.0]
     inputs = SteeringInputs(Measurer(model, info.prompt_format), None, None, _items(), generate_roles(26, 0))
@@ -291,3 +294,172 @@ def test_a_new_method_is_one_registry_entry(planted, tmp_path, monkeypatch):
     assert list(res["compare"]["method"]) == ["random", "random"]
     assert cmp.loc[0.0, "efficacy"] == 0.0 and np.isfinite(cmp.loc[2.0, "efficacy"])
     assert (tmp_path / "parts" / "random@2.csv").exists()
+
+
+# ------------------------------------------------------------------ the designs
+
+
+def test_design_cost_and_halfwidths_are_monotone_and_the_plan_meets_its_targets():
+    from mechvalue.analysis.steering.design import Plan, RoleVariance, Targets, cost, halfwidths, plan
+
+    spec = sc.CompareSpec()
+    var = RoleVariance(sd_effect=4.0, sd_diff=5.0, effect=20.0, diff=10.0)
+    tokens = [[cost(Plan("powered", v, n, 20), spec)["tokens"] for n in range(8, 13)] for v in range(1, 11)]
+    assert np.all(np.diff(tokens, axis=0) > 0) and np.all(np.diff(tokens, axis=1) > 0)
+    hw = [[halfwidths(n, v, var) for n in range(8, 13)] for v in range(1, 11)]
+    get = lambda k: np.array([[h[k] for h in row] for row in hw])  # noqa: E731
+    assert np.all(np.diff(get("overall"), axis=0) < 0) and np.all(np.diff(get("overall"), axis=1) < 0)
+    assert np.all(np.diff(get("per_value"), axis=1) < 0) and np.all(np.diff(get("per_value"), axis=0) == 0)
+    assert np.all(np.diff(get("power"), axis=1) >= 0) and np.all(np.diff(get("power_overall"), axis=0) >= 0)
+    # hand check: t(11) * sd / sqrt(12) for a value's efficacy on 12 roles, the paired difference's
+    # interval over 10 values, and the power to find a difference of 10 at sd_diff 10 on one value
+    h = halfwidths(12, 10, var)
+    assert h["per_value"] == pytest.approx(2.200985 * 4 / math.sqrt(12), rel=1e-6)
+    assert h["overall"] == pytest.approx(2.200985 * 5 / math.sqrt(120), rel=1e-6)
+    noisy = RoleVariance(sd_effect=8.0, sd_diff=10.0, effect=20.0, diff=10.0)
+    assert halfwidths(12, 1, noisy)["power"] == pytest.approx(0.8967, abs=1e-3)  # Phi(10 / (10 / sqrt 12) - t)
+    # the exhaustive sweep measures every strength: it costs more than the powered design of the
+    # same sizes, and takes everything available
+    full = Plan("exhaustive", 10, 12, 20)
+    assert cost(full, replace_design(spec, "exhaustive"))["tokens"] > 2 * cost(
+        Plan("powered", 10, 12, 20), spec
+    )["tokens"]
+    assert plan(replace_design(spec, "exhaustive"), full) == full
+    # powered: the fewest roles meeting the targets, then the most values within the budget
+    targets = Targets(precision=0.25, power=0.8, minutes=8.0)
+    chosen = plan(spec, full, targets, var)
+    n, v = chosen.test_roles, chosen.values
+    h = halfwidths(n, 1, var)
+    assert h["per_value"] <= 0.25 * 20 and h["power"] >= 0.8 and n >= sc.MIN_ROLES
+    if n > sc.MIN_ROLES:
+        fewer = halfwidths(n - 1, 1, var)
+        assert fewer["per_value"] > 0.25 * 20 or fewer["power"] < 0.8
+    assert 2 < v < 10 and cost(chosen, spec)["minutes"] <= 8.0 < cost(Plan("powered", v + 1, n, 20), spec)["minutes"]
+    noisier = plan(spec, full, targets, noisy)
+    assert noisier.test_roles > n and noisier.values <= v
+    # unreachable targets: every role; no budget: still two values; too few roles: all there are
+    assert plan(spec, full, Targets(precision=0.01), var).test_roles == 12
+    assert plan(spec, full, Targets(minutes=0.0), var).values == 2
+    assert plan(spec, Plan("powered", 10, 3, 20), targets, var) == Plan("powered", 10, 3, 20)
+
+
+def replace_design(spec, design):
+    from dataclasses import replace
+
+    return replace(spec, design=design)
+
+
+def _tiny_spec(**kw) -> sc.CompareSpec:
+    """The configuration the exhaustive design's golden tables were written with."""
+    return sc.CompareSpec(
+        values=["Power", "Tradition"],
+        vector_strengths=[0.0, 4.0],
+        sae_strengths=[4.0],
+        vector_roles=2,
+        corr_roles=8,
+        grad_roles=8,
+        candidates=4,
+        neutral_prompts=1,
+        neutral_texts=2,
+        gen_tokens=4,
+        n_boot=50,
+        n_null=20,
+        **kw,
+    )
+
+
+def _tiny_inputs(planted) -> SteeringInputs:
+    from mechvalue.interp.sae import SAE, SAEConfig
+    from mechvalue.measurement.scoring import Measurer
+    from mechvalue.study.roles import generate_roles
+
+    model, info, _ = planted
+    torch.manual_seed(0)
+    sae = SAE(SAEConfig(64, 16, hook_name="blocks.0.hook_resid_post"))
+    typical = torch.rand(16) + 0.5
+    return SteeringInputs(Measurer(model, info.prompt_format), sae, typical, _items(), generate_roles(26, 0))
+
+
+GOLDEN = Path(__file__).parent / "golden" / "steer_compare_exhaustive"
+
+
+def test_exhaustive_design_reproduces_the_sweep_tables_byte_for_byte(planted, tmp_path):
+    """Every method x strength x value on every test role: the golden tables (tests/analysis/golden,
+    written by the sweep at f7dc53c), byte for byte but the speed ratio (a wall-clock timing),
+    compared cell by cell as written."""
+    sc.run_compare(_tiny_inputs(planted), _tiny_spec(design="exhaustive"), tmp_path, progress=False)
+    for name in ("features.csv", "summary.json"):
+        assert (tmp_path / name).read_bytes() == (GOLDEN / name).read_bytes(), name
+    for name in ("compare.csv", "best.csv"):
+        got, want = (pd.read_csv(f / name, dtype=str, keep_default_na=False) for f in (tmp_path, GOLDEN))
+        assert list(got.columns) == list(want.columns) and "speed_ratio" in got, name
+        pd.testing.assert_frame_equal(got.drop(columns="speed_ratio"), want.drop(columns="speed_ratio"))
+        assert (got["speed_ratio"] != "").all(), name
+
+
+def test_powered_design_measures_one_admissible_strength_per_method_and_value(planted, tmp_path):
+    from mechvalue.analysis.steering.report import report_section
+
+    spec = _tiny_spec(kl_bound=0.05)  # the default design
+    assert spec.design == "powered"
+    res = sc.run_compare(_tiny_inputs(planted), spec, tmp_path, progress=False)
+    cmp = res["compare"]
+    design = json.loads((tmp_path / "design.json").read_text())
+    n_values = design["design"]["values"]
+    assert len(cmp) == len(spec.methods) * n_values and not cmp.duplicated(["method", "value"]).any()
+    chosen = json.loads((tmp_path / "parts" / "strengths.json").read_text())
+    for r in cmp.itertuples():
+        c = chosen[r.method][r.value]
+        assert r.strength == c["strength"]
+        kl = {float(s): k for s, k in c["kl"].items()}
+        if r.method in ("diffmean", "caa"):  # probed from 4 down: 4 if within the bound, else 0
+            assert kl[4.0] == pytest.approx(r.kl) if r.strength == 4.0 else kl[4.0] > spec.kl_bound
+            assert r.admissible == (r.kl <= spec.kl_bound)
+        assert np.isfinite(r.speed_ratio)  # timed once per job, shared by its values
+    assert design["design"]["design"] == "powered" and design["design"]["cost"]["tokens"] > 0
+    assert len(design["test_roles"]) == design["design"]["test_roles"] == cmp["n_roles"].max()
+    golden = pd.read_csv(GOLDEN / "compare.csv")
+    assert list(cmp.columns) == list(golden.columns)  # the schema the report reads
+    sec = report_section(tmp_path)
+    assert sec["best"] and {"method", "value", "strength", "efficacy", "kl", "speed_ratio"} <= set(sec["best"][0])
+    with pytest.raises(MechValueError, match="holds a comparison of the powered design"):
+        sc.run_compare(_tiny_inputs(planted), _tiny_spec(design="exhaustive"), tmp_path, progress=False)
+    assert sec["design"].startswith("Powered design") and "8 test roles, 2 target value(s) (Power, Tradition)" in sec[
+        "design"
+    ]
+
+
+def test_a_run_folder_without_the_steer_design_setting_resumes_as_exhaustive(tmp_path):
+    from dataclasses import asdict
+
+    from mechvalue.pipeline.config import RunConfig
+    from mechvalue.pipeline.workspace import Workspace
+
+    old = asdict(RunConfig())
+    old.pop("steer_design")
+    (tmp_path / "config.json").write_text(json.dumps({"settings": old}))
+    Workspace(tmp_path, RunConfig(steer_design="exhaustive"))
+    with pytest.raises(MechValueError, match=r"other settings \(steer_design\)"):
+        Workspace(tmp_path, RunConfig())
+
+
+def test_prompting_in_one_batch_per_role_scores_as_the_per_value_batches(planted):
+    """The powered design's measurer runs prompting's one hard prompt as one prefix per role; the
+    scores are the per-value batches' to float rounding."""
+    from mechvalue.measurement.scoring import Condition, Measurer, measure
+    from mechvalue.study.roles import generate_roles
+
+    model, info, _ = planted
+    items = _items()
+    per_value = Measurer(model, info.prompt_format)
+    one = sc.one_hard(per_value)
+    ctx = SteerContext(1.0, "blocks.0.hook_resid_post", None, None, VALUES, "all")
+    prep = sc.Prepared(1.0, "", {}, pd.DataFrame(), [], [], [], [])
+    cond = sc.condition_for("prompting", "Power", 1.0, prep, ctx).condition
+    assert len(per_value.batches(items, cond)) == 3 and len(one.batches(items, cond)) == 1
+    assert one.batches(items, Condition()) == per_value.batches(items, Condition())
+    roles = generate_roles(3, 0)
+    a, _ = measure(per_value, items, roles, [cond], progress=False)
+    b, _ = measure(one, items, roles, [cond], progress=False)
+    np.testing.assert_allclose(b["score"].to_numpy(), a["score"].to_numpy(), rtol=1e-5, atol=1e-6)
+    assert list(b["item"]) == list(a["item"])

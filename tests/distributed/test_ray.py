@@ -116,6 +116,7 @@ def test_grid_on_two_workers_writes_the_local_tables(design, ex, local_grid, tmp
     assert per == 2 and st["tasks"] == 8  # 4 conditions x roles {0, 1} and {2}
     assert sorted(st["workers"]) == ["0", "1"] and all(w["tasks"] >= 1 for w in st["workers"].values())
     assert all(w["threads"] == 1 and w["load_s"] > 0 for w in st["workers"].values())
+    assert st["tokens"]["prompt"] > 0 and st["tokens"]["forwards"] >= st["tasks"]  # the workers' model tokens
 
 
 def test_measure_on_two_workers_gives_the_local_tables(design, ex):

@@ -82,11 +82,27 @@ def _logits(model, seqs: list[list[int]], hooks: list) -> Float[Tensor, "batch p
         return bridge(toks, **kw).float().cpu()
 
 
-def fluency(model, hooks: list, hint: str | None, spec: CompareSpec, rng: np.random.Generator) -> dict:
+def neutral_kl(model, hooks: list, hint: str | None, spec: CompareSpec) -> tuple[np.ndarray, list, list]:
+    """KL(unsteered || steered) next-token per neutral text (the first `spec.neutral_texts`), and
+    the unsteered and steered token lists; prompting = the hint's tokens before the text."""
+    tok = as_bridge(model).tokenizer
+    texts = [tok.encode(t, add_special_tokens=False) for t in NEUTRAL_TEXT[: spec.neutral_texts]]
+    base = _logits(model, texts, [])
+    pre = tok.encode(hint, add_special_tokens=False) if hint else []
+    seqs = [pre + t for t in texts]
+    steered = _logits(model, seqs, hooks)
+    w, ws = base.shape[1], steered.shape[1]
+    kls = np.array([mean_kl(base[i, w - len(t) :], steered[i, ws - len(t) :]) for i, t in enumerate(texts)])
+    return kls, texts, seqs
+
+
+def fluency(
+    model, hooks: list, hint: str | None, spec: CompareSpec, rng: np.random.Generator, timed: bool = True
+) -> dict:
     """Perplexity (under the unsteered model, given the plain prompt) of greedy steered
     generations of the neutral prompts, and mean KL(unsteered || steered) next-token on neutral
-    text; prompting = the hint before the prompt / text. Also steered forwards/s relative to
-    unsteered (median of 3 interleaved timings)."""
+    text; prompting = the hint before the prompt / text. If `timed`, also steered forwards/s
+    relative to unsteered (median of 3 interleaved timings; else NaN, speed_n 0)."""
     tok = as_bridge(model).tokenizer
     prompts = NEUTRAL_PROMPTS[: spec.neutral_prompts]
     plain = [_chat(tok, p) for p in prompts]
@@ -99,15 +115,9 @@ def fluency(model, hooks: list, hint: str | None, spec: CompareSpec, rng: np.ran
             continue
         lg = _logits(model, [p + g], [])[0, len(p) - 1 : -1]
         ppl.append(perplexity(lg, torch.tensor(g)))
-    texts = [tok.encode(t, add_special_tokens=False) for t in NEUTRAL_TEXT[: spec.neutral_texts]]
-    base = _logits(model, texts, [])
-    pre = tok.encode(hint, add_special_tokens=False) if hint else []
-    seqs = [pre + t for t in texts]
-    steered = _logits(model, seqs, hooks)
-    w, ws = base.shape[1], steered.shape[1]
-    kls = np.array([mean_kl(base[i, w - len(t) :], steered[i, ws - len(t) :]) for i, t in enumerate(texts)])
+    kls, texts, seqs = neutral_kl(model, hooks, hint, spec)
     times = {"a": [], "b": []}
-    for _ in range(3):  # A, B, A, B, ...: unsteered then steered forward on the same text
+    for _ in range(3 if timed else 0):  # A, B, A, B, ...: unsteered then steered forward on the same text
         for k, (ss, hk) in (("a", (texts, [])), ("b", (seqs, hooks))):
             t0 = time.perf_counter()
             _logits(model, ss, hk)
@@ -120,7 +130,7 @@ def fluency(model, hooks: list, hint: str | None, spec: CompareSpec, rng: np.ran
         "kl": float(kls.mean()),
         "kl_ci": bootstrap_ci(kls, rng, spec.n_boot),
         "kl_n": len(kls),
-        "speed": float(np.median(times["a"]) / np.median(times["b"])),
-        "speed_n": 3,
+        "speed": float(np.median(times["a"]) / np.median(times["b"])) if timed else float("nan"),
+        "speed_n": 3 if timed else 0,
         "generations": tok.batch_decode(new, skip_special_tokens=True),
     }

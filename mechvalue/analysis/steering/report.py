@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mechvalue.analysis.steering.design import describe
+
 
 def best_table(cmp: pd.DataFrame) -> pd.DataFrame:
     """Per value and method: the admissible strength (KL under the bound) with the largest efficacy."""
@@ -90,7 +92,8 @@ def plot_selectivity(best: pd.DataFrame, path: Path) -> None:
 
 
 def report_section(out: str | Path) -> dict:
-    """What the report shows: the verdict sentence, the best-strength table and the plot paths."""
+    """What the report shows: the verdict sentence, the design's sentence, the best-strength table
+    and the plot paths."""
     out = Path(out)
     if not (out / "summary.json").exists():
         return {"verdict": "steer-compare has not run", "best": [], "plots": []}
@@ -122,8 +125,10 @@ def report_section(out: str | Path) -> dict:
         )
         if c in best
     ]
+    design = json.loads((out / "design.json").read_text()) if (out / "design.json").exists() else {}
     return {
         "verdict": summ["verdict"],
+        "design": describe(design["design"], design["spec"]["values"] or []) if "design" in design else "",
         "kl_bound": summ["kl_bound"],
         "min_roles": summ["min_roles"],
         "best": best[cols].to_dict("records"),

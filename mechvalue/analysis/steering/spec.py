@@ -1,11 +1,13 @@
 """The comparison's settings (`CompareSpec`): targets, methods, the strengths per unit, how many
-train roles build each method, the fluency material and the statistics' sizes."""
+train roles build each method, the fluency material, the statistics' sizes and the design
+(`design`: what is measured on how many test roles)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
+from mechvalue.analysis.steering.design import SteerDesign
 from mechvalue.analysis.steering.methods import METHODS
 from mechvalue.errors import MechValueError
 from mechvalue.interp import vectors as vec
@@ -34,12 +36,15 @@ class CompareSpec:
     n_null: int = 200
     batch_size: int = 32
     seed: int = 0
+    design: SteerDesign = "powered"  # see `design`: one KL-chosen strength, sizes by power; or every one
 
     def check(self) -> None:
         bad = [m for m in self.methods if m not in METHODS]
         if bad:
             raise MechValueError(f"unknown method(s) {bad}: use {', '.join(METHODS)}")
         vec.check_where(self.where)
+        if self.design not in get_args(SteerDesign):
+            raise MechValueError(f"design={self.design!r}: expected one of {', '.join(get_args(SteerDesign))}")
         if self.where in ("span", "generated"):
             raise MechValueError(
                 f"where={self.where!r}: the comparison steers at 'prompt' or 'all' (DiffMean is "

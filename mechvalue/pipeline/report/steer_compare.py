@@ -49,7 +49,7 @@ def build(p: Page) -> Section:
         note(
             f"Stands on: test items and {fmt(test_roles)} test roles only; each method at its best strength "
             f"whose mean KL on neutral text stays under {fmt(c.get('kl_bound'))} nats/token. Efficacy is in "
-            "units of the value's between-role SD on the unsteered test roles."
+            f"units of the value's between-role SD on the unsteered test roles. {c.get('design', '')}"
         )
     ]
     blocks += flat_warning(gr, "Efficacy in between-role SD units divides by a spread that is noise.")
