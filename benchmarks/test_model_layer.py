@@ -12,7 +12,7 @@ from conftest import interleaved, record
 
 from mechvalue.lm.batching import left_pad
 from mechvalue.lm.generation import greedy_generate, prefix_last_logits
-from mechvalue.measurement.scoring import _common_prefix
+from mechvalue.measurement.scoring import common_prefix
 from mechvalue.study.prompts import render
 from mechvalue.study.roles import generate_roles
 
@@ -106,7 +106,7 @@ def test_bridge_vs_hooked_transformer(smollm2):
             with torch.no_grad():
                 out = []
                 for seqs in batches:
-                    n = _common_prefix(seqs)
+                    n = common_prefix(seqs)
                     out.append(fn(model, seqs[0][:n], [s[n:] for s in seqs]))
                 return torch.cat(out)
 

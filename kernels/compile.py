@@ -77,6 +77,7 @@ def _signature(x: str, w: str) -> dict[str, str]:
         "thr_ptr": "*fp32",
         "mul_ptr": "*fp32",
         "add_ptr": "*fp32",
+        "rid_ptr": "*i32",
         "M": "i32",
         "D": "i32",
         "S": "i32",

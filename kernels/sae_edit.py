@@ -5,9 +5,12 @@
 with act ReLU or JumpReLU, relu(pre) * (pre > threshold) (`gate`)
 
 `mul`/`add` encode the edit per feature (untouched: 1/0; clamp to v: 0/v; scale by v: v/0;
-add v: 1/v). Since decode(f') - decode(f) = (f' - f) @ W_dec, the SAE's reconstruction error
-is kept exactly and only one encode and one decode happen per token, where SAELens's
-error-term path runs the SAE twice. For ReLU/JumpReLU, features outside the edited set S give
+add v: 1/v). They are one edit for every token ([S]) or one edit per batch row ([R, S]: per-request
+steering, a different edit on each row of one batch); `rows` gives each token's edit row (the
+kernel reads mul[rows[t]], add[rows[t]]; one edit is row 0 for every token). Since
+decode(f') - decode(f) = (f' - f) @ W_dec, the SAE's reconstruction error is kept exactly and
+only one encode and one decode happen per token, where SAELens's error-term path runs the SAE
+twice. For ReLU/JumpReLU, features outside the edited set S give
 f' - f = 0, so running the kernel on the gathered sub-SAE (W_enc[:, S], W_dec[S]) gives the
 same result at a cost that does not grow with d_sae: that is the delta path.
 
@@ -29,7 +32,7 @@ from typing import NamedTuple
 import torch
 import triton
 import triton.language as tl
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor
 
 RELU = tl.constexpr(0)
@@ -70,6 +73,7 @@ def _sae_edit_kernel(
     thr_ptr,
     mul_ptr,
     add_ptr,
+    rid_ptr,
     M,
     D,
     S,
@@ -105,9 +109,13 @@ def _sae_edit_kernel(
         f = tl.where(pre > thr[None, :], tl.maximum(pre, 0.0), 0.0)
     else:
         f = tl.maximum(pre, 0.0)
-    mul = tl.load(mul_ptr + feats, mask=f_ok, other=1.0).to(tl.float32)
-    add = tl.load(add_ptr + feats, mask=f_ok, other=0.0).to(tl.float32)
-    delta = f * (mul[None, :] - 1.0) + add[None, :]
+    # each token's edit row: mul/add are [R, S], row-major
+    rid = tl.load(rid_ptr + rows, mask=row_ok, other=0)
+    e_at = rid[:, None] * S + feats[None, :]
+    e_ok = row_ok[:, None] & f_ok[None, :]
+    mul = tl.load(mul_ptr + e_at, mask=e_ok, other=1.0).to(tl.float32)
+    add = tl.load(add_ptr + e_at, mask=e_ok, other=0.0).to(tl.float32)
+    delta = f * (mul - 1.0) + add
     delta = tl.where(row_ok[:, None] & f_ok[None, :], delta, 0.0).to(cdt)
     # decode: acc[:, cols] += delta @ W_dec[feats, cols]; other feature blocks add to the same rows
     for k0 in range(0, D, BLOCK_K):
@@ -135,21 +143,40 @@ KERNELS = {"sae_edit": _sae_edit_kernel}  # every Triton kernel here, for `compi
 
 
 class Operands(NamedTuple):
-    """The SAE's side of the edit (JumpReLU `threshold`, None for ReLU) and the edit per feature."""
+    """The SAE's side of the edit (JumpReLU `threshold`, None for ReLU) and the edit per feature:
+    one edit ([d_sae]) or one per batch row ([rows, d_sae], each token's row given at the call)."""
 
     W_enc: Float[Tensor, "d_in d_sae"]
     b_enc: Float[Tensor, " d_sae"]
     W_dec: Float[Tensor, "d_sae d_in"]
     b_dec: Float[Tensor, " d_in"]
     threshold: Float[Tensor, " d_sae"] | None
-    mul: Float[Tensor, " d_sae"]
-    add: Float[Tensor, " d_sae"]
+    mul: Float[Tensor, " d_sae"] | Float[Tensor, "rows d_sae"]
+    add: Float[Tensor, " d_sae"] | Float[Tensor, "rows d_sae"]
+
+
+def edit_rows(ops: Operands, x: Tensor, rows: Tensor | None) -> Int[Tensor, " tokens"]:
+    """Each token's edit row as int32 (zeros for one edit), checked against the edits given."""
+    n = ops.mul.shape[0] if ops.mul.dim() == 2 else 1
+    if rows is None:
+        if n != 1:
+            raise ValueError(f"{n} edit rows: per-row edits need each token's row (`rows`)")
+        return torch.zeros(x.shape[0], dtype=torch.int32, device=x.device)
+    if rows.shape != x.shape[:1]:
+        raise ValueError(f"rows of shape {tuple(rows.shape)} for {x.shape[0]} tokens")
+    if rows.numel() and not 0 <= int(rows.min()) <= int(rows.max()) < n:
+        raise ValueError(f"edit rows {int(rows.min())}..{int(rows.max())}: {n} edits given")
+    return rows.to(x.device, torch.int32).contiguous()
 
 
 def sae_edit_triton(
-    x: Float[Tensor, "tokens d_in"], ops: Operands, block: tuple[int, int, int] | None = None
+    x: Float[Tensor, "tokens d_in"],
+    ops: Operands,
+    block: tuple[int, int, int] | None = None,
+    rows: Int[Tensor, " tokens"] | None = None,
 ) -> Float[Tensor, "tokens d_in"]:
-    """Launch the kernel (no autograd). `block` = (BLOCK_M, BLOCK_S, BLOCK_K) skips autotuning.
+    """Launch the kernel (no autograd). `block` = (BLOCK_M, BLOCK_S, BLOCK_K) skips autotuning;
+    `rows`: each token's edit row where `ops` holds one edit per row.
 
     Weights may be float32 or x's dtype (others are cast to x's dtype here, a copy per call);
     the per-feature vectors are read as float32.
@@ -158,7 +185,8 @@ def sae_edit_triton(
         # Triton's CPU interpreter stores bfloat16 as uint16 and its tl.dot multiplies those
         # integers: run on float32 copies there; on GPU bfloat16 goes through the kernel as is.
         up = Operands(*(t.float() if t is not None else None for t in ops))
-        return sae_edit_triton(x.float(), up, block).to(torch.bfloat16)
+        return sae_edit_triton(x.float(), up, block, rows).to(torch.bfloat16)
+    rid = edit_rows(ops, x, rows)
     W_enc, b_enc, W_dec, b_dec, threshold, mul, add = ops
     x = x.contiguous()
     M, D = x.shape
@@ -180,6 +208,7 @@ def sae_edit_triton(
         thr,
         vec(mul),
         vec(add),
+        rid,
         M,
         D,
         S,
@@ -206,11 +235,17 @@ def gate(pre: Float[Tensor, "... s"], threshold: Float[Tensor, " s"] | None) -> 
     return torch.where(pre > threshold.to(pre.dtype), pre.clamp_min(0), torch.zeros_like(pre))
 
 
-def sae_edit_reference(x: Float[Tensor, "tokens d_in"], ops: Operands) -> Float[Tensor, "tokens d_in"]:
-    """The same computation in plain torch (float32 accumulation), as written in the docstring.
+def sae_edit_reference(
+    x: Float[Tensor, "tokens d_in"], ops: Operands, rows: Int[Tensor, " tokens"] | None = None
+) -> Float[Tensor, "tokens d_in"]:
+    """The same computation in plain torch (float32 accumulation), as written in the docstring;
+    `rows`: each token's edit row where `ops` holds one edit per row.
 
     Differentiable in x (and in any operand that requires grad)."""
     W_enc, b_enc, W_dec, b_dec, threshold, mul, add = ops
+    if mul.dim() == 2:  # one edit per row: each token's
+        rid = edit_rows(ops, x, rows).long().to(mul.device)
+        mul, add = mul[rid], add[rid]
     xf = x.float()
     pre = (xf - b_dec.float()) @ W_enc.float() + b_enc.float()
     f = gate(pre, threshold.float() if threshold is not None else None)

@@ -23,7 +23,9 @@ class TimeLog:
     """Collects one run's per-stage, per-worker times (driver side)."""
 
     def __init__(self, executor: dict):
-        self.data: dict = {"executor": executor, "stages": {}}
+        from mechvalue.threads import thread_settings
+
+        self.data: dict = {"executor": executor, "threads": thread_settings(), "stages": {}}
         self._t0: dict[str, float] = {}
 
     def start(self, stage: str) -> None:

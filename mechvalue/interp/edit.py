@@ -17,6 +17,12 @@ weights in the activation dtype (the kernel would cast them to it anyway; half t
 feature vectors in float32; "torch" runs `sae_edit_reference` on float32 operands. Gradients flow
 to x (never to the SAE's parameters): the kernel has no backward, so a forward that needs them
 uses the torch reference under backend "auto" and raises under backend "triton".
+
+Per-row edits (per-request steering: a different edit on each row of one batch): `mul`/`add` of
+shape [rows, d_sae], an untouched row all 1/0; `apply(x, rows)` is then told each activation row's
+edit row. S is the union of the rows' edited features (a row leaves the others of S untouched,
+f' - f = 0 there exactly); "add" adds each row's own vector, computed as that row's edit alone
+computes it.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor
 
 from mechvalue.errors import MechValueError
@@ -52,8 +58,9 @@ class SAEEdit:
     def __init__(self, dtype: torch.dtype, device: torch.device | str):
         self.dtype, self.device = dtype, torch.device(device)
 
-    def apply(self, x: Float[Tensor, "n d"]) -> Float[Tensor, "n d"]:
-        """The edited rows (a new tensor; differentiable in x on the torch paths)."""
+    def apply(self, x: Float[Tensor, "n d"], rows: Int[Tensor, " n"] | None = None) -> Float[Tensor, "n d"]:
+        """The edited rows (a new tensor; differentiable in x on the torch paths); `rows`: each
+        row's edit where there is one per batch row."""
         raise NotImplementedError
 
     @staticmethod
@@ -63,25 +70,34 @@ class SAEEdit:
 
 
 class AddEdit(SAEEdit):
-    """mul == 1 everywhere: f' - f = add whatever f is, so one precomputed vector is added."""
+    """mul == 1 everywhere: f' - f = add whatever f is, so one precomputed vector is added (one
+    per batch row for per-row edits: `vec` [rows, d], zeros where a row is untouched)."""
 
     path = "add"
 
-    def __init__(self, vec: Float[Tensor, " d"], dtype: torch.dtype, device: torch.device | str):
+    def __init__(self, vec: Float[Tensor, "*rows d"], dtype: torch.dtype, device: torch.device | str):
         super().__init__(dtype, device)
         self.vec = vec
 
     @classmethod
-    def of(cls, sae: SAE, S: Tensor, add: Tensor, dtype: torch.dtype, device: torch.device) -> AddEdit:
-        """add @ W_dec / input_scale, computed in float32 over S only, rounded to `dtype` once."""
+    def of(cls, sae: SAE, add: Tensor, dtype: torch.dtype, device: torch.device) -> AddEdit:
+        """add @ W_dec / input_scale, computed in float32 over the edited features only, rounded to
+        `dtype` once; per row for per-row edits (each row's vector as its edit alone gives it)."""
         W_dec = sae.W_dec.detach()
-        vec = ((add[S].to(W_dec.device) @ W_dec[S].float()) / sae.cfg.input_scale).to(device, dtype)
+
+        def one(a: Tensor) -> Tensor:
+            S = (a != 0).nonzero().flatten()
+            return ((a[S].to(W_dec.device) @ W_dec[S].float()) / sae.cfg.input_scale).to(device, dtype)
+
+        vec = one(add) if add.dim() == 1 else torch.stack([one(a) for a in add])
         edit = cls(vec, dtype, device)
         edit.sae = sae
         return edit
 
-    def apply(self, x: Float[Tensor, "n d"]) -> Float[Tensor, "n d"]:
-        return x + self.vec.to(x.dtype)
+    def apply(self, x: Float[Tensor, "n d"], rows: Int[Tensor, " n"] | None = None) -> Float[Tensor, "n d"]:
+        if self.vec.dim() == 1:
+            return x + self.vec.to(x.dtype)
+        return x + self.vec.to(x.dtype)[_rows(rows, len(self.vec), x)]
 
 
 class FusedEdit(SAEEdit):
@@ -114,11 +130,13 @@ class FusedEdit(SAEEdit):
             W_dec=(W_dec[on_w].float() / sc).to(self.device, wdt).contiguous(),
             b_dec=b_dec if sae.cfg.apply_b_dec_to_input else torch.zeros_like(b_dec),
             threshold=sae.threshold.detach()[on_w].to(**f32) if sae.cfg.activation == "jumprelu" else None,
-            mul=mul[keep].to(**f32),
-            add=add[keep].to(**f32),
+            mul=mul[..., keep].to(**f32),
+            add=add[..., keep].to(**f32),
         )
 
-    def apply(self, x: Float[Tensor, "n d"]) -> Float[Tensor, "n d"]:
+    def apply(self, x: Float[Tensor, "n d"], rows: Int[Tensor, " n"] | None = None) -> Float[Tensor, "n d"]:
+        if self.ops.mul.dim() == 2:
+            rows = _rows(rows, len(self.ops.mul), x)
         args = (x, self.ops)
         if self.backend == "triton":
             if x.requires_grad and torch.is_grad_enabled():
@@ -127,9 +145,9 @@ class FusedEdit(SAEEdit):
                         "the fused Triton SAE kernel has no backward: use backend='torch' "
                         "(or 'auto') when the steered forward needs gradients"
                     )
-                return sae_edit_reference(*args)
-            return sae_edit_triton(*args)
-        return sae_edit_reference(*args)
+                return sae_edit_reference(*args, rows)
+            return sae_edit_triton(*args, None, rows)
+        return sae_edit_reference(*args, rows)
 
 
 class TopKEdit(SAEEdit):
@@ -151,41 +169,57 @@ class TopKEdit(SAEEdit):
         self.b_dec, self.W_dec = b_dec, sae.W_dec.detach().to(**f32)
         self.mul, self.add = mul.to(**f32), add.to(**f32)
         self.W_dec_S = self.W_dec[self.S] / self.scale
-        self.mul_S, self.add_S = self.mul[self.S], self.add[self.S]
+        self.mul_S, self.add_S = self.mul[..., self.S], self.add[..., self.S]
 
     def _decode(self, f: Float[Tensor, "n s"]) -> Float[Tensor, "n d"]:
         return (f @ self.W_dec + self.b_dec) / self.scale
 
-    def apply(self, x: Float[Tensor, "n d"]) -> Float[Tensor, "n d"]:
+    def apply(self, x: Float[Tensor, "n d"], rows: Int[Tensor, " n"] | None = None) -> Float[Tensor, "n d"]:
+        mul, add, mul_S, add_S = self.mul, self.add, self.mul_S, self.add_S
+        if mul.dim() == 2:  # one edit per batch row: each activation row's
+            r = _rows(rows, len(mul), x)
+            mul, add, mul_S, add_S = mul[r], add[r], mul_S[r], add_S[r]
         pre = (x.float() * self.scale - self.b_dec_in) @ self.W_enc + self.b_enc  # SAE.pre_acts
         vals, idx = pre.relu().topk(self.k, dim=-1)
         if self.path == "full":
             f = torch.zeros_like(pre).scatter(-1, idx, vals)
-            return (x.float() + self._decode(f * self.mul + self.add) - self._decode(f)).to(x.dtype)
+            return (x.float() + self._decode(f * mul + add) - self._decode(f)).to(x.dtype)
         on = (idx[:, :, None] == self.S[None, None, :]).any(1)  # is feature S_j in the top-k set
         f_S = torch.where(on, pre[:, self.S].relu(), 0.0)
-        delta = f_S * (self.mul_S - 1) + self.add_S
+        delta = f_S * (mul_S - 1) + add_S
         return (x.float() + delta @ self.W_dec_S).to(x.dtype)
+
+
+def _rows(rows: Tensor | None, n: int, x: Tensor) -> Tensor:
+    """Each activation row's edit row, for edits given per batch row (`n` of them)."""
+    if rows is None or rows.shape != x.shape[:1]:
+        raise MechValueError(
+            f"{n} per-row edits: each of the {x.shape[0]} activation rows needs its edit row "
+            f"(got {None if rows is None else tuple(rows.shape)})"
+        )
+    return rows.to(x.device)
 
 
 def sae_edit(
     sae: SAE,
-    mul: Float[Tensor, " d_sae"],
-    add: Float[Tensor, " d_sae"],
+    mul: Float[Tensor, " d_sae"] | Float[Tensor, "rows d_sae"],
+    add: Float[Tensor, " d_sae"] | Float[Tensor, "rows d_sae"],
     dtype: torch.dtype,
     device: torch.device | str,
     path: EditPath = "auto",
     backend: Backend = "auto",
 ) -> SAEEdit:
     """The edit f' = f * mul + add of `sae`'s features on the path asked for ("auto": "add" for an
-    add-only edit, else "delta" on ReLU/JumpReLU, "topk" on TopK), its operands prepared once."""
+    add-only edit, else "delta" on ReLU/JumpReLU, "topk" on TopK), its operands prepared once.
+    `mul`/`add` of shape [rows, d_sae]: one edit per batch row (the edited set S their union)."""
     _check(path, EditPath, "path")
     _check(backend, Backend, "backend")
     act, device = sae.cfg.activation, torch.device(device)
     mul, add = mul.detach().float().cpu(), add.detach().float().cpu()
-    if mul.shape != (sae.cfg.d_sae,) or add.shape != (sae.cfg.d_sae,):
+    if mul.shape != add.shape or mul.dim() not in (1, 2) or mul.shape[-1] != sae.cfg.d_sae or not len(mul):
         raise MechValueError(
-            f"edit vectors of shape {tuple(mul.shape)}, {tuple(add.shape)}; the SAE has {sae.cfg.d_sae} features"
+            f"edit vectors of shape {tuple(mul.shape)}, {tuple(add.shape)}; expected [d_sae] or "
+            f"[rows, d_sae] with d_sae = {sae.cfg.d_sae}, the SAE's features"
         )
     fused = act in ("relu", "jumprelu")
     pure_add = bool((mul == 1).all())
@@ -197,9 +231,10 @@ def sae_edit(
         raise MechValueError(f"the delta path needs a ReLU or JumpReLU SAE, not {act}")
     if path == "topk" and act != "topk":
         raise MechValueError(f"the topk path needs a TopK SAE, not {act}")
-    S = ((mul != 1) | (add != 0)).nonzero().flatten()  # the edited features
+    edited = (mul != 1) | (add != 0)
+    S = (edited if edited.dim() == 1 else edited.any(0)).nonzero().flatten()  # the edited features
     if path == "add":
-        edit: SAEEdit = AddEdit.of(sae, S, add, dtype, device)
+        edit: SAEEdit = AddEdit.of(sae, add, dtype, device)
     elif fused:
         edit = FusedEdit(sae, S, (mul, add), path, backend, dtype, device)
     else:

@@ -9,6 +9,7 @@ a model for a `with` block.
 
 from __future__ import annotations
 
+import copy
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal, get_args
@@ -91,14 +92,24 @@ def is_identity(mul: Tensor, add: Tensor) -> bool:
     return bool((mul == 1).all() and (add == 0).all())
 
 
+def row_vectors(sae: SAE, specs: list[SteeringSpec | None], typical: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Per-row (mul, add), [rows, d_sae]: each spec's edit vectors, None an untouched row (1, 0)."""
+    d = sae.cfg.d_sae
+    pairs = [s.edit_vectors(sae, typical) if s is not None else (torch.ones(d), torch.zeros(d)) for s in specs]
+    return torch.stack([m for m, _ in pairs]), torch.stack([a for _, a in pairs])
+
+
 class SAEEditHook(PositionedHook):
     """f' = f * mul + add on the SAE's features of the residual stream, at fixed positions
-    (every position by default); the SAE's reconstruction error is kept exactly."""
+    (every position by default); the SAE's reconstruction error is kept exactly.
+
+    `spec` a list: one edit per batch row (per-request steering; None leaves a row as it is), for
+    batches of exactly that many rows; each row gets what its spec alone gives."""
 
     def __init__(
         self,
         sae: SAE,
-        spec: SteeringSpec,
+        spec: SteeringSpec | list[SteeringSpec | None],
         backend: str = "auto",
         typical: Tensor | None = None,
         path: str = "auto",
@@ -108,24 +119,52 @@ class SAEEditHook(PositionedHook):
         ReLU/JumpReLU), "full" (every feature), "topk" (TopK, exact) or "auto"; see `SAEEdit`."""
         super().__init__(positions)
         self.sae, self.spec = sae, spec
-        self.mul, self.add = spec.edit_vectors(sae, typical)
+        if isinstance(spec, list):
+            if not spec:
+                raise MechValueError("per-row steering needs at least one row")
+            self.per_row = len(spec)
+            self.mul, self.add = row_vectors(sae, spec, typical)
+        else:
+            self.mul, self.add = spec.edit_vectors(sae, typical)
         if is_identity(self.mul, self.add):
-            raise MechValueError(
-                f"{spec.mode} of {spec.features} by {spec.strength}: the hook would do nothing"
-            )
-        self._opts, self._edits = (path, backend), {}
-        first = self.prepared(sae.W_enc.dtype, sae.W_enc.device)  # checks path and backend now
+            what = "no row edits a feature" if self.per_row else f"{spec.mode} of {spec.features} by {spec.strength}"
+            raise MechValueError(f"{what}: the hook would do nothing")
+        self.options = (path, backend)  # as asked for
+        self.forget_prepared()
+
+    @classmethod
+    def stacked(cls, hooks: list[SAEEditHook | None]) -> SAEEditHook:
+        """One edit per batch row: row i is `hooks[i]`'s edit (None: untouched), each made of the
+        same SAE with the same path and backend; the positions are the first hook's."""
+        made = [h for h in hooks if h is not None]
+        if not made or any(h.per_row for h in made):
+            raise MechValueError("stacking needs at least one hook, each of one edit")
+        first = made[0]
+        if any(h.sae is not first.sae or h.options != first.options for h in made):
+            raise MechValueError("stacked edits must share the SAE, the path and the backend")
+        d = first.sae.cfg.d_sae
+        out = copy.copy(first)
+        out.spec, out.per_row = [h.spec if h else None for h in hooks], len(hooks)
+        out.mul = torch.stack([h.mul if h else torch.ones(d) for h in hooks])
+        out.add = torch.stack([h.add if h else torch.zeros(d) for h in hooks])
+        out.forget_prepared()
+        return out
+
+    def forget_prepared(self) -> None:
+        """Drop the prepared operands (after mul/add changed); the first are prepared again now."""
+        self._edits = {}
+        first = self.prepared(self.sae.W_enc.dtype, self.sae.W_enc.device)  # checks path and backend
         self.path, self.backend = first.path, first.backend
 
     def prepared(self, dtype: torch.dtype, device: torch.device) -> SAEEdit:
         """The edit with its operands prepared for activations of `dtype` on `device` (once each)."""
         key = (dtype, torch.device(device))
         if key not in self._edits:
-            self._edits[key] = sae_edit(self.sae, self.mul, self.add, dtype, device, *self._opts)
+            self._edits[key] = sae_edit(self.sae, self.mul, self.add, dtype, device, *self.options)
         return self._edits[key]
 
-    def edit(self, x: Float[Tensor, "n d"]) -> Float[Tensor, "n d"]:
-        return self.prepared(x.dtype, x.device).apply(x)
+    def edit(self, x: Float[Tensor, "n d"], batch_index: Tensor | None = None) -> Float[Tensor, "n d"]:
+        return self.prepared(x.dtype, x.device).apply(x, batch_index)
 
 
 class StudyAddHook(PositionedHook):
@@ -145,9 +184,12 @@ class StudyAddHook(PositionedHook):
         return self._edits[key].apply(x)
 
 
+Features = dict[int, float] | list[dict[int, float] | None]
+
+
 def sae_hook(
     sae: SAE,
-    features: dict[int, float],
+    features: Features,
     mode: Mode = "add",
     where: Positions = "all",
     units: Units = "raw",
@@ -166,23 +208,32 @@ def sae_hook(
         hook = sae_hook(sae, {123: 4.0}, units="typical", typical=typical)  # + 4 x typical[123]
         logits = model.run_with_hooks(tokens, fwd_hooks=[(sae.cfg.hook_name, hook)])
 
-    See `SteeringSpec` for the modes."""
+    `features` a list: one {feature: strength} per batch row ({} or None: that row unsteered), for
+    batches of exactly that many rows (per-request steering). See `SteeringSpec` for the modes."""
     sae = as_mechvalue_sae(sae)
-    spec = SteeringSpec(list(features), mode, [float(v) for v in features.values()], units)
-    return SAEEditHook(sae, spec, backend, typical, positions=where)
+
+    def spec(fs: dict[int, float]) -> SteeringSpec:
+        return SteeringSpec(list(fs), mode, [float(v) for v in fs.values()], units)
+
+    specs = [spec(fs) if fs else None for fs in features] if isinstance(features, list) else spec(features)
+    return SAEEditHook(sae, specs, backend, typical, positions=where)
 
 
 @contextmanager
 def steer(
     model,
     sae: SAE,
-    features: dict[int, float],
+    features: Features,
     mode: Mode = "add",
     where: Positions = "all",
     units: Units = "raw",
     typical: Tensor | None = None,
 ):
     """`with steer(model, sae, {feature: strength}, mode="add", where="all"): model.generate(...)`
+
+    Per-request steering: `features` a list of one {feature: strength} per batch row ({} or None:
+    that row unsteered) edits each row of a batch of exactly that many rows as that row's edit
+    alone would (`with steer(model, sae, [{}, {11: 4.0}, {11: 8.0}]): model(tokens_3_rows)`).
 
     Installs `sae_hook(sae, features, mode, where, units, typical)` at the SAE's hook point on
     `model.hooks()` for the block; nests, and two models can be steered at once. `sae` is ours or

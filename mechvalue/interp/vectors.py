@@ -185,14 +185,21 @@ def steering_vector(
 
 class VectorAddHook(PositionedHook):
     """Adds a fixed residual-stream vector at fixed positions (see `mechvalue.lm.hooks`); a zero
-    vector leaves every activation bit for bit as it was (x + 0 == x)."""
+    vector leaves every activation bit for bit as it was (x + 0 == x). A [rows, d_model] tensor is
+    one vector per batch row (per-request steering; a zero row: that row unsteered)."""
 
-    def __init__(self, vector: Float[Tensor, " d_model"], positions: Positions = "all"):
+    def __init__(
+        self, vector: Float[Tensor, " d_model"] | Float[Tensor, "rows d_model"], positions: Positions = "all"
+    ):
         super().__init__(positions)
+        if vector.dim() not in (1, 2) or not len(vector):
+            raise MechValueError(f"steering vector of shape {tuple(vector.shape)}: expected [d_model] or [rows, d_model]")
         self.vec = vector.detach()
+        self.per_row = len(vector) if vector.dim() == 2 else None
 
-    def edit(self, rows: Float[Tensor, "n d"]) -> Float[Tensor, "n d"]:
-        return rows + self.vec.to(rows.device, rows.dtype)
+    def edit(self, rows: Float[Tensor, "n d"], batch_index: Tensor | None = None) -> Float[Tensor, "n d"]:
+        vec = self.vec.to(rows.device, rows.dtype)
+        return rows + (vec if batch_index is None else vec[batch_index])
 
 
 def vector_hook(

@@ -9,6 +9,7 @@ the positions that call covers, so no hook is ever told from outside where to ed
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -84,10 +85,12 @@ def greedy_generate(
     stop_ids: set[int] | None = None,
     edits: Edits | None = None,
     use_cache: bool = True,
+    stop: Callable[[list[int], int], bool] | None = None,
 ) -> list[list[int]]:
     """Greedy continuation of each prompt (a list of token ids) under `edits`; returns the new
     tokens. Without the cache every step reruns the whole sequence: the slow reference the cached
-    path is tested against.
+    path is tested against. A row also ends where `stop(its new tokens, tokens it has left)` is
+    True (e.g. a parse rule's answer can no longer change); the batch ends when every row has.
     """
     bridge = as_bridge(model)
     edits = edits or Edits()
@@ -106,13 +109,16 @@ def greedy_generate(
     with torch.no_grad():
         logits = logits_at(bridge, tokens, attn, cache, per_call(hooks, masks))
         seq, seq_mask = tokens, masks
-        for _ in range(max_new_tokens):
+        for step in range(max_new_tokens):
             nxt = logits.argmax(-1)
             nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
             for i in range(b):
                 if not done[i]:
                     out[i].append(int(nxt[i]))
             done |= torch.tensor([int(t) in stop_ids for t in nxt], device=dev)
+            if stop is not None:
+                left = max_new_tokens - step - 1
+                done |= torch.tensor([not d and stop(o, left) for d, o in zip(done.tolist(), out)], device=dev)
             if bool(done.all()) or all(len(o) >= max_new_tokens for o in out):
                 break
             attn = torch.cat([attn, torch.ones((b, 1), dtype=attn.dtype, device=dev)], 1)
@@ -163,16 +169,34 @@ def prefix_last_logits(
         p = torch.tensor([prefix], device=dev)
         pmask = prefix_mask.to(dev) if prefix_mask is not None else None
         logits_at(bridge, p, torch.ones_like(p), cache, per_call(hooks, pmask))
-        b = len(suffixes)
-        for layer in cache.layers:
-            layer.keys = layer.keys.expand(b, *layer.keys.shape[1:])
-            layer.values = layer.values.expand(b, *layer.values.shape[1:])
-        n = max(map(len, suffixes))
-        toks = torch.tensor([s + [0] * (n - len(s)) for s in suffixes], device=dev)
-        attn = torch.tensor([[1] * len(s) + [0] * (n - len(s)) for s in suffixes], device=dev)
-        full = torch.cat([torch.ones((b, len(prefix)), dtype=attn.dtype, device=dev), attn], 1)
-        last = torch.tensor([len(s) - 1 for s in suffixes], device=dev)
-        if bool((last == n - 1).all()):
-            last = None  # every row ends at the last position: HF unembeds it alone
-        steer = per_call(hooks, attn.bool() if steer_suffix else None)
-        return logits_at(bridge, toks, full, cache, steer, last)
+        return suffix_logits(bridge, cache, len(prefix), suffixes, (hooks, steer_suffix))
+
+
+def broadcast_cache(cache, rows: int) -> None:
+    """Make a batch-1 cache `rows` rows, a broadcast view (no copy)."""
+    for layer in cache.layers:
+        layer.keys = layer.keys.expand(rows, *layer.keys.shape[1:])
+        layer.values = layer.values.expand(rows, *layer.values.shape[1:])
+
+
+def suffix_logits(
+    model, cache, past: int, suffixes: list[list[int]], steer: tuple[HookList, bool] = ([], False)
+) -> Float[Tensor, "batch vocab"]:
+    """Next-token logits after each suffix continuing `cache` (its `past` positions shared by
+    every row; a batch-1 cache is broadcast): suffixes right-padded after it (no gap, so sliding-
+    window attention sees what a full pass sees), each row read at its last token. `steer`:
+    (hooks, whether positioned ones edit every suffix token)."""
+    bridge = as_bridge(model)
+    dev = model_device(bridge)
+    b = len(suffixes)
+    if cache.layers and cache.layers[0].keys.shape[0] == 1:  # (a cache never filled has none)
+        broadcast_cache(cache, b)
+    n = max(map(len, suffixes))
+    toks = torch.tensor([s + [0] * (n - len(s)) for s in suffixes], device=dev)
+    attn = torch.tensor([[1] * len(s) + [0] * (n - len(s)) for s in suffixes], device=dev)
+    full = torch.cat([torch.ones((b, past), dtype=attn.dtype, device=dev), attn], 1)
+    last = torch.tensor([len(s) - 1 for s in suffixes], device=dev)
+    if bool((last == n - 1).all()):
+        last = None  # every row ends at the last position: HF unembeds it alone
+    hooks, steer_suffix = steer
+    return logits_at(bridge, toks, full, cache, per_call(hooks, attn.bool() if steer_suffix else None), last)

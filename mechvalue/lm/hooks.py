@@ -17,6 +17,10 @@ Positions (the words of `mechvalue.lm.positions`):
   calls that continue a cache are left alone, a prompt pass of any other shape raises.
 `hook.at(positions)` is the same edit (its prepared operands shared) for one forward call, its
 positions relative to that call: the decoder and the measurer build one such hook per call.
+
+A hook with one edit per batch row (`per_row`: the batch size it was made for) is given each
+edited activation row's batch index, `edit(rows, batch_index)`; a call of another batch size
+raises.
 """
 
 from __future__ import annotations
@@ -69,7 +73,10 @@ def check_positions(positions) -> Positions:
 
 
 class PositionedHook:
-    """A residual-stream edit applied at fixed positions; subclasses define `edit(rows)`."""
+    """A residual-stream edit applied at fixed positions; subclasses define `edit(rows)`, or
+    `edit(rows, batch_index)` with `per_row` set (one edit per row of a batch of that size)."""
+
+    per_row: int | None = None
 
     def __init__(self, positions: Positions = "all"):
         self.positions = check_positions(positions)
@@ -77,6 +84,9 @@ class PositionedHook:
 
     def edit(self, rows: Float[Tensor, "n d"]) -> Float[Tensor, "n d"]:
         raise NotImplementedError
+
+    def _edit(self, rows: Float[Tensor, "n d"], batch_index: Callable[[], Tensor]) -> Float[Tensor, "n d"]:
+        return self.edit(rows, batch_index()) if self.per_row else self.edit(rows)
 
     def at(self, positions: Positions) -> PositionedHook:
         """The same edit at other positions of one forward call (a shallow copy: prepared operands
@@ -87,11 +97,18 @@ class PositionedHook:
         return other
 
     def _edit_all(self, act):
-        return self.edit(act.reshape(-1, act.shape[-1])).reshape(act.shape)
+        flat = act.reshape(-1, act.shape[-1])
+        each = lambda: _repeat(act.shape[0], flat.shape[0] // act.shape[0], act.device)  # noqa: E731
+        return self._edit(flat, each).reshape(act.shape)
 
     def __call__(self, act: Float[Tensor, "batch pos ..."], hook) -> Float[Tensor, "batch pos ..."]:
         b, p = act.shape[:2]
         pos = self.positions
+        if self.per_row and b != self.per_row:
+            raise MechValueError(
+                f"{_name(hook)}: one edit per row was made for a batch of {self.per_row}, "
+                f"the activation has {b} rows"
+            )
         if isinstance(pos, str) and pos == "all":
             return self._edit_all(act)
         past = 0 if self.one_call and not isinstance(pos, str) else past_length()
@@ -112,7 +129,8 @@ class PositionedHook:
             if lo >= hi:
                 return act
             out = act.clone()
-            out[:, lo:hi] = self.edit(act[:, lo:hi].reshape(-1, act.shape[-1])).reshape(
+            flat = act[:, lo:hi].reshape(-1, act.shape[-1])
+            out[:, lo:hi] = self._edit(flat, lambda: _repeat(b, flat.shape[0] // b, act.device)).reshape(
                 b, hi - lo, *act.shape[2:]
             )
             return out
@@ -125,8 +143,13 @@ class PositionedHook:
             )
         m = pos.to(act.device).expand(b, p)
         out = act.clone()
-        out[m] = self.edit(act[m])
+        out[m] = self._edit(act[m], lambda: m.nonzero()[:, 0])
         return out
+
+
+def _repeat(b: int, each: int, device) -> Tensor:
+    """The batch index of each row of a [b, ...] activation flattened to `each` rows per batch row."""
+    return torch.arange(b, device=device).repeat_interleave(each)
 
 
 def _name(hook) -> str:

@@ -132,6 +132,7 @@ def run_grid(
     `executor` (default: this process; mechvalue.distributed) runs the grid as tasks, a condition x
     a block of roles; Ray workers load `model` (the driver's loaded model, or a name or folder) and
     the SAE at `sae_path` themselves."""
+    from mechvalue.measurement.condition_batch import grouped_local
     from mechvalue.measurement.tasks import (
         GridJob,
         GridParts,
@@ -165,6 +166,8 @@ def run_grid(
 
     if executor is None or executor.kind == "local":
         tasks = parts.pending(len(roles))  # whole conditions, as ever
+        # this process measures SAE conditions and the unsteered one together (condition_batch)
+        local = grouped_local(measurer, items, roles, conds) if inputs.batch_conditions else local
         if executor is None:
             run_here("steer-grid", tasks, parts.done, local, progress)
         else:

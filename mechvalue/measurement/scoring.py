@@ -46,6 +46,8 @@ class Condition:
     hard: dict[str, HardPrompt] | None = None  # value -> hard prompt for that value's items
     where: StudyWhere = "span"  # span | prompt | generated | all (generated tokens: `generate` only)
     info: dict = field(default_factory=lambda: {"kind": "unsteered"})
+    group: object = field(default=None, repr=False, compare=False)
+    """the `mechvalue.measurement.condition_batch.ConditionGroup` measuring it with others, if any"""
 
     def __post_init__(self):
         if self.where not in get_args(StudyWhere):
@@ -129,7 +131,7 @@ class Measurer(ScoringOptions):
         the common prefix when the KV cache may be shared, every hook is positioned and the
         steered positions lie in it."""
         seqs = [p.tokens for p in batch]
-        n = _common_prefix(seqs) if self.prefix_cache and len(seqs) > 1 else 0
+        n = common_prefix(seqs) if self.prefix_cache and len(seqs) > 1 else 0
         span = batch[0].span
         aware = all(isinstance(h, PositionedHook) for _, h in cond.hooks)
         in_prefix = cond.where != "span" or (all(p.span == span for p in batch) and span[1] <= n)
@@ -137,7 +139,10 @@ class Measurer(ScoringOptions):
 
     def answer_logits(self, batch: list[RenderedPrompt], cond: Condition) -> Float[Tensor, "batch vocab"]:
         """Logits at each prompt's answer position under `cond`, through the shared prefix's KV
-        cache where the steered positions allow it (the prefix is run and steered once)."""
+        cache where the steered positions allow it (the prefix is run and steered once); a
+        condition of a group is computed with the others of its group."""
+        if cond.group is not None:
+            return cond.group.logits(self, batch, cond)
         seqs = [p.tokens for p in batch]
         n = self.shared_prefix(batch, cond)
         if n:
@@ -153,7 +158,8 @@ class Measurer(ScoringOptions):
         return last_logits(self.model, seqs, cond.hooks, cond.prompt_masks(batch, max(map(len, seqs))))
 
 
-def _common_prefix(seqs: list[list[int]]) -> int:
+def common_prefix(seqs: list[list[int]]) -> int:
+    """The length of the token prefix every sequence shares, at least one token left per row."""
     n = min(len(s) for s in seqs) - 1  # keep at least one suffix token per row
     first = seqs[0]
     for s in seqs[1:]:

@@ -24,6 +24,10 @@ class SteeringInputs:
     typical: Float[Tensor, " d_sae"] | None
     items: pd.DataFrame
     roles: list[Role | None]
+    batch_conditions: bool = True
+    """the grid, run in this process, batches the SAE conditions of a role together (one edit per
+    row, the prompt before the steered span run once: `mechvalue.measurement.condition_batch`);
+    False: one condition at a time"""
 
     @property
     def model(self):

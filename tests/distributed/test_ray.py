@@ -83,9 +83,11 @@ def ex(cluster, design):
 
 
 def _grid(d, out, executor=None, roles=None):
+    """The grid on `executor`; in this process one condition at a time, as Ray workers measure
+    (batched conditions give the same tables within 1e-5: tests/measurement/test_condition_batch.py)."""
     m = Measurer(d["model"], d["info"].prompt_format)
     return run_grid(
-        SteeringInputs(m, d["sae"], d["typical"], d["items"], roles or d["roles"]),
+        SteeringInputs(m, d["sae"], d["typical"], d["items"], roles or d["roles"], batch_conditions=False),
         SPEC,
         out,
         progress=False,

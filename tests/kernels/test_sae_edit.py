@@ -158,3 +158,57 @@ def test_no_tokens_or_no_features_is_identity():
     assert torch.equal(
         sae_edit_triton(x, Operands(We[:, :0], be[:0], Wd[:0], bd, thr[:0], mul[:0], add[:0])), x
     )
+
+
+def _per_row(r, s, seed):
+    """R different edits (row 0 none: mul 1, add 0) and `rows` giving each token its edit row."""
+    g = torch.Generator().manual_seed(seed)
+    mul, add = torch.ones(r, s), torch.zeros(r, s)
+    for i in range(1, r):
+        idx = torch.randperm(s, generator=g)[: 1 + i]
+        mul[i, idx[0::2]], add[i, idx[0::2]] = 0.0, float(i)  # clamp
+        add[i, idx[1::2]] = -0.5 * i  # add
+    return mul.to(DEV), add.to(DEV)
+
+
+@pytest.mark.parametrize("jump", [False, True])
+def test_per_row_reference_is_the_one_edit_reference_row_by_row(jump):
+    """One edit per batch row gives, on each token, exactly what that row's edit alone gives."""
+    r, m, d, s = 4, 30, 48, 40
+    x, We, be, Wd, bd, thr, _, _ = _random(m, d, s, torch.float32, torch.float32, 3)
+    thr = thr if jump else None
+    mul, add = _per_row(r, s, 5)
+    rows = torch.arange(m) % r
+    got = sae_edit_reference(x, Operands(We, be, Wd, bd, thr, mul, add), rows.to(DEV))
+    for i in range(r):
+        one = sae_edit_reference(x[rows == i], Operands(We, be, Wd, bd, thr, mul[i], add[i]))
+        assert torch.equal(got[rows == i], one)
+    assert torch.equal(got[rows == 0], x[rows == 0])  # the row without an edit is untouched
+
+
+@pytest.mark.parametrize("xdt,block", [(torch.float32, (16, 32, 32)), (torch.float16, (32, 16, 64))])
+def test_per_row_kernel_matches_per_row_reference(xdt, block):
+    r, m, d, s = 3, 37, 64, 72
+    x, We, be, Wd, bd, thr, _, _ = _random(m, d, s, xdt, torch.float32, 11)
+    mul, add = _per_row(r, s, 2)
+    rows = (torch.arange(m) * 7 % r).to(DEV)
+    ops = Operands(We, be, Wd, bd, thr, mul, add)
+    got = sae_edit_triton(x, ops, block, rows).float()
+    ref = sae_edit_reference(x, ops, rows).float()
+    tol = 1e-5 if xdt == torch.float32 else TOL[xdt]
+    assert (got - ref).abs().max() <= tol * ref.abs().max().clamp_min(1.0)
+    for i in range(r):  # and each row as its own one-edit launch
+        one = sae_edit_triton(x[rows == i], Operands(We, be, Wd, bd, thr, mul[i], add[i]), block).float()
+        assert (got[rows == i] - one).abs().max() <= tol * ref.abs().max().clamp_min(1.0)
+
+
+def test_per_row_edits_need_each_tokens_row():
+    x, We, be, Wd, bd, thr, _, _ = _random(5, 16, 8, torch.float32, torch.float32, 0)
+    mul, add = _per_row(2, 8, 0)
+    ops = Operands(We, be, Wd, bd, None, mul, add)
+    with pytest.raises(ValueError, match="each token's row"):
+        sae_edit_reference(x, ops)
+    with pytest.raises(ValueError, match="2 edits given"):
+        sae_edit_triton(x, ops, (16, 32, 32), torch.full((5,), 2, device=DEV))
+    with pytest.raises(ValueError, match="for 5 tokens"):
+        sae_edit_reference(x, ops, torch.zeros(4, dtype=torch.long, device=DEV))

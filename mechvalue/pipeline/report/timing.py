@@ -28,6 +28,14 @@ def executor_text(e: dict) -> str:
     return f"{kind}: " + ", ".join(parts)
 
 
+def threads_text(t: dict | None) -> str:
+    """The CPU threads a run had (`mechvalue.threads.thread_settings`), '' where not recorded."""
+    if not t:
+        return ""
+    omp = [f"{k}={v}" for k, v in t.items() if k != "torch_threads" and v is not None]
+    return f"; {t['torch_threads']} torch threads" + (f", {', '.join(omp)}" if omp else "")
+
+
 def stage_table(times: dict[str, float], spent: dict | None) -> pd.DataFrame:
     """One row per finished stage and a total row: wall and CPU seconds, the share of the wall
     time, and the token columns where any stage has them."""
@@ -94,7 +102,10 @@ def build(p: Page) -> Section | None:
         ]
         if rows:
             blocks += [
-                heading(f"Where time went inside stages (executor: {executor_text(spent.get('executor', {}))})"),
+                heading(
+                    f"Where time went inside stages (executor: {executor_text(spent.get('executor', {}))}"
+                    f"{threads_text(spent.get('threads'))})"
+                ),
                 table(pd.DataFrame(rows), 2),
             ]
     return {"title": "Timings", "blocks": blocks} if blocks else None

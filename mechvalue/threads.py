@@ -1,0 +1,40 @@
+"""The CPU thread policy the command line sets before torch loads.
+
+torch's OpenMP threads spin-wait at every barrier by default: beside another busy process a
+spinning thread holds a core its partner is waiting for, and a run slows several-fold
+(benchmarks/test_threads.py measures each setting at load 0, 1 and 3). OpenMP reads its
+environment once, when torch loads, so the policy is environment variables set first
+(`mechvalue.cli` applies it on import); a variable the user has set is never changed, and
+importing `mechvalue` as a library sets nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+POLICY = {"OMP_WAIT_POLICY": "PASSIVE"}
+"""The variables set where the user has not (benchmarks/test_threads.py has the figures)."""
+
+_SET: dict[str, str] = {}  # what `apply_policy` set in this process
+
+
+def apply_policy() -> dict[str, str]:
+    """Set each `POLICY` variable the environment lacks, unless torch is loaded already (its
+    OpenMP has read the environment); returns those set."""
+    if "torch" not in sys.modules:
+        _SET.update({k: v for k, v in POLICY.items() if k not in os.environ})
+        os.environ.update(_SET)
+    return dict(_SET)
+
+
+def thread_settings() -> dict:
+    """What this process's threads run under, for a run's records: torch's thread count and each
+    OpenMP variable with who set it (mechvalue's policy or the user), None where unset."""
+    import torch
+
+    out: dict = {"torch_threads": torch.get_num_threads()}
+    for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY"):
+        v = os.environ.get(k)
+        out[k] = None if v is None else f"{v} (set by {'mechvalue' if k in _SET else 'the user'})"
+    return out
