@@ -189,7 +189,9 @@ def _features(r) -> Work:
 
 def _grid(r) -> Work:
     """Unsteered, one condition per feature (the grid's strength) and, without --quick, the hard
-    prompts; a feature's hook changes no token count, so none is built."""
+    prompts; a feature's hook changes no token count, so none is built. Counted one condition at
+    a time: an upper bound where the grid measures a role's conditions together
+    (`measurement.condition_batch` runs their shared prefix once)."""
     from mechvalue.measurement.grid import HARD_LABELS, hard_prompts
 
     values = sorted(r.items["value"].unique())

@@ -19,7 +19,7 @@ FIELDS = (
     "limit_tokens_per_s",
     "ratio_to_limit",
 )
-COUNTED = ("measure", "activations", "features", "grid", "validity")  # planned prompt tokens exact
+COUNTED = ("measure", "activations", "features", "validity")  # planned prompt tokens exact
 
 
 def _common_prefix(seqs: list[list[int]]) -> int:
@@ -59,6 +59,8 @@ def test_counted_tokens_equal_the_plan_and_an_independent_count(tiny_llama3_run)
     rows = t["stages"]
     for s in COUNTED:
         assert rows[s]["prompt_tokens"] == rows[s]["planned_prompt_tokens"] > 0, s
+    grid = rows["grid"]  # conditions measured together run their shared prefix once: fewer tokens
+    assert 0 < grid["prompt_tokens"] < grid["planned_prompt_tokens"]
     gen = rows["generations"]
     assert gen["prompt_tokens"] == gen["planned_prompt_tokens"]
     assert 0 < gen["generated_tokens"] <= gen["planned_generated_tokens"]
