@@ -9,8 +9,8 @@
 #                   can find it (its index or find-links has torch==2.13.0+cpu, as on machines that
 #                   keep PyTorch's CPU wheels); else PyPI's build, which also runs on a CPU
 #   cuda            PyPI's torch 2.13.0 (CUDA 13.0 build) with its CUDA libraries, ~3 GB
-#   cpu             torch 2.13.0+cpu (Python 3.11); add PyTorch's CPU index to pip's config first
-#                   where it is not already there
+#   cpu             torch 2.13.0+cpu, locked for Python 3.11 (add PyTorch's CPU index to pip's
+#                   config where it is not already there); other Pythons take cuda
 # Python: python3, or PYTHON=python3.12 ./setup.sh. Idempotent: rerun to repair a venv.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -23,12 +23,18 @@ sys.exit(0 if ok else 2)
 PYEOF
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 pip() { .venv/bin/python -m pip "$@"; }
+cpu_torch() { grep -o '^torch==[^ ;]*' requirements-torch-cpu.lock; }  # the locked CPU build
 pip install -q pip==26.3
 variant=${MECHVALUE_TORCH:-auto}
 if [ "$variant" = auto ]; then
     if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then variant=cuda
-    elif pip install -q --dry-run --no-deps "torch==2.13.0+cpu" >/dev/null 2>&1; then variant=cpu
+    elif .venv/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' &&
+        pip install -q --dry-run --no-deps "$(cpu_torch)" >/dev/null 2>&1; then variant=cpu
     else variant=cuda; fi
+fi
+if [ "$variant" = cpu ] && ! .venv/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+    echo "setup.sh: requirements-torch-cpu.lock is for Python 3.11; use MECHVALUE_TORCH=cuda (runs on a CPU too)"
+    exit 2
 fi
 case "$variant" in
     cpu|cuda) echo "setup.sh: torch from requirements-torch-$variant.lock" ;;

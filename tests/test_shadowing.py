@@ -54,8 +54,8 @@ def test_no_root_folder_hides_an_installed_package():
 
 
 def test_hf_kernels_is_imported_from_site_packages_and_the_model_loads_from_the_root():
-    """The case that broke: transformers >= 5.25 depends on HF's `kernels`, so it is installed here
-    (requirements.lock), and a model load from the root imports it."""
+    """transformers >= 5.25 depends on HF's `kernels`, so it is installed here (requirements.lock),
+    and a model load from the root imports it."""
     try:
         dist = md.distribution("kernels")
     except md.PackageNotFoundError:

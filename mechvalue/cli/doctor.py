@@ -1,7 +1,7 @@
 """CLI: `doctor`, the one command to run when something looks wrong.
 
 It prints, in a few seconds and without loading a model unless it must: the versions of every
-library that changes a number, where each is imported from, the device and dtype, the thread
+library that changes a number, the torch build, the device and dtype, the thread
 settings that decide CPU speed, the cache folder and its size, whether a folder of the current
 directory shadows an installed package, and the load-time self-check's result for these exact
 versions (recorded at every model load; run afresh with `--fresh` or when none is recorded).
@@ -92,8 +92,9 @@ def report(o: DoctorOptions) -> tuple[list[str], bool]:
     import torch
 
     from mechvalue import __version__
-    from mechvalue.lm.models import cache_dir, torch_dtype
-    from mechvalue.lm.selfcheck import record_key, record_path
+    from mechvalue.lm.models import torch_dtype
+    from mechvalue.lm.selfcheck import record_key
+    from mechvalue.lm.weights_cache import cache_dir
 
     lines = [f"mechvalue {__version__} on Python {platform.python_version()} ({sys.executable})"]
     lines.append("libraries: " + ", ".join(f"{d} {_version(d)}" for d in LIBRARIES))
@@ -118,8 +119,7 @@ def report(o: DoctorOptions) -> tuple[list[str], bool]:
         lines.append(f"SHADOWED: {s}: run from another folder or rename that one")
         ok = False
     key = record_key(str(o.model), dt, o.device)
-    path = record_path()
-    entry = json.loads(path.read_text()).get(key) if path.is_file() and not o.fresh else None
+    entry = None if o.fresh else recorded(key)
     if entry is None:
         from mechvalue.errors import MechValueError
         from mechvalue.lm.models import load_model
@@ -129,7 +129,7 @@ def report(o: DoctorOptions) -> tuple[list[str], bool]:
         except MechValueError as e:
             lines.append(f"self-check: FAILED just now: {e}")
             return [*lines, cache_line(cache_dir())], False
-        entry = json.loads(path.read_text())[key]
+        entry = recorded(key) or {"passed": True, "errors": {}}  # passed; the cache took no record
         when = "just now"
     else:
         when = f"at the model load of {entry['date']}"
@@ -148,6 +148,18 @@ def cache_line(root: Path) -> str:
     sizes = {p.name: folder_size(p) for p in parts}
     detail = ", ".join(f"{k} {_mib(v)}" for k, v in sizes.items())
     return f"cache: {root} ({_mib(sum(sizes.values()))}{': ' + detail if detail else ''})"
+
+
+def recorded(key: str) -> dict | None:
+    """The self-check's recorded result for `key`; None where there is none (or the record is
+    unreadable: the check then runs again)."""
+    from mechvalue.lm.selfcheck import record_path
+
+    try:
+        entry = json.loads(record_path().read_text()).get(key)
+    except (OSError, ValueError):
+        return None
+    return entry if isinstance(entry, dict) and "passed" in entry else None
 
 
 def cmd_doctor(a: argparse.Namespace) -> int:

@@ -18,9 +18,9 @@
    call of ours goes through a deprecated keyword.
 5. TransformerLens's own `generate` hands the HF model its cache as `past_key_values`, which
    transformers >= 5.24 answers with "`past_key_values` is deprecated ... Use `cache` instead."
-   (a FutureWarning at every decoding step: the warning that came with the unfilled cache of 1.).
+   (a FutureWarning at every decoding step, also printed when the cache of 1. is not filled).
    A forward pre-hook on the HF model renames the keyword to `cache`, as transformers itself
-   would, so the warning no longer fires where nothing is wrong; whether the cache is filled is
+   would, so the warning does not fire where nothing is wrong; whether the cache is filled is
    what `mechvalue.lm.selfcheck` checks at load, never the warning.
 """
 

@@ -101,8 +101,8 @@ def checked(bridge, name: str) -> dict[str, float]:
         entry["errors"] = self_check(bridge)
         entry["passed"] = True
         return entry["errors"]
-    except MechValueError as e:
-        entry.update(passed=False, failure=str(e))
+    except Exception as e:  # a failure of any kind is what doctor must show
+        entry.update(passed=False, failure=str(e) if isinstance(e, MechValueError) else f"{type(e).__name__}: {e}")
         raise
     finally:  # best effort: a read-only cache only loses the record
         path = record_path()

@@ -357,7 +357,7 @@ class Plan:
     def drift(self) -> float:
         """Actual over predicted seconds of the stages this run has finished that run the model
         (1 before the first): how much faster or slower the machine is than at the calibration."""
-        done = [(a, self.work[s].predicted_s) for s, a in self.spent.items() if s in MODEL_STAGES]
+        done = [(a, self.work.get(s, Work()).predicted_s) for s, a in self.spent.items() if s in MODEL_STAGES]
         done = [(a, p) for a, p in done if p]
         return sum(a for a, _ in done) / sum(p for _, p in done) if done else 1.0
 

@@ -27,7 +27,8 @@ def check_model(model: str, prompt_format: str | None = None) -> None:
     LM with readable weights headers; `prompt_format`, when given, is one the model can take
     ('chat' needs a chat template in its tokenizer)."""
     from mechvalue.lm import embedded
-    from mechvalue.lm.models import cache_dir, check_prompt_format, model_folder
+    from mechvalue.lm.models import check_prompt_format, model_folder
+    from mechvalue.lm.weights_cache import cache_dir
 
     if prompt_format is not None:
         check_prompt_format(prompt_format)

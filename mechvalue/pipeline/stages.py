@@ -411,7 +411,7 @@ def validity(out: Path, r: Resources) -> dict:
     if (ws.out / "graph" / "learned.json").exists():
         g = load_graph(ws.out / "graph" / "learned.json")
         write_json(
-            graph_warnings(g.nodes, [(e.source, e.target) for e in g.edges], s["flagged"]),
+            graph_warnings(g.nodes, [(e.source, e.target) for e in g.edges], s["measurements"]),
             out / "graph_warnings.json",
         )
     return {"flagged": len(s["flagged"]), "median_alpha": s["median_alpha"], "median_icc1": s["median_icc1"]}

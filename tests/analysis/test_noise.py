@@ -90,4 +90,4 @@ def test_reliability_of_a_value_without_role_variance_is_undefined_not_minus_one
     assert rel.loc["Flat", ["alpha", "omega", "icc1", "icc1_lo", "icc1_hi"]].isna().all()
     assert rel.loc["Real", "icc1"] > 0.5 and rel.loc["Real", "varies"]
     unguarded = V.reliability(pd.DataFrame(rows), n_boot=20).set_index("value")
-    assert unguarded.loc["Flat", "icc1"] == pytest.approx(-1.0, abs=0.05)  # what the report used to show
+    assert unguarded.loc["Flat", "icc1"] == pytest.approx(-1.0, abs=0.05)  # the unguarded figure

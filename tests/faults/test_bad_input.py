@@ -600,8 +600,8 @@ def test_a_prompt_format_of_no_known_name_is_refused_by_the_library_too(tmp_path
 
 
 def test_a_model_without_a_recipe_sae_needs_sae_at_once(base_model, tmp_path, monkeypatch):
-    """Not the default model, no --sae, no recipe SAE made: stop before measuring (it once stopped
-    after the measure stage, and the folder then refused the rerun with --sae as other settings)."""
+    """Not the default model, no --sae, no recipe SAE made: stop before measuring, so the folder
+    takes the rerun with --sae (no stage has recorded other settings)."""
     monkeypatch.setenv("MECHVALUE_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "out"
     line = refused(["run", "--model", str(base_model), "--out", str(out)], base_model, out, "no --sae")
