@@ -8,38 +8,20 @@ from __future__ import annotations
 import html
 import importlib.util
 import inspect
-import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
 
 import mechvalue
+from tests.browser import WIDTH, render
 
 ROOT = Path(__file__).resolve().parents[1]
-WIDTH = 1280
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-# measured after layout: the page's width and its visible text
-PROBE = """<script>
-const w = document.documentElement.scrollWidth, vw = document.documentElement.clientWidth;
-const pre = document.createElement('pre'); pre.id = 'probe';
-pre.textContent = JSON.stringify({scrollWidth: w, clientWidth: vw}) + '\\n' + document.body.innerText;
-document.body.appendChild(pre);
-</script>"""
 
 
 @pytest.fixture(scope="module")
@@ -105,32 +87,6 @@ def test_tutorial_pages_include_their_example_scripts_verbatim(site):
             if "--8<--" in line:  # the section markers the guides include from; the page drops them
                 continue
             assert line.strip() in text, f"{page}: {line!r} missing"
-
-
-def _chromium() -> str:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.skip("chromium not installed (apt-get install chromium; .ci/run installs it)")
-    return exe
-
-
-def render(page: Path) -> tuple[dict, str]:
-    """The page at 1280 px in headless Chromium: its width and its visible text."""
-    probe = page.with_name("probe-" + page.name)  # beside it, so its assets and links resolve
-    probe.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
-    with tempfile.TemporaryDirectory() as profile:
-        r = subprocess.run(
-            [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={WIDTH},900"]
-            + ["--dump-dom", probe.as_uri()],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    probe.unlink()
-    m = re.search(r'<pre id="probe">(.*?)</pre>', r.stdout, re.S)
-    assert m, f"chromium rendered nothing: {r.stderr[-2000:]}"
-    first, _, visible = html.unescape(m.group(1)).partition("\n")
-    return json.loads(first), visible
 
 
 PAGES = {

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import html
 import re
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,64 +20,18 @@ from mechvalue.measurement.scoring import Measurer
 from mechvalue.pipeline.config import RunConfig
 from mechvalue.pipeline.run import run
 from mechvalue.pipeline.stages import STAGES
+from tests import browser
 from tests.interp.sae_fixtures import write_sparsify
 from tests.lm.tiny import D_MODEL, write_tiny
 from tests.pipeline.conftest import LAYER
 
-WIDTH = 1280
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-# measured after layout, then the visible text without the model's own generations (random text)
-PROBE = """<script>
-const w = document.documentElement.scrollWidth, vw = document.documentElement.clientWidth;
-document.querySelectorAll('.model-text').forEach(e => e.remove());
-const t = document.body.innerText;
-const pre = document.createElement('pre'); pre.id = 'probe';
-pre.textContent = JSON.stringify({scrollWidth: w, clientWidth: vw}) + '\\n' + t;
-document.body.appendChild(pre);
-</script>"""
 RAW = [r"\bnan\b", r"\bNone\b", r"\{\s*['\"]", r"['\"]\s*:\s*[\[{'\"\d]", r"\binf\b"]
 
 
-def _chromium() -> str:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.skip("chromium not installed (apt-get install chromium; .ci/run installs it)")
-    return exe
-
-
 def render(report: Path) -> tuple[dict, str]:
-    """Load the page at 1280 px in headless Chromium; its width and its visible text."""
-    import json
-
-    page = report.parent / "probe.html"
-    page.write_text(report.read_text().replace("</body>", PROBE + "</body>"))
-    with tempfile.TemporaryDirectory() as profile:
-        r = subprocess.run(
-            [
-                _chromium(),
-                *CHROMIUM_FLAGS,
-                f"--user-data-dir={profile}",
-                f"--window-size={WIDTH},900",
-                "--dump-dom",
-                page.as_uri(),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    m = re.search(r'<pre id="probe">(.*?)</pre>', r.stdout, re.S)
-    assert m, f"chromium rendered nothing: {r.stderr[-2000:]}"
-    first, _, visible = html.unescape(m.group(1)).partition("\n")
-    return json.loads(first), visible
+    """The report at 1280 px: its width and its visible text without the model's own generations
+    (random text)."""
+    return browser.render(report, drop=".model-text")
 
 
 def role_blind(self, batch, cond):
@@ -118,7 +69,7 @@ def degenerate(tmp_path_factory):
 def test_report_fits_1280_px_and_shows_no_raw_values(which, request):
     out = request.getfixturevalue(which)
     size, visible = render(out / "report" / "report.html")
-    assert size["scrollWidth"] <= size["clientWidth"] <= WIDTH, size
+    assert size["scrollWidth"] <= size["clientWidth"] <= browser.WIDTH, size
     for pattern in RAW:
         hits = [visible[max(0, m.start() - 60) : m.end() + 60] for m in re.finditer(pattern, visible)]
         assert not hits, (pattern, hits[:3])
