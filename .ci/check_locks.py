@@ -66,8 +66,9 @@ def installable(entries: list[dict], version: str, hashes: set[str], py: tuple[i
 def main(paths: list[str]) -> int:
     locks = [ROOT / p for p in paths or ["requirements.lock", "requirements-torch-cuda.lock", "requirements-models.lock"]]
     todo = [p for lock in locks for p in pins(lock)]
+    names = sorted({p[0] for p in todo})
     with ThreadPoolExecutor(16) as ex:
-        index = dict(zip({p[0] for p in todo}, ex.map(files, {p[0] for p in todo})))
+        index = dict(zip(names, ex.map(files, names)))
     bad = []
     for name, version, marker, hashes in todo:
         for py in PYTHONS:

@@ -185,12 +185,6 @@ def role_spread(values: pd.DataFrame) -> pd.Series:
     return d.std(ddof=1) if len(d) > 1 else pd.Series(0.0, index=d.columns)
 
 
-def varying_values(values: pd.DataFrame, noise: float | dict) -> list[str]:
-    """The values whose between-role spread exceeds the noise (file order)."""
-    sd = role_spread(values)
-    return [v for v in sd.index if varies(noise, v, sd[v])]
-
-
 def describe_noise(n: dict) -> str:
     """One sentence on how the noise level was set, for reports."""
     n = as_noise(n)

@@ -33,7 +33,7 @@ def test_values_that_differ_between_roles_only_by_rounding_do_not_vary():
     v = wide({"A": [-0.3, 0.1], "B": [-0.3 + 1e-7, 0.2], "C": [-0.3 - 1e-7, 0.3]})
     n = N.measurement_noise(v, "float32")
     assert n["noise"] == pytest.approx(3e-6) and n["repeat"] is None
-    assert N.varying_values(v, n["noise"]) == ["Tradition"]
+    assert [x for x, sd in N.role_spread(v).items() if N.varies(n["noise"], x, sd)] == ["Tradition"]
     assert "3e-06" in N.describe_noise(n)
 
 

@@ -15,8 +15,8 @@ test roles, what that costs in forward tokens, and what 95% CI half-widths it bu
 Costs are forward tokens (a prefix-cached continuation counts its new tokens, padded; a backward
 pass two forwards of the layers above the hook), and minutes at `TokenSizes.tokens_per_s` (the
 test measurement's tokens `TokenSizes.measured` times slower: its small batches and bookkeeping). CI half-widths
-are normal approximations of the bootstrap intervals `stats.effect_metrics` reports, with the
-between-role SD unit's own sampling error (delta method) added.
+are t approximations of the bootstrap intervals `stats.effect_metrics` reports, the between-role
+SD unit held fixed as there (`halfwidths`).
 """
 
 from __future__ import annotations
