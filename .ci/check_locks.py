@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,11 +40,19 @@ def pins(lock: Path) -> list[tuple[str, str, Marker | None, set[str]]]:
     return out
 
 
-def files(name: str) -> list[dict]:
+def files(name: str, tries: int = 5) -> list[dict]:
+    """The project's files on PyPI; a network error is retried (name lookups fail now and then)."""
     req = urllib.request.Request(INDEX.format(canonicalize_name(name)))
     req.add_header("Accept", "application/vnd.pypi.simple.v1+json")
-    with urllib.request.urlopen(req, timeout=60) as r:
-        return json.load(r)["files"]
+    for attempt in range(tries):
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return json.load(r)["files"]
+        except urllib.error.URLError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(2**attempt)
+    raise AssertionError("unreachable")
 
 
 def installable(entries: list[dict], version: str, hashes: set[str], py: tuple[int, int]) -> bool:
@@ -67,7 +77,7 @@ def main(paths: list[str]) -> int:
     locks = [ROOT / p for p in paths or ["requirements.lock", "requirements-torch-cuda.lock", "requirements-models.lock"]]
     todo = [p for lock in locks for p in pins(lock)]
     names = sorted({p[0] for p in todo})
-    with ThreadPoolExecutor(16) as ex:
+    with ThreadPoolExecutor(8) as ex:
         index = dict(zip(names, ex.map(files, names)))
     bad = []
     for name, version, marker, hashes in todo:
