@@ -44,7 +44,9 @@ def test_read_back_equals_run_with_cache(smollm2, tmp_path):
         _, ref = model.run_with_cache(torch.tensor([p.tokens]), names_filter=HOOKS)
         for h in HOOKS:
             got = store.for_prompt(i, h)
-            assert torch.equal(got, ref[h][0, 2:4])  # exact for float32 storage
+            # float32 storage of a batched, padded pass against one prompt alone: equal within
+            # float32 rounding (the batch's matmuls may block differently)
+            torch.testing.assert_close(got, ref[h][0, 2:4], rtol=1e-5, atol=1e-5)
     assert sum(x.shape[0] for x in store.minibatches(HOOKS[0], 4, seed=0)) == 14
     store.close()
     assert verify(path)["ok"]
