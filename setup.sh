@@ -26,13 +26,13 @@ pip() { .venv/bin/python -m pip "$@"; }
 cpu_torch() { grep -o '^torch==[^ ;]*' requirements-torch-cpu.lock; }  # the locked CPU build
 pip install -q pip==26.3
 variant=${MECHVALUE_TORCH:-auto}
+py311=$(.venv/bin/python -c 'import sys; print(int(sys.version_info[:2] == (3, 11)))')  # the CPU lock's Python
 if [ "$variant" = auto ]; then
     if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then variant=cuda
-    elif .venv/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' &&
-        pip install -q --dry-run --no-deps "$(cpu_torch)" >/dev/null 2>&1; then variant=cpu
+    elif [ "$py311" = 1 ] && pip install -q --dry-run --no-deps "$(cpu_torch)" >/dev/null 2>&1; then variant=cpu
     else variant=cuda; fi
 fi
-if [ "$variant" = cpu ] && ! .venv/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+if [ "$variant" = cpu ] && [ "$py311" != 1 ]; then
     echo "setup.sh: requirements-torch-cpu.lock is for Python 3.11; use MECHVALUE_TORCH=cuda (runs on a CPU too)"
     exit 2
 fi
