@@ -1,7 +1,11 @@
 """The Ray executor on a local Ray instance with 2 CPU workers, against the local executor on the
 real SmolLM2: the same files byte for byte (grid, measure, bootstrap), a worker killed mid-grid,
 a driver killed mid-grid and the grid rerun, a task that fails twice. One Ray instance per module;
-the grid is tiny (2 items x 3 roles x 4 conditions) to stay within CI's budget on 2 cores."""
+the grid is tiny (2 items x 3 roles x 4 conditions) to stay within CI's budget on 2 cores.
+
+Byte identity holds at equal torch thread counts: a BLAS reduction's order follows its thread
+split, so the local references run at the workers' one thread (`one_thread`), and the local
+measure tables at this process's own thread count are checked within 1e-5 of them."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import sys
 import textwrap
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +87,19 @@ def ex(cluster, design):
     e.close()
 
 
+@contextmanager
+def one_thread():
+    """This process's torch at one intra-op thread, as each Ray worker here (ExecutorConfig's CPUs)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _grid(d, out, executor=None, roles=None):
     """The grid on `executor`; in this process one condition at a time, as Ray workers measure
     (batched conditions give the same tables within 1e-5: tests/measurement/test_condition_batch.py)."""
@@ -100,7 +118,8 @@ def _grid(d, out, executor=None, roles=None):
 @pytest.fixture(scope="module")
 def local_grid(design, ex, tmp_path_factory):
     out = tmp_path_factory.mktemp("local")
-    _grid(design, out)
+    with one_thread():
+        _grid(design, out)
     return out
 
 
@@ -123,10 +142,13 @@ def test_grid_on_two_workers_writes_the_local_tables(design, ex, local_grid, tmp
 
 def test_measure_on_two_workers_gives_the_local_tables(design, ex):
     m = Measurer(design["model"], design["info"].prompt_format)
-    long_l, wide_l = measure_roles(m, design["items"], design["roles"])
+    with one_thread():
+        long_l, wide_l = measure_roles(m, design["items"], design["roles"])
     long_r, wide_r = measure_roles(m, design["items"], design["roles"], ex, design["info"])
     assert long_r.to_csv(index=False) == long_l.to_csv(index=False)
     assert wide_r.to_csv(index=False) == wide_l.to_csv(index=False)
+    _, wide_here = measure_roles(m, design["items"], design["roles"])  # this process's threads
+    pd.testing.assert_frame_equal(wide_here, wide_r, check_exact=False, rtol=0, atol=1e-5)
     assert ex.log.data["stages"]["measure"]["tasks"] == 3  # one role each: 3 tasks keep 2 workers busy
 
 
