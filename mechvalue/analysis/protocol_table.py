@@ -32,7 +32,9 @@ _REL = ["alpha", "alpha_lo", "alpha_hi", "omega", "omega_lo", "omega_hi", "icc1"
 
 def per_value(long: pd.DataFrame, n_boot: int, seed: int, noise: float | dict) -> pd.DataFrame:
     """Per value: raw and centred (suffix `_c`) alpha, omega, ICC(1) with CIs, and `passes`."""
-    raw = reliability(long, n_boot, seed, noise)[["value", "n_items", "n_respondents", *_REL, "role_sd", "varies"]]
+    raw = reliability(long, n_boot, seed, noise)[
+        ["value", "n_items", "n_respondents", *_REL, "role_sd", "varies"]
+    ]
     cen = reliability(center_scores(long), n_boot, seed, noise)[["value", *_REL, "varies"]]
     out = raw.merge(cen[["value", *_REL]].rename(columns={c: f"{c}_c" for c in _REL}), on="value", how="left")
     status = value_status(raw, cen)

@@ -46,9 +46,11 @@ def value_status(rel: pd.DataFrame, centred: pd.DataFrame | None) -> dict[str, s
     table (`validity.reliability`: value, icc1_lo and, where it has it, `varies`); `centred`:
     the same on respondent-centred scores (value, alpha and, where it has it, `varies`), or None."""
     alpha_c = {} if centred is None else dict(zip(centred["value"], centred["alpha"]))
-    flat_c = set() if centred is None or "varies" not in centred else {
-        v for v, f in zip(centred["value"], centred["varies"]) if not _truthy(f)
-    }
+    flat_c = (
+        set()
+        if centred is None or "varies" not in centred
+        else {v for v, f in zip(centred["value"], centred["varies"]) if not _truthy(f)}
+    )
     out = {}
     for r in rel.to_dict("records"):
         v = str(r["value"])
@@ -88,7 +90,7 @@ def label(status: dict[str, str], value: str) -> str:
 
 
 def sae_quality(metrics: dict | None) -> str | None:
-    """"" when an SAE's metrics (sae.json's "metrics": fve, delta_loss) clear the bar, else why
+    """ "" when an SAE's metrics (sae.json's "metrics": fve, delta_loss) clear the bar, else why
     not; None when neither was measured (an SAE given by path, not trained here)."""
     m = metrics or {}
     fve, dl = m.get("fve"), m.get("delta_loss")

@@ -372,9 +372,7 @@ def known_group_predictions(groups: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def known_groups(
-    long: pd.DataFrame, groups: dict, min_diff: float | dict = 0.0
-) -> tuple[pd.DataFrame, dict]:
+def known_groups(long: pd.DataFrame, groups: dict, min_diff: float | dict = 0.0) -> tuple[pd.DataFrame, dict]:
     """Per prediction the two personas' value scores and whether the predicted one is higher by
     more than the measurement noise (`min_diff`: the noise model of mechvalue.analysis.noise, or
     one number; a smaller difference is a tie, and ties miss); summary: hit rate, the one-sided

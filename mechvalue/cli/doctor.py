@@ -73,7 +73,9 @@ def shadowed(names: dict[str, str | None]) -> list[str]:
         origin = (spec.origin or next(iter(spec.submodule_search_locations or []), "")) if spec else ""
         home = str(md.distribution(dist).locate_file(""))
         if not origin.startswith(home):
-            out.append(f"'import {mod}' finds {origin or 'nothing'}, not the installed {dist} {_version(dist)}")
+            out.append(
+                f"'import {mod}' finds {origin or 'nothing'}, not the installed {dist} {_version(dist)}"
+            )
     return out
 
 
@@ -103,7 +105,9 @@ def report(o: DoctorOptions) -> tuple[list[str], bool]:
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             p = torch.cuda.get_device_properties(i)
-            lines.append(f"device cuda:{i}: {p.name}, sm_{p.major}{p.minor}, {p.total_memory / 2**30:.0f} GiB")
+            lines.append(
+                f"device cuda:{i}: {p.name}, sm_{p.major}{p.minor}, {p.total_memory / 2**30:.0f} GiB"
+            )
     else:
         lines.append("device: cpu (no CUDA device visible)")
     dt = torch_dtype(o.dtype)

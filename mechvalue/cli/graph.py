@@ -63,7 +63,9 @@ def cmd_graph(a: argparse.Namespace) -> None:
 
         long = read_items(items)
         noise = item_table_noise(long)
-        status = value_status(reliability(long, 0, noise=noise), reliability(center_scores(long), 0, noise=noise))
+        status = value_status(
+            reliability(long, 0, noise=noise), reliability(center_scores(long), 0, noise=noise)
+        )
         edges = [(e.source, e.target) for e in graph.edges]
         summary["validity_warnings"] = {"items": str(items), **graph_warnings(graph.nodes, edges, status)}
     write_json(summary, out / "summary.json")

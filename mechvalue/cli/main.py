@@ -23,7 +23,18 @@ from mechvalue.errors import MechValueError
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mechvalue", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
-    for group in (measure, interp, graph, reproduce, run, validity, steer_compare, protocols, compare, doctor):
+    for group in (
+        measure,
+        interp,
+        graph,
+        reproduce,
+        run,
+        validity,
+        steer_compare,
+        protocols,
+        compare,
+        doctor,
+    ):
         group.register(sub)
     return p
 

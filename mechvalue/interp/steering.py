@@ -95,7 +95,9 @@ def is_identity(mul: Tensor, add: Tensor) -> bool:
 def row_vectors(sae: SAE, specs: list[SteeringSpec | None], typical: Tensor | None) -> tuple[Tensor, Tensor]:
     """Per-row (mul, add), [rows, d_sae]: each spec's edit vectors, None an untouched row (1, 0)."""
     d = sae.cfg.d_sae
-    pairs = [s.edit_vectors(sae, typical) if s is not None else (torch.ones(d), torch.zeros(d)) for s in specs]
+    pairs = [
+        s.edit_vectors(sae, typical) if s is not None else (torch.ones(d), torch.zeros(d)) for s in specs
+    ]
     return torch.stack([m for m, _ in pairs]), torch.stack([a for _, a in pairs])
 
 
@@ -127,7 +129,11 @@ class SAEEditHook(PositionedHook):
         else:
             self.mul, self.add = spec.edit_vectors(sae, typical)
         if is_identity(self.mul, self.add):
-            what = "no row edits a feature" if self.per_row else f"{spec.mode} of {spec.features} by {spec.strength}"
+            what = (
+                "no row edits a feature"
+                if self.per_row
+                else f"{spec.mode} of {spec.features} by {spec.strength}"
+            )
             raise MechValueError(f"{what}: the hook would do nothing")
         self.options = (path, backend)  # as asked for
         self.forget_prepared()

@@ -193,7 +193,9 @@ class VectorAddHook(PositionedHook):
     ):
         super().__init__(positions)
         if vector.dim() not in (1, 2) or not len(vector):
-            raise MechValueError(f"steering vector of shape {tuple(vector.shape)}: expected [d_model] or [rows, d_model]")
+            raise MechValueError(
+                f"steering vector of shape {tuple(vector.shape)}: expected [d_model] or [rows, d_model]"
+            )
         self.vec = vector.detach()
         self.per_row = len(vector) if vector.dim() == 2 else None
 

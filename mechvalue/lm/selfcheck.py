@@ -102,7 +102,9 @@ def checked(bridge, name: str) -> dict[str, float]:
         entry["passed"] = True
         return entry["errors"]
     except Exception as e:  # a failure of any kind is what doctor must show
-        entry.update(passed=False, failure=str(e) if isinstance(e, MechValueError) else f"{type(e).__name__}: {e}")
+        entry.update(
+            passed=False, failure=str(e) if isinstance(e, MechValueError) else f"{type(e).__name__}: {e}"
+        )
         raise
     finally:  # best effort: a read-only cache only loses the record
         path = record_path()

@@ -27,6 +27,7 @@ def cache_dir() -> Path:
     overrides)."""
     return Path(os.environ.get("MECHVALUE_CACHE") or user_cache_dir("mechvalue"))
 
+
 KEY_FILE = "mechvalue_source.json"
 WEIGHT_GLOBS = (
     "*.safetensors",

@@ -76,7 +76,9 @@ def run(out: str | Path, cfg: RunConfig, progress: bool = True, executor=None) -
             seconds = time.perf_counter() - t0
             executor.log.stage(name, seconds, cpu)
             count = tokens.take()  # this process's, and the worker processes' the executor reported
-            count = count.add(tokens.TokenCount(**executor.log.data["stages"].get(name, {}).get("tokens", {})))
+            count = count.add(
+                tokens.TokenCount(**executor.log.data["stages"].get(name, {}).get("tokens", {}))
+            )
             executor.log.throughput(name, plan.actual(name, count, seconds))
             executor.log.write(ws.out)
             ws.finish(name, t0, cpu_seconds=round(cpu, 2), **info)  # the done marker, written last

@@ -403,9 +403,7 @@ def validity(out: Path, r: Resources) -> dict:
             *((sc, replace(measurer, scoring=sc, protocol=None)) for sc in ("likert", "generate")),
         ]:
             forms[name] = measure_values(m, items, r.grid_roles)[0]
-    battery = BatterySettings(
-        50 if cfg.quick else 200, 500 if cfg.quick else 5000, cfg.seed, run_noise(ws)
-    )
+    battery = BatterySettings(50 if cfg.quick else 200, 500 if cfg.quick else 5000, cfg.seed, run_noise(ws))
     res = validity(pd.concat([long, kg], ignore_index=True), cfg.human, forms, groups, battery)
     s = save(res, out, f"{cfg.model} ({measurer.scoring}): alpha, omega, ICC(1) per value")
     if (ws.out / "graph" / "learned.json").exists():

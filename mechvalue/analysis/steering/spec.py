@@ -44,7 +44,9 @@ class CompareSpec:
             raise MechValueError(f"unknown method(s) {bad}: use {', '.join(METHODS)}")
         vec.check_where(self.where)
         if self.design not in get_args(SteerDesign):
-            raise MechValueError(f"design={self.design!r}: expected one of {', '.join(get_args(SteerDesign))}")
+            raise MechValueError(
+                f"design={self.design!r}: expected one of {', '.join(get_args(SteerDesign))}"
+            )
         if self.where in ("span", "generated"):
             raise MechValueError(
                 f"where={self.where!r}: the comparison steers at 'prompt' or 'all' (DiffMean is "

@@ -105,7 +105,9 @@ def build(p: Page) -> Section:
     ws, gr = p.ws, p.gr
     fe, m = feature_effects(ws), ws.read_json("sae", "sae.json")
     blocks = [kv(sae_metrics(m))]
-    blocks += sae_warning(gr, "The features below, their effects and attributions describe a poor reconstruction.")
+    blocks += sae_warning(
+        gr, "The features below, their effects and attributions describe a poor reconstruction."
+    )
     blocks += flat_warning(
         gr, "Correlations with roles are undefined and feature effects are changes of one shared profile."
     )

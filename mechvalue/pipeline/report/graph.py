@@ -46,7 +46,10 @@ def build(p: Page) -> Section:
         )
     blocks += [
         figures(
-            (ws.out / "graph" / "learned.png", "learned graph; edge width = share of role-bootstrap resamples"),
+            (
+                ws.out / "graph" / "learned.png",
+                "learned graph; edge width = share of role-bootstrap resamples",
+            ),
             (ws.out / "graph" / "reference.png", f"reference: {g['reference']}"),
         ),
         text(

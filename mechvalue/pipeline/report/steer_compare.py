@@ -121,9 +121,7 @@ def build(p: Page) -> Section:
     cols = [
         k for k in COMPARE_COLUMNS if k in best and best[k].map(lambda x: fmt(x) not in (MISSING, "")).any()
     ]
-    blocks.append(
-        table(mark_measured(best[cols].rename(columns=COMPARE_COLUMNS), gr), 2)
-    )
+    blocks.append(table(mark_measured(best[cols].rename(columns=COMPARE_COLUMNS), gr), 2))
     plots = []
     for p in map(Path, c["plots"]):
         if p.stem == "tradeoff" and "efficacy" in best and best["efficacy"].notna().any():

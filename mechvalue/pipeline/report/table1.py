@@ -27,13 +27,16 @@ def build(p: Page) -> Section:
             "blocks": [
                 *blocks,
                 warning(
-                    moves_warning(gr) + " Every role's change is then noise on both splits, so the similarity "
+                    moves_warning(gr)
+                    + " Every role's change is then noise on both splits, so the similarity "
                     "of the up/down/same patterns is undefined; it is not shown."
                 ),
             ],
         }
     blocks += sae_warning(gr, "The steered features are this SAE's.")
-    blocks += flat_warning(gr, "Table 1 compares steering effects, which may still be real; read it with care.")
+    blocks += flat_warning(
+        gr, "Table 1 compares steering effects, which may still be real; read it with care."
+    )
     sims = t1["mean_similarity"]
     if not sims:
         return {

@@ -19,7 +19,11 @@ def measured(gr: Grounds, protocol: str) -> str | None:
     return (
         f"Values measured here (protocol {protocol}; {RULE}): {len(ok)} of {len(status)} pass"
         f"{': ' + ', '.join(ok) if ok else ''}. "
-        + (f"Fail: {fails}. Graph edges and steering effects on failing values are not findings." if bad else "")
+        + (
+            f"Fail: {fails}. Graph edges and steering effects on failing values are not findings."
+            if bad
+            else ""
+        )
     )
 
 

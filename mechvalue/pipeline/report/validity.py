@@ -130,7 +130,16 @@ def build(p: Page) -> Section | None:
         kg = kg[
             [
                 c
-                for c in ("pair", "value", "higher", "lower", "score_higher", "score_lower", "difference", "noise")
+                for c in (
+                    "pair",
+                    "value",
+                    "higher",
+                    "lower",
+                    "score_higher",
+                    "score_lower",
+                    "difference",
+                    "noise",
+                )
                 if c in kg
             ]
             + ["result"]
