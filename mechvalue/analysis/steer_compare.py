@@ -192,13 +192,14 @@ class OneHardMeasurer(Measurer):
     the question and run as one prefix-cached batch instead of one per value (the powered design;
     the exhaustive design keeps the per-value batches its tables were measured with)."""
 
-    def batches(self, items: pd.DataFrame, cond: Condition) -> list[list[int]]:
+    def batches(self, items: pd.DataFrame, cond: Condition, decodes: bool = False) -> list[list[int]]:
         if not cond.hard:
-            return super().batches(items, cond)
+            return super().batches(items, cond, decodes)
         groups: dict[str, list[int]] = {}
         for i, v in enumerate(items["value"]):
             groups.setdefault(repr(cond.hard.get(v)), []).append(i)
-        return [g[sl] for g in groups.values() for sl in chunks(len(g), self.batch_size)]
+        size = self.decode_batch_size if decodes else self.batch_size
+        return [g[sl] for g in groups.values() for sl in chunks(len(g), size)]
 
 
 def one_hard(measurer: Measurer) -> OneHardMeasurer:
@@ -329,7 +330,9 @@ def run_compare(
     base = by_role(pd.read_csv(basef))
     ctx = steer_context(prep, inputs, spec)
     exhaustive = spec.design == "exhaustive"
-    chosen = None if exhaustive else choose_strengths(model, prep, ctx, spec, targets, parts / "strengths.json")
+    chosen = (
+        None if exhaustive else choose_strengths(model, prep, ctx, spec, targets, parts / "strengths.json")
+    )
     todo = jobs(spec, targets, chosen)
     for m, s, vs in tqdm(todo, desc="steer-compare", disable=not progress):
         part = parts / f"{m}@{s:g}.csv"
@@ -363,7 +366,11 @@ def design_record(spec: CompareSpec, sizes: Plan) -> dict:
 
 
 def tables(
-    out: Path, spec: CompareSpec, base: pd.DataFrame, graph: ValueGraph, todo: list[tuple[str, float, list[str]]]
+    out: Path,
+    spec: CompareSpec,
+    base: pd.DataFrame,
+    graph: ValueGraph,
+    todo: list[tuple[str, float, list[str]]],
 ) -> dict:
     """compare.csv (every measured method x value x strength of `todo`, as `jobs` lists them, with
     CIs), best.csv, summary.json, plots."""

@@ -20,6 +20,7 @@ from mechvalue.lm import compat
 from mechvalue.lm.batching import left_pad
 from mechvalue.lm.bridge import as_bridge, model_device
 from mechvalue.lm.hooks import HookList, installed, per_call
+from mechvalue.lm.kv_cache import RoomyCache, keep_rows
 
 
 def new_cache():
@@ -91,6 +92,10 @@ def greedy_generate(
     tokens. Without the cache every step reruns the whole sequence: the slow reference the cached
     path is tested against. A row also ends where `stop(its new tokens, tokens it has left)` is
     True (e.g. a parse rule's answer can no longer change); the batch ends when every row has.
+
+    With the cache, a finished row leaves the batch at once (its cache rows dropped,
+    `mechvalue.lm.kv_cache`), so later steps cost what the rows still decoding cost; each row's
+    tokens are those of the whole batch decoded together (tests/lm/test_generation.py).
     """
     bridge = as_bridge(model)
     edits = edits or Edits()
@@ -102,29 +107,36 @@ def greedy_generate(
     tokens, attn = left_pad(prompts, pad, dev)
     b = tokens.shape[0]
     masks = prompt_masks.to(dev) if prompt_masks is not None else torch.zeros_like(tokens, dtype=torch.bool)
-    done = torch.zeros(b, dtype=torch.bool, device=dev)
     out: list[list[int]] = [[] for _ in range(b)]
-    cache = new_cache() if use_cache else None
-    step_hooks = per_call(hooks, "all" if steer_generated else None)
+    finished = [False] * b
+    live = torch.arange(b, device=dev)  # the rows a call computes, by their row in `prompts`
+    cache = RoomyCache(max_new_tokens) if use_cache else None
     with torch.no_grad():
         logits = logits_at(bridge, tokens, attn, cache, per_call(hooks, masks))
         seq, seq_mask = tokens, masks
         for step in range(max_new_tokens):
-            nxt = logits.argmax(-1)
-            nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
-            for i in range(b):
-                if not done[i]:
-                    out[i].append(int(nxt[i]))
-            done |= torch.tensor([int(t) in stop_ids for t in nxt], device=dev)
-            if stop is not None:
-                left = max_new_tokens - step - 1
-                done |= torch.tensor([not d and stop(o, left) for d, o in zip(done.tolist(), out)], device=dev)
-            if bool(done.all()) or all(len(o) >= max_new_tokens for o in out):
+            left = max_new_tokens - step - 1
+            before = list(finished)
+            for i, t in zip(live.tolist(), logits.argmax(-1).tolist()):
+                if not finished[i]:
+                    out[i].append(t)
+                    finished[i] = t in stop_ids or (stop is not None and stop(out[i], left))
+            if all(finished) or left == 0:
                 break
-            attn = torch.cat([attn, torch.ones((b, 1), dtype=attn.dtype, device=dev)], 1)
-            if use_cache:
+            if use_cache:  # finished rows leave the batch
+                keep = torch.tensor([not finished[i] for i in live.tolist()], device=dev)
+                if not bool(keep.all()):
+                    live, attn = live[keep], attn[keep]
+                    keep_rows(cache, keep.nonzero()[:, 0])
+                attn = torch.cat([attn, attn.new_ones((len(live), 1))], 1)
+                nxt = torch.tensor([out[i][-1] for i in live.tolist()], device=dev)
+                step_hooks = per_call(
+                    hooks, "all" if steer_generated else None, live if len(live) < b else None
+                )
                 logits = logits_at(bridge, nxt[:, None], attn, cache, step_hooks)
-            else:
+            else:  # the reference: every row stays, rows finished before this step decode padding
+                nxt = torch.tensor([pad if before[i] else out[i][-1] for i in range(b)], device=dev)
+                attn = torch.cat([attn, attn.new_ones((b, 1))], 1)
                 seq = torch.cat([seq, nxt[:, None]], 1)
                 seq_mask = torch.cat([seq_mask, torch.full((b, 1), steer_generated, device=dev)], 1)
                 logits = logits_at(bridge, seq, attn, None, per_call(hooks, seq_mask))

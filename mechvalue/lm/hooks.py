@@ -20,7 +20,8 @@ positions relative to that call: the decoder and the measurer build one such hoo
 
 A hook with one edit per batch row (`per_row`: the batch size it was made for) is given each
 edited activation row's batch index, `edit(rows, batch_index)`; a call of another batch size
-raises.
+raises. A decode batch that has dropped its finished rows runs such a hook as `at(positions,
+rows)`: `rows` are the batch rows it was made for that the call still has, in the call's order.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class PositionedHook:
     `edit(rows, batch_index)` with `per_row` set (one edit per row of a batch of that size)."""
 
     per_row: int | None = None
+    rows: Tensor | None = None  # the rows of `per_row` a call of `at` has, in its order (None: all)
 
     def __init__(self, positions: Positions = "all"):
         self.positions = check_positions(positions)
@@ -86,14 +88,18 @@ class PositionedHook:
         raise NotImplementedError
 
     def _edit(self, rows: Float[Tensor, "n d"], batch_index: Callable[[], Tensor]) -> Float[Tensor, "n d"]:
-        return self.edit(rows, batch_index()) if self.per_row else self.edit(rows)
+        if not self.per_row:
+            return self.edit(rows)
+        index = batch_index()
+        return self.edit(rows, index if self.rows is None else self.rows.to(index.device)[index])
 
-    def at(self, positions: Positions) -> PositionedHook:
+    def at(self, positions: Positions, rows: Tensor | None = None) -> PositionedHook:
         """The same edit at other positions of one forward call (a shallow copy: prepared operands
-        are shared)."""
+        are shared); `rows`: the batch rows of the call, where it has fewer than the hook was made for."""
         other = copy.copy(self)
         other.positions = check_positions(positions)
         other.one_call = True
+        other.rows = rows
         return other
 
     def _edit_all(self, act):
@@ -104,10 +110,11 @@ class PositionedHook:
     def __call__(self, act: Float[Tensor, "batch pos ..."], hook) -> Float[Tensor, "batch pos ..."]:
         b, p = act.shape[:2]
         pos = self.positions
-        if self.per_row and b != self.per_row:
+        if self.per_row and b != (self.per_row if self.rows is None else len(self.rows)):
             raise MechValueError(
-                f"{_name(hook)}: one edit per row was made for a batch of {self.per_row}, "
-                f"the activation has {b} rows"
+                f"{_name(hook)}: one edit per row was made for a batch of {self.per_row}"
+                + ("" if self.rows is None else f" ({len(self.rows)} of them in this call)")
+                + f", the activation has {b} rows"
             )
         if isinstance(pos, str) and pos == "all":
             return self._edit_all(act)
@@ -156,15 +163,16 @@ def _name(hook) -> str:
     return hook.name if hook is not None else "hook"
 
 
-def per_call(hooks: HookList, positions: Positions | None) -> HookList:
+def per_call(hooks: HookList, positions: Positions | None, rows: Tensor | None = None) -> HookList:
     """Hooks for one forward call: positioned hooks moved to `positions` (dropped where that is
-    None or selects nothing), plain functions kept as they are."""
+    None or selects nothing) and told the call's `rows` (`PositionedHook.at`), plain functions
+    kept as they are."""
     out = []
     for name, h in hooks:
         if isinstance(h, PositionedHook):
             if positions is None or (isinstance(positions, Tensor) and not bool(positions.any())):
                 continue
-            out.append((name, h.at(positions)))
+            out.append((name, h.at(positions, rows)))
         else:
             out.append((name, h))
     return out

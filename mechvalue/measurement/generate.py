@@ -92,6 +92,7 @@ class Decided:
 
 class Generate:
     name = "generate"
+    decodes = True
     description = (
         "agreement x the parsed answer of a greedy completion after 'Thought:' (yes 1, no -1, else 0)"
     )

@@ -55,5 +55,8 @@ class ScoringOptions:
     """the instrument's wording (robustness checks)"""
     batch_size: int = 16
     """prompts per forward pass"""
+    decode_batch_size: int = 64
+    """prompts decoded together by a scorer that generates (`generate`); its finished rows leave
+    the batch, so a larger batch mainly saves the fixed cost of each decode step"""
     max_new_tokens: int = 100
     """tokens decoded per answer (the generate scorer)"""

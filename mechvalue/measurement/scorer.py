@@ -24,6 +24,7 @@ class MeasurerView(Protocol):
     prompt_format: str
     form: str
     max_new_tokens: int
+    decode_batch_size: int
     stop_ids: set[int]
     answer_ids: dict[str, list[int]]  # yes / no token variants (`logprob.answer_token_ids`)
 
@@ -31,7 +32,8 @@ class MeasurerView(Protocol):
 
 
 class Scorer(Protocol):
-    """One way of asking an item and scoring the answer."""
+    """One way of asking an item and scoring the answer. A scorer that generates its answers sets
+    `decodes = True` (optional): the measurer then batches it by `decode_batch_size`."""
 
     name: str
     description: str  # how `raw` is computed, recorded with the results

@@ -111,20 +111,22 @@ class Measurer(ScoringOptions):
         scorer = scorer or self.scorer
         prompts = scorer.prompts(view, items, role, cond)
         rows = [None] * len(prompts)
-        for idx in view.batches(items, cond):
+        for idx in view.batches(items, cond, getattr(scorer, "decodes", False)):
             for i, r in zip(idx, scorer.score(view, [prompts[i] for i in idx], cond)):
                 rows[i] = r
         return rows
 
-    def batches(self, items: pd.DataFrame, cond: Condition) -> list[list[int]]:
-        """Item positions per batch; with hard prompts one value per batch, so that the whole
-        prompt up to the question is a prefix the batch shares."""
+    def batches(self, items: pd.DataFrame, cond: Condition, decodes: bool = False) -> list[list[int]]:
+        """Item positions per batch (`decode_batch_size` of them for a scorer that `decodes`, else
+        `batch_size`); with hard prompts one value per batch, so that the whole prompt up to the
+        question is a prefix the batch shares."""
         groups = [list(range(len(items)))]
         if cond.hard:
             groups = list(
                 pd.Series(range(len(items))).groupby(items["value"].to_numpy(), sort=False).apply(list)
             )
-        return [g[sl] for g in groups for sl in chunks(len(g), self.batch_size)]
+        size = self.decode_batch_size if decodes else self.batch_size
+        return [g[sl] for g in groups for sl in chunks(len(g), size)]
 
     def shared_prefix(self, batch: list[RenderedPrompt], cond: Condition) -> int:
         """Positions of the batch's shared prefix that `answer_logits` runs once (0: full passes):

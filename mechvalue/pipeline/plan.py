@@ -249,7 +249,7 @@ def _validity(r) -> Work:
     g = replace(m, scoring="generate", protocol=None)
     for role in r.grid_roles:
         ps = [p.tokens for p in g.scorer.prompts(g, items, role, Condition())]
-        w = _plus(w, _generated(ps, g.batch_size, g.max_new_tokens))
+        w = _plus(w, _generated(ps, g.decode_batch_size, g.max_new_tokens))
     w.note = "generated: at most (early stop)"
     return w
 

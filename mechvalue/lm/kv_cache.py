@@ -1,0 +1,78 @@
+"""A KV cache for decoding: room for the tokens to come, and rows that leave as they finish.
+
+HF's `DynamicCache` appends each decode step's keys and values with `torch.cat`, copying the
+whole cache at every step and layer: at SmolLM2's sizes (16 rows, ~200 positions) that copy is
+a tenth of a CPU decode step, and it grows with rows and positions. `RoomyLayer` keeps each
+layer's keys and values in a buffer with room for `room` more positions than the prompt, writes
+a step's position in place and hands attention a view of the filled part: the same values in
+the same shape, so attention computes what it computes on a `DynamicCache`.
+
+`keep_rows` drops finished rows from every layer (one copy of the rows kept), so a decode batch
+costs what its live rows cost (`mechvalue.lm.generation.greedy_generate`).
+"""
+
+from __future__ import annotations
+
+from jaxtyping import Int
+from torch import Tensor
+from transformers.cache_utils import DynamicCache, DynamicLayer
+
+
+class RoomyLayer(DynamicLayer):
+    """A `DynamicLayer` whose keys and values are views of buffers with spare positions."""
+
+    def __init__(self, room: int):
+        super().__init__()
+        self.room = room
+        self._k: Tensor | None = None
+        self._v: Tensor | None = None
+
+    def _owned(self) -> bool:
+        """Whether `keys` is still the filled part of this layer's buffer (a caller may have
+        replaced it, e.g. broadcast a batch-1 prefix over rows)."""
+        k = self.keys
+        return (
+            self._k is not None
+            and k is not None
+            and (k.data_ptr(), k.stride()) == (self._k.data_ptr(), self._k.stride())
+        )
+
+    def update(self, key_states: Tensor, value_states: Tensor, *args, **kwargs) -> tuple[Tensor, Tensor]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        n = self.get_seq_length()
+        m = n + key_states.shape[-2]
+        if not self._owned() or m > self._k.shape[-2] or self._k.shape[:-2] != key_states.shape[:-2]:
+            shape = (*key_states.shape[:-2], m + self.room, key_states.shape[-1])
+            k, v = key_states.new_empty(shape), value_states.new_empty(shape)
+            if n:
+                k[..., :n, :] = self.keys
+                v[..., :n, :] = self.values
+            self._k, self._v = k, v
+        self._k[..., n:m, :] = key_states
+        self._v[..., n:m, :] = value_states
+        self.keys, self.values = self._k[..., :m, :], self._v[..., :m, :]
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices: Tensor) -> None:
+        if self.get_seq_length() > 0:
+            n = self.get_seq_length()
+            if self._owned():
+                self._k, self._v = self._k[indices], self._v[indices]
+                self.keys, self.values = self._k[..., :n, :], self._v[..., :n, :]
+            else:
+                super().batch_select_indices(indices)
+
+
+class RoomyCache(DynamicCache):
+    """A `DynamicCache` of `RoomyLayer`s, each with room for `room` positions beyond its prompt."""
+
+    def __init__(self, room: int):
+        super().__init__()
+        self.layer_class_to_replicate = lambda: RoomyLayer(room)
+
+
+def keep_rows(cache: DynamicCache, rows: Int[Tensor, " keep"]) -> None:
+    """Keep only `rows` (batch indices, in order) of every layer of `cache`."""
+    for layer in cache.layers:
+        layer.batch_select_indices(rows)
