@@ -87,11 +87,18 @@ def greedy_generate(
     edits: Edits | None = None,
     use_cache: bool = True,
     stop: Callable[[list[int], int], bool] | None = None,
+    prefix: int = 0,
 ) -> list[list[int]]:
     """Greedy continuation of each prompt (a list of token ids) under `edits`; returns the new
     tokens. Without the cache every step reruns the whole sequence: the slow reference the cached
     path is tested against. A row also ends where `stop(its new tokens, tokens it has left)` is
     True (e.g. a parse rule's answer can no longer change); the batch ends when every row has.
+
+    `prefix`: the number of leading tokens every prompt shares (with the cache). They run once, in
+    one row, and their KV cache is broadcast to the rows; each row's rest follows after a gap of
+    padding, so that every row ends in the last column (`gap_layout`). The logits are those of
+    full passes up to float32 rounding. Not taken where a sliding attention window could reach
+    across the gap (the gap would shift what the window sees).
 
     With the cache, a finished row leaves the batch at once (its cache rows dropped,
     `mechvalue.lm.kv_cache`), so later steps cost what the rows still decoding cost; each row's
@@ -111,8 +118,19 @@ def greedy_generate(
     finished = [False] * b
     live = torch.arange(b, device=dev)  # the rows a call computes, by their row in `prompts`
     cache = RoomyCache(max_new_tokens) if use_cache else None
+    window = getattr(bridge.original_model.config, "sliding_window", None)
+    if not use_cache or (window and tokens.shape[1] + max_new_tokens > window):
+        prefix = 0
     with torch.no_grad():
-        logits = logits_at(bridge, tokens, attn, cache, per_call(hooks, masks))
+        if prefix:
+            tokens, attn, masks = gap_layout(tokens, attn, masks, prefix)
+            logits_at(
+                bridge, tokens[:1, :prefix], attn[:1, :prefix], cache, per_call(hooks, masks[:1, :prefix])
+            )
+            broadcast_cache(cache, b)
+            logits = logits_at(bridge, tokens[:, prefix:], attn, cache, per_call(hooks, masks[:, prefix:]))
+        else:
+            logits = logits_at(bridge, tokens, attn, cache, per_call(hooks, masks))
         seq, seq_mask = tokens, masks
         for step in range(max_new_tokens):
             left = max_new_tokens - step - 1
@@ -141,6 +159,20 @@ def greedy_generate(
                 seq_mask = torch.cat([seq_mask, torch.full((b, 1), steer_generated, device=dev)], 1)
                 logits = logits_at(bridge, seq, attn, None, per_call(hooks, seq_mask))
     return [o[:-1] if o and o[-1] in stop_ids else o for o in out]
+
+
+def gap_layout(
+    tokens: Int[Tensor, "batch pos"], attn: Int[Tensor, "batch pos"], masks: Bool[Tensor, "batch pos"], n: int
+) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, "batch pos"], Bool[Tensor, "batch pos"]]:
+    """A left-padded batch with each row's first `n` tokens moved to the first `n` columns: the
+    shared prefix, then padding, then the row's rest, still ending in the last column (the
+    attention mask skips the gap; positions, counted from it, are those of the unpadded prompt)."""
+    tokens, attn, masks = tokens.clone(), attn.clone(), masks.clone()
+    for i, start in enumerate((attn == 0).sum(1).tolist()):
+        if start:
+            for t in (tokens, attn, masks):
+                t[i, :n], t[i, n : start + n] = t[i, start : start + n].clone(), t[i, :start].clone()
+    return tokens, attn, masks
 
 
 def last_logits(
@@ -173,15 +205,35 @@ def prefix_last_logits(
     `hooks` edit the prefix where `prefix_mask` is True (a steered span in the shared prefix,
     e.g. " your values") and every suffix token if `steer_suffix`.
     """
-    bridge = as_bridge(model)
     hooks = hooks or []
+    cache = prefix_kv(model, prefix, hooks, prefix_mask)
+    with torch.no_grad():
+        return suffix_logits(model, cache, len(prefix), suffixes, (hooks, steer_suffix))
+
+
+def prefix_kv(
+    model, prefix: list[int], hooks: HookList | None = None, prefix_mask: Bool[Tensor, "1 pos"] | None = None
+):
+    """The batch-1 KV cache of `prefix`, positioned `hooks` editing where `prefix_mask` is True."""
+    bridge = as_bridge(model)
     dev = model_device(bridge)
     with torch.no_grad():
         cache = new_cache()
         p = torch.tensor([prefix], device=dev)
         pmask = prefix_mask.to(dev) if prefix_mask is not None else None
-        logits_at(bridge, p, torch.ones_like(p), cache, per_call(hooks, pmask))
-        return suffix_logits(bridge, cache, len(prefix), suffixes, (hooks, steer_suffix))
+        logits_at(bridge, p, torch.ones_like(p), cache, per_call(hooks or [], pmask))
+    return cache
+
+
+def cache_layers(cache) -> list[tuple[Tensor, Tensor]]:
+    """Each layer's (keys, values) of `cache` now, for `restore_layers` after calls extend it."""
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def restore_layers(cache, kv: list[tuple[Tensor, Tensor]]) -> None:
+    """Put back the keys and values `cache_layers` took (the tensors themselves: no copy)."""
+    for layer, (k, v) in zip(cache.layers, kv):
+        layer.keys, layer.values = k, v
 
 
 def broadcast_cache(cache, rows: int) -> None:

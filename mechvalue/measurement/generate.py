@@ -111,7 +111,8 @@ class Generate:
         masks = cond.prompt_masks(batch, max(map(len, seqs)))
         edits = Edits(cond.hooks, masks, generated=cond.where in ("generated", "all"))
         stop = Decided(m.model.tokenizer) if self.early_stop else None
-        new = greedy_generate(m.model, seqs, m.max_new_tokens, m.stop_ids, edits, stop=stop)
+        n = m.shared_prefix(batch, cond)
+        new = greedy_generate(m.model, seqs, m.max_new_tokens, m.stop_ids, edits, stop=stop, prefix=n)
         texts = m.model.tokenizer.batch_decode(new, skip_special_tokens=True)
         return [
             {"completion": t, "answer": parse_answer(t), "raw": float(SIGN[parse_answer(t)])} for t in texts

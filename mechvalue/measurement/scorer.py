@@ -30,6 +30,10 @@ class MeasurerView(Protocol):
 
     def answer_logits(self, batch: list[RenderedPrompt], cond) -> Float[Tensor, "batch vocab"]: ...
 
+    def shared_prefix(self, batch: list[RenderedPrompt], cond) -> int:
+        """Leading positions the batch's prompts share that may run once (0: full passes)."""
+        ...
+
 
 class Scorer(Protocol):
     """One way of asking an item and scoring the answer. A scorer that generates its answers sets

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field, replace
 from typing import get_args
 
 import pandas as pd
+import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from mechvalue.errors import MechValueError
 from mechvalue.lm.batching import chunks, where_mask
-from mechvalue.lm.generation import last_logits, prefix_last_logits
+from mechvalue.lm.generation import cache_layers, last_logits, prefix_kv, restore_layers, suffix_logits
 from mechvalue.lm.hooks import PositionedHook
 from mechvalue.lm.models import as_bridge, check_prompt_format
 from mechvalue.lm.positions import StudyWhere
@@ -68,6 +69,7 @@ class Measurer(ScoringOptions):
     prompt_format: str
     prefix_cache: bool = field(default=True, kw_only=True)
     """run a batch's shared prompt prefix once and continue its KV cache (False: full passes)"""
+    _kept_prefix: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         check_form(self.form)
@@ -148,16 +150,24 @@ class Measurer(ScoringOptions):
         seqs = [p.tokens for p in batch]
         n = self.shared_prefix(batch, cond)
         if n:
-            pmask = cond.prompt_masks(batch[:1], len(seqs[0]))[:, :n]
-            return prefix_last_logits(
-                self.model,
-                seqs[0][:n],
-                [s[n:] for s in seqs],
-                cond.hooks,
-                pmask,
-                steer_suffix=cond.where in ("prompt", "all"),
-            )
+            steer = (cond.hooks, cond.where in ("prompt", "all"))
+            with torch.no_grad():
+                return suffix_logits(self.model, self._prefix(batch, n, cond), n, [s[n:] for s in seqs], steer)
         return last_logits(self.model, seqs, cond.hooks, cond.prompt_masks(batch, max(map(len, seqs))))
+
+    def _prefix(self, batch: list[RenderedPrompt], n: int, cond: Condition):
+        """The KV cache of the batch's first `n` positions under `cond`: computed once and kept
+        for the next batch with the same prefix and condition (a role's other items), which gets
+        the very tensors the first one computed (the same numbers as computing it again)."""
+        prefix = tuple(batch[0].tokens[:n])
+        kept = self._kept_prefix
+        if kept is not None and kept[0] == prefix and kept[1] is cond:
+            restore_layers(kept[2], kept[3])
+            return kept[2]
+        pmask = cond.prompt_masks(batch[:1], len(batch[0].tokens))[:, :n]
+        cache = prefix_kv(self.model, list(prefix), cond.hooks, pmask)
+        self._kept_prefix = (prefix, cond, cache, cache_layers(cache))
+        return cache
 
 
 def common_prefix(seqs: list[list[int]]) -> int:

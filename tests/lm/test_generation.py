@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from mechvalue.interp.vectors import VectorAddHook
+from mechvalue.lm import tokens
 from mechvalue.lm.generation import Edits, greedy_generate, logits_at, new_cache
 from mechvalue.lm.hooks import PositionedHook
 from mechvalue.lm.kv_cache import RoomyCache, keep_rows
@@ -124,3 +125,35 @@ def test_roomy_cache_views_equal_dynamic_cache(smollm2):
         assert torch.equal(x, y)
     for la, lb in zip(caches[0].layers, caches[1].layers):
         assert torch.equal(la.keys, lb.keys) and torch.equal(la.values, lb.values)
+
+
+def test_a_shared_prefix_run_once_decodes_as_full_passes(smollm2):
+    """The study's prompts of one persona share all but their question: the prefix runs once (its
+    cache broadcast, each row's question after a gap) and the tokens are those of full passes,
+    unsteered and with a vector added on the " your values" span inside the prefix."""
+    from mechvalue.lm.batching import span_mask
+    from mechvalue.measurement.scoring import Condition, Measurer, common_prefix
+    from mechvalue.study.inventory import load_inventory
+    from mechvalue.study.roles import generate_roles
+
+    model, info = smollm2
+    m = Measurer(model, info.prompt_format, scoring="generate")
+    items = load_inventory().iloc[[0, 5, 11, 17]]
+    cond = Condition()
+    batch = m.prompts(items, generate_roles(1, 0)[0], cond)
+    seqs = [p.tokens for p in batch]
+    n = common_prefix(seqs)
+    assert n > len(max(seqs, key=len)) - 30 and len({len(s) for s in seqs}) > 1  # rows of several lengths
+    assert m.shared_prefix(batch, cond) == n
+    masks = span_mask([p.span for p in batch], [len(s) for s in seqs], max(map(len, seqs)))
+    torch.manual_seed(1)
+    for edits in (
+        None,
+        Edits([("blocks.5.hook_resid_post", VectorAddHook(torch.randn(model.cfg.d_model) * 4))], masks),
+    ):
+        full = greedy_generate(model, seqs, 24, edits=edits)
+        assert greedy_generate(model, seqs, 24, edits=edits, prefix=n) == full
+    tokens.take()
+    greedy_generate(model, seqs, 2, stop_ids=set(), prefix=n)
+    c = tokens.take()
+    assert c.prompt == n + len(seqs) * (max(map(len, seqs)) - n)  # the prefix once, then the rows' rest
