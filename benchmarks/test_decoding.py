@@ -1,8 +1,8 @@
-"""The generate scorer's decoding: `greedy_generate` (a KV cache with room for the new tokens,
-finished rows leaving the batch) in batches of `decode_batch_size` against the loop it replaced
-(HF's `DynamicCache`, which copies the whole cache at every step, every row kept to the batch's
-end, `batch_size` 16 prompts per batch; `_kept_rows` below), interleaved
-(conftest.interleaved). The study's path: every row to a stop token or 100 tokens (no early
+"""The generate scorer's decoding: `greedy_generate` (a batch's shared prompt prefix run once, a
+KV cache with room for the new tokens, finished rows leaving the batch) in batches of
+`decode_batch_size` against the loop it replaced (HF's `DynamicCache`, which copies the whole
+cache at every step, every row kept to the batch's end, `batch_size` 16 prompts per batch, each
+prompt run whole; `_kept_rows` below), interleaved (conftest.interleaved). The study's path: every row to a stop token or 100 tokens (no early
 stop), one default-run persona on the 40 items. The completions are asserted equal."""
 
 import torch
@@ -19,9 +19,12 @@ from mechvalue.study import inventory as inv
 from mechvalue.study.roles import generate_roles
 
 
-def _kept_rows(model, prompts, max_new_tokens=100, stop_ids=None, edits=None, use_cache=True, stop=None):
-    """The baseline: every row stays in the batch until the last one ends (finished rows decode
-    padding) and the cache is HF's `DynamicCache` (unsteered; the scorer's arguments)."""
+def _kept_rows(
+    model, prompts, max_new_tokens=100, stop_ids=None, edits=None, use_cache=True, stop=None, prefix=0
+):
+    """The baseline: whole prompts in one pass (no shared prefix), every row kept in the batch
+    until the last one ends (finished rows decode padding), HF's `DynamicCache` (unsteered; the
+    scorer's arguments)."""
     bridge = as_bridge(model)
     pad = bridge.tokenizer.pad_token_id or 0
     dev = model_device(bridge)

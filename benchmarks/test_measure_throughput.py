@@ -47,6 +47,6 @@ def test_logprob_vs_generate(smollm2):
         },
     )
     assert [r["answer"] for r in early] == [r["answer"] for r in full]
-    assert t_gen / t_lp >= 20, "logprob scoring should be at least 20x faster than generating"
+    assert t_gen / t_lp >= 5, "logprob scoring should be several times faster than generating"
     assert t_np > t_lp
     assert t_gen / t_early >= 0.9, "the early stop's check must cost next to nothing"

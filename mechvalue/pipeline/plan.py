@@ -25,8 +25,9 @@ from pathlib import Path
 import torch
 
 from mechvalue.lm.batching import chunks
+from mechvalue.lm.literals import DEFAULT_MODEL
 from mechvalue.lm.tokens import TokenCount, uncounted
-from mechvalue.measurement.scoring import Condition, Measurer
+from mechvalue.measurement.scoring import Condition, Measurer, common_prefix
 
 
 @dataclass
@@ -126,10 +127,18 @@ def _measured(m: Measurer, items, roles, conds) -> Work:
     return Work(c.count.prompts, c.count.prompt_tokens, fixed_s=time.perf_counter() - t, measured=True)
 
 
-def _generated(prompts: list[list[int]], batch: int, new_tokens: int, calls: int = 1) -> Work:
+def _generated(
+    prompts: list[list[int]], batch: int, new_tokens: int, calls: int = 1, shared: bool = False
+) -> Work:
     """Work of greedy generation of `new_tokens` after `prompts` in batches, `calls` times: one
-    prompt pass per batch and at most `new_tokens - 1` decode steps (the last token needs none)."""
+    prompt pass per batch (`shared`: its common prefix run once, as the generate scorer does) and
+    at most `new_tokens - 1` decode steps (the last token needs none)."""
     prompt, rows = _padded(prompts, batch)
+    if shared:
+        for sl in chunks(len(prompts), batch):
+            seqs = prompts[sl]
+            n = common_prefix(seqs) if len(seqs) > 1 else 0
+            prompt -= n * (len(seqs) - 1)
     steps = sum(max(new_tokens - 1, 0) for _ in chunks(len(prompts), batch))
     return Work(rows * calls, prompt * calls, rows * max(new_tokens - 1, 0) * calls, steps * calls)
 
@@ -212,10 +221,14 @@ def _generations(r) -> Work:
 
 
 def _steer_compare(r) -> Work:
-    """Not counted: under --quick a quick run's count (12,234 prompt tokens) stands in."""
+    """Not counted: a measured run's count stands in, under --quick a quick run's (12,234 prompt
+    tokens), on the default model's full run in the powered design that run's (138,481 prompt
+    tokens through the scoring path, 2026-12-06); other runs are not predicted."""
     if r.cfg.quick:
         # its batches are large (CompareSpec.batch_size): the plain forward's rate, not the scoring path's
         return Work(prompt_tokens=12234, quiet_s=10.0, counted=False, note="a quick run's tokens")
+    if r.cfg.steer_design == "powered" and r.cfg.model == DEFAULT_MODEL:
+        return Work(prompt_tokens=138481, counted=False, measured=True, note="a full run's tokens")
     return Work(quiet_s=None, counted=False, note="not predicted")
 
 
@@ -249,7 +262,7 @@ def _validity(r) -> Work:
     g = replace(m, scoring="generate", protocol=None)
     for role in r.grid_roles:
         ps = [p.tokens for p in g.scorer.prompts(g, items, role, Condition())]
-        w = _plus(w, _generated(ps, g.decode_batch_size, g.max_new_tokens))
+        w = _plus(w, _generated(ps, g.decode_batch_size, g.max_new_tokens, shared=g.prefix_cache))
     w.note = "generated: at most (early stop)"
     return w
 
