@@ -59,7 +59,7 @@ def measure_block(measurer, items: pd.DataFrame, roles: list, cond) -> pd.DataFr
 
 def measurer_settings(measurer) -> dict:
     """A Measurer's settings besides its model: a worker rebuilds it around its own model."""
-    return {f.name: getattr(measurer, f.name) for f in fields(measurer) if f.name != "model"}
+    return {f.name: getattr(measurer, f.name) for f in fields(measurer) if f.init and f.name != "model"}
 
 
 def roles_per_task(n_roles: int, n_conds: int, workers: int) -> int:

@@ -47,8 +47,13 @@ class CountingMeasurer(Measurer):
     def answer_logits(self, batch, cond):
         seqs = [p.tokens for p in batch]
         n = self.shared_prefix(batch, cond)
+        kept = (tuple(seqs[0][:n]), cond)  # a prefix the measurer keeps runs once (`Measurer._prefix`)
+        reused = (
+            self._kept_prefix is not None and self._kept_prefix[0] == kept[0] and self._kept_prefix[1] is cond
+        )
+        self._kept_prefix = kept if n else self._kept_prefix
         self.count.prompts += len(seqs)
-        self.count.prompt_tokens += n + len(seqs) * max(len(s) - n for s in seqs)
+        self.count.prompt_tokens += (0 if reused else n) + len(seqs) * max(len(s) - n for s in seqs)
         return torch.zeros(len(seqs), len(self.model.tokenizer))
 
 
