@@ -69,7 +69,8 @@ class Measurer(ScoringOptions):
     prompt_format: str
     prefix_cache: bool = field(default=True, kw_only=True)
     """run a batch's shared prompt prefix once and continue its KV cache (False: full passes)"""
-    _kept_prefix: tuple | None = field(default=None, init=False, repr=False, compare=False)
+    kept_prefix: tuple | None = field(default=None, init=False, repr=False, compare=False)
+    """the last shared prefix's cache, kept within one `ask` for its later batches (`_prefix`)"""
 
     def __post_init__(self):
         check_form(self.form)
@@ -113,9 +114,11 @@ class Measurer(ScoringOptions):
         scorer = scorer or self.scorer
         prompts = scorer.prompts(view, items, role, cond)
         rows = [None] * len(prompts)
+        view.kept_prefix = None  # a prefix is kept within one call only: hooks may change between calls
         for idx in view.batches(items, cond, getattr(scorer, "decodes", False)):
             for i, r in zip(idx, scorer.score(view, [prompts[i] for i in idx], cond)):
                 rows[i] = r
+        view.kept_prefix = None
         return rows
 
     def batches(self, items: pd.DataFrame, cond: Condition, decodes: bool = False) -> list[list[int]]:
@@ -152,21 +155,23 @@ class Measurer(ScoringOptions):
         if n:
             steer = (cond.hooks, cond.where in ("prompt", "all"))
             with torch.no_grad():
-                return suffix_logits(self.model, self._prefix(batch, n, cond), n, [s[n:] for s in seqs], steer)
+                return suffix_logits(
+                    self.model, self._prefix(batch, n, cond), n, [s[n:] for s in seqs], steer
+                )
         return last_logits(self.model, seqs, cond.hooks, cond.prompt_masks(batch, max(map(len, seqs))))
 
     def _prefix(self, batch: list[RenderedPrompt], n: int, cond: Condition):
         """The KV cache of the batch's first `n` positions under `cond`: computed once and kept
-        for the next batch with the same prefix and condition (a role's other items), which gets
-        the very tensors the first one computed (the same numbers as computing it again)."""
+        for the next batch of the same `ask` with the same prefix (a role's other items), which
+        gets the very tensors the first one computed (the same numbers as computing it again)."""
         prefix = tuple(batch[0].tokens[:n])
-        kept = self._kept_prefix
+        kept = self.kept_prefix
         if kept is not None and kept[0] == prefix and kept[1] is cond:
             restore_layers(kept[2], kept[3])
             return kept[2]
         pmask = cond.prompt_masks(batch[:1], len(batch[0].tokens))[:, :n]
         cache = prefix_kv(self.model, list(prefix), cond.hooks, pmask)
-        self._kept_prefix = (prefix, cond, cache, cache_layers(cache))
+        self.kept_prefix = (prefix, cond, cache, cache_layers(cache))
         return cache
 
 

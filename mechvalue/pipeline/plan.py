@@ -49,9 +49,9 @@ class CountingMeasurer(Measurer):
         n = self.shared_prefix(batch, cond)
         kept = (tuple(seqs[0][:n]), cond)  # a prefix the measurer keeps runs once (`Measurer._prefix`)
         reused = (
-            self._kept_prefix is not None and self._kept_prefix[0] == kept[0] and self._kept_prefix[1] is cond
+            self.kept_prefix is not None and self.kept_prefix[0] == kept[0] and self.kept_prefix[1] is cond
         )
-        self._kept_prefix = kept if n else self._kept_prefix
+        self.kept_prefix = kept if n else self.kept_prefix
         self.count.prompts += len(seqs)
         self.count.prompt_tokens += (0 if reused else n) + len(seqs) * max(len(s) - n for s in seqs)
         return torch.zeros(len(seqs), len(self.model.tokenizer))
