@@ -19,9 +19,7 @@ from mechvalue.study import inventory as inv
 from mechvalue.study.roles import generate_roles
 
 
-def _kept_rows(
-    model, prompts, max_new_tokens=100, stop_ids=None, edits=None, use_cache=True, stop=None, prefix=0
-):
+def _kept_rows(model, prompts, max_new_tokens=100, stop_ids=None, edits=None, **_):
     """The baseline: whole prompts in one pass (no shared prefix), every row kept in the batch
     until the last one ends (finished rows decode padding), HF's `DynamicCache` (unsteered; the
     scorer's arguments)."""

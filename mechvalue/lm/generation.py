@@ -77,6 +77,9 @@ class Edits:
     hooks: HookList = field(default_factory=list)
     prompt_masks: Bool[Tensor, "batch pos"] | None = None
     generated: bool = False
+    shared_prefix: int = 0
+    """leading prompt positions every row shares, run once for the batch (`greedy_generate`); the
+    edits must treat them alike in every row (`Measurer.shared_prefix` checks that)"""
 
 
 def greedy_generate(
@@ -87,15 +90,14 @@ def greedy_generate(
     edits: Edits | None = None,
     use_cache: bool = True,
     stop: Callable[[list[int], int], bool] | None = None,
-    prefix: int = 0,
 ) -> list[list[int]]:
     """Greedy continuation of each prompt (a list of token ids) under `edits`; returns the new
     tokens. Without the cache every step reruns the whole sequence: the slow reference the cached
     path is tested against. A row also ends where `stop(its new tokens, tokens it has left)` is
     True (e.g. a parse rule's answer can no longer change); the batch ends when every row has.
 
-    `prefix`: the number of leading tokens every prompt shares (with the cache). They run once, in
-    one row, and their KV cache is broadcast to the rows; each row's rest follows after a gap of
+    `edits.shared_prefix`: the number of leading tokens every prompt shares (with the cache). They
+    run once, in one row, and their KV cache is broadcast to the rows; each row's rest follows after a gap of
     padding, so that every row ends in the last column (`gap_layout`). The logits are those of
     full passes up to float32 rounding. Not taken where a sliding attention window could reach
     across the gap (the gap would shift what the window sees).
@@ -107,6 +109,7 @@ def greedy_generate(
     bridge = as_bridge(model)
     edits = edits or Edits()
     hooks, prompt_masks, steer_generated = edits.hooks, edits.prompt_masks, edits.generated
+    prefix = edits.shared_prefix
     tok = bridge.tokenizer
     stop_ids = stop_ids if stop_ids is not None else {tok.eos_token_id}
     pad = tok.pad_token_id or 0

@@ -109,10 +109,9 @@ class Generate:
     def score(self, m: MeasurerView, batch: list[RenderedPrompt], cond) -> list[dict]:
         seqs = [p.tokens for p in batch]
         masks = cond.prompt_masks(batch, max(map(len, seqs)))
-        edits = Edits(cond.hooks, masks, generated=cond.where in ("generated", "all"))
+        edits = Edits(cond.hooks, masks, cond.where in ("generated", "all"), m.shared_prefix(batch, cond))
         stop = Decided(m.model.tokenizer) if self.early_stop else None
-        n = m.shared_prefix(batch, cond)
-        new = greedy_generate(m.model, seqs, m.max_new_tokens, m.stop_ids, edits, stop=stop, prefix=n)
+        new = greedy_generate(m.model, seqs, m.max_new_tokens, m.stop_ids, edits, stop=stop)
         texts = m.model.tokenizer.batch_decode(new, skip_special_tokens=True)
         return [
             {"completion": t, "answer": parse_answer(t), "raw": float(SIGN[parse_answer(t)])} for t in texts

@@ -5,6 +5,8 @@ and values bit for bit."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from mechvalue.interp.vectors import VectorAddHook
@@ -152,8 +154,9 @@ def test_a_shared_prefix_run_once_decodes_as_full_passes(smollm2):
         Edits([("blocks.5.hook_resid_post", VectorAddHook(torch.randn(model.cfg.d_model) * 4))], masks),
     ):
         full = greedy_generate(model, seqs, 24, edits=edits)
-        assert greedy_generate(model, seqs, 24, edits=edits, prefix=n) == full
+        shared = replace(edits or Edits(), shared_prefix=n)
+        assert greedy_generate(model, seqs, 24, edits=shared) == full
     tokens.take()
-    greedy_generate(model, seqs, 2, stop_ids=set(), prefix=n)
+    greedy_generate(model, seqs, 2, stop_ids=set(), edits=Edits(shared_prefix=n))
     c = tokens.take()
     assert c.prompt == n + len(seqs) * (max(map(len, seqs)) - n)  # the prefix once, then the rows' rest
