@@ -121,6 +121,7 @@ def greedy_generate(
     finished = [False] * b
     live = torch.arange(b, device=dev)  # the rows a call computes, by their row in `prompts`
     cache = RoomyCache(max_new_tokens) if use_cache else None
+    step_hooks = per_call(hooks, "all" if steer_generated else None)  # until a row leaves
     window = getattr(bridge.original_model.config, "sliding_window", None)
     if not use_cache or (window and tokens.shape[1] + max_new_tokens > window):
         prefix = 0
@@ -149,11 +150,9 @@ def greedy_generate(
                 if not bool(keep.all()):
                     live, attn = live[keep], attn[keep]
                     keep_rows(cache, keep.nonzero()[:, 0])
+                    step_hooks = per_call(hooks, "all" if steer_generated else None, live)
                 attn = torch.cat([attn, attn.new_ones((len(live), 1))], 1)
                 nxt = torch.tensor([out[i][-1] for i in live.tolist()], device=dev)
-                step_hooks = per_call(
-                    hooks, "all" if steer_generated else None, live if len(live) < b else None
-                )
                 logits = logits_at(bridge, nxt[:, None], attn, cache, step_hooks)
             else:  # the reference: every row stays, rows finished before this step decode padding
                 nxt = torch.tensor([pad if before[i] else out[i][-1] for i in range(b)], device=dev)

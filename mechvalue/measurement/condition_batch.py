@@ -38,7 +38,7 @@ from mechvalue.errors import MechValueError
 from mechvalue.interp.steering import SAEEditHook
 from mechvalue.interp.vectors import VectorAddHook
 from mechvalue.lm.bridge import as_bridge, model_device
-from mechvalue.lm.generation import logits_at, new_cache, suffix_logits
+from mechvalue.lm.generation import cache_layers, logits_at, new_cache, suffix_logits
 from mechvalue.lm.hooks import PositionedHook, per_call
 from mechvalue.study.prompts import RenderedPrompt
 
@@ -155,7 +155,7 @@ class ConditionGroup:
             hooks = [(name, lambda act, hook: edit(act.expand(C, *act.shape[1:]), hook))]
         rest = p[:, a:] if split else p[:, a:].expand(C, -1)
         logits_at(bridge, rest, torch.ones((len(rest), n), dtype=torch.long, device=dev), cache, hooks)
-        kv = [(layer.keys, layer.values) for layer in cache.layers]
+        kv = cache_layers(cache)
         self.prefix = (tuple(prefix), span, cache, kv)
         return cache, kv, n
 

@@ -160,15 +160,18 @@ class Measurer(ScoringOptions):
                 )
         return last_logits(self.model, seqs, cond.hooks, cond.prompt_masks(batch, max(map(len, seqs))))
 
+    def keeps(self, prefix: tuple, cond: Condition) -> bool:
+        """Whether `prefix` under `cond` is the prefix this measurer keeps (`_prefix` reuses it)."""
+        return self.kept_prefix is not None and self.kept_prefix[0] == prefix and self.kept_prefix[1] is cond
+
     def _prefix(self, batch: list[RenderedPrompt], n: int, cond: Condition):
         """The KV cache of the batch's first `n` positions under `cond`: computed once and kept
         for the next batch of the same `ask` with the same prefix (a role's other items), which
         gets the very tensors the first one computed (the same numbers as computing it again)."""
         prefix = tuple(batch[0].tokens[:n])
-        kept = self.kept_prefix
-        if kept is not None and kept[0] == prefix and kept[1] is cond:
-            restore_layers(kept[2], kept[3])
-            return kept[2]
+        if self.keeps(prefix, cond):
+            restore_layers(*self.kept_prefix[2:])
+            return self.kept_prefix[2]
         pmask = cond.prompt_masks(batch[:1], len(batch[0].tokens))[:, :n]
         cache = prefix_kv(self.model, list(prefix), cond.hooks, pmask)
         self.kept_prefix = (prefix, cond, cache, cache_layers(cache))

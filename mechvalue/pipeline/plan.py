@@ -47,11 +47,9 @@ class CountingMeasurer(Measurer):
     def answer_logits(self, batch, cond):
         seqs = [p.tokens for p in batch]
         n = self.shared_prefix(batch, cond)
-        kept = (tuple(seqs[0][:n]), cond)  # a prefix the measurer keeps runs once (`Measurer._prefix`)
-        reused = (
-            self.kept_prefix is not None and self.kept_prefix[0] == kept[0] and self.kept_prefix[1] is cond
-        )
-        self.kept_prefix = kept if n else self.kept_prefix
+        prefix = tuple(seqs[0][:n])
+        reused = self.keeps(prefix, cond)  # a kept prefix runs once (`Measurer._prefix`)
+        self.kept_prefix = (prefix, cond) if n else self.kept_prefix
         self.count.prompts += len(seqs)
         self.count.prompt_tokens += (0 if reused else n) + len(seqs) * max(len(s) - n for s in seqs)
         return torch.zeros(len(seqs), len(self.model.tokenizer))
