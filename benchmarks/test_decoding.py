@@ -2,17 +2,22 @@
 KV cache with room for the new tokens, finished rows leaving the batch) in batches of
 `decode_batch_size` against the loop it replaced (HF's `DynamicCache`, which copies the whole
 cache at every step, every row kept to the batch's end, `batch_size` 16 prompts per batch, each
-prompt run whole; `_kept_rows` below), interleaved (conftest.interleaved). The study's path: every row to a stop token or 100 tokens (no early
-stop), one default-run persona on the 40 items. The completions are asserted equal."""
+prompt run whole; `_kept_rows` below), interleaved (conftest.interleaved); and the same new loop
+with its cache's keys and values stored once per key/value head (TransformerLens then repeats the
+whole cache per query head at every step and layer) against once per query head, the default.
+The study's path: every row to a stop token or 100 tokens (no early stop), one default-run
+persona on the 40 items. The completions are asserted equal."""
 
 import torch
 from conftest import interleaved, record
 
+import mechvalue.lm.generation as generation
 import mechvalue.measurement.generate as generate_scorer
 from mechvalue.lm.batching import left_pad
 from mechvalue.lm.bridge import as_bridge, model_device
 from mechvalue.lm.generation import logits_at, new_cache
 from mechvalue.lm.hooks import per_call
+from mechvalue.lm.kv_cache import RoomyCache
 from mechvalue.measurement.generate import Generate
 from mechvalue.measurement.scoring import Condition, Measurer
 from mechvalue.study import inventory as inv
@@ -59,13 +64,21 @@ def test_generate_scorer_decoding(smollm2, monkeypatch):
             mp.setattr(generate_scorer, "greedy_generate", _kept_rows)
             return old.ask(items, role, Condition(), scorer)
 
+    def per_kv_head():
+        with monkeypatch.context() as mp:
+            mp.setattr(generation, "decode_cache", lambda model, room: RoomyCache(room))
+            return new.ask(items, role, Condition(), scorer)
+
     t, out = interleaved(
-        {"kept_rows_16": baseline, "roomy_dropping_64": lambda: new.ask(items, role, Condition(), scorer)},
+        {
+            "kept_rows_16": baseline,
+            "per_kv_head_64": per_kv_head,
+            "roomy_dropping_64": lambda: new.ask(items, role, Condition(), scorer),
+        },
         rounds=2,
     )
-    assert [r["completion"] for r in out["roomy_dropping_64"]] == [
-        r["completion"] for r in out["kept_rows_16"]
-    ]
+    completions = {k: [r["completion"] for r in v] for k, v in out.items()}
+    assert completions["roomy_dropping_64"] == completions["kept_rows_16"] == completions["per_kv_head_64"]
     tokens = sum(len(model.tokenizer.encode(r["completion"])) for r in out["kept_rows_16"])
     record(
         "generate_decoding",
@@ -75,7 +88,9 @@ def test_generate_scorer_decoding(smollm2, monkeypatch):
             "baseline_s": t["kept_rows_16"],
             "new_s": t["roomy_dropping_64"],
             "speedup": t["kept_rows_16"] / t["roomy_dropping_64"],
+            "per_kv_head_s": t["per_kv_head_64"],
+            "per_query_head_speedup": t["per_kv_head_64"] / t["roomy_dropping_64"],
             "decode_batch_size": new.decode_batch_size,
         },
     )
-    assert t["kept_rows_16"] > t["roomy_dropping_64"]
+    assert t["kept_rows_16"] > t["roomy_dropping_64"] and t["per_kv_head_64"] > t["roomy_dropping_64"]

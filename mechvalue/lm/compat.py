@@ -22,6 +22,11 @@
    A forward pre-hook on the HF model renames the keyword to `cache`, as transformers itself
    would, so the warning does not fire where nothing is wrong; whether the cache is filled is
    what `mechvalue.lm.selfcheck` checks at load, never the warning.
+6. A decoding cache that stores keys and values once per query head (`mechvalue.lm.kv_cache`) is
+   read as it is: TransformerLens's rotary attention bridge repeats the keys and values
+   `num_key_value_groups` times, a number it reads from the HF module; a forward pre-hook makes it
+   1 for a call whose cache stores them so, and a forward hook puts it back (`kv_groups` says
+   where a cache may store them).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import torch
 
 _PAST: contextvars.ContextVar[int | None] = contextvars.ContextVar("mechvalue_past_length", default=None)
 _INSTALLED = "_mechvalue_compat"
+_GROUPED = "_mechvalue_grouped_attention"
 
 
 def past_length() -> int | None:
@@ -97,7 +103,57 @@ def install(bridge) -> None:
     for module in bridge.modules():
         if _reads_cache_itself(module):
             module.register_forward_pre_hook(_alias_cache, with_kwargs=True)
+    grouped = _grouped_attention(bridge)
+    for module in grouped:
+        groups = int(module.original_component.num_key_value_groups)
+        module.register_forward_pre_hook(functools.partial(_query_heads_on, groups), with_kwargs=True)
+        module.register_forward_hook(
+            functools.partial(_query_heads_off, groups), with_kwargs=True, always_call=True
+        )
+    object.__setattr__(bridge, _GROUPED, [m.original_component for m in grouped])
     object.__setattr__(bridge, _INSTALLED, True)
+
+
+def _grouped_attention(bridge) -> list:
+    """The attention bridges that repeat their keys and values per query head by their HF module's
+    `num_key_value_groups` (TransformerLens's `PositionEmbeddingsAttentionBridge`, its forward not
+    overridden: 3.9 and 4.3 read the number there); empty unless every attention bridge is one, all
+    with the same number above 1."""
+    from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
+    from transformer_lens.model_bridge.generalized_components.position_embeddings_attention import (
+        PositionEmbeddingsAttentionBridge as Rotary,
+    )
+
+    bridges = [m for m in bridge.modules() if isinstance(m, AttentionBridge)]
+    groups = {getattr(m.original_component, "num_key_value_groups", 1) for m in bridges}
+    if any(type(m).forward is not Rotary.forward for m in bridges) or len(groups) != 1 or groups == {1}:
+        return []
+    return bridges
+
+
+def kv_groups(bridge) -> int:
+    """How many query heads share a key/value head, where a cache may store them per query head
+    (6. above); 1 where the attention bridges do not read it from their HF module."""
+    install(bridge)
+    hf = getattr(bridge, _GROUPED)
+    return int(hf[0].num_key_value_groups) if hf else 1
+
+
+def _query_heads_on(groups: int, module, args, kwargs):
+    """Before an attention call on a cache storing keys per query head: one head per group (the
+    cache as the bridge's `_update_kv_cache` finds it, so a cache it does not see changes nothing)."""
+    cache = kwargs.get("past_key_values")
+    stored = getattr(cache if cache is not None else kwargs.get("layer_past"), "groups", 1)
+    if stored > 1:
+        if stored != groups:
+            raise ValueError(
+                f"{module.name}: a cache storing {stored} heads per key/value head, attention has {groups}"
+            )
+        module.original_component.num_key_value_groups = 1
+
+
+def _query_heads_off(groups: int, module, args, kwargs, output):
+    module.original_component.num_key_value_groups = groups
 
 
 @functools.cache

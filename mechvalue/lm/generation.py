@@ -29,6 +29,12 @@ def new_cache():
     return DynamicCache()
 
 
+def decode_cache(model, room: int) -> RoomyCache:
+    """The cache `greedy_generate` decodes with: room for `room` new positions, keys and values
+    stored per query head where the model's attention groups them (`mechvalue.lm.kv_cache`)."""
+    return RoomyCache(room, compat.kv_groups(as_bridge(model)))
+
+
 def logits_at(
     model,
     tokens: Int[Tensor, "batch pos"],
@@ -120,7 +126,7 @@ def greedy_generate(
     out: list[list[int]] = [[] for _ in range(b)]
     finished = [False] * b
     live = torch.arange(b, device=dev)  # the rows a call computes, by their row in `prompts`
-    cache = RoomyCache(max_new_tokens) if use_cache else None
+    cache = decode_cache(bridge, max_new_tokens) if use_cache else None
     step_hooks = per_call(hooks, "all" if steer_generated else None)  # until a row leaves
     window = getattr(bridge.original_model.config, "sliding_window", None)
     if not use_cache or (window and tokens.shape[1] + max_new_tokens > window):

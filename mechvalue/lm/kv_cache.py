@@ -7,6 +7,14 @@ layer's keys and values in a buffer with room for `room` more positions than the
 a step's position in place and hands attention a view of the filled part: the same values in
 the same shape, so attention computes what it computes on a `DynamicCache`.
 
+With `groups` > 1 (grouped-query attention: `groups` query heads share each key/value head) the
+layer stores the keys and values once per query head, expanded as they arrive. TransformerLens's
+attention otherwise repeats the whole cache per query head at every step and layer (`repeat_kv`,
+a copy `groups` times the cache's size, 2.4x a 64-row SmolLM2 decode step); told the heads are
+already repeated (`mechvalue.lm.compat`, 6.), it reads the same values in the same
+layout, so the logits are bit-identical. The cache takes `groups` times the memory, what that
+copy took at every step.
+
 `keep_rows` drops finished rows from every layer (one copy of the rows kept), so a decode batch
 costs what its live rows cost (`mechvalue.lm.generation.greedy_generate`).
 """
@@ -21,9 +29,9 @@ from transformers.cache_utils import DynamicCache, DynamicLayer
 class RoomyLayer(DynamicLayer):
     """A `DynamicLayer` whose keys and values are views of buffers with spare positions."""
 
-    def __init__(self, room: int):
+    def __init__(self, room: int, groups: int = 1):
         super().__init__()
-        self.room = room
+        self.room, self.groups = room, groups
         self._k: Tensor | None = None
         self._v: Tensor | None = None
 
@@ -38,6 +46,9 @@ class RoomyLayer(DynamicLayer):
         )
 
     def update(self, key_states: Tensor, value_states: Tensor, *args, **kwargs) -> tuple[Tensor, Tensor]:
+        if self.groups > 1:  # one copy per query head, in `repeat_kv`'s order
+            key_states = key_states.repeat_interleave(self.groups, 1)
+            value_states = value_states.repeat_interleave(self.groups, 1)
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
         n = self.get_seq_length()
@@ -65,11 +76,13 @@ class RoomyLayer(DynamicLayer):
 
 
 class RoomyCache(DynamicCache):
-    """A `DynamicCache` of `RoomyLayer`s, each with room for `room` positions beyond its prompt."""
+    """A `DynamicCache` of `RoomyLayer`s, each with room for `room` positions beyond its prompt,
+    keys and values stored `groups` times (once per query head; see the module's docstring)."""
 
-    def __init__(self, room: int):
+    def __init__(self, room: int, groups: int = 1):
         super().__init__()
-        self.layer_class_to_replicate = lambda: RoomyLayer(room)
+        self.groups = groups
+        self.layer_class_to_replicate = lambda: RoomyLayer(room, groups)
 
 
 def keep_rows(cache: DynamicCache, rows: Int[Tensor, " keep"]) -> None:

@@ -3,7 +3,7 @@
 A transformers or TransformerLens release that stops filling the KV cache makes every score and
 generation silently wrong (transformers 5.24 with transformer-lens 3.9 did). `self_check` runs a
 short prompt (12 tokens; five forward passes, 42 token positions) and compares next-token logits with plain full passes:
-- a decode step after the prompt's KV cache (what `generate` does), with an identity hook at a
+- a decode step after the prompt's KV cache (`greedy_generate`'s cache), with an identity hook at a
   middle layer that must see the cache empty in the prompt pass and holding the prompt in the
   step (`compat.past_length`, how positioned hooks tell decode steps apart);
 - shared-prefix scoring (the prefix's cache broadcast over two suffixes, as the measurer does).
@@ -20,7 +20,7 @@ import torch
 from mechvalue.errors import MechValueError
 from mechvalue.lm import compat
 from mechvalue.lm.bridge import as_bridge, model_device
-from mechvalue.lm.generation import logits_at, new_cache, prefix_last_logits
+from mechvalue.lm.generation import decode_cache, logits_at, prefix_last_logits
 from mechvalue.lm.weights_cache import cache_dir
 
 PROBE = "Here is a short story about a fox who wanted to learn how to read"  # 12+ tokens for any tokenizer
@@ -34,26 +34,20 @@ def _full(bridge, ids: list[int]) -> torch.Tensor:
     return logits_at(bridge, t, torch.ones_like(t))[0].float()
 
 
-def self_check(model) -> dict[str, float]:
-    """Compare the cached paths with full passes; return each path's relative error, or raise."""
-    bridge = as_bridge(model)
-    compat.install(bridge)
+def _errors(bridge, ids: list[int], hooks) -> dict[str, float]:
+    """Each cached path's largest |cached - full| over the full pass's spread."""
     dev = model_device(bridge)
-    ids = bridge.tokenizer(PROBE, add_special_tokens=False)["input_ids"][:12]
-    dtype = bridge.original_model.get_input_embeddings().weight.dtype
-    seen: list[int | None] = []
-
-    def identity(act, hook):
-        seen.append(compat.past_length())
-        return act
-
-    mid = f"blocks.{int(bridge.cfg.n_layers) // 2}.hook_resid_post"
     with torch.no_grad():
         want = _full(bridge, ids)
         scale = float(want.std().clamp_min(1e-6))
-        cache, hooks = new_cache(), [(mid, identity)]
+        cache = decode_cache(bridge, 1)
         p = torch.tensor([ids[:-1]], device=dev)
         want_short = logits_at(bridge, p, torch.ones_like(p), cache, hooks)[0].float()  # a full pass too
+        if cache.get_seq_length() != p.shape[1]:
+            raise RuntimeError(
+                f"cached decoding off: the KV cache holds {cache.get_seq_length()} of the prompt's "
+                f"{p.shape[1]} positions after the prompt pass"
+            )
         step = torch.tensor([ids[-1:]], device=dev)
         attn = torch.ones((1, len(ids)), dtype=torch.long, device=dev)
         got = logits_at(bridge, step, attn, cache, hooks)[0].float()
@@ -63,8 +57,28 @@ def self_check(model) -> dict[str, float]:
         err["shared-prefix scoring"] = (
             max(float((shared[0] - want).abs().max()), float((shared[1] - want_short).abs().max())) / scale
         )
+    return err
+
+
+def self_check(model) -> dict[str, float]:
+    """Compare the cached paths with full passes; return each path's relative error, or raise."""
+    bridge = as_bridge(model)
+    compat.install(bridge)
+    ids = bridge.tokenizer(PROBE, add_special_tokens=False)["input_ids"][:12]
+    dtype = bridge.original_model.get_input_embeddings().weight.dtype
+    seen: list[int | None] = []
+
+    def identity(act, hook):
+        seen.append(compat.past_length())
+        return act
+
+    mid = f"blocks.{int(bridge.cfg.n_layers) // 2}.hook_resid_post"
     tol = TOLERANCE.get(dtype, 0.1)
-    bad = [f"{n} off by {e:.3g} of the logits' spread" for n, e in err.items() if not e <= tol]
+    try:
+        err = _errors(bridge, ids, [(mid, identity)])
+        bad = [f"{n} off by {e:.3g} of the logits' spread" for n, e in err.items() if not e <= tol]
+    except (RuntimeError, ValueError) as e:
+        err, bad = {}, [str(e)]
     if seen != [0, len(ids) - 1]:
         bad.append(f"hooks saw cache lengths {seen}, expected [0, {len(ids) - 1}]")
     if bad:

@@ -1,7 +1,7 @@
 """Greedy decoding with the roomy KV cache and finished rows leaving the batch, on the real SmolLM2:
 the tokens of the slow reference (every step recomputed, every row kept), with rows that end at
 different steps and one steering vector per row; the cache's views equal `DynamicCache`'s keys
-and values bit for bit."""
+and values bit for bit, and its keys stored per query head give the very same logits."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from dataclasses import replace
 import torch
 
 from mechvalue.interp.vectors import VectorAddHook
-from mechvalue.lm import tokens
-from mechvalue.lm.generation import Edits, greedy_generate, logits_at, new_cache
+from mechvalue.lm import compat, tokens
+from mechvalue.lm.generation import Edits, decode_cache, greedy_generate, logits_at, new_cache
 from mechvalue.lm.hooks import PositionedHook
 from mechvalue.lm.kv_cache import RoomyCache, keep_rows
 
@@ -107,10 +107,14 @@ def test_per_row_hooks_are_told_the_rows_still_decoding(smollm2):
 
 
 def test_roomy_cache_views_equal_dynamic_cache(smollm2):
+    """Also stored per query head (SmolLM2: 3 query heads per key/value head): the same logits bit
+    for bit, and the attention modules' head grouping put back after every call."""
     model, _ = smollm2
     toks = torch.tensor([model.tokenizer.encode(t)[:5] for t in TEXTS])
     attn = torch.ones_like(toks)
-    caches = [new_cache(), RoomyCache(3)]
+    groups = compat.kv_groups(model)
+    assert groups == 3 and decode_cache(model, 3).groups == groups
+    caches = [new_cache(), RoomyCache(3), RoomyCache(3, groups)]
     with torch.no_grad():
         outs = [[logits_at(model, toks, attn, c)] for c in caches]
         a = attn
@@ -123,10 +127,14 @@ def test_roomy_cache_views_equal_dynamic_cache(smollm2):
         a = torch.cat([a[[0, 2]], a.new_ones((2, 1))], 1)
         for c, o in zip(caches, outs):
             o.append(logits_at(model, toks[[0, 2], :1], a, c))
-    for x, y in zip(*outs):
-        assert torch.equal(x, y)
-    for la, lb in zip(caches[0].layers, caches[1].layers):
+    for x, y, z in zip(*outs):
+        assert torch.equal(x, y) and torch.equal(x, z)
+    for la, lb, lc in zip(*(c.layers for c in caches)):
         assert torch.equal(la.keys, lb.keys) and torch.equal(la.values, lb.values)
+        assert torch.equal(la.keys.repeat_interleave(groups, 1), lc.keys)
+        assert torch.equal(la.values.repeat_interleave(groups, 1), lc.values)
+    hf = model.original_model.model.layers
+    assert {layer.self_attn.num_key_value_groups for layer in hf} == {groups}
 
 
 def test_a_shared_prefix_run_once_decodes_as_full_passes(smollm2):
