@@ -20,7 +20,7 @@ from mechvalue.lm import compat
 from mechvalue.lm.batching import left_pad
 from mechvalue.lm.bridge import as_bridge, model_device
 from mechvalue.lm.hooks import HookList, installed, per_call
-from mechvalue.lm.kv_cache import RoomyCache, keep_rows
+from mechvalue.lm.kv_cache import RoomyCache, drop_rows
 
 
 def new_cache():
@@ -108,9 +108,10 @@ def greedy_generate(
     full passes up to float32 rounding. Not taken where a sliding attention window could reach
     across the gap (the gap would shift what the window sees).
 
-    With the cache, a finished row leaves the batch at once (its cache rows dropped,
-    `mechvalue.lm.kv_cache`), so later steps cost what the rows still decoding cost; each row's
-    tokens are those of the whole batch decoded together (tests/lm/test_generation.py).
+    With the cache, a finished row leaves the batch at once (the last live row moves into its
+    place, `mechvalue.lm.kv_cache.drop_rows`), so later steps cost what the rows still decoding
+    cost; each row's tokens are those of the whole batch decoded together
+    (tests/lm/test_generation.py).
     """
     bridge = as_bridge(model)
     edits = edits or Edits()
@@ -154,8 +155,8 @@ def greedy_generate(
             if use_cache:  # finished rows leave the batch
                 keep = torch.tensor([not finished[i] for i in live.tolist()], device=dev)
                 if not bool(keep.all()):
-                    live, attn = live[keep], attn[keep]
-                    keep_rows(cache, keep.nonzero()[:, 0])
+                    order = drop_rows(cache, keep)
+                    live, attn = live[order], attn[order]
                     step_hooks = per_call(hooks, "all" if steer_generated else None, live)
                 attn = torch.cat([attn, attn.new_ones((len(live), 1))], 1)
                 nxt = torch.tensor([out[i][-1] for i in live.tolist()], device=dev)

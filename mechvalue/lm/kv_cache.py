@@ -15,13 +15,15 @@ already repeated (`mechvalue.lm.compat`, 6.), it reads the same values in the sa
 layout, so the logits are bit-identical. The cache takes `groups` times the memory, what that
 copy took at every step.
 
-`keep_rows` drops finished rows from every layer (one copy of the rows kept), so a decode batch
-costs what its live rows cost (`mechvalue.lm.generation.greedy_generate`).
+`drop_rows` drops finished rows from every layer by moving the last rows still decoding into
+their places (a copy of the moved rows only; the buffer keeps its size), so a decode batch costs
+what its live rows cost (`mechvalue.lm.generation.greedy_generate`).
 """
 
 from __future__ import annotations
 
-from jaxtyping import Int
+import torch
+from jaxtyping import Bool, Int
 from torch import Tensor
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
@@ -74,6 +76,18 @@ class RoomyLayer(DynamicLayer):
             else:
                 super().batch_select_indices(indices)
 
+    def move_rows(self, holes: Int[Tensor, " moved"], tails: Int[Tensor, " moved"], n: int) -> None:
+        """Rows `tails` copied into rows `holes`, then the first `n` rows kept, in place."""
+        m = self.get_seq_length()
+        if not self._owned():
+            order = torch.arange(n, device=holes.device)
+            order[holes] = tails
+            return super().batch_select_indices(order)
+        for buf in (self._k, self._v):
+            buf[holes] = buf[tails]
+        self._k, self._v = self._k[:n], self._v[:n]
+        self.keys, self.values = self._k[..., :m, :], self._v[..., :m, :]
+
 
 class RoomyCache(DynamicCache):
     """A `DynamicCache` of `RoomyLayer`s, each with room for `room` positions beyond its prompt,
@@ -85,7 +99,16 @@ class RoomyCache(DynamicCache):
         self.layer_class_to_replicate = lambda: RoomyLayer(room, groups)
 
 
-def keep_rows(cache: DynamicCache, rows: Int[Tensor, " keep"]) -> None:
-    """Keep only `rows` (batch indices, in order) of every layer of `cache`."""
+def drop_rows(cache: DynamicCache, keep: Bool[Tensor, " rows"]) -> Int[Tensor, " kept"]:
+    """Drop the rows of every layer of `cache` where `keep` is False: kept rows past the new batch
+    size move into the dropped rows' places (in order). Returns, for each row now, its row before."""
+    n = int(keep.sum())
+    order = torch.arange(n, device=keep.device)
+    holes, tails = (~keep[:n]).nonzero()[:, 0], keep[n:].nonzero()[:, 0] + n
+    order[holes] = tails
     for layer in cache.layers:
-        layer.batch_select_indices(rows)
+        if isinstance(layer, RoomyLayer):
+            layer.move_rows(holes, tails, n)
+        else:
+            layer.batch_select_indices(order)
+    return order

@@ -13,7 +13,7 @@ from mechvalue.interp.vectors import VectorAddHook
 from mechvalue.lm import compat, tokens
 from mechvalue.lm.generation import Edits, decode_cache, greedy_generate, logits_at, new_cache
 from mechvalue.lm.hooks import PositionedHook
-from mechvalue.lm.kv_cache import RoomyCache, keep_rows
+from mechvalue.lm.kv_cache import RoomyCache, drop_rows
 
 TEXTS = [
     "Write one sentence about the sea.",
@@ -122,11 +122,11 @@ def test_roomy_cache_views_equal_dynamic_cache(smollm2):
             a = torch.cat([a, a.new_ones((len(a), 1))], 1)
             for c, o in zip(caches, outs):
                 o.append(logits_at(model, toks[:, step % 5, None], a, c))
-        for c in caches:
-            keep_rows(c, torch.tensor([0, 2]))
-        a = torch.cat([a[[0, 2]], a.new_ones((2, 1))], 1)
+        for c in caches:  # row 3 moves into row 0's place
+            assert drop_rows(c, torch.tensor([False, True, False, True])).tolist() == [3, 1]
+        a = torch.cat([a[[3, 1]], a.new_ones((2, 1))], 1)
         for c, o in zip(caches, outs):
-            o.append(logits_at(model, toks[[0, 2], :1], a, c))
+            o.append(logits_at(model, toks[[3, 1], :1], a, c))
     for x, y, z in zip(*outs):
         assert torch.equal(x, y) and torch.equal(x, z)
     for la, lb, lc in zip(*(c.layers for c in caches)):
