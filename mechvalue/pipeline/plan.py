@@ -190,13 +190,14 @@ def _activations(r) -> Work:
 
 def _features(r) -> Work:
     """Gradient attribution: a forward and a backward pass of every cached prompt, 4 roles; the
-    weights need no gradient, so the backward pass costs about one forward (x2 in all)."""
+    weights need no gradient, so the backward pass costs about half a forward (x1.5 in all; the
+    stage ran at 1.45x a plain forward's time per token in two full runs on the 2-core CPU)."""
     cond, tok, rows = Condition(where="span"), 0, 0
     for role in r.act_roles[:4]:
         ps = [p.tokens for p in r.measurer.prompts(r.act_items, role, cond)]
         t, n = _padded(ps, r.measurer.batch_size)
         tok, rows = tok + t, rows + n
-    return Work(rows, tok, cost=2.0, quiet_s=1.0)
+    return Work(rows, tok, cost=1.5, quiet_s=1.0)
 
 
 def _grid(r) -> Work:
@@ -300,11 +301,11 @@ def _step_seconds(model, seqs: list[list[int]], steps: int = 4) -> float:
     one-token forwards on it are timed (the median of `steps`)."""
     from mechvalue.lm.batching import left_pad
     from mechvalue.lm.bridge import as_bridge, model_device
-    from mechvalue.lm.generation import logits_at, new_cache
+    from mechvalue.lm.generation import decode_cache, logits_at
 
     bridge = as_bridge(model)
     tokens, attn = left_pad(seqs, bridge.tokenizer.pad_token_id or 0, model_device(bridge))
-    cache = new_cache()
+    cache = decode_cache(bridge, steps)  # the cache `greedy_generate` decodes with
     nxt = logits_at(bridge, tokens, attn, cache).argmax(-1)
     took = []
     for _ in range(steps):
@@ -316,9 +317,10 @@ def _step_seconds(model, seqs: list[list[int]], steps: int = 4) -> float:
 
 
 def calibrate(r) -> Calibration:
-    """Time the run's first measure batch as it is scored (seconds per scored prompt token), a
-    padded forward of 4 of its prompts (seconds per prompt token), and decode steps at 2 and 16 rows on 8-token prompts (seconds per step and per row); a few
-    seconds on one CPU thread, none of it counted as a stage's tokens."""
+    """Time the run's first measure batch as it is first scored, its persona's prefix included
+    (seconds per scored prompt token), a padded forward of 4 of its prompts (seconds per prompt
+    token), and decode steps at 2 and 16 rows on 8-token prompts (seconds per step and per row);
+    a few seconds, none of it counted as a stage's tokens."""
     from mechvalue.lm.generation import last_logits
 
     t00 = time.perf_counter()
@@ -330,9 +332,15 @@ def calibrate(r) -> Calibration:
     seqs = [p.tokens for p in prompts]
     while len(seqs) < 16:  # a tiny inventory: its prompts again
         seqs = seqs + seqs
+
+    def scored():  # as the batch is first scored: its prefix run too, not one kept from before
+        m.kept_prefix = None
+        m.answer_logits(batch, cond)
+
     with uncounted(), torch.no_grad():
-        m.answer_logits(batch, cond)  # warm-up
-        measured_s = _mean(lambda: m.answer_logits(batch, cond)) / counting.count.prompt_tokens
+        scored()  # warm-up
+        measured_s = _mean(scored) / counting.count.prompt_tokens
+        m.kept_prefix = None
         prompt_s = _mean(lambda: last_logits(r.model, seqs[:4])) / (4 * max(map(len, seqs[:4])))
         short = [s[:8] for s in seqs[:16]]
         per_step = {rows: _step_seconds(r.model, short[:rows]) for rows in (2, 16)}
