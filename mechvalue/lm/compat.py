@@ -39,7 +39,7 @@ import torch
 
 _PAST: contextvars.ContextVar[int | None] = contextvars.ContextVar("mechvalue_past_length", default=None)
 _INSTALLED = "_mechvalue_compat"
-_GROUPED = "_mechvalue_grouped_attention"
+_KV_GROUPS = "_mechvalue_kv_groups"
 
 
 def past_length() -> int | None:
@@ -104,13 +104,13 @@ def install(bridge) -> None:
         if _reads_cache_itself(module):
             module.register_forward_pre_hook(_alias_cache, with_kwargs=True)
     grouped = _grouped_attention(bridge)
+    groups = int(grouped[0].original_component.num_key_value_groups) if grouped else 1
     for module in grouped:
-        groups = int(module.original_component.num_key_value_groups)
         module.register_forward_pre_hook(functools.partial(_query_heads_on, groups), with_kwargs=True)
         module.register_forward_hook(
             functools.partial(_query_heads_off, groups), with_kwargs=True, always_call=True
         )
-    object.__setattr__(bridge, _GROUPED, [m.original_component for m in grouped])
+    object.__setattr__(bridge, _KV_GROUPS, groups)
     object.__setattr__(bridge, _INSTALLED, True)
 
 
@@ -135,8 +135,7 @@ def kv_groups(bridge) -> int:
     """How many query heads share a key/value head, where a cache may store them per query head
     (6. above); 1 where the attention bridges do not read it from their HF module."""
     install(bridge)
-    hf = getattr(bridge, _GROUPED)
-    return int(hf[0].num_key_value_groups) if hf else 1
+    return getattr(bridge, _KV_GROUPS)
 
 
 def _query_heads_on(groups: int, module, args, kwargs):

@@ -128,7 +128,8 @@ def greedy_generate(
     finished = [False] * b
     live = torch.arange(b, device=dev)  # the rows a call computes, by their row in `prompts`
     cache = decode_cache(bridge, max_new_tokens) if use_cache else None
-    step_hooks = per_call(hooks, "all" if steer_generated else None)  # until a row leaves
+    generated = "all" if steer_generated else None  # where positioned hooks edit a decode step
+    step_hooks = per_call(hooks, generated)  # until a row leaves
     window = getattr(bridge.original_model.config, "sliding_window", None)
     if not use_cache or (window and tokens.shape[1] + max_new_tokens > window):
         prefix = 0
@@ -157,7 +158,7 @@ def greedy_generate(
                 if not bool(keep.all()):
                     order = drop_rows(cache, keep)
                     live, attn = live[order], attn[order]
-                    step_hooks = per_call(hooks, "all" if steer_generated else None, live)
+                    step_hooks = per_call(hooks, generated, live)
                 attn = torch.cat([attn, attn.new_ones((len(live), 1))], 1)
                 nxt = torch.tensor([out[i][-1] for i in live.tolist()], device=dev)
                 logits = logits_at(bridge, nxt[:, None], attn, cache, step_hooks)

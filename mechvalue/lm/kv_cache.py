@@ -76,16 +76,17 @@ class RoomyLayer(DynamicLayer):
             else:
                 super().batch_select_indices(indices)
 
-    def move_rows(self, holes: Int[Tensor, " moved"], tails: Int[Tensor, " moved"], n: int) -> None:
-        """Rows `tails` copied into rows `holes`, then the first `n` rows kept, in place."""
-        m = self.get_seq_length()
+    def move_rows(
+        self, holes: Int[Tensor, " moved"], tails: Int[Tensor, " moved"], order: Int[Tensor, " kept"]
+    ) -> None:
+        """Rows `tails` copied into rows `holes`, then the first `len(order)` rows kept, in place
+        (a layer not filling its own buffer takes the rows `order` names)."""
         if not self._owned():
-            order = torch.arange(n, device=holes.device)
-            order[holes] = tails
             return super().batch_select_indices(order)
+        m = self.get_seq_length()
         for buf in (self._k, self._v):
             buf[holes] = buf[tails]
-        self._k, self._v = self._k[:n], self._v[:n]
+        self._k, self._v = self._k[: len(order)], self._v[: len(order)]
         self.keys, self.values = self._k[..., :m, :], self._v[..., :m, :]
 
 
@@ -108,7 +109,7 @@ def drop_rows(cache: DynamicCache, keep: Bool[Tensor, " rows"]) -> Int[Tensor, "
     order[holes] = tails
     for layer in cache.layers:
         if isinstance(layer, RoomyLayer):
-            layer.move_rows(holes, tails, n)
+            layer.move_rows(holes, tails, order)
         else:
             layer.batch_select_indices(order)
     return order
