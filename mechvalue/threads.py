@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 
 POLICY = {"GOMP_SPINCOUNT": "5000"}
 """The variables set where the user has not (benchmarks/test_threads.py has the figures)."""
@@ -44,3 +45,16 @@ def thread_settings() -> dict:
         v = os.environ.get(k)
         out[k] = None if v is None else f"{v} (set by {'mechvalue' if k in _SET else 'the user'})"
     return out
+
+
+@contextmanager
+def one_torch_thread():
+    """This process's torch at one intra-op thread (as a worker process runs), then as it was."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -67,11 +67,11 @@ def test_the_commands_flags_come_from_their_options():
     a = parser.parse_args(["measure", "--protocol", "calibrated", "--batch-size", "8", "--out", "m"])
     assert parsed(ScoringOptions, a) == ScoringOptions(protocol="calibrated", batch_size=8)
     a = parser.parse_args(
-        ["measure", "--executor", "ray", "--ray-workers", "2", "--ray-max-restarts", "5", "--out", "m"]
+        ["measure", "--executor", "ray", "--workers", "2", "--ray-max-restarts", "5", "--out", "m"]
     )
     assert parsed(ExecutorConfig, a) == ExecutorConfig("ray", workers=2, max_restarts=5)
     assert given(ExecutorConfig, parser.parse_args(["measure", "--out", "m"])) == {
-        "kind": "local",
+        "kind": "auto",
         "address": None,
         "workers": None,
         "cpus_per_worker": 1,

@@ -54,11 +54,12 @@ from mechvalue.errors import MechValueError
 from mechvalue.interp import vectors as vec
 from mechvalue.io import save_torch, write_csv, write_json
 from mechvalue.lm.batching import chunks
-from mechvalue.measurement.scoring import Condition, Measurer, measure
+from mechvalue.measurement.scoring import Condition, Measurer
 from mechvalue.measurement.steering_inputs import SteeringInputs
+from mechvalue.measurement.tasks import run_conditions
 from mechvalue.study.inventory import split
 from mechvalue.study.roles import Role
-from mechvalue.study.schema import by_role
+from mechvalue.study.schema import by_role, wide_table
 
 __all__ = [
     "METHODS",
@@ -179,6 +180,21 @@ def condition_for(
     return METHODS[method].condition(value, strength, prep.built.get(method, {}).get(value), ctx)
 
 
+@dataclass
+class CompareConditions:
+    """The value test's conditions, unsteered first, then each (method, value, strength) of
+    `entries`: what a worker rebuilds them from (`GridJob.spec`), with its own SAE."""
+
+    prep: Prepared
+    values: list[str]  # every value of the items (the context's, not only the test items')
+    where: str
+    entries: list[tuple[str, str, float]]
+
+    def build(self, sae, typical, values=None) -> list[Condition]:
+        ctx = SteerContext(self.prep.unit, self.prep.hook, sae, typical, self.values, self.where)
+        return [Condition()] + [condition_for(m, v, s, self.prep, ctx).condition for m, v, s in self.entries]
+
+
 def held_out_values(items: pd.DataFrame, seed: int = 0) -> list[str]:
     """The values with both train and test items under the seeded 0.7 split (at least 2 items)."""
     train, test = split(items, seed)
@@ -259,12 +275,17 @@ def run_compare(
     graph: ValueGraph | None = None,
     graph_name: str = "given",
     progress: bool = True,
+    executor=None,
+    model_ref=None,
+    sae_path: str | None = None,
 ) -> dict[str, pd.DataFrame]:
     """The whole comparison, resumable: `out/parts/<method>@<strength>.csv` (+ .json) per method x
     strength (the powered design: `parts/strengths.json`, each value's chosen strength); then
     `compare.csv`, `best.csv`, `features.csv`, `summary.json`, `design.json` (with the design's
     sizes, cost and CI half-widths) and the plots. The measurement runs in batches of at least
-    `spec.batch_size` (on a copy of the measurer)."""
+    `spec.batch_size` (on a copy of the measurer); the test roles' measurements (`parts/measured/`)
+    on `executor`'s workers when it has them (mechvalue.distributed), which load `model_ref` (the
+    driver's model info, a name or folder) and the SAE at `sae_path` themselves."""
     out = Path(out)
     parts = out / "parts"
     if (out / "design.json").exists():  # its parts were measured for that design's conditions
@@ -322,29 +343,48 @@ def run_compare(
     )
     rng = np.random.default_rng(spec.seed)
     basef = parts / "unsteered.csv"
-    if not basef.exists():
-        _, wide = measure(measurer, test, test_roles, progress=False)
-        flu = fluency(model, [], None, spec, rng)
-        write_json(flu, parts / "unsteered.json")
-        write_csv(wide, basef)
-    base = by_role(pd.read_csv(basef))
     ctx = steer_context(prep, inputs, spec)
     exhaustive = spec.design == "exhaustive"
     chosen = (
         None if exhaustive else choose_strengths(model, prep, ctx, spec, targets, parts / "strengths.json")
     )
     todo = jobs(spec, targets, chosen)
+    steer = {(m, v, s): condition_for(m, v, s, prep, ctx) for m, s, vs in todo for v in vs}
+    steer = {k: st for k, st in steer.items() if st is not None}  # a method with nothing for a value
+    # the test roles under every condition first (on the executor's workers, if any), then the
+    # fluency and speed costs here, one job after another (the seeded draws in a fixed order)
+    entries = list(steer)
+    wanted = [not basef.exists()] + [not (parts / f"{m}@{s:g}.csv").exists() for m, _, s in entries]
+    rows = run_conditions(
+        "steer_compare",
+        measurer,
+        test,
+        test_roles,
+        [Condition()] + [st.condition for st in steer.values()],
+        parts / "measured",
+        wanted,
+        executor,
+        CompareConditions(prep, values, spec.where, entries),
+        model_ref,
+        sae_path,
+        typical,
+    )
+    measured = dict(zip(entries, rows[1:]))
+    if not basef.exists():
+        flu = fluency(model, [], None, spec, rng)
+        write_json(flu, parts / "unsteered.json")
+        write_csv(wide_table(rows[0]), basef)
+    base = by_role(pd.read_csv(basef))
     for m, s, vs in tqdm(todo, desc="steer-compare", disable=not progress):
         part = parts / f"{m}@{s:g}.csv"
         if part.exists():
             continue
         wides, flus = [], {}
         for v in vs:
-            st = condition_for(m, v, s, prep, ctx)
+            st = steer.get((m, v, s))
             if st is None:
                 continue
-            _, w = measure(measurer, test, test_roles, [st.condition], progress=False)
-            wides.append(w.assign(target=v))
+            wides.append(wide_table(measured[(m, v, s)]).assign(target=v))
             timed = exhaustive or not flus  # the powered design times the first value of a job
             flus[v] = fluency(model, st.hooks, st.hint, spec, rng, timed) | {"info": st.condition.info}
         if not exhaustive and flus:

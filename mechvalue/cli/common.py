@@ -1,5 +1,5 @@
 """What the command modules share: the option groups of `mechvalue.pipeline.config` (the model,
-the items x personas design), comma lists, and where tasks run (`--executor`, `--ray-*`)."""
+the items x personas design), comma lists, and where tasks run (`--executor`, `--workers`, `--ray-*`)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from mechvalue.pipeline.config import DesignOptions, ModelOptions, csv_list  # n
 
 
 def add_executor_args(p: argparse.ArgumentParser) -> None:
-    """--executor and the --ray-* options, from `ExecutorConfig`."""
+    """--executor, --workers and the --ray-* options, from `ExecutorConfig`."""
     add_dataclass_args(p, ExecutorConfig)
 
 
 def executor_from_args(a: argparse.Namespace, progress: bool = True) -> Executor:
-    return make_executor(parsed(ExecutorConfig, a), progress)
+    return make_executor(parsed(ExecutorConfig, a), progress, getattr(a, "device", None) or "cpu")

@@ -45,7 +45,7 @@ def cmd_graph(a: argparse.Namespace) -> None:
         x = value_matrix(rows, drop_constant=a.drop_constant)
         with executor_from_args(a) as ex:
             f = bootstrap_edges(x, rows["player_name"], a.bootstrap, how, a.seed, a.workers, executor=ex)
-            if ex.kind == "ray":
+            if ex.kind != "local":
                 ex.log.write(out)
         write_csv(f, out / "edge_frequencies.csv")
         freqs = {frozenset((r.source, r.target)): r.skeleton_freq for r in f.itertuples()}
@@ -129,8 +129,6 @@ class GraphOptions:
     """role resamples for edge frequencies and stable_graph.json (0: none)"""
     stable_at: float = 0.8
     """edge frequency for stable_graph.json"""
-    workers: int | None = None
-    """local processes for --bootstrap"""
     drop_constant: bool = False
     """drop values that never vary (else a constant value is an error)"""
     seed: int = 0

@@ -21,12 +21,12 @@ def cmd_run(a: argparse.Namespace) -> None:
     kw = given(RunConfig, a)
     kw["human"] = kw.get("human") or default_human_answers()
     cfg = RunConfig.quick_preset(**kw) if kw.pop("quick", False) else RunConfig(**kw)
-    if getattr(a, "plan", False):  # options not given are left unset
-        from mechvalue.pipeline.run import preview
-
-        print(preview(a.out, cfg))
-        return
     with executor_from_args(a) as ex:
+        if getattr(a, "plan", False):  # options not given are left unset
+            from mechvalue.pipeline.run import preview
+
+            print(preview(a.out, cfg, ex))
+            return
         print(f"report: {run(a.out, cfg, executor=ex)}")
 
 

@@ -1,6 +1,15 @@
-"""Executors: `local` (this process, one task after another) and `ray` (tasks spread over Ray
-workers on one machine or a cluster). Both run the same tasks and hand each finished one to the
-driver's `on_done`, so what is written does not depend on the executor.
+"""Executors: `local` (this process, one task after another), `processes` (one-thread worker
+processes on this machine, one per core) and `ray` (tasks spread over Ray workers on one machine or
+a cluster). All run the same tasks and hand each finished one to the driver's `on_done`, so what is
+written does not depend on the executor, only on the torch thread count a task ran at (a BLAS
+reduction's order follows its thread split): workers run at one thread, so their tables equal a
+one-thread local run's, whatever the number of workers or the machine's load, and are within 1e-5
+of a two-thread one's.
+
+`auto` (the default) is `processes` on a CPU with two or more cores, else `local`: on a small CPU,
+torch's threads in one process wait for each other at every parallel region, and beside another
+busy process (whose thread holds a core) they wait for a descheduled partner; one-thread workers
+never wait for each other (benchmarks/test_executor.py: quiet, beside one busy process).
 
 With Ray, model-holding workers are actors (one per GPU with `num_gpus=1`, else one per
 `cpus_per_worker` CPUs) that load the model and SAE once, from their names and folders. A worker
@@ -27,7 +36,7 @@ from mechvalue.distributed.timings import TimeLog
 from mechvalue.errors import MechValueError
 from mechvalue.measurement.tasks import GridJob, Task
 
-ExecutorKind = Literal["local", "ray"]
+ExecutorKind = Literal["auto", "local", "processes", "ray"]
 
 
 class TaskFailed(MechValueError):
@@ -42,13 +51,16 @@ def _ray(name: str) -> dict:
 class ExecutorConfig:
     """Where tasks run: the `--executor` and `--ray-*` options of every command that runs tasks."""
 
-    kind: ExecutorKind = field(default="local", metadata={"flag": "--executor"})
-    """local: this process; ray: tasks over Ray workers (pip install -e .[ray])"""
+    kind: ExecutorKind = field(default="auto", metadata={"flag": "--executor"})
+    """auto: processes on a CPU with 2 or more cores, else local; local: this process; processes:
+    one-thread model workers on this machine, one per core (each holds the model); ray: tasks over
+    Ray workers (pip install -e .[ray])"""
     address: str | None = field(default=None, metadata=_ray("address"))
     """Ray cluster to join ('auto' after `ray start`, 'ray://host:10001', host:port); default: start a
     local Ray instance"""
-    workers: int | None = field(default=None, metadata=_ray("workers"))
-    """model workers (default: one per GPU with --device cuda, else one per CPU share)"""
+    workers: int | None = None
+    """worker processes (processes: default one per core; ray: default one per GPU with --device
+    cuda, else one per CPU share)"""
     cpus_per_worker: int = field(default=1, metadata=_ray("cpus-per-worker"))
     """CPUs (torch threads) per Ray worker"""
     max_restarts: int = field(default=3, metadata=_ray("max-restarts"))
@@ -59,17 +71,27 @@ class ExecutorConfig:
     def __post_init__(self):
         if self.kind not in get_args(ExecutorKind):
             raise MechValueError(f"--executor must be one of {get_args(ExecutorKind)}, not {self.kind!r}")
-        if self.kind == "local" and self.address:
+        if self.kind != "ray" and self.address:
             raise MechValueError("--ray-address needs --executor ray")
-        for name in ("workers", "cpus_per_worker"):
+        for name, flag in (("workers", "--workers"), ("cpus_per_worker", "--ray-cpus-per-worker")):
             v = getattr(self, name)
             if v is not None and v < 1:
-                raise MechValueError(f"--ray-{name.replace('_', '-')} must be at least 1, not {v}")
+                raise MechValueError(f"{flag} must be at least 1, not {v}")
 
 
-def make_executor(cfg: ExecutorConfig | None = None, progress: bool = True) -> Executor:
+def cpu_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def make_executor(cfg: ExecutorConfig | None = None, progress: bool = True, device: str = "cpu") -> Executor:
+    """The executor `cfg` names; `auto` resolved for `device` (the model's: a GPU model runs here)."""
     cfg = cfg or ExecutorConfig()
-    return RayExecutor(cfg, progress) if cfg.kind == "ray" else LocalExecutor(cfg, progress)
+    kind = cfg.kind
+    if kind == "auto":
+        kind = "processes" if str(device) == "cpu" and cpu_cores() >= 2 and cfg.workers != 1 else "local"
+    cls = {"local": LocalExecutor, "processes": ProcessExecutor, "ray": RayExecutor}[kind]
+    return cls(cfg, progress)
 
 
 class Executor:
@@ -82,7 +104,7 @@ class Executor:
         self.log = TimeLog(self.describe())
 
     def describe(self) -> dict:
-        return asdict(self.cfg)
+        return asdict(self.cfg) | {"kind": self.kind}  # `auto` as resolved
 
     def __enter__(self) -> Executor:
         return self
@@ -150,6 +172,100 @@ def _local_info(seconds: float) -> dict:
         "load_s": 0.0,
         "seconds": round(seconds, 3),
     }
+
+
+class ProcessExecutor(LocalExecutor):
+    """Model tasks on one-thread worker processes of this machine (`concurrent.futures`, spawned):
+    each loads the model once (with its load-time self-check) on its first task, and the SAEs its
+    tasks name; `prepare` starts them early. CPU work (`map`: bootstrap blocks) runs on a process
+    pool of the same size. A task that fails stops the stage after the running ones are written,
+    naming its condition; a worker that dies ends the pool (a later stage starts a new one)."""
+
+    kind = "processes"
+
+    def __init__(self, cfg: ExecutorConfig, progress: bool = True):
+        super().__init__(cfg, progress)
+        self._pool = None
+        self._load: dict | None = None
+
+    def workers(self, model=None) -> int:
+        return self.cfg.workers or cpu_cores()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool, self._load = None, None
+
+    def _pool_for(self, model):
+        """The pool whose workers hold `model` (a new one for another model)."""
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        from mechvalue.distributed.worker import load_kwargs, number_worker
+
+        load = load_kwargs(model)
+        if self._pool is None or load != self._load:
+            self.close()
+            ctx = multiprocessing.get_context("spawn")  # no copy of this process's torch threads
+            counter = ctx.Value("i", 0)
+            self._pool = ProcessPoolExecutor(
+                self.workers(), mp_context=ctx, initializer=number_worker, initargs=(counter,)
+            )
+            self._load = load
+        return self._pool
+
+    def prepare(self, model) -> None:
+        from mechvalue.distributed.worker import load_in_process
+
+        pool = self._pool_for(model)
+        for _ in range(self.workers()):  # each submit finds no idle worker, so starts a process
+            pool.submit(load_in_process, self._load)
+
+    def run_tasks(self, stage, tasks, on_done, *, local, job, model) -> None:
+        from concurrent.futures import CancelledError, as_completed
+
+        from mechvalue.distributed.worker import run_in_process
+
+        pool = self._pool_for(model)
+        futures = {pool.submit(run_in_process, self._load, job, t): t for t in tasks}
+        failure = None
+        self.log.start(stage)
+        desc = f"{stage} ({self.workers()} workers)"
+        with tqdm(total=len(tasks), desc=desc, unit="task", disable=not self.progress) as bar:
+            for f in as_completed(futures):
+                t = futures[f]
+                try:
+                    rows, info = f.result()
+                except CancelledError:
+                    continue
+                except Exception as e:  # the task's error, or the pool broken by a dead worker
+                    failure = failure or (t, e)
+                    for g in futures:  # submit nothing more; the running tasks finish and are written
+                        g.cancel()
+                    continue
+                on_done(t, rows)
+                self.log.task(stage, info)
+                bar.update()
+        self.log.stop(stage)
+        if failure:
+            from concurrent.futures.process import BrokenProcessPool
+
+            if isinstance(failure[1], BrokenProcessPool):
+                self._pool = self._load = None  # a later stage starts fresh workers
+            raise _failed(stage, *failure, 1)
+
+    def map(self, stage, fn, shared, items) -> list:
+        from concurrent.futures import ProcessPoolExecutor
+        from functools import partial
+
+        self.log.start(stage)
+        t0 = time.perf_counter()
+        per = max(1, math.ceil(len(items) / (4 * self.workers())))  # about 4 blocks per worker
+        with ProcessPoolExecutor(self.workers()) as pool:
+            out = list(pool.map(partial(fn, shared), items, chunksize=per))
+        self.log.task(stage, _local_info(time.perf_counter() - t0))
+        self.log.stop(stage)
+        return out
 
 
 _POOLS: dict[tuple, list] = {}  # (model, device, threads, n): live actors, reused by later executors
@@ -305,7 +421,8 @@ def _failed(stage: str, task: Task, err: Exception, tries: int) -> TaskFailed:
     why = str(cause).strip().splitlines()[-1][:300] if str(cause).strip() else type(cause).__name__
     if isinstance(cause, MechValueError):
         return TaskFailed(f"{stage}: {task.describe()}: {cause}")
+    tried = "tried once" if tries == 1 else f"tried up to {tries} times"
     return TaskFailed(
-        f"{stage}: {task.describe()} failed ({type(cause).__name__}; tried up to {tries} "
-        f"times): {why}; finished tasks are on disk, rerun to resume"
+        f"{stage}: {task.describe()} failed ({type(cause).__name__}; {tried}): {why}; finished "
+        "tasks are on disk, rerun to resume"
     )

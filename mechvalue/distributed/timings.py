@@ -29,8 +29,13 @@ class TimeLog:
         self._t0: dict[str, float] = {}
 
     def start(self, stage: str) -> None:
+        """A stage's tasks start (a stage that runs tasks several times adds them up)."""
         self._t0[stage] = time.perf_counter()
-        self.data["stages"][stage] = {"seconds": None, "tasks": 0, "workers": {}}
+        self.data["stages"].setdefault(stage, {"seconds": None, "tasks": 0, "workers": {}})
+
+    def clear(self, stage: str) -> None:
+        """Forget what an earlier (interrupted) try of `stage` recorded."""
+        self.data["stages"].pop(stage, None)
 
     def task(self, stage: str, info: dict) -> None:
         """One finished task; `info`: worker, node, pid, device, threads, load_s, seconds."""
@@ -71,7 +76,7 @@ class TimeLog:
 
     def stop(self, stage: str) -> dict:
         s = self.data["stages"][stage]
-        s["seconds"] = round(time.perf_counter() - self._t0.pop(stage), 3)
+        s["seconds"] = round((s["seconds"] or 0) + time.perf_counter() - self._t0.pop(stage), 3)
         for w in s["workers"].values():
             w["utilisation"] = round(w["busy_s"] / s["seconds"], 3) if s["seconds"] else None
         return s

@@ -1,7 +1,8 @@
-"""What runs inside a Ray worker. `ModelWorker` (made a Ray actor by the executor) loads the
-model once, from its name or folder, with the public loaders, and each SAE once, from its folder:
-no weights travel through the object store. It rebuilds a grid's conditions (hooks included) from
-the grid's spec, so hooks are made where they run."""
+"""What runs inside a worker process. `ModelWorker` (a Ray actor, or the one worker of a
+`processes` executor's process: `run_in_process`) loads the model once, from its name or folder,
+with the public loaders, and each SAE once, from its folder: no weights travel between processes.
+It rebuilds a grid's conditions (hooks included) from the grid's spec, so hooks are made where
+they run."""
 
 from __future__ import annotations
 
@@ -54,8 +55,11 @@ class ModelWorker:
     """One model (and the SAEs its tasks name) in one process; `run` measures one task."""
 
     def __init__(self, index: int, load: dict, threads: int):
+        from transformers.utils import logging as hf_logging
+
         from mechvalue.lm.models import load_model
 
+        hf_logging.disable_progress_bar()  # one bar per worker would interleave with the driver's
         set_threads(threads)
         t = time.perf_counter()
         self.model, self.info = load_model(**load)
@@ -72,19 +76,18 @@ class ModelWorker:
         if job.key not in self._jobs:
             from mechvalue.measurement.scoring import Condition, Measurer
 
-            measurer = Measurer(self.model, **job.measurer)
+            measurer = (job.measurer_type or Measurer)(self.model, **job.measurer)
             if job.spec is None:
                 conds = [Condition()]
             else:
                 from mechvalue.interp.sae_formats import load_sae
-                from mechvalue.measurement.grid import conditions
 
-                if job.sae not in self._saes:
+                if job.sae is not None and job.sae not in self._saes:
                     t = time.perf_counter()
                     self._saes[job.sae] = load_sae(job.sae, self.device)
                     self.load_s += time.perf_counter() - t
                 values = sorted(job.items["value"].unique())
-                conds = conditions(self._saes[job.sae], job.typical, job.spec, values)
+                conds = job.spec.build(self._saes.get(job.sae), job.typical, values)
             labels = [str(c.label) for c in conds]
             if job.labels and labels != job.labels:
                 raise RuntimeError(f"worker {self.index} built conditions {labels}, the driver {job.labels}")
@@ -92,14 +95,20 @@ class ModelWorker:
         return self._jobs[job.key]
 
     def run(self, job: GridJob, task: Task):
-        """(rows, timing) of one task."""
+        """(rows, timing) of one task (rows: a list of tables for a task measured together)."""
         from mechvalue.lm import tokens
 
         measurer, conds = self._job(job)
         t = time.perf_counter()
         tokens.take()
+        roles = job.roles[task.lo : task.hi]
         with torch.no_grad():
-            rows = measure_block(measurer, job.items, job.roles[task.lo : task.hi], conds[task.cond])
+            if task.conds:
+                from mechvalue.measurement.condition_batch import measure_together
+
+                rows = measure_together(measurer, job.items, roles, [conds[k] for k in task.conds])
+            else:
+                rows = measure_block(measurer, job.items, roles, conds[task.cond])
         return rows, {
             "worker": self.index,
             "node": socket.gethostname(),
@@ -110,6 +119,33 @@ class ModelWorker:
             "seconds": round(time.perf_counter() - t, 3),
             "tokens": tokens.take().as_dict(),  # run through this worker's model (mechvalue.lm.tokens)
         }
+
+
+_HERE: dict = {"index": 0}  # a `processes` worker's number and its ModelWorker
+
+
+def number_worker(counter) -> None:
+    """A `processes` worker's initializer: its number (0, 1, ...) from the pool's shared counter."""
+    with counter.get_lock():
+        _HERE["index"] = counter.value
+        counter.value += 1
+
+
+def _in_process(load: dict) -> ModelWorker:
+    """This process's ModelWorker for `load` (at one torch thread), made on first use."""
+    if _HERE.get("load") != load:
+        _HERE["worker"], _HERE["load"] = ModelWorker(_HERE["index"], load, 1), load
+    return _HERE["worker"]
+
+
+def load_in_process(load: dict) -> None:
+    """Load `load`'s model in this `processes` worker now (`ProcessExecutor.prepare`)."""
+    _in_process(load)
+
+
+def run_in_process(load: dict, job: GridJob, task: Task):
+    """One task in a `processes` worker: `ModelWorker.run`."""
+    return _in_process(load).run(job, task)
 
 
 def apply_block(fn, shared, items: list, threads: int):

@@ -194,14 +194,10 @@ def measure_together(measurer, items: pd.DataFrame, roles: list, conds: list) ->
     return [pd.concat(p, ignore_index=True) for p in parts]
 
 
-def grouped_local(measurer, items: pd.DataFrame, roles: list, conds: list) -> Callable:
-    """`local(task)` for a grid's tasks run in this process: a task covering every role of a
-    condition that `fits` is measured with its group, fixed by the grid's conditions alone (up to
-    `GROUP_SIZE` of one kind, the unsteered ones in the first group), so a resumed grid computes
-    every condition as an uninterrupted one does: the first task of a group measures all of it,
-    conditions already on disk included, the others are handed their rows; any other task alone."""
-    from mechvalue.measurement.tasks import measure_block
-
+def condition_groups(conds: list) -> list[list[int]]:
+    """The grid's conditions measured together, by index: up to `GROUP_SIZE` that `fit` of one
+    kind, the unsteered ones in the first group; fixed by the conditions alone, so a resumed or
+    distributed grid computes every condition as an uninterrupted local one does."""
     by_kind: dict = {}
     for k, c in enumerate(conds):
         if fits(c):
@@ -211,7 +207,17 @@ def grouped_local(measurer, items: pd.DataFrame, roles: list, conds: list) -> Ca
     for ks in list(by_kind.values()) or [[]]:  # the unsteered conditions join the first group
         ks, unsteered = sorted(unsteered + ks), []
         groups += [ks[i : i + GROUP_SIZE] for i in range(0, len(ks), GROUP_SIZE)]
-    group_of = {k: g for g in groups if len(g) > 1 for k in g}
+    return [g for g in groups if len(g) > 1]
+
+
+def grouped_local(measurer, items: pd.DataFrame, roles: list, conds: list) -> Callable:
+    """`local(task)` for a grid's tasks run in this process: a task covering every role of a
+    condition of a `condition_groups` group is measured with its group (the first task of a group
+    measures all of it, conditions already on disk included, the others are handed their rows);
+    any other task alone."""
+    from mechvalue.measurement.tasks import measure_block
+
+    group_of = {k: g for g in condition_groups(conds) for k in g}
     ready: dict[int, pd.DataFrame] = {}
 
     def local(t) -> pd.DataFrame:

@@ -45,6 +45,10 @@ class GridSpec:
     """typical: strength x the feature's typical activation; raw"""
     hard_prompts: bool = True
 
+    def build(self, sae: SAE, typical: Tensor | None, values: list[str]) -> list[Condition]:
+        """The grid's conditions (`conditions`): what a worker rebuilds from a `GridJob`."""
+        return conditions(sae, typical, self, values)
+
 
 def hard_prompts(values: list[str], direction: int) -> dict[str, HardPrompt]:
     defs = value_definitions()
@@ -132,7 +136,7 @@ def run_grid(
     `executor` (default: this process; mechvalue.distributed) runs the grid as tasks, a condition x
     a block of roles; Ray workers load `model` (the driver's loaded model, or a name or folder) and
     the SAE at `sae_path` themselves."""
-    from mechvalue.measurement.condition_batch import grouped_local
+    from mechvalue.measurement.condition_batch import condition_groups, grouped_local
     from mechvalue.measurement.tasks import (
         GridJob,
         GridParts,
@@ -140,6 +144,7 @@ def run_grid(
         measurer_settings,
         roles_per_task,
         run_here,
+        together,
     )
 
     measurer, items, roles, sae, typical = (
@@ -175,11 +180,27 @@ def run_grid(
     else:
         if model is None or sae_path is None:
             raise ValueError("a distributed grid needs model= and sae_path=: workers load them themselves")
+        groups = condition_groups(conds) if inputs.batch_conditions else []
         job = GridJob(
-            f"grid:{uuid.uuid4()}", items, roles, measurer_settings(measurer), spec, typical, sae_path, labels
+            f"grid:{uuid.uuid4()}",
+            items,
+            roles,
+            measurer_settings(measurer),
+            spec,
+            typical,
+            sae_path,
+            labels,
+            groups,
         )
-        per = roles_per_task(len(roles), len(conds), executor.workers(model))
-        executor.run_tasks("grid", parts.pending(per), parts.done, local=local, job=job, model=model)
+        units = len(conds) - sum(len(g) - 1 for g in groups)  # a group is one unit of work
+        per = roles_per_task(len(roles), units, executor.workers(model))
+
+        def done(t, rows):
+            for one, r in zip(t.split(labels), rows if t.conds else [rows]):
+                parts.done(one, r)
+
+        tasks = together(parts.pending(per), groups)
+        executor.run_tasks("grid", tasks, done, local=local, job=job, model=model)
     long_parts = [
         pd.read_csv(parts.part(k), keep_default_na=False, na_values=[""]) for k in range(len(conds))
     ]

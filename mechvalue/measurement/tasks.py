@@ -20,13 +20,19 @@ _BLOCK = re.compile(r"^(\d{4})\.r(\d+)-(\d+)\.csv$")
 
 @dataclass(frozen=True)
 class Task:
-    """Condition `cond` (its index; `label` for messages) for roles `lo`..`hi - 1`."""
+    """Condition `cond` (its index; `label` for messages) for roles `lo`..`hi - 1`; with `conds`,
+    those conditions measured together (`cond` the first), their rows a list in that order."""
 
     cond: int
     lo: int
     hi: int
     label: str = ""
     kind: str = "condition"  # or "resamples": a block of bootstrap resamples
+    conds: tuple[int, ...] = ()
+
+    def split(self, labels: list[str]) -> list[Task]:
+        """One task per condition of a task measured together (itself otherwise)."""
+        return [Task(k, self.lo, self.hi, labels[k]) for k in self.conds] or [self]
 
     def describe(self) -> str:
         if self.kind == "resamples":
@@ -37,16 +43,37 @@ class Task:
 @dataclass
 class GridJob:
     """What every task of one grid shares; picklable (no model, no hooks): workers rebuild the
-    conditions from `spec` with their own SAE. `spec=None`: the unsteered condition only."""
+    conditions with `spec.build(sae, typical, values)` and their own SAE (a `grid.GridSpec`, or
+    the steering comparison's `CompareConditions`). `spec=None`: the unsteered condition only."""
 
     key: str  # distinguishes jobs in a worker's caches
     items: pd.DataFrame
     roles: list[Role | None]
     measurer: dict  # Measurer settings besides the model
-    spec: object | None = None  # measure.grid.GridSpec
+    spec: object | None = None  # has .build(sae, typical, values) -> conditions
     typical: object | None = None  # the SAE features' typical activations (d_sae floats)
     sae: str | None = None  # the SAE folder each worker loads
     labels: list[str] = field(default_factory=list)  # the driver's condition labels, checked by workers
+    groups: list[list[int]] = field(default_factory=list)  # conditions measured together (condition_batch)
+    measurer_type: type | None = None  # a Measurer subclass the driver measures with (None: Measurer)
+
+
+def together(tasks: list[Task], groups: list[list[int]]) -> list[Task]:
+    """`tasks` with those of one group's conditions over the same roles merged into one task that
+    measures them together (`Task.conds`); the rest as they are."""
+    group_of = {k: tuple(g) for g in groups for k in g}
+    merged: dict[tuple, list[Task]] = {}
+    out: list[Task] = []
+    for t in tasks:
+        g = group_of.get(t.cond)
+        if g is None:
+            out.append(t)
+        else:
+            merged.setdefault((g, t.lo, t.hi), []).append(t)
+    for (_, lo, hi), ts in merged.items():
+        ks = tuple(t.cond for t in ts)
+        out.append(ts[0] if len(ks) == 1 else Task(ks[0], lo, hi, f"{len(ks)} conditions together", conds=ks))
+    return out
 
 
 def measure_block(measurer, items: pd.DataFrame, roles: list, cond) -> pd.DataFrame:
@@ -57,15 +84,66 @@ def measure_block(measurer, items: pd.DataFrame, roles: list, cond) -> pd.DataFr
     return measure(measurer, items, roles, [cond], progress=False)[0]
 
 
+def run_conditions(
+    stage: str,
+    measurer,
+    items: pd.DataFrame,
+    roles: list,
+    conds: list,
+    folder: Path,
+    wanted: list[bool],
+    executor=None,
+    spec=None,
+    model=None,
+    sae_path: str | None = None,
+    typical=None,
+) -> list[pd.DataFrame | None]:
+    """Every role under each wanted condition (the others None), resumable through `folder`
+    (`GridParts`, one part per condition index: keep `conds` in one order across reruns). On an
+    executor's workers they are rebuilt from `spec` (`spec.build(sae, typical, values)` gives
+    `conds`), the SAE loaded from `sae_path`; else measured here, one condition at a time."""
+    import uuid
+
+    labels = [str(c.label) for c in conds]
+    parts = GridParts(folder, labels, len(roles))
+    if executor is None or executor.kind == "local":
+        tasks = [t for t in parts.pending(len(roles)) if wanted[t.cond]]
+
+        def local(t):
+            return measure_block(measurer, items, roles[t.lo : t.hi], conds[t.cond])
+
+        if executor is None:
+            run_here(stage, tasks, parts.done, local, progress=False)
+        else:
+            executor.run_tasks(stage, tasks, parts.done, local=local, job=None, model=None)
+    else:
+        job = GridJob(
+            f"{stage}:{uuid.uuid4()}",
+            items,
+            roles,
+            measurer_settings(measurer),
+            spec,
+            typical,
+            sae_path,
+            labels,
+            measurer_type=type(measurer),
+        )
+        per = roles_per_task(len(roles), sum(wanted), executor.workers(model))
+        tasks = [t for t in parts.pending(per) if wanted[t.cond]]
+        executor.run_tasks(stage, tasks, parts.done, local=None, job=job, model=model)
+    return [read_part(parts.part(k)) if w else None for k, w in enumerate(wanted)]
+
+
 def measurer_settings(measurer) -> dict:
     """A Measurer's settings besides its model: a worker rebuilds it around its own model."""
     return {f.name: getattr(measurer, f.name) for f in fields(measurer) if f.init and f.name != "model"}
 
 
 def roles_per_task(n_roles: int, n_conds: int, workers: int) -> int:
-    """Whole conditions when there are enough of them to keep every worker busy (4 tasks each);
-    otherwise conditions split into equal blocks of roles."""
-    blocks = min(n_roles, max(1, math.ceil(4 * workers / max(n_conds, 1))))
+    """Whole conditions when there are enough of them to keep every worker busy (8 tasks each:
+    tasks differ in cost, and the last one finishing leaves the other workers idle); otherwise
+    conditions split into equal blocks of roles."""
+    blocks = min(n_roles, max(1, math.ceil(8 * workers / max(n_conds, 1))))
     return math.ceil(n_roles / blocks)
 
 

@@ -10,7 +10,10 @@ may stop early at an end token). A short calibration on the loaded model (a forw
 of the run's measure prompts, and decode steps at two batch sizes) gives seconds per prompt token
 and per decode step; the machine's matmul limit (`mechvalue.lm.limit`) is measured with it. The
 measuring stages' own work besides the forwards (rendering, tokenizing, scoring) is timed as they
-are counted, and added. Stages
+are counted, and added. A stage whose model work runs on one-thread worker processes (the
+`processes` executor: measure, grid, validity) is predicted at the calibration's one-thread rate
+over the workers' share of the cores (the cores over the workers plus the other busy processes,
+by the load average before the run). Stages
 whose work is not counted (SAE training, the steering comparison) or that run no model (graph,
 tables, report) get a rule-of-thumb time, marked `~` in the table.
 """
@@ -28,6 +31,7 @@ from mechvalue.lm.batching import chunks
 from mechvalue.lm.literals import DEFAULT_MODEL
 from mechvalue.lm.tokens import TokenCount, uncounted
 from mechvalue.measurement.scoring import Condition, Measurer, common_prefix
+from mechvalue.threads import one_torch_thread
 
 
 @dataclass
@@ -81,6 +85,7 @@ class Work:
     quiet_s: float | None = 0.0  # and a rule of thumb of a quiet machine (None: not predicted)
     counted: bool = True  # False: the stage's model work is not counted; its time is a rule of thumb
     measured: bool = False  # its prompts are scored as `Measurer.answer_logits` does (shared prefix)
+    pooled: float = 0.0  # the share of its model work the executor's one-thread worker processes run
     note: str = ""
     predicted_s: float | None = None
 
@@ -91,7 +96,9 @@ class Calibration:
     of the scoring path (`measured_token_s`: the run's first measure batch, shared prefix and
     padded suffixes), and per decode step: `step_s` + `row_s` x rows (timed at two batch sizes);
     `busy`: the load average per CPU when it ran (at least 1), what a quiet machine's rule of thumb
-    is scaled by."""
+    is scaled by; `one_thread` and `one_thread_step`: the scored batch's and a 16-row decode
+    step's time at one torch thread over their time at this process's threads, and `workers`: the
+    one-thread workers' share of the cores (0: none), for the stages they run (`Work.pooled`)."""
 
     prompt_token_s: float
     measured_token_s: float
@@ -99,18 +106,23 @@ class Calibration:
     row_s: float
     busy: float
     seconds: float  # the calibration's own time
+    one_thread: float = 1.0
+    one_thread_step: float = 1.0
+    workers: float = 0.0
 
     def predict(self, w: Work) -> float | None:
         if w.quiet_s is None:
             return None
         per_token = self.measured_token_s if w.measured else self.prompt_token_s
-        return (
-            w.prompt_tokens * w.cost * per_token
-            + w.decode_steps * self.step_s
-            + w.generated_tokens * self.row_s
-            + w.fixed_s
-            + w.quiet_s * self.busy
-        )
+        forward = w.prompt_tokens * w.cost * per_token
+        decode = w.decode_steps * self.step_s + w.generated_tokens * self.row_s
+        fixed = w.fixed_s
+        if w.pooled and self.workers:
+            here = 1 - w.pooled
+            forward *= here + w.pooled * self.one_thread / self.workers
+            decode *= here + w.pooled * self.one_thread_step / self.workers
+            fixed *= here + w.pooled / self.workers
+        return forward + decode + fixed + w.quiet_s * self.busy
 
 
 def _padded(seqs: list[list[int]], batch_size: int) -> tuple[int, int]:
@@ -271,6 +283,11 @@ def _validity(r) -> Work:
     return w
 
 
+# the share of each stage's model work an executor's workers run: all of the measuring stages';
+# the steering comparison's test roles (56% of its forward tokens in the default run's design:
+# steering.design.cost), its train side and fluency runs here
+POOLED = {"measure": 1.0, "grid": 1.0, "validity": 1.0, "steer_compare": 0.56}
+
 # the planned work of each stage of `mechvalue.pipeline.stages.STAGES`
 PLANNERS = {
     "measure": _measure,
@@ -318,9 +335,9 @@ def _step_seconds(model, seqs: list[list[int]], steps: int = 4) -> float:
 
 def calibrate(r) -> Calibration:
     """Time the run's first measure batch as it is first scored, its persona's prefix included
-    (seconds per scored prompt token), a padded forward of 4 of its prompts (seconds per prompt
-    token), and decode steps at 2 and 16 rows on 8-token prompts (seconds per step and per row);
-    a few seconds, none of it counted as a stage's tokens."""
+    (seconds per scored prompt token; with one-thread workers at one thread too), a padded forward
+    of 4 of its prompts (seconds per prompt token), and decode steps at 2 and 16 rows on 8-token
+    prompts (seconds per step and per row); a few seconds, none of it counted as a stage's tokens."""
     from mechvalue.lm.generation import last_logits
 
     t00 = time.perf_counter()
@@ -340,13 +357,59 @@ def calibrate(r) -> Calibration:
     with uncounted(), torch.no_grad():
         scored()  # warm-up
         measured_s = _mean(scored) / counting.count.prompt_tokens
+        workers = _worker_share(r.executor, r.info)
+        one_thread = 1.0
+        if workers:
+            with one_torch_thread():
+                one_thread = _mean(scored) / counting.count.prompt_tokens / measured_s
         m.kept_prefix = None
         prompt_s = _mean(lambda: last_logits(r.model, seqs[:4])) / (4 * max(map(len, seqs[:4])))
         short = [s[:8] for s in seqs[:16]]
         per_step = {rows: _step_seconds(r.model, short[:rows]) for rows in (2, 16)}
+        one_thread_step = 1.0
+        if workers:
+            with one_torch_thread():
+                one_thread_step = _step_seconds(r.model, short[:16]) / per_step[16]
     row_s = max(per_step[16] - per_step[2], 0.0) / 14
     step_s = max(per_step[2] - 2 * row_s, 0.0)
-    return Calibration(prompt_s, measured_s, step_s, row_s, _busy(), time.perf_counter() - t00)
+    took = time.perf_counter() - t00
+    return Calibration(
+        prompt_s,
+        measured_s,
+        step_s,
+        row_s,
+        _busy(),
+        took,
+        round(one_thread, 3),
+        round(one_thread_step, 3),
+        workers,
+    )
+
+
+def _worker_share(executor, model) -> float:
+    """Cores' worth the executor's one-thread workers will get (0: no `processes` executor): all
+    their own up to the cores, less a fair share for the other busy processes (`_others`)."""
+    from mechvalue.distributed.executor import cpu_cores
+
+    if getattr(executor, "kind", "local") != "processes":
+        return 0.0
+    n, cores, others = executor.workers(model), cpu_cores(), _others()
+    return round(min(n, cores, cores * n / (n + others)), 2)
+
+
+def _others(samples: int = 10) -> int:
+    """Other processes running now: the median of a few reads of the kernel's count of runnable
+    threads (/proc/loadavg), less this one; elsewhere the 1-minute load average, rounded (which
+    lags: a job that just ended still counts)."""
+    try:
+        counts = []
+        for _ in range(samples):
+            with open("/proc/loadavg") as f:
+                counts.append(int(f.read().split()[3].split("/")[0]))
+            time.sleep(0.02)
+        return max(0, sorted(counts)[len(counts) // 2] - 1)
+    except (OSError, ValueError, IndexError):
+        return round(os.getloadavg()[0])
 
 
 def _busy() -> float:
@@ -371,6 +434,9 @@ class Plan:
         work = stage_work(r, stages)
         if not set(stages) & MODEL_STAGES:  # graph, tables, report left: no model loaded for them
             cal, limit = Calibration(0.0, 0.0, 0.0, 0.0, _busy(), 0.0), None
+        pooled = getattr(r.executor, "kind", "local") == "processes"
+        for s in set(POOLED) & set(work) if pooled else ():
+            work[s].pooled = POOLED[s]
         else:
             cal, limit = calibrate(r), model_limit(r.model)
         for w in work.values():
@@ -460,6 +526,12 @@ class Plan:
             f"{c.step_s * 1e3:.1f} ms + {c.row_s * 1e3:.2f} ms per row; limit {lim['gflops']:.1f} GFLOP/s "
             f"({lim['shape']}, {lim['threads']} threads) = {lim['limit_tokens_per_s']:.0f} tokens/s; "
             f"load {c.busy:.1f} per CPU"
+            + (
+                f"; one-thread workers: {c.workers:g} cores' worth, {c.one_thread:.2f}x a token's time, "
+                f"{c.one_thread_step:.2f}x a decode step's"
+                if c.workers
+                else ""
+            )
         )
         return "\n".join(lines)
 

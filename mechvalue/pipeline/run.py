@@ -28,8 +28,10 @@ from mechvalue.pipeline.stages import STAGES
 from mechvalue.pipeline.workspace import Workspace, run_lock
 
 
-def preview(out: str | Path, cfg: RunConfig) -> str:
-    """The plan of `run(out, cfg)`'s pending stages (mechvalue.pipeline.plan), writing nothing."""
+def preview(out: str | Path, cfg: RunConfig, executor=None) -> str:
+    """The plan of `run(out, cfg, executor=executor)`'s pending stages (mechvalue.pipeline.plan),
+    writing nothing and starting no worker."""
+    from mechvalue.distributed.executor import make_executor
     from mechvalue.pipeline.plan import Plan, Unwritten
     from mechvalue.pipeline.preflight import check_run
 
@@ -39,7 +41,8 @@ def preview(out: str | Path, cfg: RunConfig) -> str:
     pending = [name for name, _ in STAGES if not ws.done(name)]
     if not pending:
         return f"{out}: every stage is done"
-    return Plan.make(Resources(ws), pending).table()
+    executor = executor or make_executor(progress=False, device=cfg.device)
+    return Plan.make(Resources(ws, executor), pending).table()
 
 
 def run(out: str | Path, cfg: RunConfig, progress: bool = True, executor=None) -> Path:
@@ -51,7 +54,9 @@ def run(out: str | Path, cfg: RunConfig, progress: bool = True, executor=None) -
 
     cfg = check_run(out, cfg)  # every input, before the folder is touched; the layer resolved
     torch.manual_seed(cfg.seed)
-    executor = executor or make_executor(progress=progress)
+    if executor is None:
+        with make_executor(progress=progress, device=cfg.device) as ex:
+            return run(out, cfg, progress, ex)
     with run_lock(out):  # one run per folder at a time
         ws = Workspace(out, cfg)
         res = Resources(ws, executor)
@@ -71,6 +76,7 @@ def run(out: str | Path, cfg: RunConfig, progress: bool = True, executor=None) -
             if progress:
                 print(f"[mechvalue run] {name} ... {plan.eta(name)}", flush=True)
             tokens.take()
+            executor.log.clear(name)
             info = fn(ws.dir(name), res) or {}
             cpu = time.process_time() - c0
             seconds = time.perf_counter() - t0

@@ -387,7 +387,7 @@ def validity(out: Path, r: Resources) -> dict:
     )
     from mechvalue.analysis.validity_report import save
     from mechvalue.causal.graph import load_graph
-    from mechvalue.measurement.scoring import measure as measure_values
+    from mechvalue.distributed.measure import measure_roles
     from mechvalue.pipeline.grounds import run_noise
     from mechvalue.study.roles import load_players
 
@@ -395,14 +395,14 @@ def validity(out: Path, r: Resources) -> dict:
     long, groups = ws.read_csv("measure", "items.csv"), load_known_groups()
     kg_roles = load_players(known_groups_path())[: 4 if cfg.quick else None]
     groups = {r.name: groups[r.name] for r in kg_roles}
-    kg, _ = measure_values(measurer, items, kg_roles)
+    kg, _ = measure_roles(measurer, items, kg_roles, r.executor, r.info, "validity")
     forms = {}
     if not cfg.quick:
         for name, m in [
             *((f, replace(measurer, form=f)) for f in ("swapped", "plain", "reflect")),
             *((sc, replace(measurer, scoring=sc, protocol=None)) for sc in ("likert", "generate")),
         ]:
-            forms[name] = measure_values(m, items, r.grid_roles)[0]
+            forms[name] = measure_roles(m, items, r.grid_roles, r.executor, r.info, "validity")[0]
     battery = BatterySettings(50 if cfg.quick else 200, 500 if cfg.quick else 5000, cfg.seed, run_noise(ws))
     res = validity(pd.concat([long, kg], ignore_index=True), cfg.human, forms, groups, battery)
     s = save(res, out, f"{cfg.model} ({measurer.scoring}): alpha, omega, ICC(1) per value")
@@ -466,7 +466,16 @@ def steer_compare(out: Path, r: Resources) -> dict:
     named = [role for role in r.roles if role is not None]
     measurer = Measurer(r.model, r.info.prompt_format)
     inputs = SteeringInputs(measurer, r.sae, r.typical, items, named[:3] if cfg.quick else named)
-    res = run_compare(inputs, spec, out, graph, graph_name=gname)
+    res = run_compare(
+        inputs,
+        spec,
+        out,
+        graph,
+        graph_name=gname,
+        executor=r.executor,
+        model_ref=r.info,
+        sae_path=r.sae_ref["path"],
+    )
     return {"rows": len(res["compare"]), "verdict": res["summary"]["verdict"]}
 
 

@@ -228,7 +228,9 @@ def test_planted_direction_recovered_and_selective(planted, tmp_path, monkeypatc
     assert np.array_equal(a["score"].to_numpy(), c["score"].to_numpy())
 
     # resumable: a second run reads every part file and measures nothing
-    monkeypatch.setattr(sc, "measure", lambda *a, **k: pytest.fail("remeasured"))
+    from mechvalue.measurement import tasks
+
+    monkeypatch.setattr(tasks, "measure_block", lambda *a, **k: pytest.fail("remeasured"))
     again = sc.run_compare(inputs, spec, tmp_path, progress=False)
     pd.testing.assert_frame_equal(again["compare"], res["compare"])
 
@@ -388,13 +390,40 @@ def test_exhaustive_design_reproduces_the_sweep_tables_byte_for_byte(planted, tm
     written by the sweep at f7dc53c), byte for byte but the speed ratio (a wall-clock timing),
     compared cell by cell as written."""
     sc.run_compare(_tiny_inputs(planted), _tiny_spec(design="exhaustive"), tmp_path, progress=False)
+    _same_as_golden(tmp_path)
+
+
+def _same_as_golden(folder: Path) -> None:
     for name in ("features.csv", "summary.json"):
-        assert (tmp_path / name).read_bytes() == (GOLDEN / name).read_bytes(), name
+        assert (folder / name).read_bytes() == (GOLDEN / name).read_bytes(), name
     for name in ("compare.csv", "best.csv"):
-        got, want = (pd.read_csv(f / name, dtype=str, keep_default_na=False) for f in (tmp_path, GOLDEN))
+        got, want = (pd.read_csv(f / name, dtype=str, keep_default_na=False) for f in (folder, GOLDEN))
         assert list(got.columns) == list(want.columns) and "speed_ratio" in got, name
         pd.testing.assert_frame_equal(got.drop(columns="speed_ratio"), want.drop(columns="speed_ratio"))
         assert (got["speed_ratio"] != "").all(), name
+
+
+def test_test_roles_measured_on_worker_processes_give_the_golden_tables(planted, tmp_path):
+    """The value test's measurements on two one-thread worker processes (which load the model
+    from its folder and the SAE from where it was saved, and rebuild every condition), the fluency
+    costs here: the same tables."""
+    from mechvalue.distributed.executor import ExecutorConfig, ProcessExecutor
+
+    inputs = _tiny_inputs(planted)
+    inputs.sae.save(tmp_path / "sae")
+    with ProcessExecutor(ExecutorConfig("processes", workers=2), progress=False) as ex:
+        sc.run_compare(
+            inputs,
+            _tiny_spec(design="exhaustive"),
+            tmp_path / "run",
+            progress=False,
+            executor=ex,
+            model_ref=planted[1],
+            sae_path=str(tmp_path / "sae"),
+        )
+        st = ex.log.data["stages"]["steer_compare"]
+    _same_as_golden(tmp_path / "run")
+    assert st["tasks"] >= 2 and set(st["workers"]) == {"0", "1"}
 
 
 def test_powered_design_measures_one_admissible_strength_per_method_and_value(planted, tmp_path):

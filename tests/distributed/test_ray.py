@@ -3,13 +3,11 @@ real SmolLM2: the same files byte for byte (grid, measure, bootstrap), a worker 
 a driver killed mid-grid and the grid rerun, a task that fails twice. One Ray instance per module;
 the grid is tiny (2 items x 3 roles x 4 conditions) to stay within CI's budget on 2 cores.
 
-Byte identity holds at equal torch thread counts: a BLAS reduction's order follows its thread
-split, so the local references run at the workers' one thread (`one_thread`), and the local
+The local references run at the workers' one thread (tests/distributed/tiny_grid.py), and the local
 measure tables at this process's own thread count are checked within 1e-5 of them."""
 
 from __future__ import annotations
 
-import filecmp
 import json
 import os
 import signal
@@ -18,7 +16,6 @@ import sys
 import textwrap
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,16 +29,13 @@ from mechvalue.causal.stability import bootstrap_edges  # noqa: E402
 from mechvalue.cli.main import main  # noqa: E402
 from mechvalue.distributed.executor import ExecutorConfig, RayExecutor, TaskFailed  # noqa: E402
 from mechvalue.distributed.measure import measure_roles  # noqa: E402
-from mechvalue.measurement.grid import GridSpec, run_grid  # noqa: E402
 from mechvalue.measurement.scoring import Measurer  # noqa: E402
-from mechvalue.measurement.steering_inputs import SteeringInputs  # noqa: E402
 from mechvalue.measurement.tasks import GridParts, roles_per_task  # noqa: E402
 from mechvalue.study.roles import Role, generate_roles  # noqa: E402
+from mechvalue.threads import one_torch_thread as one_thread  # noqa: E402
+from tests.distributed.tiny_grid import D_SAE, same_tables, tiny_grid  # noqa: E402
 
 pytestmark = pytest.mark.model
-OUTPUTS = ["steer.csv", "items.csv", "hard_positive.csv", "hard_negative.csv", "conditions.json"]
-SPEC = GridSpec([3], [8.0])
-D_SAE = 64
 
 
 @pytest.fixture(scope="module")
@@ -53,33 +47,6 @@ def cluster():
 
 
 @pytest.fixture(scope="module")
-def design(smollm2, tmp_path_factory):
-    """Tiny grid inputs: a seeded random SAE saved to a folder, 2 items, no role + 2 roles."""
-    import torch
-
-    from mechvalue.interp.sae import SAE, SAEConfig
-    from mechvalue.study import inventory as inv
-
-    model, info = smollm2
-    torch.manual_seed(0)
-    sae = SAE(SAEConfig(model.cfg.d_model, D_SAE, hook_name="blocks.15.hook_resid_post"))
-    folder = tmp_path_factory.mktemp("sae") / "sae"
-    sae.save(folder)
-    items = inv.load_inventory()
-    items = items[items["value"].isin(sorted(items["value"].unique())[:2])]
-    items = items.groupby("value", sort=False).head(1).reset_index(drop=True)
-    return {
-        "model": model,
-        "info": info,
-        "sae": sae,
-        "sae_path": str(folder),
-        "items": items,
-        "roles": [None, *generate_roles(2, 0)],
-        "typical": torch.ones(D_SAE),
-    }
-
-
-@pytest.fixture(scope="module")
 def ex(cluster, design):
     e = RayExecutor(ExecutorConfig("ray", workers=2), progress=False)
     e.prepare(design["info"])  # the workers load SmolLM2 while the local reference runs
@@ -87,54 +54,21 @@ def ex(cluster, design):
     e.close()
 
 
-@contextmanager
-def one_thread():
-    """This process's torch at one intra-op thread, as each Ray worker here (ExecutorConfig's CPUs)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _grid(d, out, executor=None, roles=None):
-    """The grid on `executor`; in this process one condition at a time, as Ray workers measure
-    (batched conditions give the same tables within 1e-5: tests/measurement/test_condition_batch.py)."""
-    m = Measurer(d["model"], d["info"].prompt_format)
-    return run_grid(
-        SteeringInputs(m, d["sae"], d["typical"], d["items"], roles or d["roles"], batch_conditions=False),
-        SPEC,
-        out,
-        progress=False,
-        executor=executor,
-        model=d["info"],
-        sae_path=d["sae_path"],
-    )
-
-
 @pytest.fixture(scope="module")
 def local_grid(design, ex, tmp_path_factory):
     out = tmp_path_factory.mktemp("local")
     with one_thread():
-        _grid(design, out)
+        tiny_grid(design, out)
     return out
 
 
-def _same(a: Path, b: Path) -> None:
-    for f in OUTPUTS:
-        assert filecmp.cmp(a / f, b / f, shallow=False), f
-
-
 def test_grid_on_two_workers_writes_the_local_tables(design, ex, local_grid, tmp_path):
-    _grid(design, tmp_path, ex)
-    _same(local_grid, tmp_path)
+    tiny_grid(design, tmp_path, ex)
+    same_tables(local_grid, tmp_path)
     assert sorted(p.name for p in (tmp_path / "parts").iterdir()) == [f"{k:04d}.csv" for k in range(4)]
     st = ex.log.data["stages"]["grid"]
     per = roles_per_task(3, 4, 2)
-    assert per == 2 and st["tasks"] == 8  # 4 conditions x roles {0, 1} and {2}
+    assert per == 1 and st["tasks"] == 12  # 4 conditions x one role each
     assert sorted(st["workers"]) == ["0", "1"] and all(w["tasks"] >= 1 for w in st["workers"].values())
     assert all(w["threads"] == 1 and w["load_s"] > 0 for w in st["workers"].values())
     assert st["tokens"]["prompt"] > 0 and st["tokens"]["forwards"] >= st["tasks"]  # the workers' model tokens
@@ -198,9 +132,9 @@ def test_worker_killed_mid_grid_is_restarted_and_the_tables_match(design, ex, lo
 
     t = threading.Thread(target=kill_when_started)
     t.start()
-    _grid(design, tmp_path, ex)
+    tiny_grid(design, tmp_path, ex)
     t.join()
-    _same(local_grid, tmp_path)
+    same_tables(local_grid, tmp_path)
     assert killed == [pids[1]]
     assert ex.worker_pids(design["info"])[1] != pids[1]  # Ray restarted the worker in a new process
 
@@ -244,8 +178,8 @@ def test_driver_killed_mid_grid_then_rerun_measures_the_rest_once(cluster, desig
     pending = GridParts(out / "parts", labels, 3).pending(roles_per_task(3, 4, 2))
     done_before = 4 * 3 - sum(t.hi - t.lo for t in pending)
     assert 1 <= done_before < 12 and kept
-    _grid(design, out, ex)  # the rerun, on the module's two workers
-    _same(local_grid, out)
+    tiny_grid(design, out, ex)  # the rerun, on the module's two workers
+    same_tables(local_grid, out)
     assert ex.log.data["stages"]["grid"]["tasks"] == len(pending)  # only what was missing
     for name, data in kept.items():  # finished parts untouched; finished blocks merged, not redone
         if (out / "parts" / name).exists():
@@ -274,13 +208,13 @@ def test_task_failing_twice_fails_naming_the_condition_and_keeps_what_finished(d
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     os.environ["MV_TEST_DRIVER"] = str(os.getpid())
     dying = DyingRole("X", "Gender: female; Job: nurse, MBTI: INTJ", str(tmp_path / "deaths"), 99)
-    roles = [None, generate_roles(1, 0)[0], dying]  # tasks: roles {0, 1} (fine) and {2} (kills its worker)
+    roles = [None, generate_roles(1, 0)[0], dying]  # tasks: one role each; role 2 kills its worker
     with pytest.raises(
         TaskFailed, match=r"grid: condition \d \([^)]+\), roles 2-2 failed .*tried up to 2 times"
     ):
-        _grid(design, tmp_path / "grid", ex, roles)
+        tiny_grid(design, tmp_path / "grid", ex, roles)
     assert int((tmp_path / "deaths").read_text()) >= 2  # the failing task's two tries at least
-    assert list((tmp_path / "grid" / "parts").glob("*.r0-2.csv"))  # finished blocks are on disk
+    assert list((tmp_path / "grid" / "parts").glob("*.r*-*.csv"))  # finished blocks are on disk
 
 
 def test_bootstrap_after_model_workers_holding_every_cpu_does_not_wait_on_them(cluster, design, ex):

@@ -27,8 +27,7 @@ TABLES = [
 def test_quick_run_on_ray_writes_the_local_tables(smollm2, tmp_path):
     assert main(["run", "--quick", "--out", str(tmp_path / "local")]) == 0
     assert (
-        main(["run", "--quick", "--executor", "ray", "--ray-workers", "2", "--out", str(tmp_path / "ray")])
-        == 0
+        main(["run", "--quick", "--executor", "ray", "--workers", "2", "--out", str(tmp_path / "ray")]) == 0
     )
     for f in TABLES:
         assert (tmp_path / "ray" / f).read_bytes() == (tmp_path / "local" / f).read_bytes(), f
