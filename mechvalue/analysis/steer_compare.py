@@ -56,7 +56,7 @@ from mechvalue.io import save_torch, write_csv, write_json
 from mechvalue.lm.batching import chunks
 from mechvalue.measurement.scoring import Condition, Measurer
 from mechvalue.measurement.steering_inputs import SteeringInputs
-from mechvalue.measurement.tasks import run_conditions
+from mechvalue.measurement.tasks import Placement, run_conditions
 from mechvalue.study.inventory import split
 from mechvalue.study.roles import Role
 from mechvalue.study.schema import by_role, wide_table
@@ -191,6 +191,7 @@ class CompareConditions:
     entries: list[tuple[str, str, float]]
 
     def build(self, sae, typical, values=None) -> list[Condition]:
+        """The conditions with `sae` and `typical` (the worker's `values`, the test items', unused)."""
         ctx = SteerContext(self.prep.unit, self.prep.hook, sae, typical, self.values, self.where)
         return [Condition()] + [condition_for(m, v, s, self.prep, ctx).condition for m, v, s in self.entries]
 
@@ -275,17 +276,15 @@ def run_compare(
     graph: ValueGraph | None = None,
     graph_name: str = "given",
     progress: bool = True,
-    executor=None,
-    model_ref=None,
-    sae_path: str | None = None,
+    where: Placement | None = None,
 ) -> dict[str, pd.DataFrame]:
     """The whole comparison, resumable: `out/parts/<method>@<strength>.csv` (+ .json) per method x
     strength (the powered design: `parts/strengths.json`, each value's chosen strength); then
     `compare.csv`, `best.csv`, `features.csv`, `summary.json`, `design.json` (with the design's
     sizes, cost and CI half-widths) and the plots. The measurement runs in batches of at least
     `spec.batch_size` (on a copy of the measurer); the test roles' measurements (`parts/measured/`)
-    on `executor`'s workers when it has them (mechvalue.distributed), which load `model_ref` (the
-    driver's model info, a name or folder) and the SAE at `sae_path` themselves."""
+    where `where` places them (default: here; an executor's workers load the model and the SAE
+    themselves: mechvalue.distributed)."""
     out = Path(out)
     parts = out / "parts"
     if (out / "design.json").exists():  # its parts were measured for that design's conditions
@@ -357,17 +356,12 @@ def run_compare(
     wanted = [not basef.exists()] + [not (parts / f"{m}@{s:g}.csv").exists() for m, _, s in entries]
     rows = run_conditions(
         "steer_compare",
-        measurer,
-        test,
-        test_roles,
+        replace(inputs, items=test, roles=test_roles),
         [Condition()] + [st.condition for st in steer.values()],
         parts / "measured",
         wanted,
-        executor,
         CompareConditions(prep, values, spec.where, entries),
-        model_ref,
-        sae_path,
-        typical,
+        where or Placement(),
     )
     measured = dict(zip(entries, rows[1:]))
     if not basef.exists():

@@ -27,15 +27,20 @@ class TimeLog:
 
         self.data: dict = {"executor": executor, "threads": thread_settings(), "stages": {}}
         self._t0: dict[str, float] = {}
+        self._summing: str | None = None
 
     def start(self, stage: str) -> None:
-        """A stage's tasks start (a stage that runs tasks several times adds them up)."""
+        """A stage's tasks start: a new record, but within the pipeline stage `begin` named, whose
+        task runs add up (validity measures several forms)."""
         self._t0[stage] = time.perf_counter()
-        self.data["stages"].setdefault(stage, {"seconds": None, "tasks": 0, "workers": {}})
+        if stage != self._summing or stage not in self.data["stages"]:
+            self.data["stages"][stage] = {"seconds": None, "tasks": 0, "workers": {}}
 
-    def clear(self, stage: str) -> None:
-        """Forget what an earlier (interrupted) try of `stage` recorded."""
+    def begin(self, stage: str) -> None:
+        """A pipeline stage begins: what an earlier (interrupted) try of it recorded is dropped,
+        and its task runs add up until the next `begin`."""
         self.data["stages"].pop(stage, None)
+        self._summing = stage
 
     def task(self, stage: str, info: dict) -> None:
         """One finished task; `info`: worker, node, pid, device, threads, load_s, seconds."""

@@ -134,8 +134,9 @@ def run_grid(
     in units of its typical activations or raw); resumable through `out/parts/`.
 
     `executor` (default: this process; mechvalue.distributed) runs the grid as tasks, a condition x
-    a block of roles; Ray workers load `model` (the driver's loaded model, or a name or folder) and
-    the SAE at `sae_path` themselves."""
+    a block of roles (the conditions `batch_conditions` measures together, a block of roles);
+    workers load `model` (the driver's loaded model, or a name or folder) and the SAE at
+    `sae_path` themselves."""
     from mechvalue.measurement.condition_batch import condition_groups, grouped_local
     from mechvalue.measurement.tasks import (
         GridJob,
@@ -182,15 +183,7 @@ def run_grid(
             raise ValueError("a distributed grid needs model= and sae_path=: workers load them themselves")
         groups = condition_groups(conds) if inputs.batch_conditions else []
         job = GridJob(
-            f"grid:{uuid.uuid4()}",
-            items,
-            roles,
-            measurer_settings(measurer),
-            spec,
-            typical,
-            sae_path,
-            labels,
-            groups,
+            f"grid:{uuid.uuid4()}", items, roles, measurer_settings(measurer), spec, typical, sae_path, labels
         )
         units = len(conds) - sum(len(g) - 1 for g in groups)  # a group is one unit of work
         per = roles_per_task(len(roles), units, executor.workers(model))

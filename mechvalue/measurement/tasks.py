@@ -54,7 +54,6 @@ class GridJob:
     typical: object | None = None  # the SAE features' typical activations (d_sae floats)
     sae: str | None = None  # the SAE folder each worker loads
     labels: list[str] = field(default_factory=list)  # the driver's condition labels, checked by workers
-    groups: list[list[int]] = field(default_factory=list)  # conditions measured together (condition_batch)
     measurer_type: type | None = None  # a Measurer subclass the driver measures with (None: Measurer)
 
 
@@ -84,53 +83,47 @@ def measure_block(measurer, items: pd.DataFrame, roles: list, cond) -> pd.DataFr
     return measure(measurer, items, roles, [cond], progress=False)[0]
 
 
-def run_conditions(
-    stage: str,
-    measurer,
-    items: pd.DataFrame,
-    roles: list,
-    conds: list,
-    folder: Path,
-    wanted: list[bool],
-    executor=None,
-    spec=None,
-    model=None,
-    sae_path: str | None = None,
-    typical=None,
-) -> list[pd.DataFrame | None]:
-    """Every role under each wanted condition (the others None), resumable through `folder`
+@dataclass
+class Placement:
+    """Where a stage's model tasks run: `executor` (None: this process, one task after another;
+    mechvalue.distributed), and what its workers load themselves: `model` (the driver's model
+    info, a name or a folder) and the SAE at `sae_path`."""
+
+    executor: object = None
+    model: object = None
+    sae_path: str | None = None
+
+
+def run_conditions(stage: str, inputs, conds: list, folder: Path, wanted: list[bool], spec, where: Placement):
+    """Every role of `inputs` (a `SteeringInputs`: the measurer, items, roles and typical
+    activations) under each wanted condition (the others None), resumable through `folder`
     (`GridParts`, one part per condition index: keep `conds` in one order across reruns). On an
     executor's workers they are rebuilt from `spec` (`spec.build(sae, typical, values)` gives
-    `conds`), the SAE loaded from `sae_path`; else measured here, one condition at a time."""
+    `conds`); else measured here, one condition at a time. Returns a long table per condition."""
     import uuid
 
+    measurer, items, roles, ex = inputs.measurer, inputs.items, inputs.roles, where.executor
     labels = [str(c.label) for c in conds]
     parts = GridParts(folder, labels, len(roles))
-    if executor is None or executor.kind == "local":
+    if ex is None or ex.kind == "local":
         tasks = [t for t in parts.pending(len(roles)) if wanted[t.cond]]
 
         def local(t):
             return measure_block(measurer, items, roles[t.lo : t.hi], conds[t.cond])
 
-        if executor is None:
+        if ex is None:
             run_here(stage, tasks, parts.done, local, progress=False)
         else:
-            executor.run_tasks(stage, tasks, parts.done, local=local, job=None, model=None)
+            ex.run_tasks(stage, tasks, parts.done, local=local, job=None, model=None)
     else:
+        settings = measurer_settings(measurer)
         job = GridJob(
-            f"{stage}:{uuid.uuid4()}",
-            items,
-            roles,
-            measurer_settings(measurer),
-            spec,
-            typical,
-            sae_path,
-            labels,
-            measurer_type=type(measurer),
+            f"{stage}:{uuid.uuid4()}", items, roles, settings, spec, inputs.typical, where.sae_path, labels
         )
-        per = roles_per_task(len(roles), sum(wanted), executor.workers(model))
+        job.measurer_type = type(measurer)
+        per = roles_per_task(len(roles), sum(wanted), ex.workers(where.model))
         tasks = [t for t in parts.pending(per) if wanted[t.cond]]
-        executor.run_tasks(stage, tasks, parts.done, local=None, job=job, model=model)
+        ex.run_tasks(stage, tasks, parts.done, local=None, job=job, model=where.model)
     return [read_part(parts.part(k)) if w else None for k, w in enumerate(wanted)]
 
 

@@ -22,7 +22,8 @@ class Resources:
 
     @property
     def executor(self):
-        """Runs the measure, grid and bootstrap tasks (mechvalue.distributed); None: this process."""
+        """Runs the measure, grid, validity, steering-comparison and bootstrap tasks
+        (mechvalue.distributed); None: this process."""
         return self._executor
 
     @cached_property

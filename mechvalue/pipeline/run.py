@@ -5,11 +5,12 @@ time); a rerun skips finished stages, so an interrupted run resumes (the steerin
 resumes inside its stage). `OUT/config.json` records every setting and library version, and a
 rerun with different settings on the same folder is refused. Every input is checked first
 (`pipeline.preflight.check_run`: model, prompt format, SAE, inventory and questionnaires, layer,
-output folder and its settings), so a bad one stops the run before any stage or file. The executor (this process, or Ray
-workers: mechvalue.distributed) runs the measure, grid and bootstrap work and does not change the
-results; where time went goes to `OUT/timings.json`: every stage's wall seconds (`run_stages`) and
-this process's CPU seconds (`run_stages_cpu`), per executor stage (measure, grid, bootstrap)
-its tasks and workers (`stages`), the machine's matmul limit (`limit`) and per stage the tokens
+output folder and its settings), so a bad one stops the run before any stage or file. The executor (default: one-thread
+worker processes on a CPU with 2+ cores, else this process; or Ray workers: mechvalue.distributed)
+runs the measure, grid, validity and steering-comparison measurements and the bootstrap; it
+changes no result but through the torch thread count (workers: one); where time went goes to `OUT/timings.json`: every stage's wall seconds (`run_stages`) and
+this process's CPU seconds (`run_stages_cpu`), per executor stage (measure, grid, validity, steer_compare,
+bootstrap) its tasks and workers (`stages`), the machine's matmul limit (`limit`) and per stage the tokens
 run through the model against it (in `stages`); before the first stage the plan (stages, prompts,
 tokens, predicted seconds: mechvalue.pipeline.plan) is printed and kept in `plan`, and each stage
 prints its predicted end.
@@ -76,7 +77,7 @@ def run(out: str | Path, cfg: RunConfig, progress: bool = True, executor=None) -
             if progress:
                 print(f"[mechvalue run] {name} ... {plan.eta(name)}", flush=True)
             tokens.take()
-            executor.log.clear(name)
+            executor.log.begin(name)
             info = fn(ws.dir(name), res) or {}
             cpu = time.process_time() - c0
             seconds = time.perf_counter() - t0

@@ -429,6 +429,7 @@ def steer_compare(out: Path, r: Resources) -> dict:
     from mechvalue.causal.graph import load_graph
     from mechvalue.measurement.scoring import Measurer
     from mechvalue.measurement.steering_inputs import SteeringInputs
+    from mechvalue.measurement.tasks import Placement
 
     cfg, items = r.cfg, r.items
     testable = held_out_values(items, cfg.seed)  # values with items to build on and to judge on
@@ -472,9 +473,7 @@ def steer_compare(out: Path, r: Resources) -> dict:
         out,
         graph,
         graph_name=gname,
-        executor=r.executor,
-        model_ref=r.info,
-        sae_path=r.sae_ref["path"],
+        where=Placement(r.executor, r.info, r.sae_ref["path"]),
     )
     return {"rows": len(res["compare"]), "verdict": res["summary"]["verdict"]}
 

@@ -319,13 +319,16 @@ def test_design_cost_and_halfwidths_are_monotone_and_the_plan_meets_its_targets(
     assert h["per_value"] == pytest.approx(2.200985 * 4 / math.sqrt(12), rel=1e-6)
     assert h["overall"] == pytest.approx(2.200985 * 5 / math.sqrt(120), rel=1e-6)
     noisy = RoleVariance(sd_effect=8.0, sd_diff=10.0, effect=20.0, diff=10.0)
-    assert halfwidths(12, 1, noisy)["power"] == pytest.approx(0.8967, abs=1e-3)  # Phi(10 / (10 / sqrt 12) - t)
+    assert halfwidths(12, 1, noisy)["power"] == pytest.approx(
+        0.8967, abs=1e-3
+    )  # Phi(10 / (10 / sqrt 12) - t)
     # the exhaustive sweep measures every strength: it costs more than the powered design of the
     # same sizes, and takes everything available
     full = Plan("exhaustive", 10, 12, 20)
-    assert cost(full, replace_design(spec, "exhaustive"))["tokens"] > 2 * cost(
-        Plan("powered", 10, 12, 20), spec
-    )["tokens"]
+    assert (
+        cost(full, replace_design(spec, "exhaustive"))["tokens"]
+        > 2 * cost(Plan("powered", 10, 12, 20), spec)["tokens"]
+    )
     assert plan(replace_design(spec, "exhaustive"), full) == full
     # powered: the fewest roles meeting the targets, then the most values within the budget
     targets = Targets(precision=0.25, power=0.8, minutes=8.0)
@@ -336,7 +339,10 @@ def test_design_cost_and_halfwidths_are_monotone_and_the_plan_meets_its_targets(
     if n > sc.MIN_ROLES:
         fewer = halfwidths(n - 1, 1, var)
         assert fewer["per_value"] > 0.25 * 20 or fewer["power"] < 0.8
-    assert 2 < v < 10 and cost(chosen, spec)["minutes"] <= 8.0 < cost(Plan("powered", v + 1, n, 20), spec)["minutes"]
+    assert (
+        2 < v < 10
+        and cost(chosen, spec)["minutes"] <= 8.0 < cost(Plan("powered", v + 1, n, 20), spec)["minutes"]
+    )
     noisier = plan(spec, full, targets, noisy)
     assert noisier.test_roles > n and noisier.values <= v
     # unreachable targets: every role; no budget: still two values; too few roles: all there are
@@ -408,6 +414,7 @@ def test_test_roles_measured_on_worker_processes_give_the_golden_tables(planted,
     from its folder and the SAE from where it was saved, and rebuild every condition), the fluency
     costs here: the same tables."""
     from mechvalue.distributed.executor import ExecutorConfig, ProcessExecutor
+    from mechvalue.measurement.tasks import Placement
 
     inputs = _tiny_inputs(planted)
     inputs.sae.save(tmp_path / "sae")
@@ -417,9 +424,7 @@ def test_test_roles_measured_on_worker_processes_give_the_golden_tables(planted,
             _tiny_spec(design="exhaustive"),
             tmp_path / "run",
             progress=False,
-            executor=ex,
-            model_ref=planted[1],
-            sae_path=str(tmp_path / "sae"),
+            where=Placement(ex, planted[1], str(tmp_path / "sae")),
         )
         st = ex.log.data["stages"]["steer_compare"]
     _same_as_golden(tmp_path / "run")
@@ -450,12 +455,15 @@ def test_powered_design_measures_one_admissible_strength_per_method_and_value(pl
     golden = pd.read_csv(GOLDEN / "compare.csv")
     assert list(cmp.columns) == list(golden.columns)  # the schema the report reads
     sec = report_section(tmp_path)
-    assert sec["best"] and {"method", "value", "strength", "efficacy", "kl", "speed_ratio"} <= set(sec["best"][0])
+    assert sec["best"] and {"method", "value", "strength", "efficacy", "kl", "speed_ratio"} <= set(
+        sec["best"][0]
+    )
     with pytest.raises(MechValueError, match="holds a comparison of the powered design"):
         sc.run_compare(_tiny_inputs(planted), _tiny_spec(design="exhaustive"), tmp_path, progress=False)
-    assert sec["design"].startswith("Powered design") and "8 test roles, 2 target value(s) (Power, Tradition)" in sec[
-        "design"
-    ]
+    assert (
+        sec["design"].startswith("Powered design")
+        and "8 test roles, 2 target value(s) (Power, Tradition)" in sec["design"]
+    )
 
 
 def test_a_run_folder_without_the_steer_design_setting_resumes_as_exhaustive(tmp_path):

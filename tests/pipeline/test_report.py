@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from mechvalue.distributed.executor import ExecutorConfig, LocalExecutor
 from mechvalue.measurement.scoring import Measurer
 from mechvalue.pipeline.config import RunConfig
 from mechvalue.pipeline.run import run
@@ -57,9 +58,10 @@ def degenerate(tmp_path_factory):
     model = write_tiny("llama3", root / "models")
     sae = write_sparsify(root / "checkpoints" / "run", D_MODEL, 128, k=8, hookpoint=f"layers.{LAYER}")
     out = root / "run"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(Measurer, "answer_logits", role_blind)
-        run(out, RunConfig.quick_preset(model=str(model), sae=str(sae), layer=LAYER), progress=False)
+    cfg = RunConfig.quick_preset(model=str(model), sae=str(sae), layer=LAYER)
+    with pytest.MonkeyPatch.context() as mp, LocalExecutor(ExecutorConfig("local"), progress=False) as here:
+        mp.setattr(Measurer, "answer_logits", role_blind)  # in this process: no worker processes
+        run(out, cfg, progress=False, executor=here)
     for s, _ in STAGES:
         assert (out / s / "done.json").exists(), s
     return out
