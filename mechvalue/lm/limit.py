@@ -77,7 +77,7 @@ def throughput(prompt: int, generated: int, seconds: float, limit: dict | None) 
     return {
         "prompt_tokens": prompt,
         "generated_tokens": generated,
-        "seconds": round(seconds, 3),
+        "seconds": round(seconds, 6),  # a tiny model's stage runs in milliseconds
         "tokens_per_s": round(tps, 1) if tps is not None else None,
         "limit_tokens_per_s": lim,
         "ratio_to_limit": float(f"{tps / lim:.4g}") if tps is not None and lim else None,
