@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pandas as pd
 import pytest
 
 from mechvalue.distributed.executor import (
@@ -22,7 +21,7 @@ from mechvalue.distributed.measure import measure_roles
 from mechvalue.measurement.scoring import Measurer
 from mechvalue.study.roles import Role, generate_roles
 from mechvalue.threads import one_torch_thread as one_thread
-from tests.distributed.tiny_grid import same_tables, tiny_grid
+from tests.distributed.tiny_grid import check_measure, same_tables, tiny_grid
 
 pytestmark = pytest.mark.model
 
@@ -48,15 +47,7 @@ def test_auto_is_processes_on_a_cpu_with_two_cores_else_local(monkeypatch):
 
 
 def test_measure_on_two_workers_gives_the_one_thread_tables(design, ex):
-    m = Measurer(design["model"], design["info"].prompt_format)
-    with one_thread():
-        long_l, wide_l = measure_roles(m, design["items"], design["roles"])
-    long_p, wide_p = measure_roles(m, design["items"], design["roles"], ex, design["info"])
-    assert long_p.to_csv(index=False) == long_l.to_csv(index=False)
-    assert wide_p.to_csv(index=False) == wide_l.to_csv(index=False)
-    _, wide_here = measure_roles(m, design["items"], design["roles"])  # this process's threads
-    pd.testing.assert_frame_equal(wide_here, wide_p, check_exact=False, rtol=0, atol=1e-5)
-    st = ex.log.data["stages"]["measure"]
+    st = check_measure(design, ex)
     assert st["tasks"] == 3 and sorted(st["workers"]) == ["0", "1"]
     assert all(w["threads"] == 1 and w["load_s"] > 0 for w in st["workers"].values())
     assert st["tokens"]["prompt"] > 0  # the workers' model tokens reach the driver's log

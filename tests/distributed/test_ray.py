@@ -28,12 +28,10 @@ ray = pytest.importorskip("ray")
 from mechvalue.causal.stability import bootstrap_edges  # noqa: E402
 from mechvalue.cli.main import main  # noqa: E402
 from mechvalue.distributed.executor import ExecutorConfig, RayExecutor, TaskFailed  # noqa: E402
-from mechvalue.distributed.measure import measure_roles  # noqa: E402
-from mechvalue.measurement.scoring import Measurer  # noqa: E402
 from mechvalue.measurement.tasks import GridParts, roles_per_task  # noqa: E402
 from mechvalue.study.roles import Role, generate_roles  # noqa: E402
 from mechvalue.threads import one_torch_thread as one_thread  # noqa: E402
-from tests.distributed.tiny_grid import D_SAE, same_tables, tiny_grid  # noqa: E402
+from tests.distributed.tiny_grid import D_SAE, check_measure, same_tables, tiny_grid  # noqa: E402
 
 pytestmark = pytest.mark.model
 
@@ -75,15 +73,8 @@ def test_grid_on_two_workers_writes_the_local_tables(design, ex, local_grid, tmp
 
 
 def test_measure_on_two_workers_gives_the_local_tables(design, ex):
-    m = Measurer(design["model"], design["info"].prompt_format)
-    with one_thread():
-        long_l, wide_l = measure_roles(m, design["items"], design["roles"])
-    long_r, wide_r = measure_roles(m, design["items"], design["roles"], ex, design["info"])
-    assert long_r.to_csv(index=False) == long_l.to_csv(index=False)
-    assert wide_r.to_csv(index=False) == wide_l.to_csv(index=False)
-    _, wide_here = measure_roles(m, design["items"], design["roles"])  # this process's threads
-    pd.testing.assert_frame_equal(wide_here, wide_r, check_exact=False, rtol=0, atol=1e-5)
-    assert ex.log.data["stages"]["measure"]["tasks"] == 3  # one role each: 3 tasks keep 2 workers busy
+    st = check_measure(design, ex)
+    assert st["tasks"] == 3  # one role each: 3 tasks keep 2 workers busy
 
 
 def test_graph_bootstrap_on_ray_writes_the_local_frequencies(cluster, tmp_path):

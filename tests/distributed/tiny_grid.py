@@ -9,10 +9,14 @@ from __future__ import annotations
 import filecmp
 from pathlib import Path
 
+import pandas as pd
+
+from mechvalue.distributed.measure import measure_roles
 from mechvalue.measurement.grid import GridSpec, run_grid
 from mechvalue.measurement.scoring import Measurer
 from mechvalue.measurement.steering_inputs import SteeringInputs
 from mechvalue.study.roles import generate_roles
+from mechvalue.threads import one_torch_thread
 
 OUTPUTS = ["steer.csv", "items.csv", "hard_positive.csv", "hard_negative.csv", "conditions.json"]
 SPEC = GridSpec([3], [8.0])
@@ -62,3 +66,17 @@ def tiny_grid(d: dict, out: Path, executor=None, roles=None, together: bool = Fa
 def same_tables(a: Path, b: Path) -> None:
     for f in OUTPUTS:
         assert filecmp.cmp(a / f, b / f, shallow=False), f
+
+
+def check_measure(d: dict, executor) -> dict:
+    """`measure_roles` on `executor`'s workers gives the one-thread tables of this process byte for
+    byte, and this process's own threads' within 1e-5; returns the executor's measure record."""
+    m = Measurer(d["model"], d["info"].prompt_format)
+    with one_torch_thread():
+        long_l, wide_l = measure_roles(m, d["items"], d["roles"])
+    long_w, wide_w = measure_roles(m, d["items"], d["roles"], executor, d["info"])
+    assert long_w.to_csv(index=False) == long_l.to_csv(index=False)
+    assert wide_w.to_csv(index=False) == wide_l.to_csv(index=False)
+    _, wide_here = measure_roles(m, d["items"], d["roles"])  # this process's threads
+    pd.testing.assert_frame_equal(wide_here, wide_w, check_exact=False, rtol=0, atol=1e-5)
+    return executor.log.data["stages"]["measure"]
